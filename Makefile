@@ -1,0 +1,43 @@
+# Two commands for a new user on Debian/Ubuntu (see README.md):
+#   make demo   installs what is missing, builds, runs the main demo
+#   make test   installs what is missing, builds, runs every test and the format check
+SWIFT ?= swift
+CONFIG ?= release
+APT_PACKAGES := libeigen3-dev libserialport-dev pkg-config
+BIN := .build/$(CONFIG)/sinew
+
+.PHONY: demo test deps build lint format clean
+
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "Missing system packages:$$missing"; \
+	       echo "Run as root:  apt-get update && apt-get install -y$$missing"; exit 1; fi; \
+	fi
+	@command -v $(SWIFT) >/dev/null 2>&1 || { echo "Swift 6.1 or later is needed (https://www.swift.org/install/linux/)"; exit 1; }
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+demo: build
+	$(BIN) demo
+
+test: deps
+	$(SWIFT) build -c $(CONFIG) --build-tests
+	$(SWIFT) test -c $(CONFIG) --skip-build
+	$(MAKE) --no-print-directory lint
+
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks
+
+clean:
+	rm -rf .build

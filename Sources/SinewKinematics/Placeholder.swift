@@ -1,0 +1,2 @@
+import CKinematics
+import SinewCore

@@ -1,0 +1,6 @@
+import ArgumentParser
+
+@main
+struct Sinew: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Sinew")
+}
