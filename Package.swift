@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "SinewCore"),
         .target(name: "SinewKinematics", dependencies: ["SinewCore", "CKinematics"]),
         .target(name: "SinewDrivers", dependencies: ["SinewCore"]),
+        .target(name: "SinewSim", dependencies: ["SinewCore", "SinewDrivers"]),
         .executableTarget(
             name: "sinew",
             dependencies: [
@@ -49,6 +50,7 @@ let package = Package(
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
         .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewKinematics", "CAllocCounter"]),
         .testTarget(name: "SinewDriversTests", dependencies: ["SinewDrivers"]),
+        .testTarget(name: "SinewSimTests", dependencies: ["SinewSim", "SinewDrivers", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

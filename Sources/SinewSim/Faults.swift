@@ -1,0 +1,88 @@
+/// Faults the virtual bus injects, as given on the command line:
+/// `corrupt=P,drop=P,silent=ID,overload=ID@SECONDS` (any subset, comma-separated; `silent` and
+/// `overload` may repeat). Probabilities are per reply packet.
+public struct FaultInjection: Sendable, Equatable {
+    /// Probability that a reply packet has one byte flipped.
+    public var corruptProbability: Double = 0
+    /// Probability that a reply packet is never sent.
+    public var dropProbability: Double = 0
+    /// Servos that are on the bus but never answer (a dead servo or a broken cable).
+    public var silentIDs: [UInt8] = []
+    /// Servos that report an overload (and drop torque) from this many seconds after the bus starts.
+    public var overloads: [Overload] = []
+
+    public struct Overload: Sendable, Equatable {
+        public var id: UInt8
+        public var afterSeconds: Double
+        public init(id: UInt8, afterSeconds: Double) {
+            self.id = id
+            self.afterSeconds = afterSeconds
+        }
+    }
+
+    public init() {}
+
+    public static let none = FaultInjection()
+
+    /// Parses the command-line form; errors name the offending item.
+    public static func parse(_ text: String) throws(FaultSpecError) -> FaultInjection {
+        var faults = FaultInjection()
+        for item in text.split(separator: ",", omittingEmptySubsequences: true) {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw FaultSpecError(item: String(item), expected: "KEY=VALUE") }
+            let key = parts[0].trimmingSpaces
+            let value = parts[1].trimmingSpaces
+            switch key {
+            case "corrupt", "drop":
+                guard let probability = Double(value), probability >= 0, probability <= 1 else {
+                    throw FaultSpecError(item: String(item), expected: "a probability between 0 and 1")
+                }
+                if key == "corrupt" { faults.corruptProbability = probability } else { faults.dropProbability = probability }
+            case "silent":
+                guard let id = UInt8(value), id < 0xFD else {
+                    throw FaultSpecError(item: String(item), expected: "a servo ID 0…252")
+                }
+                faults.silentIDs.append(id)
+            case "overload":
+                let halves = value.split(separator: "@", maxSplits: 1).map(String.init)
+                guard halves.count == 2, let id = UInt8(halves[0]), id < 0xFD, let seconds = Double(halves[1]),
+                    seconds >= 0
+                else { throw FaultSpecError(item: String(item), expected: "ID@SECONDS, e.g. overload=3@2.5") }
+                faults.overloads.append(Overload(id: id, afterSeconds: seconds))
+            default:
+                throw FaultSpecError(item: String(item), expected: "one of corrupt=P, drop=P, silent=ID, overload=ID@SECONDS")
+            }
+        }
+        return faults
+    }
+}
+
+/// A `--fault` item that could not be parsed.
+public struct FaultSpecError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var item: String
+    public var expected: String
+    public var description: String { "invalid fault '\(item)': expected \(expected)" }
+}
+
+extension String {
+    fileprivate var trimmingSpaces: String {
+        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}
+
+/// Deterministic xorshift64* generator for fault decisions (no allocation, reproducible from a seed).
+struct FaultRandom {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
+
+    mutating func next() -> UInt64 {
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        return state &* 0x2545_F491_4F6C_DD1D
+    }
+
+    /// Uniform in [0, 1).
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

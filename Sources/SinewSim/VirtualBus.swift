@@ -1,0 +1,359 @@
+import Foundation
+import SinewDrivers
+
+/// Why a virtual bus could not be built.
+public enum VirtualBusError: Error, Sendable, Equatable, CustomStringConvertible {
+    case noServos
+    case invalidID(UInt8)
+    case duplicateID(UInt8)
+    case unsupportedBaudRate(Int, model: String, supported: [Int])
+    case invalidPhysicsRate(Double)
+
+    public var description: String {
+        switch self {
+        case .noServos: return "a virtual bus needs at least one servo"
+        case .invalidID(let id): return "servo ID \(id) is not a valid bus ID (0…252)"
+        case .duplicateID(let id): return "servo ID \(id) is given twice"
+        case .unsupportedBaudRate(let rate, let model, let supported):
+            return "\(model) does not support \(rate) bit/s (supported: "
+                + supported.map(String.init).joined(separator: ", ") + ")"
+        case .invalidPhysicsRate(let rate): return "physics rate \(rate) Hz must be at least 1000 Hz"
+        }
+    }
+}
+
+/// How a virtual bus behaves.
+public struct VirtualBusOptions: Sendable {
+    /// Bit rate of the bus and of every servo on it at start (the servos' Baud Rate registers are set to it).
+    public var baudRate: Int = 1_000_000
+    /// When on, a reply is not readable before the real wire would have delivered it: request and reply
+    /// bytes × 10 / baud, plus each servo's Return Delay Time, plus ``firmwareDelayNs``. Off: replies are
+    /// readable as soon as the request has been handled.
+    public var wireTiming: Bool = true
+    /// Time a servo's firmware takes to start answering, on top of the return delay, ns.
+    public var firmwareDelayNs: UInt64 = 5_000
+    /// Physics and servo-controller step rate, Hz (≥ 1000).
+    public var physicsRateHz: Double = 1000
+    public var faults: FaultInjection = .none
+    /// Seed for fault decisions, so a faulty run can be repeated.
+    public var randomSeed: UInt64 = 0x5EED
+    /// Supply voltage at every servo, V; nil for the model's rated voltage.
+    public var supplyVoltageV: Double?
+
+    public init() {}
+}
+
+/// Counters of what the bus saw and did.
+public struct VirtualBusStatistics: Sendable, Equatable {
+    public var requests = 0
+    public var badChecksums = 0
+    public var replies = 0
+    public var droppedReplies = 0
+    public var corruptedReplies = 0
+    public var discardedBytes = 0
+}
+
+/// N virtual servos sharing one half-duplex bus. Feed it the host's bytes with ``receive(_:atNs:)``; it
+/// parses packets as the servos' firmware would, lets each addressed servo answer in order, and queues
+/// the reply bytes with the time they would arrive on a real wire; ``readReplies(upToNs:into:)`` hands
+/// out what has arrived by a given time. ``advance(toNs:)`` runs the physics at a fixed step.
+///
+/// Time is explicit (ns on any monotonic clock the caller chooses), so tests are deterministic.
+/// After the first exchanges warm it up, receiving, answering, reading replies and stepping the physics
+/// allocate nothing. Not thread-safe: use it from one thread (``VirtualBusServer`` does).
+public final class VirtualBus {
+    public let model: ServoModel
+    public let options: VirtualBusOptions
+    /// The servos, in the order their IDs were given.
+    public let servos: [VirtualServo]
+    /// The mechanics the servos drive; replace it to put the servos into a robot.
+    public var dynamics: any JointDynamics
+    /// The bit rate the host is talking at; servos listening at another rate hear only noise.
+    public var hostBaudRate: Int
+    /// Time the physics has reached, ns.
+    public private(set) var timeNs: UInt64
+    public internal(set) var statistics = VirtualBusStatistics()
+
+    let startNs: UInt64
+    let stepNs: UInt64
+    let stepS: Double
+    let isDynamixel: Bool
+    let positions: UnsafeMutableBufferPointer<Double>
+    let velocities: UnsafeMutableBufferPointer<Double>
+    let outputs: UnsafeMutableBufferPointer<ActuatorOutput>
+    let silent: [Bool]
+    var overloadDue: [UInt64]
+    /// Servo indices sorted by bus ID, refreshed after ID changes (for broadcast PING order).
+    var idOrder: [Int]
+
+    static let bufferCapacity = 16_384
+    let request: UnsafeMutablePointer<UInt8>
+    var requestCount = 0
+    var lastByteNs: UInt64 = 0
+    let params: UnsafeMutablePointer<UInt8>
+    let payload: UnsafeMutablePointer<UInt8>
+    let packet: UnsafeMutablePointer<UInt8>
+
+    static let queueCapacity = 1 << 16
+    static let segmentCapacity = 1024
+    let queue: UnsafeMutablePointer<UInt8>
+    var queueHead = 0
+    var queueTail = 0
+    let segmentEnds: UnsafeMutablePointer<Int>
+    let segmentReady: UnsafeMutablePointer<UInt64>
+    var segmentHead = 0
+    var segmentTail = 0
+    var wireBusyUntilNs: UInt64 = 0
+    var replyCursorNs: UInt64 = 0
+    var random: FaultRandom
+
+    /// - Parameters:
+    ///   - model: the servo model of every servo on the bus.
+    ///   - ids: bus IDs, 0…252, each once.
+    ///   - startNs: the caller's clock at start; fault times count from here.
+    public init(
+        model: ServoModel, ids: [UInt8], options: VirtualBusOptions = VirtualBusOptions(), startNs: UInt64 = 0
+    ) throws(VirtualBusError) {
+        guard !ids.isEmpty else { throw VirtualBusError.noServos }
+        var seen = Set<UInt8>()
+        for id in ids {
+            guard id <= 252 else { throw VirtualBusError.invalidID(id) }
+            guard seen.insert(id).inserted else { throw VirtualBusError.duplicateID(id) }
+        }
+        guard model.baudRateIndex(forBitsPerSecond: options.baudRate) != nil else {
+            throw VirtualBusError.unsupportedBaudRate(
+                options.baudRate, model: model.name, supported: model.baudRates.values.sorted())
+        }
+        guard options.physicsRateHz >= 1000, options.physicsRateHz.isFinite else {
+            throw VirtualBusError.invalidPhysicsRate(options.physicsRateHz)
+        }
+        self.model = model
+        self.options = options
+        isDynamixel = model.wireProtocol == .dynamixel2
+        servos = ids.map {
+            VirtualServo(model: model, id: $0, baudRate: options.baudRate, supplyVoltageV: options.supplyVoltageV)
+        }
+        let inertia = DCMotorGearModel(model.physical).reflectedRotorInertiaKgM2
+        dynamics = FreeSpinningJoints(inertiasKgM2: [Double](repeating: inertia, count: ids.count))
+        hostBaudRate = options.baudRate
+        self.startNs = startNs
+        timeNs = startNs
+        stepNs = UInt64((1e9 / options.physicsRateHz).rounded())
+        stepS = Double(stepNs) / 1e9
+        positions = .allocate(capacity: ids.count)
+        velocities = .allocate(capacity: ids.count)
+        outputs = .allocate(capacity: ids.count)
+        for (index, servo) in servos.enumerated() {
+            positions[index] = servo.positionRad
+            velocities[index] = 0
+            outputs[index] = ActuatorOutput(torqueNm: 0, dampingNmsPerRad: 0)
+        }
+        silent = ids.map { options.faults.silentIDs.contains($0) }
+        overloadDue = ids.map { id in
+            guard let fault = options.faults.overloads.first(where: { $0.id == id }) else { return .max }
+            return startNs + UInt64(fault.afterSeconds * 1e9)
+        }
+        idOrder = []
+        request = .allocate(capacity: Self.bufferCapacity)
+        params = .allocate(capacity: Self.bufferCapacity)
+        payload = .allocate(capacity: Self.bufferCapacity)
+        packet = .allocate(capacity: 2 * Self.bufferCapacity)
+        queue = .allocate(capacity: Self.queueCapacity)
+        segmentEnds = .allocate(capacity: Self.segmentCapacity)
+        segmentReady = .allocate(capacity: Self.segmentCapacity)
+        random = FaultRandom(seed: options.randomSeed)
+        idOrder.reserveCapacity(ids.count)
+        refreshIDOrder()
+    }
+
+    deinit {
+        positions.deallocate()
+        velocities.deallocate()
+        outputs.deallocate()
+        request.deallocate()
+        params.deallocate()
+        payload.deallocate()
+        packet.deallocate()
+        queue.deallocate()
+        segmentEnds.deallocate()
+        segmentReady.deallocate()
+    }
+
+    /// The servo that currently answers to `id`, if any.
+    public func servo(id: UInt8) -> VirtualServo? {
+        servos.first { $0.busID == id }
+    }
+
+    func refreshIDOrder() {
+        idOrder.removeAll(keepingCapacity: true)
+        for index in servos.indices { idOrder.append(index) }
+        idOrder.sort { servos[$0].busID < servos[$1].busID }
+    }
+
+    // MARK: Physics
+
+    /// Steps servos and physics at the fixed rate until `toNs` (whole steps only).
+    public func advance(toNs target: UInt64) {
+        while timeNs + stepNs <= target {
+            timeNs += stepNs
+            for index in servos.indices {
+                if timeNs >= overloadDue[index] {
+                    servos[index].injectFault(.overload)
+                    overloadDue[index] = .max
+                }
+                outputs[index] = servos[index].actuatorOutput(dtS: stepS)
+            }
+            dynamics.step(
+                outputs: UnsafeBufferPointer(outputs), dtS: stepS, positionsRad: positions,
+                velocitiesRadPerS: velocities)
+            for index in servos.indices {
+                servos[index].observe(positionRad: positions[index], velocityRadPerS: velocities[index], timeNs: timeNs)
+            }
+        }
+    }
+
+    /// Moves a joint (e.g. by hand, or from an external simulator) without running the controllers.
+    public func setJointState(index: Int, positionRad: Double, velocityRadPerS: Double = 0) {
+        positions[index] = positionRad
+        velocities[index] = velocityRadPerS
+        servos[index].observe(positionRad: positionRad, velocityRadPerS: velocityRadPerS, timeNs: timeNs)
+    }
+
+    // MARK: Host → bus
+
+    /// Nanoseconds one byte occupies the wire at the host's rate (8N1: 10 bits).
+    @inline(__always) var byteNs: UInt64 { UInt64(10_000_000_000 / max(hostBaudRate, 1)) }
+
+    /// Takes bytes the host wrote at `atNs`; every complete packet is handled at once and its replies queued.
+    public func receive(_ bytes: UnsafeRawBufferPointer, atNs: UInt64) {
+        // A real servo drops a half-received packet after a pause on the line.
+        if requestCount > 0 && atNs > lastByteNs + 10_000_000 {
+            statistics.discardedBytes += requestCount
+            requestCount = 0
+        }
+        lastByteNs = atNs
+        var offset = 0
+        while offset < bytes.count {
+            let space = Self.bufferCapacity - requestCount
+            if space == 0 {
+                statistics.discardedBytes += requestCount
+                requestCount = 0
+                continue
+            }
+            let chunk = min(space, bytes.count - offset)
+            (request + requestCount).initialize(
+                from: bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self), count: chunk)
+            requestCount += chunk
+            offset += chunk
+            if isDynamixel { parseDynamixel(atNs: atNs) } else { parseFeetech(atNs: atNs) }
+        }
+    }
+
+    /// Convenience for tests: `receive` over an array.
+    public func receive(_ bytes: [UInt8], atNs: UInt64) {
+        bytes.withUnsafeBytes { receive($0, atNs: atNs) }
+    }
+
+    func consume(_ count: Int) {
+        let remaining = requestCount - count
+        if remaining > 0 { request.update(from: request + count, count: remaining) }
+        requestCount = max(0, remaining)
+    }
+
+    /// Opens the wire for one request of `length` bytes received at `atNs`; returns when its last byte
+    /// would have arrived.
+    func beginRequest(length: Int, atNs: UInt64) -> UInt64 {
+        statistics.requests += 1
+        guard options.wireTiming else {
+            replyCursorNs = atNs
+            return atNs
+        }
+        let start = max(atNs, wireBusyUntilNs)
+        let end = start + UInt64(length) * byteNs
+        replyCursorNs = end
+        wireBusyUntilNs = end
+        return end
+    }
+
+    func hears(_ index: Int) -> Bool {
+        !silent[index] && servos[index].busBaudRate == hostBaudRate
+    }
+
+    func endRequest() {
+        var changed = false
+        for servo in servos {
+            let id = servo.busID
+            servo.commitBusSettings()
+            changed = changed || id != servo.busID
+        }
+        if changed { refreshIDOrder() }
+    }
+
+    // MARK: Reply queue
+
+    /// Bytes queued, whether or not they have arrived yet.
+    public var queuedReplyBytes: Int { queueTail - queueHead }
+
+    /// When the next queued reply arrives, ns; nil when nothing is queued.
+    public var nextReplyReadyNs: UInt64? {
+        segmentHead == segmentTail ? nil : segmentReady[segmentHead % Self.segmentCapacity]
+    }
+
+    /// Copies reply bytes that have arrived by `upToNs` into `out`; returns the count.
+    public func readReplies(upToNs: UInt64, into out: UnsafeMutableRawBufferPointer) -> Int {
+        var written = 0
+        while segmentHead != segmentTail && written < out.count {
+            let slot = segmentHead % Self.segmentCapacity
+            if segmentReady[slot] > upToNs { break }
+            let end = segmentEnds[slot]
+            while queueHead < end && written < out.count {
+                out[written] = queue[queueHead % Self.queueCapacity]
+                queueHead += 1
+                written += 1
+            }
+            if queueHead == end { segmentHead += 1 }
+        }
+        return written
+    }
+
+    /// Discards queued replies (a host that flushes its input).
+    public func discardReplies() {
+        queueHead = queueTail
+        segmentHead = segmentTail
+    }
+
+    /// Queues `count` bytes of `packet` from servo `index`, applying drop/corrupt faults and wire timing.
+    func enqueue(count: Int, servoIndex index: Int) {
+        statistics.replies += 1
+        var readyNs = replyCursorNs
+        if options.wireTiming {
+            readyNs = replyCursorNs + options.firmwareDelayNs + servos[index].returnDelayNs + UInt64(count) * byteNs
+            replyCursorNs = readyNs
+            wireBusyUntilNs = max(wireBusyUntilNs, readyNs)
+        }
+        let faults = options.faults
+        if faults.dropProbability > 0 && random.unit() < faults.dropProbability {
+            statistics.droppedReplies += 1
+            return
+        }
+        if faults.corruptProbability > 0 && random.unit() < faults.corruptProbability && count > 0 {
+            statistics.corruptedReplies += 1
+            let position = Int(random.next() % UInt64(count))
+            packet[position] ^= UInt8(truncatingIfNeeded: 1 + random.next() % 255)
+        }
+        if queueTail - queueHead + count > Self.queueCapacity
+            || segmentTail - segmentHead >= Self.segmentCapacity
+        {
+            // A host that never reads: the oldest replies are lost, as bytes on a wire nobody listens to.
+            discardReplies()
+        }
+        for offset in 0..<count {
+            queue[(queueTail + offset) % Self.queueCapacity] = packet[offset]
+        }
+        queueTail += count
+        let slot = segmentTail % Self.segmentCapacity
+        segmentEnds[slot] = queueTail
+        segmentReady[slot] = readyNs
+        segmentTail += 1
+    }
+}
