@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "sinew", targets: ["sinew"]),
         .library(name: "SinewKinematics", targets: ["SinewKinematics"]),
+        .library(name: "SinewBus", targets: ["SinewBus"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -35,6 +36,9 @@ let package = Package(
         ),
         .target(name: "SinewCore"),
         .target(name: "SinewKinematics", dependencies: ["SinewCore", "CKinematics"]),
+        // termios / pty / ppoll / serial ioctl helpers that Swift's Glibc module does not expose.
+        .target(name: "CSinewSystem"),
+        .target(name: "SinewBus", dependencies: ["SinewCore", "CSerialPort", "CSinewSystem"]),
         .executableTarget(
             name: "sinew",
             dependencies: [
@@ -47,6 +51,7 @@ let package = Package(
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
         .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewKinematics", "CAllocCounter"]),
+        .testTarget(name: "SinewBusTests", dependencies: ["SinewBus", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
