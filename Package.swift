@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "sinew", targets: ["sinew"]),
         .library(name: "SinewKinematics", targets: ["SinewKinematics"]),
+        .library(name: "SinewBus", targets: ["SinewBus"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -35,8 +36,11 @@ let package = Package(
         ),
         .target(name: "SinewCore"),
         .target(name: "SinewKinematics", dependencies: ["SinewCore", "CKinematics"]),
+        // termios / pty / ppoll / serial ioctl helpers that Swift's Glibc module does not expose.
+        .target(name: "CSinewSystem"),
+        .target(name: "SinewBus", dependencies: ["SinewCore", "CSerialPort", "CSinewSystem"]),
         .target(name: "SinewDrivers", dependencies: ["SinewCore"]),
-        .target(name: "SinewSim", dependencies: ["SinewCore", "SinewDrivers"]),
+        .target(name: "SinewSim", dependencies: ["SinewCore", "SinewBus", "SinewDrivers", "CSinewSystem"]),
         .executableTarget(
             name: "sinew",
             dependencies: [
@@ -49,8 +53,10 @@ let package = Package(
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
         .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewKinematics", "CAllocCounter"]),
+        .testTarget(name: "SinewBusTests", dependencies: ["SinewBus", "CAllocCounter"]),
         .testTarget(name: "SinewDriversTests", dependencies: ["SinewDrivers"]),
-        .testTarget(name: "SinewSimTests", dependencies: ["SinewSim", "SinewDrivers", "CAllocCounter"]),
+        .testTarget(
+            name: "SinewSimTests", dependencies: ["SinewSim", "SinewBus", "SinewDrivers", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

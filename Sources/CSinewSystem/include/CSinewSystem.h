@@ -1,0 +1,49 @@
+/*
+ * Thin helpers over Linux system calls that Swift's Glibc module hides (GNU extensions, ioctl structs):
+ * nanosecond-resolution waits, raw termios, pseudo-terminal creation and the serial low-latency flag.
+ * Every function returns 0 (or a count) on success and -errno on failure, so Swift never reads errno.
+ */
+#ifndef SINEW_CSINEWSYSTEM_H
+#define SINEW_CSINEWSYSTEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** CLOCK_MONOTONIC in nanoseconds. */
+uint64_t sinew_monotonic_ns(void);
+
+/**
+ * Waits until `fd` is readable or the absolute CLOCK_MONOTONIC deadline passes.
+ * Returns 1 when readable, 0 at the deadline, -errno on error (EINTR is retried internally).
+ * A hang-up or error condition on the descriptor counts as readable so the caller's read reports it.
+ */
+int sinew_wait_readable(int fd, uint64_t deadline_ns);
+
+/** Same as sinew_wait_readable for writability. */
+int sinew_wait_writable(int fd, uint64_t deadline_ns);
+
+/** Puts a terminal into raw 8N1 mode (cfmakeraw, CLOCAL|CREAD, VMIN=0, VTIME=0). */
+int sinew_termios_make_raw(int fd);
+
+/** Discards unread input (tcflush TCIFLUSH). */
+int sinew_termios_flush_input(int fd);
+
+/**
+ * Creates a pseudo-terminal pair: opens the primary (master) side non-blocking, grants and unlocks it
+ * and writes the secondary's path into `path` (capacity `path_capacity`). Returns the primary fd or -errno.
+ */
+int sinew_pty_open_primary(char *path, size_t path_capacity);
+
+/** Sets ASYNC_LOW_LATENCY through TIOCSSERIAL. Returns 0, or -errno when the driver refuses. */
+int sinew_serial_set_low_latency(int fd);
+
+/** Creates an eventfd (non-blocking, close-on-exec). Returns the fd or -errno. */
+int sinew_eventfd_create(void);
+
+/** Adds 1 to an eventfd counter. */
+int sinew_eventfd_signal(int fd);
+
+/** Resets an eventfd counter to 0 (non-blocking read). */
+void sinew_eventfd_drain(int fd);
+
+#endif

@@ -1,0 +1,87 @@
+#define _GNU_SOURCE
+#include "CSinewSystem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/serial.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t sinew_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int wait_for(int fd, short events, uint64_t deadline_ns) {
+    for (;;) {
+        uint64_t now = sinew_monotonic_ns();
+        uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
+        struct timespec timeout = {(time_t)(left / 1000000000ull), (long)(left % 1000000000ull)};
+        struct pollfd pfd = {fd, events, 0};
+        int r = ppoll(&pfd, 1, &timeout, NULL);
+        if (r > 0) return 1;
+        if (r == 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+int sinew_wait_readable(int fd, uint64_t deadline_ns) { return wait_for(fd, POLLIN, deadline_ns); }
+
+int sinew_wait_writable(int fd, uint64_t deadline_ns) { return wait_for(fd, POLLOUT, deadline_ns); }
+
+int sinew_termios_make_raw(int fd) {
+    struct termios t;
+    if (tcgetattr(fd, &t) != 0) return -errno;
+    cfmakeraw(&t);
+    t.c_cflag |= CLOCAL | CREAD;
+    t.c_cflag &= ~(CSTOPB | PARENB | CRTSCTS);
+    t.c_iflag &= ~(IXON | IXOFF | IXANY);
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 0;
+    if (tcsetattr(fd, TCSANOW, &t) != 0) return -errno;
+    return 0;
+}
+
+int sinew_termios_flush_input(int fd) { return tcflush(fd, TCIFLUSH) == 0 ? 0 : -errno; }
+
+int sinew_pty_open_primary(char *path, size_t path_capacity) {
+    int fd = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (grantpt(fd) != 0 || unlockpt(fd) != 0 || ptsname_r(fd, path, path_capacity) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int sinew_serial_set_low_latency(int fd) {
+    struct serial_struct s;
+    memset(&s, 0, sizeof s);
+    if (ioctl(fd, TIOCGSERIAL, &s) != 0) return -errno;
+    s.flags |= ASYNC_LOW_LATENCY;
+    if (ioctl(fd, TIOCSSERIAL, &s) != 0) return -errno;
+    return 0;
+}
+
+int sinew_eventfd_create(void) {
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int sinew_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    return write(fd, &one, sizeof one) == sizeof one ? 0 : -errno;
+}
+
+void sinew_eventfd_drain(int fd) {
+    uint64_t value;
+    (void)read(fd, &value, sizeof value);
+}
