@@ -37,7 +37,11 @@ public struct FaultInjection: Sendable, Equatable {
                 guard let probability = Double(value), probability >= 0, probability <= 1 else {
                     throw FaultSpecError(item: String(item), expected: "a probability between 0 and 1")
                 }
-                if key == "corrupt" { faults.corruptProbability = probability } else { faults.dropProbability = probability }
+                if key == "corrupt" {
+                    faults.corruptProbability = probability
+                } else {
+                    faults.dropProbability = probability
+                }
             case "silent":
                 guard let id = UInt8(value), id < 0xFD else {
                     throw FaultSpecError(item: String(item), expected: "a servo ID 0…252")
@@ -50,7 +54,8 @@ public struct FaultInjection: Sendable, Equatable {
                 else { throw FaultSpecError(item: String(item), expected: "ID@SECONDS, e.g. overload=3@2.5") }
                 faults.overloads.append(Overload(id: id, afterSeconds: seconds))
             default:
-                throw FaultSpecError(item: String(item), expected: "one of corrupt=P, drop=P, silent=ID, overload=ID@SECONDS")
+                throw FaultSpecError(
+                    item: String(item), expected: "one of corrupt=P, drop=P, silent=ID, overload=ID@SECONDS")
             }
         }
         return faults

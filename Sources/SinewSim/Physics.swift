@@ -53,7 +53,8 @@ public final class FreeSpinningJoints: JointDynamics {
             // Implicit in the damping term: v' = (v + dt·(τ + b·v)/J) / (1 + dt·b/J), where τ already
             // contains −b·v; stable for any damping at the fixed step.
             let gain = dtS / inertia
-            let newVelocity = (velocity + gain * (output.torqueNm + output.dampingNmsPerRad * velocity))
+            let newVelocity =
+                (velocity + gain * (output.torqueNm + output.dampingNmsPerRad * velocity))
                 / (1 + gain * output.dampingNmsPerRad)
             velocitiesRadPerS[index] = newVelocity
             positionsRad[index] += newVelocity * dtS

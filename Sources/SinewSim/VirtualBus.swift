@@ -1,4 +1,5 @@
 import Foundation
+import SinewBus
 import SinewDrivers
 
 /// Why a virtual bus could not be built.
@@ -86,13 +87,17 @@ public final class VirtualBus {
     /// Servo indices sorted by bus ID, refreshed after ID changes (for broadcast PING order).
     var idOrder: [Int]
 
-    static let bufferCapacity = 16_384
-    let request: UnsafeMutablePointer<UInt8>
-    var requestCount = 0
+    static let bufferCapacity = 8192
+    /// The servos' receivers: SinewBus's stream decoders, the same code the bus master uses.
+    let dynamixelDecoder: DynamixelStreamDecoder
+    let feetechDecoder: FeetechStreamDecoder
     var lastByteNs: UInt64 = 0
-    let params: UnsafeMutablePointer<UInt8>
+    /// Reply parameters being assembled.
     let payload: UnsafeMutablePointer<UInt8>
+    /// The encoded reply packet.
     let packet: UnsafeMutablePointer<UInt8>
+    let fastIDs: UnsafeMutablePointer<UInt8>
+    let fastErrors: UnsafeMutablePointer<UInt8>
 
     static let queueCapacity = 1 << 16
     static let segmentCapacity = 1024
@@ -154,10 +159,12 @@ public final class VirtualBus {
             return startNs + UInt64(fault.afterSeconds * 1e9)
         }
         idOrder = []
-        request = .allocate(capacity: Self.bufferCapacity)
-        params = .allocate(capacity: Self.bufferCapacity)
+        dynamixelDecoder = DynamixelStreamDecoder(capacity: Self.bufferCapacity)
+        feetechDecoder = FeetechStreamDecoder(capacity: 1024)
         payload = .allocate(capacity: Self.bufferCapacity)
         packet = .allocate(capacity: 2 * Self.bufferCapacity)
+        fastIDs = .allocate(capacity: 256)
+        fastErrors = .allocate(capacity: 256)
         queue = .allocate(capacity: Self.queueCapacity)
         segmentEnds = .allocate(capacity: Self.segmentCapacity)
         segmentReady = .allocate(capacity: Self.segmentCapacity)
@@ -170,10 +177,10 @@ public final class VirtualBus {
         positions.deallocate()
         velocities.deallocate()
         outputs.deallocate()
-        request.deallocate()
-        params.deallocate()
         payload.deallocate()
         packet.deallocate()
+        fastIDs.deallocate()
+        fastErrors.deallocate()
         queue.deallocate()
         segmentEnds.deallocate()
         segmentReady.deallocate()
@@ -227,37 +234,26 @@ public final class VirtualBus {
     /// Takes bytes the host wrote at `atNs`; every complete packet is handled at once and its replies queued.
     public func receive(_ bytes: UnsafeRawBufferPointer, atNs: UInt64) {
         // A real servo drops a half-received packet after a pause on the line.
-        if requestCount > 0 && atNs > lastByteNs + 10_000_000 {
-            statistics.discardedBytes += requestCount
-            requestCount = 0
+        if atNs > lastByteNs + 10_000_000 {
+            if isDynamixel { dynamixelDecoder.reset() } else { feetechDecoder.reset() }
         }
         lastByteNs = atNs
         var offset = 0
         while offset < bytes.count {
-            let space = Self.bufferCapacity - requestCount
-            if space == 0 {
-                statistics.discardedBytes += requestCount
-                requestCount = 0
-                continue
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            let taken = isDynamixel ? dynamixelDecoder.append(rest) : feetechDecoder.append(rest)
+            offset += taken
+            if isDynamixel { drainDynamixel(atNs: atNs) } else { drainFeetech(atNs: atNs) }
+            if taken == 0 {
+                // A packet larger than the receiver: drop what is buffered, as a servo's UART would overrun.
+                if isDynamixel { dynamixelDecoder.reset() } else { feetechDecoder.reset() }
             }
-            let chunk = min(space, bytes.count - offset)
-            (request + requestCount).initialize(
-                from: bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self), count: chunk)
-            requestCount += chunk
-            offset += chunk
-            if isDynamixel { parseDynamixel(atNs: atNs) } else { parseFeetech(atNs: atNs) }
         }
     }
 
     /// Convenience for tests: `receive` over an array.
     public func receive(_ bytes: [UInt8], atNs: UInt64) {
         bytes.withUnsafeBytes { receive($0, atNs: atNs) }
-    }
-
-    func consume(_ count: Int) {
-        let remaining = requestCount - count
-        if remaining > 0 { request.update(from: request + count, count: remaining) }
-        requestCount = max(0, remaining)
     }
 
     /// Opens the wire for one request of `length` bytes received at `atNs`; returns when its last byte

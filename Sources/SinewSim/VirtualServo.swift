@@ -403,6 +403,33 @@ public final class VirtualServo {
         return address
     }
 
+    /// WRITE from a byte view of the request.
+    func hostWrite(address: Int, data: UnsafeRawBufferPointer) -> AccessOutcome {
+        guard let base = data.baseAddress, data.count > 0 else { return .dataLength }
+        return hostWrite(address: address, data: base.assumingMemoryBound(to: UInt8.self), length: data.count)
+    }
+
+    /// REG_WRITE: keeps the write until ACTION.
+    func register(address: Int, data: UnsafeRawBufferPointer) -> AccessOutcome {
+        guard let base = data.baseAddress, data.count > 0, address >= 0, address + data.count <= tableSize else {
+            return .dataLength
+        }
+        registered.update(from: base.assumingMemoryBound(to: UInt8.self), count: data.count)
+        registeredAddress = address
+        registeredLength = data.count
+        setValue(map.registeredInstruction, 1)
+        return .ok
+    }
+
+    /// ACTION: applies the registered write, if any.
+    func action() -> AccessOutcome {
+        guard registeredAddress >= 0 else { return .resultFail }
+        let outcome = hostWrite(address: registeredAddress, data: registered, length: registeredLength)
+        registeredAddress = -1
+        setValue(map.registeredInstruction, 0)
+        return outcome
+    }
+
     /// Validates and applies a WRITE; nothing is written unless every covered register accepts it.
     func hostWrite(address: Int, data: UnsafePointer<UInt8>, length: Int) -> AccessOutcome {
         guard address >= 0, length > 0, address + length <= tableSize else { return .dataLength }
@@ -455,8 +482,9 @@ public final class VirtualServo {
                 raw |= UInt32(data[register.address - address + byte]) << UInt32(byte * 8)
             }
             let newValue = register.decode(raw: raw)
-            if !register.accepts(newValue) { return .dataRange }
+            // Goals bounded by a limit register report the limit (Data Limit) before the static range.
             if let limit = dynamicLimit(for: register.address), abs(newValue) > limit { return .dataLimit }
+            if !register.accepts(newValue) { return .dataRange }
             if register.address == map.goalPosition, operatingMode == 3 {
                 if newValue > value(map.maxPosition) || newValue < value(map.minPosition) { return .dataLimit }
             }
@@ -565,7 +593,8 @@ public final class VirtualServo {
             if !torqueWasOn { holdPresentPosition() }
             appliedDuty = isDynamixel ? dynamixelDuty(dtS: dtS, vin: vin) : feetechDuty(dtS: dtS, vin: vin)
             current = motor.currentA(voltageV: appliedDuty * vin, outputVelocityRadPerS: velocity)
-            emfDamping = motor.gearRatio * motor.gearRatio * motor.torqueConstantNmPerA * motor.torqueConstantNmPerA
+            emfDamping =
+                motor.gearRatio * motor.gearRatio * motor.torqueConstantNmPerA * motor.torqueConstantNmPerA
                 * motor.gearEfficiency / motor.windingResistanceOhm
             let limit = currentLimitA()
             if abs(current) > limit {
@@ -663,7 +692,8 @@ public final class VirtualServo {
             if ki > 0 { positionIntegral = max(-pwmLimit / ki, min(pwmLimit / ki, positionIntegral)) }
             let derivative = (error - lastErrorCounts) / (dtS * 1000)
             lastErrorCounts = error
-            pwm = Double(value(map.positionP)) / 128 * error + ki * positionIntegral
+            pwm =
+                Double(value(map.positionP)) / 128 * error + ki * positionIntegral
                 + Double(value(map.positionD)) / 16 * derivative
         }
         pwm = max(-pwmLimit, min(pwmLimit, pwm))
@@ -682,7 +712,8 @@ public final class VirtualServo {
             let error = goal - speed
             velocityIntegral += error * dtS
             let feedForward = motor.outputEMFConstant * goal / countsPerRad / vin * 1000
-            permille = feedForward + Double(value(map.velocityP)) * 0.05 * error
+            permille =
+                feedForward + Double(value(map.velocityP)) * 0.05 * error
                 + Double(value(map.velocityI)) * 0.01 * velocityIntegral
             trajectoryVelocity = goal
         case 2:  // open loop: Goal Time holds the PWM in 0.1 %, sign in bit 10
@@ -699,7 +730,8 @@ public final class VirtualServo {
             let derivative = (error - lastErrorCounts) / (dtS * 1000)
             lastErrorCounts = error
             positionIntegral += error * dtS
-            permille = Double(value(map.positionP)) * 0.5 * error + Double(value(map.positionD)) * 0.5 * derivative
+            permille =
+                Double(value(map.positionP)) * 0.5 * error + Double(value(map.positionD)) * 0.5 * derivative
                 + Double(value(map.positionI)) * 0.01 * positionIntegral
         }
         permille = max(-1000 * torqueLimit, min(1000 * torqueLimit, permille))
@@ -767,7 +799,9 @@ public final class VirtualServo {
             let scale = model.register(named: "Present Current")?.scale ?? 1
             setValue(map.presentCurrent, Int64((currentSign * currentA * 1000 / scale).rounded()))
             setValue(map.presentPWM, Int64((currentSign * duty * 885).rounded()))
-            setValue(map.velocityTrajectory, Int64((trajectoryVelocity / Double(model.countsPerTurn) * 60 / 0.229).rounded()))
+            setValue(
+                map.velocityTrajectory, Int64((trajectoryVelocity / Double(model.countsPerTurn) * 60 / 0.229).rounded())
+            )
             setValue(map.positionTrajectory, registerCountsFromActual(trajectoryCounts))
             setValue(map.realtimeTick, Int64((timeNs / 1_000_000) % 32768))
             let moving = abs(Int64(units.rounded())) > value(map.movingThreshold)
