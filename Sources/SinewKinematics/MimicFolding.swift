@@ -37,7 +37,8 @@ public struct MimicFolding: Sendable {
 
     /// Overwrites the mimic joints of a URDF-level vector from their masters.
     public func applyMimic(to full: inout [Double]) {
-        for i in 0..<source.count where source[i].multiplier != 1 || source[i].offset != 0
+        for i in 0..<source.count
+        where source[i].multiplier != 1 || source[i].offset != 0
             || independentJoints[source[i].control] != i
         {
             let s = source[i]

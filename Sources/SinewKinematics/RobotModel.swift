@@ -169,13 +169,16 @@ public final class RobotModel: @unchecked Sendable {
             let child = linkIndex[d.child]!
             let carrier = links[parentLink]!
             if d.type.isMoving {
-                let continuous = d.type == .continuous
+                // Continuous joints, and limits that leave no range (lower >= upper, as some descriptions
+                // write for "unlimited"), get no position limits.
+                let lower = d.limits.lower ?? -.infinity
+                let upper = d.limits.upper ?? .infinity
+                let continuous = d.type == .continuous || lower >= upper
                 joints.append(
                     Joint(
                         name: d.name, type: d.type, parentJoint: carrier.joint, parentLink: d.parent,
                         childLink: d.child,
-                        lowerLimit: continuous ? -.infinity : (d.limits.lower ?? -.infinity),
-                        upperLimit: continuous ? .infinity : (d.limits.upper ?? .infinity),
+                        lowerLimit: continuous ? -.infinity : lower, upperLimit: continuous ? .infinity : upper,
                         velocityLimit: d.limits.velocity ?? .infinity, effortLimit: d.limits.effort ?? .infinity,
                         mimic: nil, damping: d.damping, friction: d.friction, axis: d.axis))
                 jointSource.append(j)

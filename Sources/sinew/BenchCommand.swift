@@ -142,7 +142,9 @@ struct IKBench: ParsableCommand {
         var iterations = 0
         for _ in 0..<samples {
             var q = model.joints.map { j in
-                let (lo, hi) = j.lowerLimit.isFinite && j.upperLimit.isFinite ? (j.lowerLimit, j.upperLimit) : (-Double.pi, Double.pi)
+                let (lo, hi) =
+                    j.lowerLimit.isFinite && j.upperLimit.isFinite
+                    ? (j.lowerLimit, j.upperLimit) : (-Double.pi, Double.pi)
                 return lo + (hi - lo) * rng.unit()
             }
             model.mimicFolding.applyMimic(to: &q)
@@ -170,14 +172,19 @@ struct IKBench: ParsableCommand {
             print(
                 JSONValue.object([
                     ("model", .string(model.name)), ("frame", .string(frame)), ("samples", .integer(samples)),
-                    ("success_rate", .number(rate)), ("mean_us", .number(mean.rounded1)), ("p99_us", .number(p99.rounded1)),
+                    ("success_rate", .number(rate)), ("mean_us", .number(mean.rounded1)),
+                    ("p99_us", .number(p99.rounded1)),
                 ]).text)
         } else {
             print("\(model.name), frame \(frame), \(samples) random reachable targets, seed \(seed):")
-            print(String(format: "  success %.2f%% at 1e-5 m and 1e-5 rad; mean %.1f µs, p99 %.1f µs per solve", 100 * rate, mean, p99))
             print(
                 String(
-                    format: "  mean %.2f attempts and %.1f iterations per solve; median %.1f µs", Double(attempts) / Double(samples),
+                    format: "  success %.2f%% at 1e-5 m and 1e-5 rad; mean %.1f µs, p99 %.1f µs per solve", 100 * rate,
+                    mean, p99))
+            print(
+                String(
+                    format: "  mean %.2f attempts and %.1f iterations per solve; median %.1f µs",
+                    Double(attempts) / Double(samples),
                     Double(iterations) / Double(samples), sorted[sorted.count / 2]))
         }
     }
@@ -190,7 +197,8 @@ func poseErrors(_ a: RigidTransform, _ b: RigidTransform) -> (position: Double, 
     // Angle of Ra·Rbᵀ from its trace.
     let r = a.rotation
     let s = b.rotation
-    let trace = r.0 * s.0 + r.1 * s.1 + r.2 * s.2 + r.3 * s.3 + r.4 * s.4 + r.5 * s.5 + r.6 * s.6 + r.7 * s.7 + r.8 * s.8
+    let trace =
+        r.0 * s.0 + r.1 * s.1 + r.2 * s.2 + r.3 * s.3 + r.4 * s.4 + r.5 * s.5 + r.6 * s.6 + r.7 * s.7 + r.8 * s.8
     let rotation = acos(max(-1, min(1, (trace - 1) / 2)))
     return (position, rotation)
 }

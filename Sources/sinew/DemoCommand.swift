@@ -18,7 +18,9 @@ struct Demo: ParsableCommand {
         let model = try RobotModel(urdf: urdf)
         let w = KinematicsWorkspace(model: model)
         let gripper = try requireLink(model, "gripper_frame_link")
-        print("SO-101 arm: \(model.dofCount) joints (\(model.joints.map(\.name).joined(separator: ", "))), \(model.links.count) links")
+        print(
+            "SO-101 arm: \(model.dofCount) joints (\(model.joints.map(\.name).joined(separator: ", "))), \(model.links.count) links"
+        )
         print("  from \(urdf)\n")
 
         // Waypoints of a pick and place, in degrees: home, above the object, grasp, lift, carry, release, home.
@@ -71,7 +73,8 @@ struct Demo: ParsableCommand {
         let perTick = Double(monotonicNanoseconds() - start) / Double(steps) / 1000
         print(
             String(
-                format: "  FK of all links + gripper Jacobian + inverse dynamics + mass matrix: %.2f µs per tick (%d ticks)",
+                format:
+                    "  FK of all links + gripper Jacobian + inverse dynamics + mass matrix: %.2f µs per tick (%d ticks)",
                 perTick, steps))
         print("\nNext: sinew kinematics info \(urdf)   ·   sinew bench kinematics \(urdf)   ·   sinew --help")
     }

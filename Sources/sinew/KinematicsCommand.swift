@@ -29,7 +29,8 @@ struct Kinematics: ParsableCommand {
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the kinematic tree, the joints with their types, limits and mimic relations, and the masses.")
+            abstract:
+                "Print the kinematic tree, the joints with their types, limits and mimic relations, and the masses.")
 
         @OptionGroup var robot: RobotFileOptions
 
@@ -61,7 +62,9 @@ struct Kinematics: ParsableCommand {
             let frameIndex: Int
             if let frame {
                 guard let index = model.linkIndex(named: frame) else {
-                    throw ValidationError("no link named \"\(frame)\" in \(robot.urdf); links: \(model.links.map(\.name).joined(separator: ", "))")
+                    throw ValidationError(
+                        "no link named \"\(frame)\" in \(robot.urdf); links: \(model.links.map(\.name).joined(separator: ", "))"
+                    )
                 }
                 frameIndex = index
             } else {
@@ -150,7 +153,8 @@ struct Kinematics: ParsableCommand {
             if !solution.converged {
                 printError(
                     "no solution within the joint limits: closest residual \(solution.positionError) m, "
-                        + "\(solution.rotationError) rad after \(solution.attempts) attempts (is the target reachable?)")
+                        + "\(solution.rotationError) rad after \(solution.attempts) attempts (is the target reachable?)"
+                )
                 throw ExitCode(1)
             }
         }
@@ -237,7 +241,10 @@ struct KinematicsEvaluator {
                 ("link_poses", .object(poses)),
                 ("jacobian", .object([("frame", .string(model.links[frame].name)), ("columns", .object(columns))])),
                 ("gravity_torque", .object(gravity)),
-                ("mass_matrix", .object([("order", .array(model.joints.map { .string($0.name) })), ("rows", .array(rows))])),
+                (
+                    "mass_matrix",
+                    .object([("order", .array(model.joints.map { .string($0.name) })), ("rows", .array(rows))])
+                ),
             ]))
     }
 }
@@ -282,11 +289,15 @@ enum KinematicsReport {
             line += "  axis (\(format(j.axis.0)), \(format(j.axis.1)), \(format(j.axis.2)))"
             line += "  position [\(format(j.lowerLimit)), \(format(j.upperLimit))] \(unit)"
             if j.velocityLimit.isFinite { line += "  velocity \(format(j.velocityLimit)) \(unit)/s" }
-            if j.effortLimit.isFinite { line += "  effort \(format(j.effortLimit)) \(j.type == .prismatic ? "N" : "N·m")" }
+            if j.effortLimit.isFinite {
+                line += "  effort \(format(j.effortLimit)) \(j.type == .prismatic ? "N" : "N·m")"
+            }
             if let m = j.mimic {
                 line += "  mimic: \(format(m.multiplier))·\(model.joints[m.master].name) + \(format(m.offset))"
             }
-            if j.damping != 0 || j.friction != 0 { line += "  damping \(format(j.damping)) friction \(format(j.friction))" }
+            if j.damping != 0 || j.friction != 0 {
+                line += "  damping \(format(j.damping)) friction \(format(j.friction))"
+            }
             out += line + "\n"
         }
         return out

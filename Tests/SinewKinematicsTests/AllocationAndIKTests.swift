@@ -85,15 +85,19 @@ import Testing
         #expect(folding.hasMimicJoints && folding.controlCount == model.dofCount - 1)
         let w = KinematicsWorkspace(model: model)
         let q = model.midRangePositions
-        #expect(q[model.jointIndex(named: "panda_finger_joint2")!] == q[model.jointIndex(named: "panda_finger_joint1")!])
+        #expect(
+            q[model.jointIndex(named: "panda_finger_joint2")!] == q[model.jointIndex(named: "panda_finger_joint1")!])
         w.frameJacobian(q, link: model.linkIndex(named: "panda_rightfinger")!)
         var folded = [Double](repeating: 0, count: 6 * folding.controlCount)
-        folded.withUnsafeMutableBufferPointer { out in folding.foldJacobian(UnsafeBufferPointer(w.jacobian), into: out) }
+        folded.withUnsafeMutableBufferPointer { out in folding.foldJacobian(UnsafeBufferPointer(w.jacobian), into: out)
+        }
         let f1 = model.jointIndex(named: "panda_finger_joint1")!
         let f2 = model.jointIndex(named: "panda_finger_joint2")!
         let control = folding.independentJoints.firstIndex(of: f1)!
         for r in 0..<6 {
-            #expect(abs(folded[6 * control + r] - (w.jacobian(row: r, column: f1) + w.jacobian(row: r, column: f2))) < 1e-15)
+            #expect(
+                abs(folded[6 * control + r] - (w.jacobian(row: r, column: f1) + w.jacobian(row: r, column: f2))) < 1e-15
+            )
         }
     }
 }

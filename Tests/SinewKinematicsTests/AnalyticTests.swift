@@ -94,7 +94,9 @@ import Testing
         let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/kinova.urdf")
         let continuous = model.joints.indices.filter { model.joints[$0].type == .continuous }
         #expect(continuous.count == 3)
-        for j in continuous { #expect(model.joints[j].lowerLimit == -.infinity && model.joints[j].upperLimit == .infinity) }
+        for j in continuous {
+            #expect(model.joints[j].lowerLimit == -.infinity && model.joints[j].upperLimit == .infinity)
+        }
         let w = KinematicsWorkspace(model: model)
         var q = [0.3, 2.9, 1.1, -0.7, 3.0, 0.5]
         w.forwardKinematics(q)

@@ -33,7 +33,8 @@ import Testing
     @Test func missingParentLink() {
         expectError(
             .missingLink, mentioning: ["joint \"j1\"", "parent link \"ghost\""],
-            RobotDescription(name: "r", links: links("a", "b"), joints: [joint("j1", .revolute, "ghost", "b")], file: "bad.urdf"))
+            RobotDescription(
+                name: "r", links: links("a", "b"), joints: [joint("j1", .revolute, "ghost", "b")], file: "bad.urdf"))
     }
 
     @Test func cycle() {
@@ -52,7 +53,8 @@ import Testing
     @Test func twoRoots() {
         expectError(
             .multipleRoots, mentioning: ["\"a\"", "\"c\"", "root"],
-            RobotDescription(name: "r", links: links("a", "b", "c"), joints: [joint("j1", .revolute, "a", "b")], file: "bad.urdf"))
+            RobotDescription(
+                name: "r", links: links("a", "b", "c"), joints: [joint("j1", .revolute, "a", "b")], file: "bad.urdf"))
     }
 
     @Test func unknownMimicMaster() {
@@ -69,7 +71,8 @@ import Testing
     @Test func floatingBaseNeedsFixedBase() throws {
         let description = RobotDescription(
             name: "r", links: links("world", "base", "arm"),
-            joints: [joint("free", .floating, "world", "base"), joint("j1", .revolute, "base", "arm")], file: "bad.urdf")
+            joints: [joint("free", .floating, "world", "base"), joint("j1", .revolute, "base", "arm")], file: "bad.urdf"
+        )
         expectError(.unsupportedJointType, mentioning: ["joint \"free\"", "floating"], description)
         let model = try RobotModel(description, fixedBase: true)
         #expect(model.dofCount == 1)

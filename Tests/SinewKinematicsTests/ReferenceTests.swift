@@ -51,7 +51,9 @@ import Testing
             let columns = try #require(sample["jacobian"] as? [String: [Double]])
             for (name, expected) in columns {
                 let j = try #require(model.jointIndex(named: name))
-                for r in 0..<6 { worstJacobian = max(worstJacobian, abs(workspace.jacobian(row: r, column: j) - expected[r])) }
+                for r in 0..<6 {
+                    worstJacobian = max(worstJacobian, abs(workspace.jacobian(row: r, column: j) - expected[r]))
+                }
             }
 
             workspace.gravityEfforts(q)

@@ -3,16 +3,6 @@ import SinewCore
 import SinewKinematics
 import Testing
 
-/// `<repo root>/../shared`, or `$SINEW_SHARED_DIR`.
-private let sharedDirectory: String = {
-    if let override = ProcessInfo.processInfo.environment["SINEW_SHARED_DIR"], !override.isEmpty {
-        return override
-    }
-    let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    return repoRoot.deletingLastPathComponent().appendingPathComponent("shared").path
-}()
-
 private func referenceURDF(_ name: String) -> String {
     sharedDirectory + "/reference/kinematics/" + name
 }
