@@ -46,6 +46,7 @@ let package = Package(
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
+        .testTarget(name: "SinewCLITests", dependencies: ["sinew"]),
         .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
