@@ -7,8 +7,9 @@ import SinewCore
 ///
 /// Degrees of freedom: every moving joint (revolute, continuous, prismatic) is one degree of freedom,
 /// mimic joints included (the URDF-level view); `mimicFolding` maps them onto the independent joints for
-/// control. Joints are numbered so that a parent always comes before its children (depth-first from the
-/// root, siblings in declaration order); links keep their declaration order. The root link is the world
+/// control. Joints are numbered depth-first from the root, so a parent always comes before its children;
+/// siblings are taken in joint-name order (byte-wise), which is how urdfdom orders them, so the joint order
+/// is the one ROS tools, KDL and Pinocchio use. Links keep their declaration order. The root link is the world
 /// frame of every pose this model reports.
 public final class RobotModel: @unchecked Sendable {
     // @unchecked: the C model behind `handle` is never written after init, so sharing it is safe.
@@ -139,6 +140,11 @@ public final class RobotModel: @unchecked Sendable {
             childrenOf[parent].append(j)
         }
 
+        for i in childrenOf.indices {
+            childrenOf[i].sort {
+                description.joints[$0].name.utf8.lexicographicallyPrecedes(description.joints[$1].name.utf8)
+            }
+        }
         let roots = description.links.indices.filter { parentJointOf[$0] == nil }
         if roots.count > 1 {
             let names = roots.map { "\"\(description.links[$0].name)\"" }.joined(separator: ", ")

@@ -90,6 +90,21 @@ import Testing
         for c in 0..<3 { for r in 0..<6 { #expect(w.jacobian(row: r, column: c) == (r == c ? 1 : 0)) } }
     }
 
+    @Test func siblingsAreOrderedByJointNameAsUrdfdomDoes() throws {
+        let description = RobotDescription(
+            name: "tree",
+            links: ["torso", "left", "right", "head", "left_hand"].map { massLink($0, mass: 1, com: (0, 0, 0.1)) },
+            joints: [
+                joint("right_shoulder", .revolute, "torso", "right"), joint("neck", .revolute, "torso", "head"),
+                joint("left_wrist", .revolute, "left", "left_hand"), joint("left_shoulder", .revolute, "torso", "left"),
+            ], file: "tree.urdf")
+        let model = try RobotModel(description)
+        #expect(model.joints.map(\.name) == ["left_shoulder", "left_wrist", "neck", "right_shoulder"])
+        #expect(model.links.map(\.name) == ["torso", "left", "right", "head", "left_hand"])
+        #expect(model.links[model.deepestLink].name == "left_hand")
+        #expect(model.joints[1].parentJoint == 0 && model.joints[3].parentJoint == nil)
+    }
+
     @Test func continuousJointsWrapAround() throws {
         let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/kinova.urdf")
         let continuous = model.joints.indices.filter { model.joints[$0].type == .continuous }
