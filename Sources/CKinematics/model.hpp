@@ -4,6 +4,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <Eigen/Cholesky>
 #include <Eigen/Geometry>
 #include <cmath>
 #include <vector>
@@ -150,6 +151,10 @@ struct sk_data {
     std::vector<sk::Mat6, Eigen::aligned_allocator<sk::Mat6>> articulated;
     std::vector<sk::Vec6, Eigen::aligned_allocator<sk::Vec6>> biasForce, biasAcc, U;
     std::vector<double> Dinv, u;
+    // Simulation step scratch: system matrix and its factorisation, sized once.
+    Eigen::MatrixXd stepMatrix;
+    Eigen::VectorXd stepRhs, stepSolution, stepBias;
+    Eigen::LLT<Eigen::MatrixXd> stepFactor;
     // Inverse-kinematics scratch.
     std::vector<double> ikQ, ikQTrial, ikStep, ikJacobian, ikReduced, ikLower, ikUpper;
     std::vector<int> ikActive;
