@@ -38,8 +38,12 @@ public struct AHRSConfiguration: Sendable, Equatable {
     /// Gyroscope drift between corrections is far below this; a magnet moving nearby often turns the field
     /// long before it changes its norm or dip.
     public var magneticHeadingToleranceRad: Double = 10.0 * .pi / 180
-    /// A plausible field (norm and dip) that disagrees with the heading, or the first one after a rejection
-    /// longer than ``magneticRecoveryAfterS``, is trusted after it stayed plausible this long (s).
+    /// Upper bound of the heading drift (rad/s) of gyroscope-only propagation with a bias learned at rest: a
+    /// disagreement above ``magneticHeadingToleranceRad`` is only believed if this drift over the time since the
+    /// last accepted field explains it (a magnet that merely turns the field is not).
+    public var gyroHeadingDriftRadPerS: Double = 0.2 * .pi / 180
+    /// A plausible field (norm and dip) that disagrees with the heading (explainably, see above), or the first
+    /// one after a rejection longer than ``magneticRecoveryAfterS``, is trusted after it stayed so this long (s).
     public var magneticConfirmDurationS: Double = 2
     /// Time constant (s) of the low-pass filters on field norm, dip and azimuth used for the checks above.
     public var magneticCheckTimeConstantS: Double = 0.3
@@ -47,7 +51,7 @@ public struct AHRSConfiguration: Sendable, Equatable {
     public var magneticReferenceTimeConstantS: Double = 60
     /// A rejected field that stays self-consistent while the sensor rotates for this long (s) becomes the new
     /// reference: the environment changed (another room, a steel structure), it is not a passing disturbance.
-    public var magneticAdoptionDurationS: Double = 20
+    public var magneticAdoptionDurationS: Double = 60
     /// After a rejection longer than ``magneticRecoveryAfterS`` the heading is corrected with
     /// ``magneticRecoveryTimeConstantS`` for ``magneticRecoveryDurationS``, to remove the gyroscope drift quickly.
     public var magneticRecoveryAfterS: Double = 5
@@ -329,6 +333,9 @@ public struct AHRS: Sendable {
             magCandidateDip = magDipFiltered
             let azimuth = atan2(magHorizontalFiltered.x, magHorizontalFiltered.y)
             let agrees = abs(azimuth) < c.magneticHeadingToleranceRad
+            // Without magnetic corrections the heading can only have drifted so far.
+            let explainable =
+                abs(azimuth) < c.magneticHeadingToleranceRad + c.gyroHeadingDriftRadPerS * magRejectedDurationS
             if magRecoveryRemainingS > 0 || (agrees && magRejectedDurationS < c.magneticRecoveryAfterS) {
                 magRejectedDurationS = 0
                 magConfirmDurationS = 0
@@ -339,7 +346,7 @@ public struct AHRS: Sendable {
             // A plausible field that disagrees with the heading (a disturbance that only turns the field), or
             // the first plausible field after a long rejection (the heading may have drifted): trust it only
             // once it has stayed plausible for a while, then converge quickly.
-            magConfirmDurationS += dt
+            magConfirmDurationS = explainable ? magConfirmDurationS + dt : 0
             if magConfirmDurationS >= c.magneticConfirmDurationS {
                 magConfirmDurationS = 0
                 magRejectedDurationS = 0

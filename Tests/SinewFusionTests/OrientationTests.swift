@@ -155,18 +155,20 @@ private func randomOrientation(_ noise: inout OrientationTestNoise) -> Orientati
     for i in 0..<total {
         let t = Double(i) * samplePeriodS
         // Still for 10 s (bias), then turning in all axes; a magnet of 2× the earth's field (pointing east and
-        // up) is near the sensor from 30 s to 36 s.
+        // up) is near the sensor from 30 s to 37 s.
         let moving = t > 10
         let rate = moving ? SIMD3(0.8 * sin(1.3 * t), 0.6 * cos(0.9 * t), 1.0 * sin(0.4 * t)) : .zero
-        let magnetOn = t >= 30 && t < 36
-        let disturbance = magnetOn ? SIMD3<Double>(60, 10, 50) : .zero
+        let magnetOn = t >= 30 && t < 37
+        // Brought in and taken away within a second each, as by hand.
+        let strength = min(1, max(0, t - 30), max(0, 37 - t))
+        let disturbance = strength * SIMD3<Double>(60, 10, 50)
         let s = imu.sample(rateRadPerS: rate, disturbanceEarth: disturbance)
         ahrs.update(gyroRadPerS: s.gyro, accelerationMPerS2: s.acc, magneticField: s.mag)
         let error = ahrs.orientation.errorAnglesRad(relativeTo: imu.truth)
-        if magnetOn || (t >= 36 && t < 40) {
+        if magnetOn || (t >= 37 && t < 42) {
             worstDuring = max(worstDuring, error.headingRad)
         }
-        if magnetOn && t > 30.5 {
+        if t > 31 && t < 36 {
             samplesDuring += 1
             if !ahrs.isMagneticFieldAccepted { rejectedDuring += 1 }
         }
