@@ -90,6 +90,8 @@ public struct AHRS: Sendable {
     public private(set) var gyroBiasRadPerS: SIMD3<Double> = .zero
     /// True while the rest detector considers the sensor still.
     public private(set) var isResting = false
+    /// Samples ignored because a gyroscope or accelerometer component was not finite.
+    public private(set) var droppedSampleCount = 0
     /// True when the last magnetic sample was accepted for heading correction.
     public private(set) var isMagneticFieldAccepted = false
     /// Learned reference of the undisturbed field: norm (sensor units) and dip angle (rad, negative = below
@@ -171,7 +173,14 @@ public struct AHRS: Sendable {
     }
 
     @inline(__always)
-    private mutating func step(gyro: SIMD3<Double>, acc: SIMD3<Double>, mag: SIMD3<Double>, useMag: Bool) {
+    private mutating func step(gyro: SIMD3<Double>, acc: SIMD3<Double>, mag: SIMD3<Double>, useMag requested: Bool) {
+        // One corrupted sample (a bus error, a NaN from a driver) must not poison the state forever: a
+        // non-finite component makes the sum non-finite.
+        if !(gyro.sum() + acc.sum()).isFinite {
+            droppedSampleCount &+= 1
+            return
+        }
+        let useMag = requested && mag.sum().isFinite
         let dt = samplePeriodS
         let accNorm = length(acc)
         if !isInitialized {

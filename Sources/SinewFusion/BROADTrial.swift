@@ -183,8 +183,11 @@ public struct BROADSummary: Sendable {
 
     /// `{"trials": [{"name", "total_deg", "heading_deg", "inclination_deg"}], "mean": {...}}`, one line.
     public var json: String {
+        // JSON has no NaN or infinity: such an error (a diverged estimate) is written as null.
+        func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
         func errorsJSON(_ e: BROADErrors) -> String {
-            "\"total_deg\": \(e.totalDeg), \"heading_deg\": \(e.headingDeg), \"inclination_deg\": \(e.inclinationDeg)"
+            "\"total_deg\": \(number(e.totalDeg)), \"heading_deg\": \(number(e.headingDeg)), "
+                + "\"inclination_deg\": \(number(e.inclinationDeg))"
         }
         let trialsJSON = trials.map { "{\"name\": \(jsonString($0.name)), \(errorsJSON($0.errors))}" }
         return "{\"trials\": [\(trialsJSON.joined(separator: ", "))], \"mean\": {\(errorsJSON(mean))}}"
