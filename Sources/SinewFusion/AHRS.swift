@@ -231,13 +231,16 @@ public struct AHRS: Sendable {
             let magHorizontal = (magEarth.x * magEarth.x + magEarth.y * magEarth.y).squareRoot()
             if magNorm > 0 && magHorizontal > 0 {
                 let dip = atan2(magEarth.z, magHorizontal)
+                // The first magnetic samples (normally the first samples at all) set heading and reference.
+                let magStartup = magReferenceSamples < startupSamples
                 let accepted = checkMagnetic(
-                    norm: magNorm, dip: dip, horizontal: SIMD2(magEarth.x, magEarth.y), rate: rate, startup: startup)
+                    norm: magNorm, dip: dip, horizontal: SIMD2(magEarth.x, magEarth.y), rate: rate,
+                    startup: magStartup)
                 if accepted {
                     isMagneticFieldAccepted = true
                     var k = kHeading
-                    if startup {
-                        k = startupGain
+                    if magStartup {
+                        k = 1 / Double(magReferenceSamples)
                     } else if magRecoveryRemainingS > 0 {
                         k = kRecoveryHeading
                         magRecoveryRemainingS -= dt
@@ -278,15 +281,6 @@ public struct AHRS: Sendable {
         orientation = OrientationQuaternion(rotationMatrixRows: east, north, up)
         gravityEarth = orientation.rotate(acc)
         restAccFiltered = acc
-        if useMag {
-            let m = orientation.rotate(mag)
-            magNormFiltered = length(mag)
-            magDipFiltered = atan2(m.z, (m.x * m.x + m.y * m.y).squareRoot())
-            magneticReferenceNorm = magNormFiltered
-            magneticReferenceDipRad = magDipFiltered
-            magCandidateNorm = magNormFiltered
-            magCandidateDip = magDipFiltered
-        }
     }
 
     @inline(__always)
@@ -319,7 +313,7 @@ public struct AHRS: Sendable {
         if startup {
             // Average the first samples into the reference: assumed undisturbed, as any start must be.
             magReferenceSamples += 1
-            let k = 1 / Double(magReferenceSamples + 1)
+            let k = 1 / Double(magReferenceSamples)
             magNormFiltered += k * (norm - magNormFiltered)
             magDipFiltered += k * (dip - magDipFiltered)
             magneticReferenceNorm = magNormFiltered

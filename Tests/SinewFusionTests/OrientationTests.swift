@@ -274,3 +274,17 @@ func broadTrialsMeanErrorStaysBelowBound() throws {
     // Two lost samples of 0.2 rad/s cost 0.08° of heading; nothing else.
     #expect(ahrs.orientation.errorAnglesRad(relativeTo: imu.truth).totalRad < 0.5 * degree)
 }
+
+@Test func headingConvergesWhenTheMagnetometerStartsLate() {
+    var noise = OrientationTestNoise(state: 11)
+    var imu = OrientationTestIMU(truth: randomOrientation(&noise))
+    var ahrs = AHRS(samplePeriodS: samplePeriodS)
+    let missing = SIMD3<Double>(.nan, .nan, .nan)
+    for i in 0..<Int(6 / samplePeriodS) {
+        let t = Double(i) * samplePeriodS
+        let s = imu.sample(rateRadPerS: SIMD3(0.2 * sin(t), 0.1, -0.3 * cos(t)))
+        ahrs.update(gyroRadPerS: s.gyro, accelerationMPerS2: s.acc, magneticField: t < 2 ? missing : s.mag)
+    }
+    #expect(ahrs.orientation.errorAnglesRad(relativeTo: imu.truth).totalRad < 1 * degree)
+    #expect(abs(ahrs.magneticReferenceNorm - 43.9) < 1)
+}
