@@ -67,16 +67,19 @@ public struct AHRSConfiguration: Sendable, Equatable {
 
 /// A 6-D (gyroscope + accelerometer) or 9-D (+ magnetometer) orientation estimator.
 ///
-/// Units: angular rate rad/s, specific force m/s² (any consistent unit works: only directions and ratios
-/// are used), magnetic field any unit (µT in BROAD). All vectors in the sensor frame. The estimate
-/// ``orientation`` maps sensor to earth, earth frame East-North-Up with north = magnetic north in 9-D use
-/// (6-D: heading starts at an arbitrary value and drifts with the residual gyroscope bias).
+/// Units: angular rate rad/s, specific force m/s² (the rest detector's thresholds are in m/s²), magnetic field
+/// in any unit (µT in BROAD; only its direction and ratios to the learned reference are used). All vectors in
+/// the sensor frame. The estimate ``orientation`` maps sensor to earth, earth frame East-North-Up with north =
+/// magnetic north in 9-D use (6-D: heading starts at an arbitrary value and drifts with the residual gyroscope
+/// bias). No initial orientation is needed: the first samples set inclination and heading.
 ///
 /// Structure: the gyroscope is integrated; the accelerometer, rotated into the estimated earth frame and
 /// low-pass filtered there, corrects only inclination; the magnetometer corrects only heading, through the
 /// horizontal projection of the field in the estimated earth frame, so a magnetic error can never tilt the
-/// estimate. A field whose norm or dip angle departs from a slowly learned reference is rejected (heading
-/// then comes from the gyroscope alone). The gyroscope bias is learned while the sensor rests.
+/// estimate. A field whose norm or dip angle departs from a slowly learned reference, or whose direction
+/// disagrees with the heading by more than gyroscope drift explains, is rejected (heading then comes from the
+/// gyroscope alone) and its weight fades before that; after a long rejection the heading is pulled back
+/// quickly. The gyroscope bias is learned while the sensor rests.
 ///
 /// Fixed cost, no allocation: every `update` does the same arithmetic.
 public struct AHRS: Sendable {
@@ -133,6 +136,7 @@ public struct AHRS: Sendable {
     private var magReferenceSamples = 0
     private var magCandidateSamples = 0
     private var magConfirmDurationS: Double = 0
+    private var magHeadingWeight: Double = 1
     private var magHorizontalFiltered: SIMD2<Double> = .zero
 
     /// - Parameters:
@@ -238,7 +242,7 @@ public struct AHRS: Sendable {
                     startup: magStartup)
                 if accepted {
                     isMagneticFieldAccepted = true
-                    var k = kHeading
+                    var k = kHeading * magHeadingWeight
                     if magStartup {
                         k = 1 / Double(magReferenceSamples)
                     } else if magRecoveryRemainingS > 0 {
@@ -340,6 +344,14 @@ public struct AHRS: Sendable {
             let explainable =
                 abs(azimuth) < c.magneticHeadingToleranceRad + c.gyroHeadingDriftRadPerS * magRejectedDurationS
             if magRecoveryRemainingS > 0 || (agrees && magRejectedDurationS < c.magneticRecoveryAfterS) {
+                // Confidence fades with the largest deviation (as a fraction of its tolerance), so the correction
+                // goes to zero continuously at the gate and a field that is drifting away counts less and less.
+                let normDeviation =
+                    abs(magNormFiltered - magneticReferenceNorm) / (c.magneticNormTolerance * magneticReferenceNorm)
+                let dipDeviation = abs(magDipFiltered - magneticReferenceDipRad) / c.magneticDipToleranceRad
+                let headingDeviation = abs(azimuth) / c.magneticHeadingToleranceRad
+                let worst = min(1, max(normDeviation, dipDeviation, headingDeviation))
+                magHeadingWeight = magRecoveryRemainingS > 0 ? 1 : 1 - worst * worst
                 magRejectedDurationS = 0
                 magConfirmDurationS = 0
                 magneticReferenceNorm += kMagReference * (magNormFiltered - magneticReferenceNorm)
