@@ -13,6 +13,10 @@ public struct AHRSConfiguration: Sendable, Equatable {
     public var restInclinationTimeConstantS: Double = 0.5
     /// Time constant (s) of the heading correction from the horizontal projection of the magnetic field.
     public var headingTimeConstantS: Double = 10.0
+    /// The heading correction gain is divided by `1 + (|ω| / this)²` (rad/s): while the sensor turns fast, the
+    /// magnetometer's own filtering and its timing relative to the gyroscope turn the measured field by an
+    /// angle that grows with the rate, whereas integrating the gyroscope over that short time is nearly exact.
+    public var headingRateScaleRadPerS: Double = 3.0
     /// Time constant (s) of gyroscope bias learning from the inclination/heading corrections while moving;
     /// 0 disables it (bias is then learned at rest only).
     public var motionBiasTimeConstantS: Double = 0
@@ -114,6 +118,7 @@ public struct AHRS: Sendable {
     private let kMagCheck: Double
     private let kMagReference: Double
     private let startupSamples: Int
+    private let inverseHeadingRateScaleSquared: Double
 
     private var sampleCount = 0
     private var isInitialized = false
@@ -155,6 +160,8 @@ public struct AHRS: Sendable {
         kRestBias = gain(configuration.restBiasTimeConstantS)
         kMagCheck = gain(configuration.magneticCheckTimeConstantS)
         kMagReference = gain(configuration.magneticReferenceTimeConstantS)
+        let rateScale = configuration.headingRateScaleRadPerS
+        inverseHeadingRateScaleSquared = rateScale > 0 && rateScale.isFinite ? 1 / (rateScale * rateScale) : 0
         let startup = (configuration.startupDurationS / samplePeriodS).rounded()
         startupSamples = startup.isFinite ? Int(min(max(startup, 1), 1e9)) : 1
     }
@@ -242,7 +249,8 @@ public struct AHRS: Sendable {
                     startup: magStartup)
                 if accepted {
                     isMagneticFieldAccepted = true
-                    var k = kHeading * magHeadingWeight
+                    let rateSquared = (rate * rate).sum()
+                    var k = kHeading * magHeadingWeight / (1 + rateSquared * inverseHeadingRateScaleSquared)
                     if magStartup {
                         k = 1 / Double(magReferenceSamples)
                     } else if magRecoveryRemainingS > 0 {
