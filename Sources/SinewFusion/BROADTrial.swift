@@ -160,6 +160,13 @@ public struct BROADErrors: Sendable, Equatable, Codable {
     public var headingDeg: Double
     public var inclinationDeg: Double
 
+    /// The key names of `sinew fusion eval --json`.
+    enum CodingKeys: String, CodingKey {
+        case totalDeg = "total_deg"
+        case headingDeg = "heading_deg"
+        case inclinationDeg = "inclination_deg"
+    }
+
     public init(totalDeg: Double, headingDeg: Double, inclinationDeg: Double) {
         self.totalDeg = totalDeg
         self.headingDeg = headingDeg
