@@ -74,8 +74,8 @@ public struct AHRSConfiguration: Sendable, Equatable {
 /// Units: angular rate rad/s, specific force m/s² (the rest detector's thresholds are in m/s²), magnetic field
 /// in any unit (µT in BROAD; only its direction and ratios to the learned reference are used). All vectors in
 /// the sensor frame. The estimate ``orientation`` maps sensor to earth, earth frame East-North-Up with north =
-/// magnetic north in 9-D use (6-D: heading starts at an arbitrary value and drifts with the residual gyroscope
-/// bias). No initial orientation is needed: the first samples set inclination and heading.
+/// magnetic north in 9-D use (6-D: heading starts with the horizontal projection of the sensor's y axis as
+/// north and then drifts with the residual gyroscope bias). No initial orientation is needed: the first samples set inclination and heading.
 ///
 /// Structure: the gyroscope is integrated; the accelerometer, rotated into the estimated earth frame and
 /// low-pass filtered there, corrects only inclination; the magnetometer corrects only heading, through the
