@@ -35,11 +35,13 @@ let package = Package(
         ),
         .target(name: "SinewCore"),
         .target(name: "SinewKinematics", dependencies: ["SinewCore", "CKinematics"]),
+        .target(name: "SinewFusion", dependencies: ["SinewCore"]),
         .executableTarget(
             name: "sinew",
             dependencies: [
                 "SinewCore",
                 "SinewKinematics",
+                "SinewFusion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -48,6 +50,7 @@ let package = Package(
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
         .testTarget(name: "SinewCLITests", dependencies: ["sinew"]),
         .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter"]),
+        .testTarget(name: "SinewFusionTests", dependencies: ["SinewFusion", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
