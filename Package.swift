@@ -40,23 +40,29 @@ let package = Package(
         .target(name: "CSinewSystem"),
         .target(name: "SinewBus", dependencies: ["SinewCore", "CSerialPort", "CSinewSystem"]),
         .target(name: "SinewDrivers", dependencies: ["SinewCore"]),
-        .target(name: "SinewSim", dependencies: ["SinewCore", "SinewBus", "SinewDrivers", "CSinewSystem"]),
+        .target(
+            name: "SinewSim", dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CSinewSystem"]),
+        .target(name: "SinewFusion", dependencies: ["SinewCore"]),
         .executableTarget(
             name: "sinew",
             dependencies: [
                 "SinewCore",
                 "SinewKinematics",
+                "SinewFusion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
-        .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewKinematics", "CAllocCounter"]),
+        .testTarget(name: "SinewCLITests", dependencies: ["sinew"]),
+        .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter"]),
+        .testTarget(name: "SinewFusionTests", dependencies: ["SinewFusion", "CAllocCounter"]),
         .testTarget(name: "SinewBusTests", dependencies: ["SinewBus", "CAllocCounter"]),
         .testTarget(name: "SinewDriversTests", dependencies: ["SinewDrivers"]),
         .testTarget(
-            name: "SinewSimTests", dependencies: ["SinewSim", "SinewBus", "SinewDrivers", "CAllocCounter"]),
+            name: "SinewSimTests",
+            dependencies: ["SinewSim", "SinewKinematics", "SinewBus", "SinewDrivers", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

@@ -1,42 +1,45 @@
-// Composite rigid-body algorithm for the joint-space mass matrix.
-#include "model.hpp"
-
+// Composite rigid-body algorithm for the joint-space mass matrix, in the world frame: with every inertia
+// and motion subspace expressed about the world origin, composites add without transforms and each
+// entry M(i, j) is one dot product (the formulation Pinocchio also uses).
 #include <cstring>
+
+#include "model.hpp"
 
 using namespace sk;
 
 extern "C" void sk_crba(const sk_model *model, sk_data *data, const double *q, double *M) {
     const int n = model->nv;
+    sk_forward_kinematics_bodies(model, data, q);
+    // Motion subspaces in the world frame, about the world origin, kept in vLin/vAng.
+    for (int i = 0; i < n; ++i) {
+        const Body &b = model->bodies[i];
+        data->composite[i] = b.inertia.toParent(data->oR[i], data->op[i]);
+        const Vec3 a = data->oR[i] * b.axis;
+        if (b.type == SK_JOINT_PRISMATIC) {
+            data->vLin[i] = a;
+            data->vAng[i].setZero();
+        } else {
+            data->vLin[i] = data->op[i].cross(a);
+            data->vAng[i] = a;
+        }
+    }
     // Entries between joints on different branches stay zero.
     std::memset(M, 0, sizeof(double) * n * n);
-    for (int i = 0; i < n; ++i) {
-        jointPlacement(model->bodies[i], q[i], data->liR[i], data->lip[i]);
-        data->composite[i] = model->bodies[i].inertia;
-    }
     for (int i = n - 1; i >= 0; --i) {
-        const Body &b = model->bodies[i];
-        Vec3 sl, sa, fl, fa;
-        motionSubspace(b, sl, sa);
         const Inertia &Ic = data->composite[i];
-        Ic.apply(sl, sa, fl, fa);
-        M[i + n * i] = sl.dot(fl) + sa.dot(fa);
-        int j = i;
-        while (model->bodies[j].parent >= 0) {
-            const Vec3 flp = data->liR[j] * fl;
-            fa = data->liR[j] * fa + data->lip[j].cross(flp);
-            fl = flp;
-            j = model->bodies[j].parent;
-            motionSubspace(model->bodies[j], sl, sa);
-            const double mij = sl.dot(fl) + sa.dot(fa);
+        Vec3 f, t;
+        Ic.apply(data->vLin[i], data->vAng[i], f, t);
+        for (int j : model->support[i]) {
+            const double mij = data->vLin[j].dot(f) + data->vAng[j].dot(t);
             M[i + n * j] = mij;
             M[j + n * i] = mij;
         }
-        if (b.parent >= 0) {
-            const Inertia moved = Ic.toParent(data->liR[i], data->lip[i]);
-            Inertia &acc = data->composite[b.parent];
-            acc.mass += moved.mass;
-            acc.h += moved.h;
-            acc.I += moved.I;
+        const int parent = model->bodies[i].parent;
+        if (parent >= 0) {
+            Inertia &acc = data->composite[parent];
+            acc.mass += Ic.mass;
+            acc.h += Ic.h;
+            acc.I += Ic.I;
         }
     }
 }

@@ -18,7 +18,8 @@ void jacobianColumns(const sk_model *model, const sk_data *data, int body, const
 namespace {
 double nowSeconds() {
     timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    // CPU time of this thread: being preempted by other work must not make a solvable target fail.
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
@@ -165,14 +166,29 @@ extern "C" sk_ik_result sk_ik_solve(const sk_model *model, sk_data *data, const 
                 result.success = 1;
                 return result;
             }
-            Eigen::Matrix<double, 6, 6> A;
-            A.noalias() = Jr * Jr.transpose();
-            A.diagonal().array() += lambda;
-            const Vec6 y = A.ldlt().solve(e);
-            std::memcpy(trial, q, sizeof(double) * n);
-            for (int k = 0; k < P.nActive; ++k) {
-                const int a = active[k];
-                trial[a] += Jr.col(k).dot(y);
+            // Damped least-squares step. Joints resting on a limit that the step pushes further out are
+            // taken out of the step and it is solved again, so the others do the work (an active set).
+            double *blocked = data->ikStep.data();
+            for (int k = 0; k < P.nActive; ++k) blocked[k] = 0;
+            for (int pass = 0; pass < 2; ++pass) {
+                Eigen::Matrix<double, 6, 6> A = Eigen::Matrix<double, 6, 6>::Zero();
+                for (int k = 0; k < P.nActive; ++k)
+                    if (blocked[k] == 0) A.noalias() += Jr.col(k) * Jr.col(k).transpose();
+                A.diagonal().array() += lambda;
+                const Vec6 y = A.ldlt().solve(e);
+                std::memcpy(trial, q, sizeof(double) * n);
+                bool changed = false;
+                for (int k = 0; k < P.nActive; ++k) {
+                    if (blocked[k] != 0) continue;
+                    const int a = active[k];
+                    const double step = Jr.col(k).dot(y);
+                    trial[a] += step;
+                    if ((q[a] <= problem->lower[a] && step < 0) || (q[a] >= problem->upper[a] && step > 0)) {
+                        blocked[k] = 1;
+                        changed = true;
+                    }
+                }
+                if (!changed) break;
             }
             P.project(trial);
             Vec6 eTrial;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <Eigen/Cholesky>
 #include <Eigen/Geometry>
 #include <cmath>
 #include <vector>
@@ -38,10 +39,14 @@ struct Inertia {
         out.mass = mass;
         const Vec3 hr = R * h;
         out.h = hr + mass * p;
-        const double pp = p.squaredNorm();
-        out.I = R * I * R.transpose();
-        out.I += mass * (pp * Mat3::Identity() - p * p.transpose());
-        out.I += 2.0 * hr.dot(p) * Mat3::Identity() - hr * p.transpose() - p * hr.transpose();
+        // Parallel-axis shift of the rotated inertia: (m p·p + 2 hr·p) E - (m p + hr) pᵀ - p hrᵀ.
+        const Mat3 RI = R * I;
+        out.I.noalias() = RI * R.transpose();
+        const Vec3 a = mass * p + hr;
+        const double diagonal = p.dot(a + hr);
+        out.I.noalias() -= a * p.transpose();
+        out.I.noalias() -= p * hr.transpose();
+        out.I.diagonal().array() += diagonal;
         return out;
     }
     Mat6 matrix() const;
@@ -146,6 +151,10 @@ struct sk_data {
     std::vector<sk::Mat6, Eigen::aligned_allocator<sk::Mat6>> articulated;
     std::vector<sk::Vec6, Eigen::aligned_allocator<sk::Vec6>> biasForce, biasAcc, U;
     std::vector<double> Dinv, u;
+    // Simulation step scratch: system matrix and its factorisation, sized once.
+    Eigen::MatrixXd stepMatrix;
+    Eigen::VectorXd stepRhs, stepSolution, stepBias;
+    Eigen::LLT<Eigen::MatrixXd> stepFactor;
     // Inverse-kinematics scratch.
     std::vector<double> ikQ, ikQTrial, ikStep, ikJacobian, ikReduced, ikLower, ikUpper;
     std::vector<int> ikActive;

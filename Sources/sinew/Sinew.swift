@@ -2,5 +2,13 @@ import ArgumentParser
 
 @main
 struct Sinew: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Sinew")
+    static let configuration = CommandConfiguration(
+        commandName: "sinew",
+        abstract: "Sinew: a real-time control runtime for embodied robots.",
+        discussion: """
+            Start with `sinew demo`. Point `sinew kinematics` at any URDF to inspect a robot, evaluate its \
+            kinematics and dynamics, or solve inverse kinematics; `sinew bench` measures what Sinew costs.
+            """,
+        subcommands: [Demo.self, Kinematics.self, Fusion.self, Bench.self]
+    )
 }

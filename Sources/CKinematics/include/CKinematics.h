@@ -88,6 +88,17 @@ void sk_crba(const sk_model *model, sk_data *data, const double *q, double *mass
  * included. */
 void sk_aba(const sk_model *model, sk_data *data, const double *q, const double *v, const double *tau, double *ddq);
 
+/** One semi-implicit Euler step of the joint dynamics, for simulation: solves
+ *  (M(q) + diag(armature) + dt·diag(damping)) v' = (M(q) + diag(armature)) v + dt·(tau + diag(damping)·v - b(q, v))
+ * for the new velocities v' (nv), where b is the bias of RNEA (Coriolis, centrifugal, gravity). `tau` is the
+ * joint force at the start of the step and `damping` its slope -dtau/dv (back-EMF, viscous friction, >= 0):
+ * treating that part implicitly keeps stiff geared motors stable at a fixed step. `armature` is the reflected
+ * rotor inertia of each joint's drive (kg·m² or kg), added to the mass matrix diagonal.
+ * The caller then advances q += dt·v'. Allocation-free. */
+void sk_semi_implicit_step(const sk_model *model, sk_data *data, const double *q, const double *v,
+                           const double *tau, const double *damping, const double *armature, double dt,
+                           double *v_next);
+
 /** Inverse kinematics problem for one frame. Arrays are owned by the caller. */
 typedef struct {
     int32_t frame;

@@ -1,2 +1,0 @@
-import CKinematics
-import SinewCore
