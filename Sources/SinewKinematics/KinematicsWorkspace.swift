@@ -123,6 +123,25 @@ public final class KinematicsWorkspace {
             accelerations.baseAddress)
     }
 
+    /// One semi-implicit Euler step of the joint dynamics, for simulation: the new joint velocities after
+    /// `dt` seconds under joint forces `efforts`, whose slope −∂effort/∂velocity is `damping` (taken
+    /// implicitly, so stiff geared drives stay stable), with `armature` (reflected rotor inertia, kg·m² or kg)
+    /// added to the mass matrix diagonal. Writes `velocitiesOut`; the caller advances positions by
+    /// dt·velocitiesOut. Allocation-free.
+    public func semiImplicitStep(
+        positions: UnsafeBufferPointer<Double>, velocities: UnsafeBufferPointer<Double>,
+        efforts: UnsafeBufferPointer<Double>, damping: UnsafeBufferPointer<Double>,
+        armature: UnsafeBufferPointer<Double>, dt: Double, velocitiesOut: UnsafeMutableBufferPointer<Double>
+    ) {
+        let n = model.dofCount
+        precondition(
+            positions.count == n && velocities.count == n && efforts.count == n && damping.count == n
+                && armature.count == n && velocitiesOut.count == n, "joint vector size")
+        sk_semi_implicit_step(
+            model.handle, data, positions.baseAddress, velocities.baseAddress, efforts.baseAddress,
+            damping.baseAddress, armature.baseAddress, dt, velocitiesOut.baseAddress)
+    }
+
     /// Element (row, column) of `jacobian`.
     @inlinable public func jacobian(row: Int, column: Int) -> Double { jacobian[6 * column + row] }
 
