@@ -35,6 +35,7 @@ let package = Package(
         ),
         .target(name: "SinewCore"),
         .target(name: "SinewKinematics", dependencies: ["SinewCore", "CKinematics"]),
+        .target(name: "SinewFusion", dependencies: ["SinewCore"]),
         .executableTarget(
             name: "sinew",
             dependencies: [
@@ -47,6 +48,7 @@ let package = Package(
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
         .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewKinematics", "CAllocCounter"]),
+        .testTarget(name: "SinewFusionTests", dependencies: ["SinewFusion", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
