@@ -1,0 +1,260 @@
+import CAllocCounter
+import Foundation
+import SinewFusion
+import Testing
+
+/// Smooth 3-D motion with analytic derivatives: position sums of sines (m), orientation from Z-Y-X Euler
+/// angles that are sums of sines plus a slow yaw drift (rad).
+struct SmoothRigidBodyTrajectory {
+    var phase: Double = 0
+
+    struct Sample {
+        var orientation: (w: Double, x: Double, y: Double, z: Double)
+        var positionM: SIMD3<Double>
+        var velocityMPerS: SIMD3<Double>
+        var accelerationMPerS2: SIMD3<Double>
+        var bodyAngularVelocityRadPerS: SIMD3<Double>
+    }
+
+    private func wave(_ t: Double, _ amplitude: Double, _ hz: Double, _ offset: Double) -> (Double, Double, Double) {
+        let w = 2 * Double.pi * hz
+        let a = w * t + offset + phase
+        return (amplitude * sin(a), amplitude * w * cos(a), -amplitude * w * w * sin(a))
+    }
+
+    func sample(_ t: Double) -> Sample {
+        let px = wave(t, 1.5, 0.05, 0), px2 = wave(t, 0.3, 0.31, 1)
+        let py = wave(t, 1.0, 0.07, 2), py2 = wave(t, 0.2, 0.43, 0.5)
+        let pz = wave(t, 0.5, 0.11, 1.3), pz2 = wave(t, 0.1, 0.5, 0.1)
+        let roll = wave(t, 0.4, 0.13, 0.3), roll2 = wave(t, 0.1, 0.7, 0)
+        let pitch = wave(t, 0.3, 0.09, 1.7), pitch2 = wave(t, 0.08, 0.6, 2)
+        let yawWave = wave(t, 1.2, 0.04, 0.9), yaw2 = wave(t, 0.15, 0.45, 0.4)
+        let r = roll.0 + roll2.0
+        let rd = roll.1 + roll2.1
+        let p = pitch.0 + pitch2.0
+        let pd = pitch.1 + pitch2.1
+        let y = yawWave.0 + yaw2.0 + 0.05 * t
+        let yd = yawWave.1 + yaw2.1 + 0.05
+        let (cr, sr) = (cos(r / 2), sin(r / 2))
+        let (cp, sp) = (cos(p / 2), sin(p / 2))
+        let (cy, sy) = (cos(y / 2), sin(y / 2))
+        let q = (
+            w: cr * cp * cy + sr * sp * sy, x: sr * cp * cy - cr * sp * sy,
+            y: cr * sp * cy + sr * cp * sy, z: cr * cp * sy - sr * sp * cy
+        )
+        let omega = SIMD3(
+            rd - yd * sin(p), pd * cos(r) + yd * cos(p) * sin(r), -pd * sin(r) + yd * cos(p) * cos(r))
+        return Sample(
+            orientation: q, positionM: SIMD3(px.0 + px2.0, py.0 + py2.0, pz.0 + pz2.0),
+            velocityMPerS: SIMD3(px.1 + px2.1, py.1 + py2.1, pz.1 + pz2.1),
+            accelerationMPerS2: SIMD3(px.2 + px2.2, py.2 + py2.2, pz.2 + pz2.2),
+            bodyAngularVelocityRadPerS: omega)
+    }
+}
+
+func rotateToBody(_ q: (w: Double, x: Double, y: Double, z: Double), _ v: SIMD3<Double>) -> SIMD3<Double> {
+    // Rᵀ v with R the body → world rotation of q.
+    let (w, x, y, z) = (q.w, q.x, q.y, q.z)
+    let r0 = SIMD3(1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y))
+    let r1 = SIMD3(2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x))
+    let r2 = SIMD3(2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y))
+    return r0 * v.x + r1 * v.y + r2 * v.z
+}
+
+func quaternionTimesExp(_ q: (w: Double, x: Double, y: Double, z: Double), _ v: SIMD3<Double>) -> (
+    w: Double, x: Double, y: Double, z: Double
+) {
+    let angle = (v * v).sum().squareRoot()
+    let k = angle < 1e-12 ? 0.5 : sin(angle / 2) / angle
+    let b = (w: cos(angle / 2), x: k * v.x, y: k * v.y, z: k * v.z)
+    return (
+        w: q.w * b.w - q.x * b.x - q.y * b.y - q.z * b.z, x: q.w * b.x + q.x * b.w + q.y * b.z - q.z * b.y,
+        y: q.w * b.y - q.x * b.z + q.y * b.w + q.z * b.x, z: q.w * b.z + q.x * b.y - q.y * b.x + q.z * b.w
+    )
+}
+
+/// Closed-loop simulation: truth from the trajectory, an IMU with white noise and random-walk biases,
+/// positions at 10 Hz of which `lateFraction` arrive 50–100 ms late (so some also arrive out of order).
+struct EKFSimulation {
+    static let imuRateHz = 200.0
+    static let gyroNoiseDensity = 3.0e-4  // rad/s/√Hz (0.017 °/s/√Hz, a good MEMS gyro)
+    static let accelNoiseDensity = 2.0e-3  // m/s²/√Hz (200 µg/√Hz)
+    static let gyroBiasRandomWalk = 2.0e-5  // rad/s/√s
+    static let accelBiasRandomWalk = 3.0e-4  // m/s²/√s
+    static let positionSigmaM = 0.02
+    static let initialSigmas = (
+        orientationRad: 0.05, positionM: 0.05, velocityMPerS: 0.1, gyroBiasRadPerS: 0.005, accelBiasMPerS2: 0.05
+    )
+
+    struct Result {
+        var meanNEES: Double
+        var meanNEESPerBlock: [Double]  // orientation, position, velocity, gyro bias, accel bias
+        var neesSamples: Int
+        var maxPositionErrorM: Double
+        var maxOrientationErrorRad: Double
+        var finalPositionErrorM: Double
+        var finalOrientationErrorRad: Double
+        var lateApplied: Int
+        var rejected: Int
+        var meanNIS: Double
+    }
+
+    static func run(seconds: Double, seed: UInt64, lateFraction: Double = 0.5) -> Result {
+        var random = TestRandom(seed: seed)
+        let trajectory = SmoothRigidBodyTrajectory(phase: Double(seed % 17))
+        let dt = 1 / imuRateHz
+        let gravity = SIMD3<Double>(0, 0, -9.80665)
+        let configuration = RigidBodyEKFConfiguration(
+            gyroNoiseDensity: gyroNoiseDensity, accelNoiseDensity: accelNoiseDensity,
+            gyroBiasRandomWalk: gyroBiasRandomWalk, accelBiasRandomWalk: accelBiasRandomWalk)
+        func gaussian3(_ sigma: Double) -> SIMD3<Double> {
+            SIMD3(random.gaussian(), random.gaussian(), random.gaussian()) * sigma
+        }
+        let start = trajectory.sample(0)
+        var gyroBias = gaussian3(initialSigmas.gyroBiasRadPerS)
+        var accelBias = gaussian3(initialSigmas.accelBiasMPerS2)
+        // The initial estimate is the truth displaced by a draw from the initial covariance, so the prior
+        // is consistent and the NEES is meaningful from the start.
+        let initial = RigidBodyNominalState(
+            orientation: quaternionTimesExp(start.orientation, gaussian3(initialSigmas.orientationRad)),
+            positionM: start.positionM + gaussian3(initialSigmas.positionM),
+            velocityMPerS: start.velocityMPerS + gaussian3(initialSigmas.velocityMPerS))
+        let filter = RigidBodyEKF(
+            configuration: configuration, initialState: initial, initialStandardDeviations: initialSigmas)
+
+        var pending: [RigidBodyMeasurement] = []
+        var pendingDelivery: [Double] = []
+        let steps = Int(seconds * imuRateHz)
+        var neesSum = 0.0
+        var blockSums = [Double](repeating: 0, count: 5)
+        var neesCount = 0
+        var nisSum = 0.0
+        var nisCount = 0
+        var maxPositionError = 0.0
+        var maxOrientationError = 0.0
+        var lateApplied = 0
+        var rejected = 0
+        let blocks: [RigidBodyErrorBlocks] = [.orientation, .position, .velocity, .gyroBias, .accelBias]
+        let stepsPerMeasurement = Int(imuRateHz / 10)
+        for k in 1...steps {
+            let t = Double(k) * dt
+            // The sample that covers (t − dt, t] is taken at the interval's middle.
+            let mid = trajectory.sample(t - dt / 2)
+            gyroBias += gaussian3(gyroBiasRandomWalk * dt.squareRoot())
+            accelBias += gaussian3(accelBiasRandomWalk * dt.squareRoot())
+            let gyro = mid.bodyAngularVelocityRadPerS + gyroBias + gaussian3(gyroNoiseDensity / dt.squareRoot())
+            let force =
+                rotateToBody(mid.orientation, mid.accelerationMPerS2 - gravity) + accelBias
+                + gaussian3(accelNoiseDensity / dt.squareRoot())
+            filter.propagate(gyroRadPerS: gyro, specificForceMPerS2: force, timestampSeconds: t)
+            let truth = trajectory.sample(t)
+            if k % stepsPerMeasurement == 0 {
+                let measured = truth.positionM + gaussian3(positionSigmaM)
+                let late = random.uniform() < lateFraction
+                let delay = late ? 0.05 + 0.05 * random.uniform() : 0
+                pending.append(
+                    .position(measured, standardDeviationM: SIMD3(repeating: positionSigmaM), timestampSeconds: t))
+                pendingDelivery.append(t + delay)
+            }
+            var i = 0
+            while i < pending.count {
+                if pendingDelivery[i] <= t + 1e-9 {
+                    let result = filter.update(pending[i])
+                    switch result {
+                    case .applied(let nis, _, let replayed):
+                        nisSum += nis
+                        nisCount += 1
+                        if replayed > 0 { lateApplied += 1 }
+                    case .rejected: rejected += 1
+                    }
+                    pending.remove(at: i)
+                    pendingDelivery.remove(at: i)
+                } else {
+                    i += 1
+                }
+            }
+            let truthState = RigidBodyNominalState(
+                orientation: truth.orientation, positionM: truth.positionM, velocityMPerS: truth.velocityMPerS,
+                gyroBiasRadPerS: gyroBias, accelBiasMPerS2: accelBias)
+            if k % 10 == 0 {
+                neesSum += filter.normalisedEstimationErrorSquared(truth: truthState)
+                for b in 0..<5 {
+                    blockSums[b] += filter.normalisedEstimationErrorSquared(truth: truthState, blocks: blocks[b])
+                }
+                neesCount += 1
+            }
+            let errorBuffer = UnsafeMutablePointer<Double>.allocate(capacity: 15)
+            filter.errorState(relativeTo: truthState, into: errorBuffer)
+            let positionError =
+                (errorBuffer[3] * errorBuffer[3] + errorBuffer[4] * errorBuffer[4]
+                + errorBuffer[5] * errorBuffer[5]).squareRoot()
+            let orientationError =
+                (errorBuffer[0] * errorBuffer[0] + errorBuffer[1] * errorBuffer[1]
+                + errorBuffer[2] * errorBuffer[2]).squareRoot()
+            errorBuffer.deallocate()
+            if t > 5 {
+                maxPositionError = max(maxPositionError, positionError)
+                maxOrientationError = max(maxOrientationError, orientationError)
+            }
+            if k == steps {
+                return Result(
+                    meanNEES: neesSum / Double(neesCount), meanNEESPerBlock: blockSums.map { $0 / Double(neesCount) },
+                    neesSamples: neesCount, maxPositionErrorM: maxPositionError,
+                    maxOrientationErrorRad: maxOrientationError, finalPositionErrorM: positionError,
+                    finalOrientationErrorRad: orientationError, lateApplied: lateApplied, rejected: rejected,
+                    meanNIS: nisSum / Double(max(nisCount, 1)))
+            }
+        }
+        fatalError("unreachable")
+    }
+}
+
+@Suite struct RigidBodyEKFTests {
+    /// Ten minutes at 200 Hz (120 000 IMU steps, 6 000 positions, half of them 50–100 ms late). A single
+    /// run's time-averaged NEES must lie within the 95% bounds of one chi-square sample (15 dof:
+    /// [6.26, 27.49]; 3 dof per block: [0.22, 9.35]) — conservative, since averaging correlated samples
+    /// never increases the variance — and the error must stay bounded.
+    @Test func tenMinutesWithLatePositionsStaysConsistentAndBounded() {
+        let r = EKFSimulation.run(seconds: 600, seed: 1)
+        print(
+            "EKF 10 min: mean NEES \(r.meanNEES) (15 dof) over \(r.neesSamples) samples; per block "
+                + "(θ, p, v, bg, ba) \(r.meanNEESPerBlock); mean NIS \(r.meanNIS) (3 dof); late applied "
+                + "\(r.lateApplied), rejected \(r.rejected); max |δp| \(r.maxPositionErrorM) m, max |δθ| "
+                + "\(r.maxOrientationErrorRad) rad; final |δp| \(r.finalPositionErrorM) m, |δθ| "
+                + "\(r.finalOrientationErrorRad) rad")
+        let low15 = chiSquareQuantile(degreesOfFreedom: 15, normalQuantile: -1.959964)
+        let high15 = chiSquareQuantile(degreesOfFreedom: 15, normalQuantile: 1.959964)
+        #expect(r.meanNEES > low15 && r.meanNEES < high15)
+        for block in r.meanNEESPerBlock {
+            #expect(block > 0.2158 && block < 9.348)
+        }
+        #expect(r.rejected == 0)
+        #expect(r.lateApplied > 2500)
+        #expect(r.maxPositionErrorM < 0.1)
+        #expect(r.maxOrientationErrorRad < 0.05)
+    }
+
+    /// Monte Carlo: 10 independent 60 s runs. The average NEES over runs and time must lie within the
+    /// 95% bounds of chi-square(15·10)/10, i.e. [11.9, 18.5] (again conservative for the time average).
+    @Test func monteCarloAverageNEESWithinChiSquareBounds() {
+        let runs = 10
+        var sum = 0.0
+        var blockSums = [Double](repeating: 0, count: 5)
+        for seed in 0..<runs {
+            let r = EKFSimulation.run(seconds: 60, seed: UInt64(100 + seed))
+            sum += r.meanNEES
+            for b in 0..<5 { blockSums[b] += r.meanNEESPerBlock[b] }
+        }
+        let average = sum / Double(runs)
+        let low = chiSquareQuantile(degreesOfFreedom: 15 * Double(runs), normalQuantile: -1.959964) / Double(runs)
+        let high = chiSquareQuantile(degreesOfFreedom: 15 * Double(runs), normalQuantile: 1.959964) / Double(runs)
+        let blockLow = chiSquareQuantile(degreesOfFreedom: 3 * Double(runs), normalQuantile: -1.959964) / Double(runs)
+        let blockHigh = chiSquareQuantile(degreesOfFreedom: 3 * Double(runs), normalQuantile: 1.959964) / Double(runs)
+        let blocks = blockSums.map { $0 / Double(runs) }
+        print(
+            "EKF Monte Carlo (\(runs) × 60 s): average NEES \(average), bounds [\(low), \(high)]; per block "
+                + "\(blocks), bounds [\(blockLow), \(blockHigh)]")
+        #expect(average > low && average < high)
+        for block in blocks { #expect(block > blockLow && block < blockHigh) }
+    }
+}
