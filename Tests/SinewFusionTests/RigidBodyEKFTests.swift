@@ -258,3 +258,193 @@ struct EKFSimulation {
         for block in blocks { #expect(block > blockLow && block < blockHigh) }
     }
 }
+
+/// A filter fed a fixed, noise-free-ish IMU stream (constant rotation and acceleration), for the
+/// bookkeeping tests below.
+func makeBookkeepingFilter(historyCapacity: Int = 100) -> RigidBodyEKF {
+    RigidBodyEKF(
+        configuration: RigidBodyEKFConfiguration(
+            gyroNoiseDensity: 3e-4, accelNoiseDensity: 2e-3, gyroBiasRandomWalk: 2e-5, accelBiasRandomWalk: 3e-4,
+            historyCapacity: historyCapacity),
+        initialState: RigidBodyNominalState(),
+        initialStandardDeviations: (0.05, 0.05, 0.1, 0.005, 0.05))
+}
+
+func feedIMU(_ filter: RigidBodyEKF, from firstStep: Int, to lastStep: Int) {
+    for k in firstStep...lastStep {
+        let t = Double(k) * 0.005
+        let gyro = SIMD3(0.3 * sin(t), 0.2, -0.1 * cos(2 * t))
+        let force = SIMD3(0.5 * cos(t), 0.2 * sin(3 * t), 9.80665 + 0.1 * sin(t))
+        filter.propagate(gyroRadPerS: gyro, specificForceMPerS2: force, timestampSeconds: t)
+    }
+}
+
+func stateDistance(_ a: RigidBodyEKF, _ b: RigidBodyEKF) -> Double {
+    var d = 0.0
+    let sa = a.state
+    let sb = b.state
+    d = max(d, abs(sa.orientation.w - sb.orientation.w), abs(sa.orientation.x - sb.orientation.x))
+    d = max(d, abs(sa.orientation.y - sb.orientation.y), abs(sa.orientation.z - sb.orientation.z))
+    for c in 0..<3 {
+        d = max(d, abs(sa.positionM[c] - sb.positionM[c]), abs(sa.velocityMPerS[c] - sb.velocityMPerS[c]))
+        d = max(d, abs(sa.gyroBiasRadPerS[c] - sb.gyroBiasRadPerS[c]))
+        d = max(d, abs(sa.accelBiasMPerS2[c] - sb.accelBiasMPerS2[c]))
+    }
+    for i in 0..<15 {
+        for j in 0..<15 { d = max(d, abs(a.covariance(row: i, column: j) - b.covariance(row: i, column: j))) }
+    }
+    return d
+}
+
+@Suite struct RigidBodyEKFBookkeepingTests {
+    @Test func lateMeasurementEqualsOnTimeMeasurement() {
+        let onTime = makeBookkeepingFilter()
+        let late = makeBookkeepingFilter()
+        // Between samples 40 and 41 (t = 0.2025 s) to exercise the split IMU interval.
+        let measurement = RigidBodyMeasurement.position(
+            SIMD3(0.1, -0.05, 0.02), standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: 0.2025)
+        feedIMU(onTime, from: 1, to: 40)
+        // On time: propagate exactly to the measurement with the next sample's input, then apply, then on.
+        let t41 = 41 * 0.005
+        let gyro41 = SIMD3(0.3 * sin(t41), 0.2, -0.1 * cos(2 * t41))
+        let force41 = SIMD3(0.5 * cos(t41), 0.2 * sin(3 * t41), 9.80665 + 0.1 * sin(t41))
+        onTime.propagate(gyroRadPerS: gyro41, specificForceMPerS2: force41, timestampSeconds: 0.2025)
+        let r1 = onTime.update(measurement)
+        onTime.propagate(gyroRadPerS: gyro41, specificForceMPerS2: force41, timestampSeconds: t41)
+        feedIMU(onTime, from: 42, to: 60)
+        feedIMU(late, from: 1, to: 60)
+        let r2 = late.update(measurement)
+        guard case .applied(let nis1, 3, 0) = r1, case .applied(let nis2, 3, let replayed) = r2 else {
+            Issue.record("unexpected results \(r1) \(r2)")
+            return
+        }
+        #expect(replayed == 20)
+        #expect(abs(nis1 - nis2) < 1e-9)
+        #expect(stateDistance(onTime, late) < 1e-9)
+    }
+
+    @Test func outOfOrderMeasurementsGiveTheInOrderResult() {
+        let inOrder = makeBookkeepingFilter()
+        let reversed = makeBookkeepingFilter()
+        let a = RigidBodyMeasurement.position(
+            SIMD3(0.1, 0, 0), standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: 0.1)
+        let b = RigidBodyMeasurement.velocity(
+            SIMD3(0, 0.2, 0), standardDeviationMPerS: SIMD3(repeating: 0.05), timestampSeconds: 0.2)
+        let c = RigidBodyMeasurement.orientation(
+            (0.999, 0.02, 0.03, 0.01), standardDeviationRad: SIMD3(repeating: 0.01), timestampSeconds: 0.25)
+        feedIMU(inOrder, from: 1, to: 20)
+        inOrder.update(a)
+        feedIMU(inOrder, from: 21, to: 40)
+        inOrder.update(b)
+        feedIMU(inOrder, from: 41, to: 50)
+        inOrder.update(c)
+        feedIMU(inOrder, from: 51, to: 70)
+        feedIMU(reversed, from: 1, to: 70)
+        reversed.update(c)
+        reversed.update(b)
+        reversed.update(a)
+        #expect(stateDistance(inOrder, reversed) < 1e-9)
+    }
+
+    @Test func tooOldMeasurementIsRejectedWithItsAge() {
+        let filter = makeBookkeepingFilter(historyCapacity: 20)
+        feedIMU(filter, from: 1, to: 100)
+        #expect(abs(filter.windowStartSeconds - 0.4) < 1e-12)
+        let old = RigidBodyMeasurement.position(
+            .zero, standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: 0.3)
+        guard case .rejected(.tooOld(let age, let window)) = filter.update(old) else {
+            Issue.record("expected tooOld")
+            return
+        }
+        #expect(abs(age - 0.2) < 1e-9)
+        #expect(abs(window - 0.1) < 1e-9)
+        let inWindow = RigidBodyMeasurement.position(
+            .zero, standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: 0.45)
+        guard case .applied(_, 3, let replayed) = filter.update(inWindow) else {
+            Issue.record("expected applied")
+            return
+        }
+        // 0.45 s ends IMU step 90, so steps 90…100 are re-propagated.
+        #expect(replayed == 11)
+        #expect(
+            filter.propagate(gyroRadPerS: .zero, specificForceMPerS2: .zero, timestampSeconds: 0.5)
+                == .nonIncreasingTimestamp(previousSeconds: 0.5, sampleSeconds: 0.5))
+    }
+
+    @Test func maskSelectsComponents() {
+        let filter = makeBookkeepingFilter()
+        let before = filter.covariance(row: 3, column: 3)
+        let result = filter.update(
+            .position(SIMD3(5, 5, 0.1), standardDeviationM: SIMD3(repeating: 0.01), timestampSeconds: 0, mask: .z))
+        let expectedNIS = 0.1 * 0.1 / (0.05 * 0.05 + 0.01 * 0.01)
+        guard case .applied(let nis, 1, 0) = result else {
+            Issue.record("expected a 1-D update, got \(result)")
+            return
+        }
+        #expect(abs(nis - expectedNIS) < 1e-9)
+        #expect(filter.state.positionM.x == 0)
+        #expect(filter.state.positionM.y == 0)
+        #expect(abs(filter.state.positionM.z - 0.1 * 0.05 * 0.05 / (0.05 * 0.05 + 0.01 * 0.01)) < 1e-12)
+        #expect(filter.covariance(row: 3, column: 3) == before)
+        #expect(
+            filter.update(.position(.zero, standardDeviationM: .one, timestampSeconds: 0, mask: []))
+                == .rejected(.emptyMask))
+        var bad = RigidBodyMeasurement.position(.zero, standardDeviationM: .one, timestampSeconds: 0)
+        bad.covariance[0] = -10
+        #expect(filter.update(bad) == .rejected(.invalidCovariance))
+    }
+
+    @Test func poseMeasurementsRecoverAWrongHeading() {
+        // Start 0.5 rad off in yaw with a matching prior; poses at the true (identity) orientation fix it.
+        let filter = RigidBodyEKF(
+            configuration: RigidBodyEKFConfiguration(
+                gyroNoiseDensity: 3e-4, accelNoiseDensity: 2e-3, gyroBiasRandomWalk: 2e-5, accelBiasRandomWalk: 3e-4),
+            initialState: RigidBodyNominalState(orientation: (cos(0.25), 0, 0, sin(0.25))),
+            initialStandardDeviations: (0.5, 0.1, 0.1, 0.005, 0.05))
+        for k in 1...400 {
+            let t = Double(k) * 0.005
+            filter.propagate(gyroRadPerS: .zero, specificForceMPerS2: SIMD3(0, 0, 9.80665), timestampSeconds: t)
+            if k % 20 == 0 {
+                filter.update(
+                    .pose(
+                        positionM: .zero, orientation: (1, 0, 0, 0), standardDeviationM: SIMD3(repeating: 0.01),
+                        standardDeviationRad: SIMD3(repeating: 0.02), timestampSeconds: t - 0.05))
+            }
+        }
+        let q = filter.state.orientation
+        let yaw = atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+        #expect(abs(yaw) < 0.01)
+        #expect(filter.covariance(row: 2, column: 2).squareRoot() < 0.02)
+    }
+
+    @Test func updatesAllocateNothing() {
+        let filter = makeBookkeepingFilter()
+        let truth = RigidBodyNominalState()
+        feedIMU(filter, from: 1, to: 200)
+        filter.update(.position(.zero, standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: 0.95))
+        _ = filter.normalisedEstimationErrorSquared(truth: truth)
+        let before = sinew_thread_allocations()
+        var k = 201
+        var nees = 0.0
+        while k < 20_201 {
+            let t = Double(k) * 0.005
+            filter.propagate(
+                gyroRadPerS: SIMD3(0.3 * sin(t), 0.2, 0), specificForceMPerS2: SIMD3(0, 0, 9.80665), timestampSeconds: t
+            )
+            if k % 20 == 0 {
+                // Late by 15 samples, plus an on-time pose, so replay and merge run too.
+                filter.update(
+                    .position(.zero, standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: t - 0.075))
+                filter.update(
+                    .pose(
+                        positionM: .zero, orientation: (1, 0, 0, 0), standardDeviationM: SIMD3(repeating: 0.02),
+                        standardDeviationRad: SIMD3(repeating: 0.05), timestampSeconds: t, mask: [.z, .rotationZ]))
+                nees += filter.normalisedEstimationErrorSquared(truth: truth, blocks: [.position, .velocity])
+            }
+            k += 1
+        }
+        let delta = sinew_thread_allocations() - before
+        #expect(delta == 0)
+        #expect(nees.isFinite)
+    }
+}
