@@ -1,0 +1,218 @@
+import Foundation
+import SinewFusion
+import Testing
+
+/// Runs `executable` with `arguments`; returns exit status and combined output.
+func runProcess(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    do {
+        try process.run()
+    } catch {
+        return (-1, "could not start \(executable): \(error)")
+    }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// The Python of `<repo>/.build/pyenv` with pymavlink, creating the environment when missing (pip from
+/// PyPI, bounded to two minutes). Returns nil and records an issue saying why when that is impossible:
+/// the cross-check must fail loudly rather than pass without running.
+func pythonWithPymavlink() -> String? {
+    let root = repositoryRoot()
+    let venv = root.appendingPathComponent(".build/pyenv").path
+    let python = venv + "/bin/python"
+    if FileManager.default.isExecutableFile(atPath: python), runProcess(python, ["-c", "import pymavlink"]).status == 0
+    {
+        return python
+    }
+    let create = runProcess("/usr/bin/env", ["python3", "-m", "venv", venv])
+    guard create.status == 0 else {
+        Issue.record("cannot create \(venv) (python3 -m venv failed, status \(create.status)):\n\(create.output)")
+        return nil
+    }
+    let install = runProcess(
+        "/usr/bin/env",
+        [
+            "timeout", "120", venv + "/bin/pip", "install", "--quiet", "--disable-pip-version-check", "--timeout", "20",
+            "pymavlink",
+        ])
+    guard install.status == 0, runProcess(python, ["-c", "import pymavlink"]).status == 0 else {
+        let reason =
+            "cannot install pymavlink from PyPI into \(venv) (status \(install.status)); the MAVLink cross-check "
+            + "needs it. Output:\n\(install.output)"
+        Issue.record(Comment(rawValue: reason))
+        return nil
+    }
+    return python
+}
+
+func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-mavlink-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+func floats(_ v: SIMD3<Float>) -> [Double] { [Double(v.x), Double(v.y), Double(v.z)] }
+
+/// Field values of a message under the names of the MAVLink common dialect (as in the Python checker).
+func mavlinkFields(_ message: MAVLinkIMUMessage) -> [String: Any] {
+    switch message {
+    case .heartbeat(let m):
+        return [
+            "message": "HEARTBEAT", "type": Int(m.type), "autopilot": Int(m.autopilot), "base_mode": Int(m.baseMode),
+            "custom_mode": Int(m.customMode), "system_status": Int(m.systemStatus),
+            "mavlink_version": Int(m.mavlinkVersion),
+        ]
+    case .highResIMU(let m):
+        let a = floats(m.accelerationMPerS2)
+        let g = floats(m.angularVelocityRadPerS)
+        let b = floats(m.magneticFieldGauss)
+        return [
+            "message": "HIGHRES_IMU", "time_usec": Int(m.timeMicroseconds), "xacc": a[0], "yacc": a[1], "zacc": a[2],
+            "xgyro": g[0], "ygyro": g[1], "zgyro": g[2], "xmag": b[0], "ymag": b[1], "zmag": b[2],
+            "abs_pressure": Double(m.absolutePressureHPa), "diff_pressure": Double(m.differentialPressureHPa),
+            "pressure_alt": Double(m.pressureAltitudeM), "temperature": Double(m.temperatureCelsius),
+            "fields_updated": Int(m.fieldsUpdated), "id": Int(m.sensorID),
+        ]
+    case .scaledIMU(let m):
+        return [
+            "message": "SCALED_IMU", "time_boot_ms": Int(m.timeBootMilliseconds),
+            "xacc": Int(m.accelerationMilliG.x), "yacc": Int(m.accelerationMilliG.y),
+            "zacc": Int(m.accelerationMilliG.z), "xgyro": Int(m.angularVelocityMilliradPerS.x),
+            "ygyro": Int(m.angularVelocityMilliradPerS.y), "zgyro": Int(m.angularVelocityMilliradPerS.z),
+            "xmag": Int(m.magneticFieldMilligauss.x), "ymag": Int(m.magneticFieldMilligauss.y),
+            "zmag": Int(m.magneticFieldMilligauss.z), "temperature": Int(m.temperatureCentiCelsius),
+        ]
+    case .attitudeQuaternion(let m):
+        let o = m.representationOffset
+        return [
+            "message": "ATTITUDE_QUATERNION", "time_boot_ms": Int(m.timeBootMilliseconds),
+            "q1": Double(m.quaternion[0]), "q2": Double(m.quaternion[1]), "q3": Double(m.quaternion[2]),
+            "q4": Double(m.quaternion[3]), "rollspeed": Double(m.bodyRatesRadPerS.x),
+            "pitchspeed": Double(m.bodyRatesRadPerS.y), "yawspeed": Double(m.bodyRatesRadPerS.z),
+            "repr_offset_q": [Double(o[0]), Double(o[1]), Double(o[2]), Double(o[3])],
+        ]
+    }
+}
+
+/// A virtual IMU's stream: 2 s at 400 Hz of HIGHRES_IMU from the datasheet model on a wobbling body, with
+/// SCALED_IMU every 4th sample, ATTITUDE_QUATERNION every 10th and a HEARTBEAT every 200th.
+func virtualIMUStream() -> [MAVLinkIMUMessage] {
+    var model = IMUSensorModel.consumerMEMS(sampleRateHz: 400, seed: 11)
+    var messages: [MAVLinkIMUMessage] = []
+    for k in 0..<800 {
+        let t = Double(k) / 400
+        let sample = model.sample(
+            trueAngularVelocityRadPerS: SIMD3(sin(3 * t), 0.5 * cos(2 * t), 0.2),
+            trueSpecificForceMPerS2: SIMD3(0.3 * sin(t), 0, -9.80665))
+        if k % 200 == 0 { messages.append(.heartbeat(MAVLinkHeartbeat())) }
+        messages.append(.highResIMU(MAVLinkHighResIMU(sample: sample)))
+        if k % 4 == 0 {
+            let a = sample.specificForceMPerS2 / 9.80665 * 1000
+            let g = sample.angularVelocityRadPerS * 1000
+            messages.append(
+                .scaledIMU(
+                    MAVLinkScaledIMU(
+                        timeBootMilliseconds: UInt32(t * 1000),
+                        accelerationMilliG: SIMD3(Int16(a.x.rounded()), Int16(a.y.rounded()), Int16(a.z.rounded())),
+                        angularVelocityMilliradPerS: SIMD3(
+                            Int16(g.x.rounded()), Int16(g.y.rounded()), Int16(g.z.rounded())),
+                        temperatureCentiCelsius: 2512)))
+        }
+        if k % 10 == 0 {
+            let half = Float(0.1 * t)
+            messages.append(
+                .attitudeQuaternion(
+                    MAVLinkAttitudeQuaternion(
+                        timeBootMilliseconds: UInt32(t * 1000), quaternion: SIMD4(cos(half), 0, 0, sin(half)),
+                        bodyRatesRadPerS: SIMD3<Float>(sample.angularVelocityRadPerS))))
+        }
+    }
+    return messages
+}
+
+@Suite(.serialized) struct IMUProtocolPymavlinkTests {
+    static let script = repositoryRoot().appendingPathComponent("Tests/python/imu_decode_check.py").path
+
+    @Test func pymavlinkDecodesOurVirtualIMUStream() throws {
+        guard let python = pythonWithPymavlink() else { return }
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var encoder = MAVLinkEncoder(systemID: 1, componentID: 200)
+        var bytes: [UInt8] = []
+        var expected: [[String: Any]] = []
+        for message in virtualIMUStream() {
+            var fields = mavlinkFields(message)
+            fields["seq"] = Int(encoder.sequence)
+            fields["sysid"] = 1
+            fields["compid"] = 200
+            expected.append(fields)
+            bytes += try encodeFrame(&encoder, message)
+        }
+        let frames = directory.appendingPathComponent("frames.bin")
+        let json = directory.appendingPathComponent("expected.json")
+        try Data(bytes).write(to: frames)
+        try JSONSerialization.data(withJSONObject: ["messages": expected]).write(to: json)
+        let result = runProcess(python, [Self.script, "decode", frames.path, json.path])
+        print(result.output, terminator: "")
+        #expect(result.status == 0, "pymavlink check failed:\n\(result.output)")
+
+        // The checker is not vacuous: one wrong expected value makes it fail.
+        expected[5]["xgyro"] = 123.0
+        try JSONSerialization.data(withJSONObject: ["messages": expected]).write(to: json)
+        let negative = runProcess(python, [Self.script, "decode", frames.path, json.path])
+        #expect(negative.status == 1, "a wrong expected value went unnoticed:\n\(negative.output)")
+    }
+
+    @Test func weDecodePymavlinkEncodedStream() throws {
+        guard let python = pythonWithPymavlink() else { return }
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let frames = directory.appendingPathComponent("frames.bin")
+        let json = directory.appendingPathComponent("expected.json")
+        let result = runProcess(python, [Self.script, "encode", frames.path, json.path])
+        print(result.output, terminator: "")
+        try #require(result.status == 0, "pymavlink encoding failed:\n\(result.output)")
+        let bytes = [UInt8](try Data(contentsOf: frames))
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any]
+        let expected = try #require(object?["messages"] as? [[String: Any]])
+        var decoder = MAVLinkDecoder()
+        let decoded = decodeAll(bytes, &decoder)
+        #expect(decoded.count == expected.count)
+        #expect(decoder.checksumErrors == 0 && decoder.unknownMessages == 0 && decoder.malformedFrames == 0)
+        var mismatches: [String] = []
+        for (index, (frame, want)) in zip(decoded, expected).enumerated() {
+            let got = mavlinkFields(frame.message)
+            if (want["seq"] as? Int) != Int(frame.sequence) || (want["sysid"] as? Int) != Int(frame.systemID) {
+                mismatches.append("#\(index) header")
+            }
+            for (key, value) in got {
+                switch value {
+                case let s as String: if (want[key] as? String) != s { mismatches.append("#\(index) \(key)") }
+                case let i as Int:
+                    if (want[key] as? NSNumber)?.int64Value != Int64(i) { mismatches.append("#\(index) \(key)") }
+                case let d as Double:
+                    if let w = (want[key] as? NSNumber)?.doubleValue, abs(w - d) <= 1e-6 * max(1, abs(w)) {
+                    } else {
+                        mismatches.append("#\(index) \(key)")
+                    }
+                case let array as [Double]:
+                    let w = (want[key] as? [NSNumber])?.map(\.doubleValue) ?? []
+                    let close =
+                        w.count == array.count && zip(w, array).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($0)) }
+                    if !close { mismatches.append("#\(index) \(key)") }
+                default: mismatches.append("#\(index) \(key): unexpected type")
+                }
+            }
+        }
+        print(
+            "Sinew decoded \(decoded.count) pymavlink frames; \(mismatches.count) mismatches \(mismatches.prefix(10))")
+        #expect(mismatches.isEmpty)
+    }
+}
