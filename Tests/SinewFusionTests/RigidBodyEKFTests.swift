@@ -394,6 +394,28 @@ func stateDistance(_ a: RigidBodyEKF, _ b: RigidBodyEKF) -> Double {
         #expect(filter.update(bad) == .rejected(.invalidCovariance))
     }
 
+    @Test func outlierGateRejectsAJump() {
+        let filter = RigidBodyEKF(
+            configuration: RigidBodyEKFConfiguration(
+                gyroNoiseDensity: 3e-4, accelNoiseDensity: 2e-3, gyroBiasRandomWalk: 2e-5,
+                accelBiasRandomWalk: 3e-4, outlierGateNIS: 16.27),
+            initialState: RigidBodyNominalState(), initialStandardDeviations: (0.05, 0.05, 0.1, 0.005, 0.05))
+        feedIMU(filter, from: 1, to: 20)
+        let jump = RigidBodyMeasurement.position(
+            SIMD3(1, 0, 0), standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: 0.1)
+        guard case .rejected(.outlier(let nis)) = filter.update(jump) else {
+            Issue.record("a 1 m jump against a 5 cm prior must be gated")
+            return
+        }
+        #expect(nis > 16.27)
+        let fine = RigidBodyMeasurement.position(
+            SIMD3(0.03, 0, 0), standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: 0.1)
+        guard case .applied = filter.update(fine) else {
+            Issue.record("a plausible measurement must pass the gate")
+            return
+        }
+    }
+
     @Test func poseMeasurementsRecoverAWrongHeading() {
         // Start 0.5 rad off in yaw with a matching prior; poses at the true (identity) orientation fix it.
         let filter = RigidBodyEKF(
