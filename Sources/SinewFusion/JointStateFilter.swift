@@ -98,11 +98,11 @@ public struct JointStateFilter: Sendable {
         let dt3 = dt2 * dt
         let dt4 = dt3 * dt
         let dt5 = dt4 * dt
-        p00 = n00 + q * dt5 / 20
-        p01 = n01 + q * dt4 / 8
-        p02 = a02 + q * dt3 / 6
-        p11 = n11 + q * dt3 / 3
-        p12 = a12 + q * dt2 / 2
+        p00 = n00 + q * dt5 * (1.0 / 20)
+        p01 = n01 + q * dt4 * (1.0 / 8)
+        p02 = a02 + q * dt3 * (1.0 / 6)
+        p11 = n11 + q * dt3 * (1.0 / 3)
+        p12 = a12 + q * dt2 * 0.5
         p22 += q * dt
     }
 
@@ -129,10 +129,10 @@ public struct JointStateFilter: Sendable {
             let turn = 2 * Double.pi
             innovation -= turn * (innovation / turn).rounded()
         }
-        let s = p00 + r
-        let k0 = p00 / s
-        let k1 = p01 / s
-        let k2 = p02 / s
+        let inverseS = 1 / (p00 + r)
+        let k0 = p00 * inverseS
+        let k1 = p01 * inverseS
+        let k2 = p02 * inverseS
         positionRad += k0 * innovation
         velocityRadPerS += k1 * innovation
         accelerationRadPerS2 += k2 * innovation
@@ -159,10 +159,10 @@ public struct JointStateFilter: Sendable {
     public mutating func updateVelocity(_ measuredRadPerS: Double, varianceRad2PerS2 r: Double) {
         guard isInitialised else { return }
         let innovation = measuredRadPerS - velocityRadPerS
-        let s = p11 + r
-        let k0 = p01 / s
-        let k1 = p11 / s
-        let k2 = p12 / s
+        let inverseS = 1 / (p11 + r)
+        let k0 = p01 * inverseS
+        let k1 = p11 * inverseS
+        let k2 = p12 * inverseS
         positionRad += k0 * innovation
         velocityRadPerS += k1 * innovation
         accelerationRadPerS2 += k2 * innovation
@@ -183,10 +183,10 @@ public struct JointStateFilter: Sendable {
     public mutating func updateAcceleration(_ measuredRadPerS2: Double, varianceRad2PerS4 r: Double) {
         guard isInitialised else { return }
         let innovation = measuredRadPerS2 - accelerationRadPerS2
-        let s = p22 + r
-        let k0 = p02 / s
-        let k1 = p12 / s
-        let k2 = p22 / s
+        let inverseS = 1 / (p22 + r)
+        let k0 = p02 * inverseS
+        let k1 = p12 * inverseS
+        let k2 = p22 * inverseS
         positionRad += k0 * innovation
         velocityRadPerS += k1 * innovation
         accelerationRadPerS2 += k2 * innovation

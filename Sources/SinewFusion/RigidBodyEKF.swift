@@ -32,8 +32,10 @@ public final class RigidBodyEKF {
     private let snapshotCovariances: UnsafeMutablePointer<Double>
     private var oldestStep = 0
     private var stepCount = 0
-    // Measurements inside the window, sorted by time (oldest first), kept for replay.
+    // Measurements inside the window, kept for replay: a ring sorted by time, oldest at
+    // `measurementHead`, so dropping the oldest is O(1) and an insertion moves only the newer entries.
     private let measurements: UnsafeMutableBufferPointer<RigidBodyMeasurement>
+    private var measurementHead = 0
     private var measurementCount = 0
     // Nothing at or before this time can be replayed any more (an evicted measurement is baked in).
     private var replayFloorSeconds: Double
@@ -181,7 +183,7 @@ public final class RigidBodyEKF {
             var time = step.startSeconds
             // Stored measurements and the new one, merged in time order (the new one after equal times).
             while true {
-                let storedTime = cursor < measurementCount ? measurements[cursor].timestampSeconds : .infinity
+                let storedTime = cursor < measurementCount ? storedMeasurement(cursor).timestampSeconds : .infinity
                 let takeNew = !newApplied && t <= step.endSeconds && t < storedTime
                 let nextTime = takeNew ? t : storedTime
                 if nextTime > step.endSeconds { break }
@@ -192,7 +194,7 @@ public final class RigidBodyEKF {
                     result = applyMeasurement(m, gate: true)
                     newApplied = true
                 } else {
-                    _ = applyMeasurement(measurements[cursor], gate: false)
+                    _ = applyMeasurement(storedMeasurement(cursor), gate: false)
                     cursor += 1
                 }
             }
@@ -264,33 +266,41 @@ public final class RigidBodyEKF {
 
     // MARK: Internals
 
+    /// The stored measurement at logical position `index` (0 = oldest).
+    @inline(__always)
+    private func storedMeasurement(_ index: Int) -> RigidBodyMeasurement {
+        measurements[(measurementHead + index) % measurements.count]
+    }
+
     private func store(_ m: RigidBodyMeasurement) {
-        if measurementCount == configuration.measurementCapacity {
+        let capacity = measurements.count
+        if measurementCount == capacity {
             // The oldest stored measurement can no longer be replayed: nothing older may be applied.
-            replayFloorSeconds = max(replayFloorSeconds, measurements[0].timestampSeconds)
-            for i in 1..<measurementCount { measurements[i - 1] = measurements[i] }
+            replayFloorSeconds = max(replayFloorSeconds, measurements[measurementHead].timestampSeconds)
+            measurementHead = (measurementHead + 1) % capacity
             measurementCount -= 1
         }
         var i = measurementCount
-        while i > 0, measurements[i - 1].timestampSeconds > m.timestampSeconds {
-            measurements[i] = measurements[i - 1]
+        while i > 0, storedMeasurement(i - 1).timestampSeconds > m.timestampSeconds {
+            measurements[(measurementHead + i) % capacity] = storedMeasurement(i - 1)
             i -= 1
         }
-        measurements[i] = m
+        measurements[(measurementHead + i) % capacity] = m
         measurementCount += 1
     }
 
     private func dropMeasurements(upTo seconds: Double) {
-        var drop = 0
-        while drop < measurementCount, measurements[drop].timestampSeconds <= seconds { drop += 1 }
-        guard drop > 0 else { return }
-        for i in drop..<measurementCount { measurements[i - drop] = measurements[i] }
-        measurementCount -= drop
+        while measurementCount > 0, measurements[measurementHead].timestampSeconds <= seconds {
+            measurementHead = (measurementHead + 1) % measurements.count
+            measurementCount -= 1
+        }
     }
 
+    /// Logical index of the first stored measurement later than `seconds` (searched from the newest end,
+    /// where late measurements land).
     private func firstMeasurementIndex(after seconds: Double) -> Int {
-        var i = 0
-        while i < measurementCount, measurements[i].timestampSeconds <= seconds { i += 1 }
+        var i = measurementCount
+        while i > 0, storedMeasurement(i - 1).timestampSeconds > seconds { i -= 1 }
         return i
     }
 

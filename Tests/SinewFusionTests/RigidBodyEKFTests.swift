@@ -371,6 +371,36 @@ func stateDistance(_ a: RigidBodyEKF, _ b: RigidBodyEKF) -> Double {
                 == .nonIncreasingTimestamp(previousSeconds: 0.5, sampleSeconds: 0.5))
     }
 
+    @Test func fullMeasurementStoreRaisesTheReplayFloor() {
+        let filter = RigidBodyEKF(
+            configuration: RigidBodyEKFConfiguration(
+                gyroNoiseDensity: 3e-4, accelNoiseDensity: 2e-3, gyroBiasRandomWalk: 2e-5,
+                accelBiasRandomWalk: 3e-4, historyCapacity: 100, measurementCapacity: 4),
+            initialState: RigidBodyNominalState(), initialStandardDeviations: (0.05, 0.05, 0.1, 0.005, 0.05))
+        for k in 1...60 {
+            feedIMU(filter, from: k, to: k)
+            if k % 10 == 0 {
+                filter.update(
+                    .position(.zero, standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: Double(k) * 0.005))
+            }
+        }
+        // Six stored, capacity four: the measurements at 0.05 and 0.1 s were evicted, so nothing at or
+        // before 0.1 s can be replayed faithfully any more.
+        #expect(abs(filter.windowStartSeconds - 0.1) < 1e-12)
+        let beforeFloor = RigidBodyMeasurement.position(
+            .zero, standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: 0.09)
+        guard case .rejected(.tooOld) = filter.update(beforeFloor) else {
+            Issue.record("expected tooOld behind the replay floor")
+            return
+        }
+        let afterFloor = RigidBodyMeasurement.position(
+            .zero, standardDeviationM: SIMD3(repeating: 0.02), timestampSeconds: 0.12)
+        guard case .applied = filter.update(afterFloor) else {
+            Issue.record("expected applied after the replay floor")
+            return
+        }
+    }
+
     @Test func maskSelectsComponents() {
         let filter = makeBookkeepingFilter()
         let before = filter.covariance(row: 3, column: 3)
