@@ -52,6 +52,26 @@ func pythonWithPymavlink() -> String? {
     return python
 }
 
+/// glibc's pseudo-terminal calls, looked up at run time: Swift's Glibc module hides them behind
+/// _XOPEN_SOURCE, and a test does not justify a C shim.
+struct PseudoTerminalFunctions {
+    let openpt: @convention(c) (Int32) -> Int32
+    let grantpt: @convention(c) (Int32) -> Int32
+    let unlockpt: @convention(c) (Int32) -> Int32
+    let ptsname_r: @convention(c) (Int32, UnsafeMutablePointer<CChar>?, Int) -> Int32
+
+    init?() {
+        let handle = dlopen(nil, RTLD_NOW)
+        guard let a = dlsym(handle, "posix_openpt"), let b = dlsym(handle, "grantpt"),
+            let c = dlsym(handle, "unlockpt"), let d = dlsym(handle, "ptsname_r")
+        else { return nil }
+        openpt = unsafeBitCast(a, to: (@convention(c) (Int32) -> Int32).self)
+        grantpt = unsafeBitCast(b, to: (@convention(c) (Int32) -> Int32).self)
+        unlockpt = unsafeBitCast(c, to: (@convention(c) (Int32) -> Int32).self)
+        ptsname_r = unsafeBitCast(d, to: (@convention(c) (Int32, UnsafeMutablePointer<CChar>?, Int) -> Int32).self)
+    }
+}
+
 func temporaryDirectory() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-mavlink-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -168,6 +188,73 @@ func virtualIMUStream() -> [MAVLinkIMUMessage] {
         try JSONSerialization.data(withJSONObject: ["messages": expected]).write(to: json)
         let negative = runProcess(python, [Self.script, "decode", frames.path, json.path])
         #expect(negative.status == 1, "a wrong expected value went unnoticed:\n\(negative.output)")
+    }
+
+    /// The same stream written live to a pseudo-terminal, as a serial IMU (or the simulator's virtual one)
+    /// would send it, and read by pymavlink from the pty's device path.
+    @Test func pymavlinkReadsOurStreamOnAPseudoTerminal() throws {
+        guard let python = pythonWithPymavlink() else { return }
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var encoder = MAVLinkEncoder(systemID: 1, componentID: 200)
+        var bytes: [UInt8] = []
+        var expected: [[String: Any]] = []
+        for message in virtualIMUStream() {
+            var fields = mavlinkFields(message)
+            fields["seq"] = Int(encoder.sequence)
+            expected.append(fields)
+            bytes += try encodeFrame(&encoder, message)
+        }
+        let json = directory.appendingPathComponent("expected.json")
+        try JSONSerialization.data(withJSONObject: ["messages": expected]).write(to: json)
+
+        let pty = try #require(PseudoTerminalFunctions(), "posix_openpt/grantpt/unlockpt/ptsname_r not found in libc")
+        let master = pty.openpt(O_RDWR | O_NOCTTY)
+        try #require(master >= 0, "posix_openpt failed: errno \(errno)")
+        defer { close(master) }
+        try #require(pty.grantpt(master) == 0 && pty.unlockpt(master) == 0)
+        var name = [CChar](repeating: 0, count: 128)
+        try #require(pty.ptsname_r(master, &name, name.count) == 0)
+        let slavePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Raw mode on the slave side (no newline translation, no echo) before any byte is written; our own
+        // descriptor stays open so the line stays up while Python connects.
+        let slave = open(slavePath, O_RDWR | O_NOCTTY)
+        try #require(slave >= 0, "cannot open \(slavePath): errno \(errno)")
+        defer { close(slave) }
+        var settings = termios()
+        try #require(tcgetattr(slave, &settings) == 0)
+        cfmakeraw(&settings)
+        try #require(tcsetattr(slave, TCSANOW, &settings) == 0)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [Self.script, "stream", slavePath, json.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        // Write in serial-sized chunks. The master is non-blocking so a reader that died cannot hang the
+        // test: while the pty buffer is full, wait for Python to drain it, up to 20 s.
+        _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+        var offset = 0
+        let deadline = Date().addingTimeInterval(20)
+        while offset < bytes.count, Date() < deadline {
+            let chunk = min(512, bytes.count - offset)
+            let written = bytes[offset..<(offset + chunk)].withUnsafeBytes { write(master, $0.baseAddress, chunk) }
+            if written > 0 {
+                offset += written
+            } else if errno == EAGAIN, process.isRunning {
+                usleep(1000)
+            } else {
+                break
+            }
+        }
+        #expect(offset == bytes.count, "only \(offset) of \(bytes.count) bytes reached the pty")
+        if offset < bytes.count { process.terminate() }
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        print("pty \(slavePath): " + output, terminator: "")
+        #expect(process.terminationStatus == 0, "pymavlink on the pty failed:\n\(output)")
     }
 
     @Test func weDecodePymavlinkEncodedStream() throws {

@@ -6,6 +6,10 @@
       with the values listed in EXPECTED.json ({"messages": [{"message": NAME, "seq": ..., fields...}]}).
       Exit 0 when all match and pymavlink reports no bad data, 1 otherwise.
 
+  imu_decode_check.py stream DEVICE EXPECTED.json
+      Same check, reading the bytes live from a serial device or pseudo-terminal (already in raw mode)
+      until every expected message arrived or nothing came for 10 s.
+
   imu_decode_check.py encode FRAMES.bin EXPECTED.json
       Write a stream encoded by pymavlink (deterministic pseudo-random values) and the expected values,
       for Sinew's decoder to check the other direction.
@@ -40,11 +44,41 @@ def same(a, b):
     return a == b
 
 
-def decode(frames_path, expected_path):
-    with open(frames_path, "rb") as f:
-        data = f.read()
+def read_device(path, wanted):
+    """Bytes from a tty until `wanted` frames decoded or 10 s of silence; termios is left untouched
+    (changing it with TCSAFLUSH would discard what the writer already sent)."""
+    import os
+    import select
+    fd = os.open(path, os.O_RDONLY | os.O_NOCTTY)
+    parser = mavlink.MAVLink(None)
+    parser.robust_parsing = True
+    data = bytearray()
+    frames = 0
+    try:
+        while frames < wanted:
+            ready, _, _ = select.select([fd], [], [], 10.0)
+            if not ready:
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+            for message in parser.parse_buffer(bytes(chunk)) or []:
+                if message.get_type() != "BAD_DATA":
+                    frames += 1
+    finally:
+        os.close(fd)
+    return bytes(data)
+
+
+def decode(frames_path, expected_path, live=False):
     with open(expected_path) as f:
         expected = json.load(f)["messages"]
+    if live:
+        data = read_device(frames_path, len(expected))
+    else:
+        with open(frames_path, "rb") as f:
+            data = f.read()
     parser = mavlink.MAVLink(None)
     parser.robust_parsing = True
     decoded = []
@@ -135,7 +169,9 @@ def encode(frames_path, expected_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] not in ("decode", "encode"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("decode", "stream", "encode"):
         print(__doc__)
         sys.exit(2)
-    sys.exit((decode if sys.argv[1] == "decode" else encode)(sys.argv[2], sys.argv[3]))
+    if sys.argv[1] == "encode":
+        sys.exit(encode(sys.argv[2], sys.argv[3]))
+    sys.exit(decode(sys.argv[2], sys.argv[3], live=sys.argv[1] == "stream"))
