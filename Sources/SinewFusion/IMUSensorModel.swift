@@ -99,8 +99,10 @@ public struct IMUSensorModel: Sendable {
         accelDriftMPerS2 = accelMarkov
     }
 
-    /// A typical consumer MEMS IMU (BMI088-class figures from its public datasheet, rounded): gyro
-    /// 0.014 °/s/√Hz, ±2000 °/s; accelerometer 160 µg/√Hz, ±24 g; 1% scale, 0.5° cross-axis.
+    /// A typical consumer MEMS IMU, with figures of the order found in such datasheets (the gyro noise
+    /// density 0.014 °/s/√Hz and ±2000 °/s / ±24 g ranges are the BMI088's; the bias, scale and cross-axis
+    /// figures are plausible values, not from one part): accelerometer 160 µg/√Hz, 16-bit outputs,
+    /// sub-percent scale errors, up to 0.4° cross-axis.
     public static func consumerMEMS(sampleRateHz: Double = 400, seed: UInt64 = 1) -> IMUSensorModel {
         let degree = Double.pi / 180
         var cross = InlineArray<9, Double>(repeating: 0)

@@ -150,6 +150,8 @@ public final class RigidBodyEKF {
     @discardableResult
     public func update(_ measurement: RigidBodyMeasurement) -> RigidBodyMeasurementResult {
         var m = measurement
+        let validComponents: UInt8 = m.kind == .pose ? 0b11_1111 : 0b111
+        guard m.mask.rawValue & validComponents != 0 else { return .rejected(.emptyMask) }
         if m.timestampSeconds >= timestampSeconds {
             m.timestampSeconds = timestampSeconds
             let result = applyMeasurement(m, gate: true)
