@@ -57,7 +57,7 @@ public struct IMUAxisModel: Sendable, Equatable {
 }
 
 /// One IMU sample as the device would report it.
-public struct IMUSample: Sendable, Equatable {
+public struct IMUSensorSample: Sendable, Equatable {
     /// Sample time, s.
     public var timestampSeconds: Double
     /// Body angular velocity, rad/s.
@@ -124,7 +124,7 @@ public struct IMUSensorModel: Sendable {
     /// Produces the next sample from the true body angular velocity, rad/s, and specific force, m/s²
     /// (both in the IMU's axes). Time advances by 1/`sampleRateHz` per call.
     public mutating func sample(trueAngularVelocityRadPerS: SIMD3<Double>, trueSpecificForceMPerS2: SIMD3<Double>)
-        -> IMUSample
+        -> IMUSensorSample
     {
         let dt = 1 / sampleRateHz
         (gyroMarkov, gyroWalk) = advanceBias(gyroMarkov, gyroWalk, gyroscope, dt)
@@ -134,7 +134,7 @@ public struct IMUSensorModel: Sendable {
         let gyro = measure(trueAngularVelocityRadPerS, gyroscope, gyroDriftRadPerS, dt)
         let accel = measure(trueSpecificForceMPerS2, accelerometer, accelDriftMPerS2, dt)
         sampleIndex += 1
-        return IMUSample(
+        return IMUSensorSample(
             timestampSeconds: Double(sampleIndex) * dt, angularVelocityRadPerS: gyro, specificForceMPerS2: accel)
     }
 
@@ -192,7 +192,7 @@ public struct IMUSensorModel: Sendable {
 extension MAVLinkHighResIMU {
     /// The sample as a HIGHRES_IMU message, numbers as they are (convert to MAVLink's front-right-down
     /// axes beforehand if the IMU's axes differ); `fieldsUpdated` marks the six inertial fields.
-    public init(sample: IMUSample, sensorID: UInt8 = 0) {
+    public init(sample: IMUSensorSample, sensorID: UInt8 = 0) {
         self.init(
             timeMicroseconds: UInt64((sample.timestampSeconds * 1e6).rounded()),
             accelerationMPerS2: SIMD3<Float>(sample.specificForceMPerS2),

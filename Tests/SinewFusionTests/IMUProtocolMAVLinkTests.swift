@@ -3,7 +3,7 @@ import Foundation
 import SinewFusion
 import Testing
 
-func hexBytes(_ hex: String) -> [UInt8] {
+private func hexBytes(_ hex: String) -> [UInt8] {
     var bytes: [UInt8] = []
     var index = hex.startIndex
     while index < hex.endIndex {
@@ -14,13 +14,13 @@ func hexBytes(_ hex: String) -> [UInt8] {
     return bytes
 }
 
-func encodeFrame(_ encoder: inout MAVLinkEncoder, _ message: MAVLinkIMUMessage) throws -> [UInt8] {
+func mavlinkEncodeFrame(_ encoder: inout MAVLinkEncoder, _ message: MAVLinkIMUMessage) throws -> [UInt8] {
     var buffer = [UInt8](repeating: 0xAA, count: MAVLinkFraming.maximumFrameLength)
     let length = try buffer.withUnsafeMutableBytes { try encoder.encode(message, into: $0) }
     return Array(buffer[0..<length])
 }
 
-func decodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAVLinkFrame] {
+func mavlinkDecodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAVLinkFrame] {
     var frames: [MAVLinkFrame] = []
     for byte in bytes { if let frame = decoder.push(byte) { frames.append(frame) } }
     return frames
@@ -35,12 +35,12 @@ func decodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAVLinkFra
 
     @Test func encoderMatchesPymavlinkBytes() throws {
         var encoder = MAVLinkEncoder(systemID: 1, componentID: 200, sequence: 7)
-        let heartbeat = try encodeFrame(&encoder, .heartbeat(MAVLinkHeartbeat()))
+        let heartbeat = try mavlinkEncodeFrame(&encoder, .heartbeat(MAVLinkHeartbeat()))
         #expect(heartbeat == hexBytes(Self.pymavlinkHeartbeat))
         let imu = MAVLinkHighResIMU(
             timeMicroseconds: 123_456_789, accelerationMPerS2: SIMD3(0.5, -0.25, 9.75),
             angularVelocityRadPerS: SIMD3(0.01, -0.02, 0.03), temperatureCelsius: 25.5, fieldsUpdated: 0x3F)
-        let frame = try encodeFrame(&encoder, .highResIMU(imu))
+        let frame = try mavlinkEncodeFrame(&encoder, .highResIMU(imu))
         #expect(frame == hexBytes(Self.pymavlinkHighResIMU))
         // Two trailing zero bytes (sensor id, high byte of the field bitmap) are truncated.
         #expect(frame[1] == 61)
@@ -49,7 +49,7 @@ func decodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAVLinkFra
 
     @Test func decoderReadsPymavlinkBytes() {
         var decoder = MAVLinkDecoder()
-        let frames = decodeAll(hexBytes(Self.pymavlinkHeartbeat + Self.pymavlinkHighResIMU), &decoder)
+        let frames = mavlinkDecodeAll(hexBytes(Self.pymavlinkHeartbeat + Self.pymavlinkHighResIMU), &decoder)
         #expect(frames.count == 2)
         #expect(frames.first?.message == .heartbeat(MAVLinkHeartbeat()))
         guard frames.count == 2, case .highResIMU(let imu) = frames[1].message else {
@@ -94,7 +94,7 @@ func decodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAVLinkFra
         var stream: [UInt8] = [0x00, 0xFE, 0x13]  // leading noise, including a MAVLink 1 start byte
         var frames: [[UInt8]] = []
         for message in messages {
-            let frame = try encodeFrame(&encoder, message)
+            let frame = try mavlinkEncodeFrame(&encoder, message)
             frames.append(frame)
             stream += frame
             stream += [0x55]  // inter-frame noise
@@ -104,7 +104,7 @@ func decodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAVLinkFra
         corrupted[12] ^= 0x10
         stream += corrupted
         var decoder = MAVLinkDecoder()
-        let decoded = decodeAll(stream, &decoder)
+        let decoded = mavlinkDecodeAll(stream, &decoder)
         #expect(decoded.map(\.message) == messages)
         #expect(decoded.map(\.sequence) == [250, 251, 252, 253, 254, 255])
         #expect(decoder.checksumErrors == 1)
@@ -128,7 +128,7 @@ func decodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAVLinkFra
         // A frame of message 30 (ATTITUDE), which this decoder does not know: skipped, counted.
         var decoder = MAVLinkDecoder()
         let unknown: [UInt8] = [0xFD, 2, 0, 0, 0, 1, 1, 30, 0, 0, 9, 9, 0x12, 0x34]
-        #expect(decodeAll(unknown, &decoder).isEmpty)
+        #expect(mavlinkDecodeAll(unknown, &decoder).isEmpty)
         #expect(decoder.unknownMessages == 1)
     }
 

@@ -3,7 +3,7 @@ import SinewFusion
 import Testing
 
 /// Runs `executable` with `arguments`; returns exit status and combined output.
-func runProcess(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
+private func runProcess(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -23,8 +23,8 @@ func runProcess(_ executable: String, _ arguments: [String]) -> (status: Int32, 
 /// The Python of `<repo>/.build/pyenv` with pymavlink, creating the environment when missing (pip from
 /// PyPI, bounded to two minutes). Returns nil and records an issue saying why when that is impossible:
 /// the cross-check must fail loudly rather than pass without running.
-func pythonWithPymavlink() -> String? {
-    let root = repositoryRoot()
+private func pythonWithPymavlink() -> String? {
+    let root = estimationRepositoryRoot()
     let venv = root.appendingPathComponent(".build/pyenv").path
     let python = venv + "/bin/python"
     if FileManager.default.isExecutableFile(atPath: python), runProcess(python, ["-c", "import pymavlink"]).status == 0
@@ -54,7 +54,7 @@ func pythonWithPymavlink() -> String? {
 
 /// glibc's pseudo-terminal calls, looked up at run time: Swift's Glibc module hides them behind
 /// _XOPEN_SOURCE, and a test does not justify a C shim.
-struct PseudoTerminalFunctions {
+private struct PseudoTerminalFunctions {
     let openpt: @convention(c) (Int32) -> Int32
     let grantpt: @convention(c) (Int32) -> Int32
     let unlockpt: @convention(c) (Int32) -> Int32
@@ -72,16 +72,16 @@ struct PseudoTerminalFunctions {
     }
 }
 
-func temporaryDirectory() throws -> URL {
+private func temporaryDirectory() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-mavlink-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
 
-func floats(_ v: SIMD3<Float>) -> [Double] { [Double(v.x), Double(v.y), Double(v.z)] }
+private func floats(_ v: SIMD3<Float>) -> [Double] { [Double(v.x), Double(v.y), Double(v.z)] }
 
 /// Field values of a message under the names of the MAVLink common dialect (as in the Python checker).
-func mavlinkFields(_ message: MAVLinkIMUMessage) -> [String: Any] {
+private func mavlinkFields(_ message: MAVLinkIMUMessage) -> [String: Any] {
     switch message {
     case .heartbeat(let m):
         return [
@@ -123,7 +123,7 @@ func mavlinkFields(_ message: MAVLinkIMUMessage) -> [String: Any] {
 
 /// A virtual IMU's stream: 2 s at 400 Hz of HIGHRES_IMU from the datasheet model on a wobbling body, with
 /// SCALED_IMU every 4th sample, ATTITUDE_QUATERNION every 10th and a HEARTBEAT every 200th.
-func virtualIMUStream() -> [MAVLinkIMUMessage] {
+private func virtualIMUStream() -> [MAVLinkIMUMessage] {
     var model = IMUSensorModel.consumerMEMS(sampleRateHz: 400, seed: 11)
     var messages: [MAVLinkIMUMessage] = []
     for k in 0..<800 {
@@ -158,7 +158,7 @@ func virtualIMUStream() -> [MAVLinkIMUMessage] {
 }
 
 @Suite(.serialized) struct IMUProtocolPymavlinkTests {
-    static let script = repositoryRoot().appendingPathComponent("Tests/python/imu_decode_check.py").path
+    static let script = estimationRepositoryRoot().appendingPathComponent("Tests/python/imu_decode_check.py").path
 
     @Test func pymavlinkDecodesOurVirtualIMUStream() throws {
         guard let python = pythonWithPymavlink() else { return }
@@ -173,7 +173,7 @@ func virtualIMUStream() -> [MAVLinkIMUMessage] {
             fields["sysid"] = 1
             fields["compid"] = 200
             expected.append(fields)
-            bytes += try encodeFrame(&encoder, message)
+            bytes += try mavlinkEncodeFrame(&encoder, message)
         }
         let frames = directory.appendingPathComponent("frames.bin")
         let json = directory.appendingPathComponent("expected.json")
@@ -203,7 +203,7 @@ func virtualIMUStream() -> [MAVLinkIMUMessage] {
             var fields = mavlinkFields(message)
             fields["seq"] = Int(encoder.sequence)
             expected.append(fields)
-            bytes += try encodeFrame(&encoder, message)
+            bytes += try mavlinkEncodeFrame(&encoder, message)
         }
         let json = directory.appendingPathComponent("expected.json")
         try JSONSerialization.data(withJSONObject: ["messages": expected]).write(to: json)
@@ -270,7 +270,7 @@ func virtualIMUStream() -> [MAVLinkIMUMessage] {
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any]
         let expected = try #require(object?["messages"] as? [[String: Any]])
         var decoder = MAVLinkDecoder()
-        let decoded = decodeAll(bytes, &decoder)
+        let decoded = mavlinkDecodeAll(bytes, &decoder)
         #expect(decoded.count == expected.count)
         #expect(decoder.checksumErrors == 0 && decoder.unknownMessages == 0 && decoder.malformedFrames == 0)
         var mismatches: [String] = []

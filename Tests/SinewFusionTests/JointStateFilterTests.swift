@@ -6,7 +6,7 @@ import Testing
 /// A pick-and-place-like joint trajectory with analytic derivatives: slow multi-sine sway plus
 /// minimum-jerk moves and trapezoidal-velocity moves (piecewise-constant acceleration, i.e. jerk
 /// impulses, as a servo's profile generator produces).
-struct PickAndPlaceJointTrajectory {
+private struct PickAndPlaceJointTrajectory {
     struct Move {
         var startS: Double
         var durationS: Double
@@ -77,7 +77,7 @@ struct PickAndPlaceJointTrajectory {
 /// by a parabola through the three best shifts, and the least-squares fit of the error against
 /// acceleration (estimate ≈ truth(t − τ) ≈ truth − τ·acceleration — the "ramp" method applied to the
 /// whole run).
-func velocityLagTicks(estimate: [Double], truth: [Double], truthDerivative: [Double], dt: Double) -> (
+private func velocityLagTicks(estimate: [Double], truth: [Double], truthDerivative: [Double], dt: Double) -> (
     crossCorrelation: Double, regression: Double
 ) {
     let n = estimate.count
@@ -110,7 +110,7 @@ func velocityLagTicks(estimate: [Double], truth: [Double], truthDerivative: [Dou
     return (peak, -num / den / dt)
 }
 
-struct JointRunResult {
+private struct JointRunResult {
     var filterRMS: Double
     var finiteDifferenceRMS: Double
     var accelerationRMS: Double
@@ -118,7 +118,7 @@ struct JointRunResult {
     var finiteDifferenceLag: (crossCorrelation: Double, regression: Double)
 }
 
-func runJointFilter(
+private func runJointFilter(
     servoVelocity: Bool, seconds: Double = 8.0, jerk: Double = JointStateFilter.Parameters().jerkSpectralDensity
 ) -> JointRunResult {
     let trajectory = PickAndPlaceJointTrajectory()
@@ -127,7 +127,7 @@ func runJointFilter(
     let parameters = JointStateFilter.Parameters(jerkSpectralDensity: jerk)
     let countsPerRad = Double(parameters.encoderCountsPerTurn) / (2 * Double.pi)
     var filter = JointStateFilter(parameters: parameters)
-    var random = TestRandom(seed: 7)
+    var random = EstimationTestRandom(seed: 7)
     // A Dynamixel-like velocity register: 0.229 rpm units, plus a little noise.
     let velocityUnit = 0.229 * 2 * Double.pi / 60
     let velocityVariance = velocityUnit * velocityUnit / 12 + 0.01 * 0.01
@@ -207,7 +207,7 @@ func runJointFilter(
         let dt = 1.0 / 500
         var encoderOnly = JointStateFilter()
         var withCurrent = JointStateFilter()
-        var random = TestRandom(seed: 3)
+        var random = EstimationTestRandom(seed: 3)
         var errorEncoderOnly = 0.0
         var errorWithCurrent = 0.0
         let countsPerRad = 4096 / (2 * Double.pi)

@@ -5,7 +5,7 @@ import Testing
 
 /// Smooth 3-D motion with analytic derivatives: position sums of sines (m), orientation from Z-Y-X Euler
 /// angles that are sums of sines plus a slow yaw drift (rad).
-struct SmoothRigidBodyTrajectory {
+private struct SmoothRigidBodyTrajectory {
     var phase: Double = 0
 
     struct Sample {
@@ -52,7 +52,7 @@ struct SmoothRigidBodyTrajectory {
     }
 }
 
-func rotateToBody(_ q: (w: Double, x: Double, y: Double, z: Double), _ v: SIMD3<Double>) -> SIMD3<Double> {
+private func rotateToBody(_ q: (w: Double, x: Double, y: Double, z: Double), _ v: SIMD3<Double>) -> SIMD3<Double> {
     // Rᵀ v with R the body → world rotation of q.
     let (w, x, y, z) = (q.w, q.x, q.y, q.z)
     let r0 = SIMD3(1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y))
@@ -61,7 +61,7 @@ func rotateToBody(_ q: (w: Double, x: Double, y: Double, z: Double), _ v: SIMD3<
     return r0 * v.x + r1 * v.y + r2 * v.z
 }
 
-func quaternionTimesExp(_ q: (w: Double, x: Double, y: Double, z: Double), _ v: SIMD3<Double>) -> (
+private func quaternionTimesExp(_ q: (w: Double, x: Double, y: Double, z: Double), _ v: SIMD3<Double>) -> (
     w: Double, x: Double, y: Double, z: Double
 ) {
     let angle = (v * v).sum().squareRoot()
@@ -75,7 +75,7 @@ func quaternionTimesExp(_ q: (w: Double, x: Double, y: Double, z: Double), _ v: 
 
 /// Closed-loop simulation: truth from the trajectory, an IMU with white noise and random-walk biases,
 /// positions at 10 Hz of which `lateFraction` arrive 50–100 ms late (so some also arrive out of order).
-struct EKFSimulation {
+private struct EKFSimulation {
     static let imuRateHz = 200.0
     static let gyroNoiseDensity = 3.0e-4  // rad/s/√Hz (0.017 °/s/√Hz, a good MEMS gyro)
     static let accelNoiseDensity = 2.0e-3  // m/s²/√Hz (200 µg/√Hz)
@@ -100,7 +100,7 @@ struct EKFSimulation {
     }
 
     static func run(seconds: Double, seed: UInt64, lateFraction: Double = 0.5) -> Result {
-        var random = TestRandom(seed: seed)
+        var random = EstimationTestRandom(seed: seed)
         let trajectory = SmoothRigidBodyTrajectory(phase: Double(seed % 17))
         let dt = 1 / imuRateHz
         let gravity = SIMD3<Double>(0, 0, -9.80665)
@@ -222,8 +222,8 @@ struct EKFSimulation {
                 + "\(r.lateApplied), rejected \(r.rejected); max |δp| \(r.maxPositionErrorM) m, max |δθ| "
                 + "\(r.maxOrientationErrorRad) rad; final |δp| \(r.finalPositionErrorM) m, |δθ| "
                 + "\(r.finalOrientationErrorRad) rad")
-        let low15 = chiSquareQuantile(degreesOfFreedom: 15, normalQuantile: -1.959964)
-        let high15 = chiSquareQuantile(degreesOfFreedom: 15, normalQuantile: 1.959964)
+        let low15 = estimationChiSquareQuantile(degreesOfFreedom: 15, normalQuantile: -1.959964)
+        let high15 = estimationChiSquareQuantile(degreesOfFreedom: 15, normalQuantile: 1.959964)
         #expect(r.meanNEES > low15 && r.meanNEES < high15)
         for block in r.meanNEESPerBlock {
             #expect(block > 0.2158 && block < 9.348)
@@ -246,10 +246,14 @@ struct EKFSimulation {
             for b in 0..<5 { blockSums[b] += r.meanNEESPerBlock[b] }
         }
         let average = sum / Double(runs)
-        let low = chiSquareQuantile(degreesOfFreedom: 15 * Double(runs), normalQuantile: -1.959964) / Double(runs)
-        let high = chiSquareQuantile(degreesOfFreedom: 15 * Double(runs), normalQuantile: 1.959964) / Double(runs)
-        let blockLow = chiSquareQuantile(degreesOfFreedom: 3 * Double(runs), normalQuantile: -1.959964) / Double(runs)
-        let blockHigh = chiSquareQuantile(degreesOfFreedom: 3 * Double(runs), normalQuantile: 1.959964) / Double(runs)
+        let low =
+            estimationChiSquareQuantile(degreesOfFreedom: 15 * Double(runs), normalQuantile: -1.959964) / Double(runs)
+        let high =
+            estimationChiSquareQuantile(degreesOfFreedom: 15 * Double(runs), normalQuantile: 1.959964) / Double(runs)
+        let blockLow =
+            estimationChiSquareQuantile(degreesOfFreedom: 3 * Double(runs), normalQuantile: -1.959964) / Double(runs)
+        let blockHigh =
+            estimationChiSquareQuantile(degreesOfFreedom: 3 * Double(runs), normalQuantile: 1.959964) / Double(runs)
         let blocks = blockSums.map { $0 / Double(runs) }
         print(
             "EKF Monte Carlo (\(runs) × 60 s): average NEES \(average), bounds [\(low), \(high)]; per block "
@@ -261,7 +265,7 @@ struct EKFSimulation {
 
 /// A filter fed a fixed, noise-free-ish IMU stream (constant rotation and acceleration), for the
 /// bookkeeping tests below.
-func makeBookkeepingFilter(historyCapacity: Int = 100) -> RigidBodyEKF {
+private func makeBookkeepingFilter(historyCapacity: Int = 100) -> RigidBodyEKF {
     RigidBodyEKF(
         configuration: RigidBodyEKFConfiguration(
             gyroNoiseDensity: 3e-4, accelNoiseDensity: 2e-3, gyroBiasRandomWalk: 2e-5, accelBiasRandomWalk: 3e-4,
@@ -270,7 +274,7 @@ func makeBookkeepingFilter(historyCapacity: Int = 100) -> RigidBodyEKF {
         initialStandardDeviations: (0.05, 0.05, 0.1, 0.005, 0.05))
 }
 
-func feedIMU(_ filter: RigidBodyEKF, from firstStep: Int, to lastStep: Int) {
+private func feedIMU(_ filter: RigidBodyEKF, from firstStep: Int, to lastStep: Int) {
     for k in firstStep...lastStep {
         let t = Double(k) * 0.005
         let gyro = SIMD3(0.3 * sin(t), 0.2, -0.1 * cos(2 * t))
@@ -279,7 +283,7 @@ func feedIMU(_ filter: RigidBodyEKF, from firstStep: Int, to lastStep: Int) {
     }
 }
 
-func stateDistance(_ a: RigidBodyEKF, _ b: RigidBodyEKF) -> Double {
+private func stateDistance(_ a: RigidBodyEKF, _ b: RigidBodyEKF) -> Double {
     var d = 0.0
     let sa = a.state
     let sb = b.state
@@ -518,7 +522,7 @@ func stateDistance(_ a: RigidBodyEKF, _ b: RigidBodyEKF) -> Double {
             initialState: RigidBodyNominalState(
                 orientation: start.orientation, positionM: start.positionM, velocityMPerS: start.velocityMPerS),
             initialStandardDeviations: (0.05, 0.05, 0.1, 0.01, 0.1))
-        var random = TestRandom(seed: 4)
+        var random = EstimationTestRandom(seed: 4)
         var maxPositionError = 0.0
         var maxOrientationError = 0.0
         let error = UnsafeMutablePointer<Double>.allocate(capacity: 15)

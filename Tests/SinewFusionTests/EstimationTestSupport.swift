@@ -1,7 +1,7 @@
 import Foundation
 
 /// Deterministic generator for test signals (SplitMix64), so every run sees the same noise.
-struct TestRandom {
+struct EstimationTestRandom {
     private var state: UInt64
 
     init(seed: UInt64) { state = seed }
@@ -27,14 +27,14 @@ struct TestRandom {
 
 /// Chi-square quantile by the Wilson–Hilferty approximation (accurate to <1% for k ≥ 3), `z` the standard
 /// normal quantile (−1.959964 for 2.5%, +1.959964 for 97.5%).
-func chiSquareQuantile(degreesOfFreedom k: Double, normalQuantile z: Double) -> Double {
+func estimationChiSquareQuantile(degreesOfFreedom k: Double, normalQuantile z: Double) -> Double {
     let a = 2 / (9 * k)
     let c = 1 - a + z * a.squareRoot()
     return k * c * c * c
 }
 
 /// `<repo root>` from this file's path (Tests/SinewFusionTests/…).
-func repositoryRoot(filePath: String = #filePath) -> URL {
+func estimationRepositoryRoot(filePath: String = #filePath) -> URL {
     URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 }
