@@ -9,7 +9,9 @@ public struct MAVLinkFrame: Sendable, Equatable {
 /// Streaming MAVLink 2 decoder for the messages of `MAVLinkIMUMessage`: feed it bytes as they come from
 /// the serial port, one at a time; it returns a frame when one completes with a valid checksum. Fixed
 /// storage (one 280-byte frame), no allocation, constant work per byte. Bytes before a start byte, frames
-/// with a bad checksum and frames of unknown messages are skipped and counted.
+/// with a bad checksum and frames of unknown messages are skipped and counted. Like the reference C
+/// parser it resynchronises on the next start byte after a bad frame, so a corrupted length byte can
+/// also cost the frame that follows. Signed frames are accepted without checking the signature.
 public struct MAVLinkDecoder: Sendable {
     private enum Phase: Sendable {
         case idle
