@@ -25,6 +25,9 @@ public final class RigidBodyEKF {
     private let transition: UnsafeMutablePointer<Double>
     private let scratchA: UnsafeMutablePointer<Double>
     private let scratchB: UnsafeMutablePointer<Double>
+    // Column indices of the structural non-zeros of each row of the transition matrix (≤ 8 per row).
+    private let transitionColumns: UnsafeMutablePointer<Int>
+    private let transitionColumnCounts: UnsafeMutablePointer<Int>
     // History ring: step i covers (startSeconds, endSeconds] with one IMU input; the snapshot is the
     // state and covariance at startSeconds with every measurement up to startSeconds applied.
     private let steps: UnsafeMutableBufferPointer<HistoryStep>
@@ -72,6 +75,25 @@ public final class RigidBodyEKF {
         transition.initialize(repeating: 0, count: n2)
         scratchA.initialize(repeating: 0, count: n2)
         scratchB.initialize(repeating: 0, count: n2)
+        for i in 0..<Self.n { transition[i * Self.n + i] = 1 }
+        transitionColumns = .allocate(capacity: Self.n * 8)
+        transitionColumns.initialize(repeating: 0, count: Self.n * 8)
+        transitionColumnCounts = .allocate(capacity: Self.n)
+        transitionColumnCounts.initialize(repeating: 0, count: Self.n)
+        // Rows δθ: θ, b_g; rows δp: θ, p, v, b_a; rows δv: θ, v, b_a; bias rows: themselves.
+        for axis in 0..<3 {
+            let rows: [(row: Int, columns: [Int])] = [
+                (axis, [0, 1, 2, 9 + axis]),
+                (3 + axis, [0, 1, 2, 3 + axis, 6 + axis, 12, 13, 14]),
+                (6 + axis, [0, 1, 2, 6 + axis, 12, 13, 14]),
+                (9 + axis, [9 + axis]),
+                (12 + axis, [12 + axis]),
+            ]
+            for (row, columns) in rows {
+                transitionColumnCounts[row] = columns.count
+                for (e, column) in columns.enumerated() { transitionColumns[row * 8 + e] = column }
+            }
+        }
         let sigmas = [
             initialStandardDeviations.orientationRad, initialStandardDeviations.positionM,
             initialStandardDeviations.velocityMPerS, initialStandardDeviations.gyroBiasRadPerS,
@@ -97,6 +119,8 @@ public final class RigidBodyEKF {
         transition.deallocate()
         scratchA.deallocate()
         scratchB.deallocate()
+        transitionColumns.deallocate()
+        transitionColumnCounts.deallocate()
         steps.deallocate()
         snapshotStates.deallocate()
         snapshotCovariances.deallocate()
@@ -323,28 +347,50 @@ public final class RigidBodyEKF {
         next = quaternionNormalised(next)
         state.orientation = (next.w, next.x, next.y, next.z)
 
-        // Error-state transition (first order in dt, second order for position).
+        // Error-state transition (first order in dt, second order for position). Only the entries listed
+        // in `transitionColumns` are ever read; the constant ones (identity blocks) were set in init.
         let f = transition
-        f.update(repeating: 0, count: Self.n2)
-        for i in 0..<n { f[i * n + i] = 1 }
         let rotationStep = rotationMatrix(dq)  // Exp(ω dt); δθ' = Exp(ω dt)ᵀ δθ − dt δb_g
         let rfx = matrixTimesSkew(r, force)  // R [f]×
+        let halfDt2 = 0.5 * dt * dt
         for i in 0..<3 {
             for j in 0..<3 {
                 f[i * n + j] = rotationStep[j, i]
-                f[(3 + i) * n + j] = -0.5 * dt * dt * rfx[i, j]
-                f[(3 + i) * n + 12 + j] = -0.5 * dt * dt * r[i, j]
+                f[(3 + i) * n + j] = -halfDt2 * rfx[i, j]
+                f[(3 + i) * n + 12 + j] = -halfDt2 * r[i, j]
                 f[(6 + i) * n + j] = -dt * rfx[i, j]
                 f[(6 + i) * n + 12 + j] = -dt * r[i, j]
             }
             f[i * n + 9 + i] = -dt
             f[(3 + i) * n + 6 + i] = dt
         }
-        // P ← F P Fᵀ + Q, skipping F's zeros (about 60 of 225 entries are non-zero). F P Fᵀ is computed as
-        // F (F P)ᵀ, valid because P is symmetric, so both products use the same row-times-matrix loop.
-        sparseRowProduct(f, covariance, into: scratchA)
-        transpose(scratchA, into: scratchB)
-        sparseRowProduct(f, scratchB, into: covariance)
+        // P ← F P Fᵀ + Q over F's 63 structural non-zeros: A = F P (full), then the upper triangle of
+        // A Fᵀ, mirrored — about 1 400 multiply-adds instead of 2 × 3 375 dense.
+        let a = scratchA
+        let p = covariance
+        let columns = transitionColumns
+        for i in 0..<n {
+            let row = a + i * n
+            row.update(repeating: 0, count: n)
+            for e in 0..<transitionColumnCounts[i] {
+                let k = columns[i * 8 + e]
+                let fik = f[i * n + k]
+                let pRow = p + k * n
+                for j in 0..<n { row[j] += fik * pRow[j] }
+            }
+        }
+        for i in 0..<n {
+            let aRow = a + i * n
+            for j in i..<n {
+                var sum = 0.0
+                for e in 0..<transitionColumnCounts[j] {
+                    let k = columns[j * 8 + e]
+                    sum += aRow[k] * f[j * n + k]
+                }
+                p[i * n + j] = sum
+                p[j * n + i] = sum
+            }
+        }
         let gyroVariance = configuration.gyroNoiseDensity * configuration.gyroNoiseDensity * dt
         let accelVariance = configuration.accelNoiseDensity * configuration.accelNoiseDensity * dt
         let gyroBiasVariance = configuration.gyroBiasRandomWalk * configuration.gyroBiasRandomWalk * dt
@@ -355,28 +401,6 @@ public final class RigidBodyEKF {
             covariance[(9 + i) * n + 9 + i] += gyroBiasVariance
             covariance[(12 + i) * n + 12 + i] += accelBiasVariance
         }
-        symmetrise(covariance)
-    }
-
-    private func sparseRowProduct(
-        _ a: UnsafeMutablePointer<Double>, _ b: UnsafeMutablePointer<Double>, into c: UnsafeMutablePointer<Double>
-    ) {
-        let n = Self.n
-        c.update(repeating: 0, count: Self.n2)
-        for i in 0..<n {
-            let row = c + i * n
-            for k in 0..<n {
-                let aik = a[i * n + k]
-                if aik == 0 { continue }
-                let bRow = b + k * n
-                for j in 0..<n { row[j] += aik * bRow[j] }
-            }
-        }
-    }
-
-    private func transpose(_ a: UnsafeMutablePointer<Double>, into b: UnsafeMutablePointer<Double>) {
-        let n = Self.n
-        for i in 0..<n { for j in 0..<n { b[j * n + i] = a[i * n + j] } }
     }
 
     private func symmetrise(_ p: UnsafeMutablePointer<Double>) {
