@@ -64,6 +64,12 @@ public struct IMUSensorSample: Sendable, Equatable {
     public var angularVelocityRadPerS: SIMD3<Double>
     /// Specific force (acceleration minus gravity, what an accelerometer reads), m/s².
     public var specificForceMPerS2: SIMD3<Double>
+
+    public init(timestampSeconds: Double, angularVelocityRadPerS: SIMD3<Double>, specificForceMPerS2: SIMD3<Double>) {
+        self.timestampSeconds = timestampSeconds
+        self.angularVelocityRadPerS = angularVelocityRadPerS
+        self.specificForceMPerS2 = specificForceMPerS2
+    }
 }
 
 /// A virtual IMU: turns the true body angular velocity and specific force of the link it is attached to

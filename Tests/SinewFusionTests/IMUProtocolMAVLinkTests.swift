@@ -145,11 +145,66 @@ func mavlinkDecodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAV
             let length = try encoder.encode(.highResIMU(MAVLinkHighResIMU(sample: sample)), into: buffer)
             for i in 0..<length where decoder.push(buffer[i]) != nil { decodedCount += 1 }
         }
+        var device = MAVLinkVirtualIMU(sensor: IMUSensorModel.consumerMEMS(seed: 3))
+        let deviceBuffer = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: MAVLinkVirtualIMU.maximumStepBytes, alignment: 8)
+        defer { deviceBuffer.deallocate() }
+        var deviceBytes = 0
+        func deviceStep() throws {
+            deviceBytes += try device.step(
+                trueAngularVelocityRadPerS: SIMD3(0.1, 0, 0), trueSpecificForceMPerS2: SIMD3(0, 0, 9.8),
+                into: deviceBuffer
+            ).byteCount
+        }
         try once()
+        try deviceStep()
         let before = sinew_thread_allocations()
-        for _ in 0..<10_000 { try once() }
+        for _ in 0..<10_000 {
+            try once()
+            try deviceStep()
+        }
         let delta = sinew_thread_allocations() - before
         #expect(delta == 0)
         #expect(decodedCount == 10_001)
+        #expect(deviceBytes > 10_000 * 60)
+    }
+}
+
+@Suite struct MAVLinkVirtualIMUTests {
+    @Test func emitsHeartbeatAndIMUFramesInMAVLinkAxes() throws {
+        var device = MAVLinkVirtualIMU(sensor: IMUSensorModel.consumerMEMS(sampleRateHz: 100, seed: 2))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: MAVLinkVirtualIMU.maximumStepBytes, alignment: 8)
+        defer { buffer.deallocate() }
+        var decoder = MAVLinkDecoder()
+        var heartbeats = 0
+        var imuFrames = 0
+        var worst = 0.0
+        for k in 0..<250 {
+            let omega = SIMD3(0.3, -0.2, 0.1 * Double(k % 7))
+            let force = SIMD3(0.1, 0.2, 9.80665)
+            let (count, sample) = try device.step(
+                trueAngularVelocityRadPerS: omega, trueSpecificForceMPerS2: force, into: buffer)
+            for i in 0..<count {
+                guard let frame = decoder.push(buffer[i]) else { continue }
+                switch frame.message {
+                case .heartbeat: heartbeats += 1
+                case .highResIMU(let message):
+                    imuFrames += 1
+                    // MAVLink front-right-down on the wire: a level IMU reads zacc ≈ −g.
+                    #expect(message.accelerationMPerS2.z < -9)
+                    let back = IMUSensorSample(message)
+                    let d = back.angularVelocityRadPerS - sample.angularVelocityRadPerS
+                    let e = back.specificForceMPerS2 - sample.specificForceMPerS2
+                    worst = max(worst, abs(d.x), abs(d.y), abs(d.z), abs(e.x), abs(e.y), abs(e.z))
+                    #expect(abs(back.timestampSeconds - sample.timestampSeconds) < 1e-6)
+                default: Issue.record("unexpected \(frame.message)")
+                }
+            }
+        }
+        #expect(imuFrames == 250)
+        #expect(heartbeats == 3)  // at samples 0, 100, 200
+        #expect(worst < 1e-5)  // float32 on the wire
+        #expect(decoder.checksumErrors == 0 && decoder.sequenceGaps == 0)
     }
 }
