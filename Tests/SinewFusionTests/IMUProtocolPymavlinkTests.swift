@@ -192,18 +192,38 @@ private func virtualIMUStream() -> [MAVLinkIMUMessage] {
 
     /// The same stream written live to a pseudo-terminal, as a serial IMU (or the simulator's virtual one)
     /// would send it, and read by pymavlink from the pty's device path.
-    @Test func pymavlinkReadsOurStreamOnAPseudoTerminal() throws {
+    @Test func pymavlinkReadsTheVirtualIMUOnAPseudoTerminal() throws {
         guard let python = pythonWithPymavlink() else { return }
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        var encoder = MAVLinkEncoder(systemID: 1, componentID: 200)
+        // 2 s of the virtual IMU at 400 Hz on a wobbling body; the expected values are rebuilt here from
+        // the samples it reports, with MAVLink's axes (y and z negated) and a heartbeat every 400 samples.
+        var device = MAVLinkVirtualIMU(sensor: IMUSensorModel.consumerMEMS(sampleRateHz: 400, seed: 17))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: MAVLinkVirtualIMU.maximumStepBytes, alignment: 8)
+        defer { buffer.deallocate() }
         var bytes: [UInt8] = []
         var expected: [[String: Any]] = []
-        for message in virtualIMUStream() {
-            var fields = mavlinkFields(message)
-            fields["seq"] = Int(encoder.sequence)
+        var sequence = 0
+        for k in 0..<800 {
+            let t = Double(k) / 400
+            let (count, sample) = try device.step(
+                trueAngularVelocityRadPerS: SIMD3(sin(3 * t), 0.5 * cos(2 * t), 0.2),
+                trueSpecificForceMPerS2: SIMD3(0.3 * sin(t), 0, 9.80665), into: buffer)
+            bytes += buffer[0..<count]
+            if k % 400 == 0 {
+                var heartbeat = mavlinkFields(.heartbeat(MAVLinkHeartbeat()))
+                heartbeat["seq"] = sequence % 256
+                expected.append(heartbeat)
+                sequence += 1
+            }
+            let flip = SIMD3<Double>(1, -1, -1)
+            let wire = IMUSensorSample(
+                timestampSeconds: sample.timestampSeconds, angularVelocityRadPerS: sample.angularVelocityRadPerS * flip,
+                specificForceMPerS2: sample.specificForceMPerS2 * flip)
+            var fields = mavlinkFields(.highResIMU(MAVLinkHighResIMU(sample: wire)))
+            fields["seq"] = sequence % 256
             expected.append(fields)
-            bytes += try mavlinkEncodeFrame(&encoder, message)
+            sequence += 1
         }
         let json = directory.appendingPathComponent("expected.json")
         try JSONSerialization.data(withJSONObject: ["messages": expected]).write(to: json)
