@@ -229,6 +229,11 @@ private struct EKFSimulation {
             #expect(block > 0.2158 && block < 9.348)
         }
         #expect(r.rejected == 0)
+        // Innovations of a consistent filter are white, so the 6 000 NIS values are independent and their
+        // mean must lie within the 95% bounds of chi-square(3·6000)/6000.
+        let nisLow = estimationChiSquareQuantile(degreesOfFreedom: 18_000, normalQuantile: -1.959964) / 6000
+        let nisHigh = estimationChiSquareQuantile(degreesOfFreedom: 18_000, normalQuantile: 1.959964) / 6000
+        #expect(r.meanNIS > nisLow && r.meanNIS < nisHigh)
         #expect(r.lateApplied > 2500)
         #expect(r.maxPositionErrorM < 0.1)
         #expect(r.maxOrientationErrorRad < 0.05)
