@@ -3,10 +3,10 @@
 #   make test   installs what is missing, builds, runs every test and the format check
 SWIFT ?= swift
 CONFIG ?= release
-APT_PACKAGES := libeigen3-dev libserialport-dev pkg-config
+APT_PACKAGES := libeigen3-dev libserialport-dev pkg-config python3-venv
 BIN := .build/$(CONFIG)/sinew
 
-.PHONY: demo test deps build lint format clean
+.PHONY: demo test deps build lint format clean pyenv
 
 deps:
 	@missing=""; \
@@ -28,7 +28,15 @@ build: deps
 demo: build
 	$(BIN) demo
 
-test: deps
+# Third-party Python clients the tests run against Sinew (vendor SDKs, pymavlink), in a venv under .build.
+PYENV := .build/pyenv
+pyenv:
+	@if ! $(PYENV)/bin/python -c "import dynamixel_sdk, scservo_sdk, pymavlink" 2>/dev/null; then \
+	  echo "Installing the Python clients used by the tests into $(PYENV)"; \
+	  python3 -m venv $(PYENV) && $(PYENV)/bin/pip install --quiet --disable-pip-version-check -r Tests/python/requirements.txt; \
+	fi
+
+test: deps pyenv
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	$(SWIFT) test -c $(CONFIG) --skip-build
 	$(MAKE) --no-print-directory lint

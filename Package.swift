@@ -52,6 +52,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "sinew-bench-estimation", dependencies: ["SinewFusion"], path: "Benchmarks/EstimationBench"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
