@@ -566,16 +566,20 @@ public final class VirtualServo {
         return ((counts % 4096) + 4096) % 4096
     }
 
-    /// Actual encoder counts for a register-space position, taking the turn nearest to `near` on Feetech.
+    /// Actual encoder counts for a register-space position. Feetech position mode works within one turn
+    /// (0…4095, between the angle limits): the goal is taken in the turn the present position is in.
     func actualFromRegisterCounts(_ registerCounts: Int64, near: Double) -> Double {
         let offset = Double(value(map.homingOffset))
         if isDynamixel {
             let signed = Double(registerCounts) - offset
             return reversed ? -signed : signed
         }
-        let withinTurn = Double(registerCounts) + offset
-        let turns = ((near - withinTurn) / 4096).rounded()
-        return withinTurn + turns * 4096
+        var goal = registerCounts
+        let low = value(map.minPosition)
+        let high = value(map.maxPosition)
+        if high > low { goal = max(low, min(high, goal)) }
+        let turnStart = ((near - offset) / 4096).rounded(.down) * 4096
+        return turnStart + Double(goal) + offset
     }
 
     // MARK: Simulation step
