@@ -127,6 +127,7 @@ public final class BytePipeEnd: ByteTransport, @unchecked Sendable {
             }
             let r = sinew_wait_readable(incoming.dataEvent, deadline.nanoseconds)
             if r < 0 { throw .system(call: "ppoll", errno: -r) }
+            if r == 2 { throw .closed }
             sinew_eventfd_drain(incoming.dataEvent)
             if r == 0 { return incoming.pop(into: buffer) }
         }

@@ -82,12 +82,15 @@ enum DescriptorIO {
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n > 0 { return n }
-            if n == 0 { throw .closed }
-            let e = errno
-            if e == EIO { throw .closed }
-            if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { throw .system(call: "read", errno: e) }
+            if n < 0 {
+                let e = errno
+                if e == EIO { throw .closed }
+                if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { throw .system(call: "read", errno: e) }
+            }
+            // n == 0 on a terminal is "nothing now" (VMIN 0), not end of file: the poll tells hang-ups apart.
             let r = sinew_wait_readable(fd, deadline.nanoseconds)
             if r == 0 { return 0 }
+            if r == 2 { throw .closed }
             if r < 0 { throw .system(call: "ppoll", errno: -r) }
         }
     }
@@ -121,6 +124,7 @@ enum DescriptorIO {
             if n < 0 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR { throw .system(call: "write", errno: e) }
             let r = sinew_wait_writable(fd, deadline.nanoseconds)
             if r == 0 { throw .writeTimeout(written: offset) }
+            if r == 2 { throw .closed }
             if r < 0 { throw .system(call: "ppoll", errno: -r) }
         }
     }
@@ -207,8 +211,17 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
         try DescriptorIO.drain(fd: fileDescriptor)
     }
 
+    /// Records the rate for wire-time arithmetic and, when it is a standard termios rate, sets it on the
+    /// terminal so the serving side can read it back with ``terminalBaudRate``.
     public func setBaudRate(_ bitsPerSecond: Int) throws(TransportError) {
         if bitsPerSecond <= 0 { throw .unsupportedBaudRate(bitsPerSecond) }
+        _ = sinew_termios_set_speed(fileDescriptor, Int32(truncatingIfNeeded: bitsPerSecond))
         baudRate = bitsPerSecond
+    }
+
+    /// The rate currently set in the terminal's termios (by either side of a pty), when standard.
+    public var terminalBaudRate: Int? {
+        let r = sinew_termios_get_speed(fileDescriptor)
+        return r > 0 ? Int(r) : nil
     }
 }

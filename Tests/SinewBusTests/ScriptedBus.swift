@@ -20,7 +20,7 @@ enum Fault: Equatable {
 /// Servos behind the far end of a byte pipe, answering on their own thread from 256-byte register
 /// tables, with scriptable faults. Test-only: its thread allocates freely.
 final class ScriptedBus: @unchecked Sendable {
-    let end: BytePipeEnd
+    let end: any ByteTransport
     let busProtocol: BusProtocol
     private let lock = NSLock()
     private var tables: [ServoID: [UInt8]] = [:]
@@ -31,7 +31,7 @@ final class ScriptedBus: @unchecked Sendable {
     private var thread: Thread?
     private(set) var requestsSeen = 0
 
-    init(end: BytePipeEnd, protocol busProtocol: BusProtocol, ids: [ServoID]) {
+    init(end: any ByteTransport, protocol busProtocol: BusProtocol, ids: [ServoID]) {
         self.end = end
         self.busProtocol = busProtocol
         for id in ids {
@@ -56,7 +56,7 @@ final class ScriptedBus: @unchecked Sendable {
 
     func stop() {
         lock.withLock { running = false }
-        end.close()
+        (end as? BytePipeEnd)?.close()
         while thread?.isFinished == false { usleep(1000) }
     }
 
