@@ -160,7 +160,6 @@ public final class VirtualServo {
     var lastErrorCounts: Double = 0
     var overloadSeconds: Double = 0
     var overcurrentSeconds: Double = 0
-    var torqueWasOn = false
 
     // REG_WRITE buffer.
     let registered: UnsafeMutablePointer<UInt8>
@@ -311,7 +310,6 @@ public final class VirtualServo {
         overloadSeconds = 0
         overcurrentSeconds = 0
         registeredAddress = -1
-        torqueWasOn = false
         let actual = positionRad * countsPerRad
         trajectoryCounts = actual
         trajectoryVelocity = 0
@@ -594,7 +592,6 @@ public final class VirtualServo {
         var appliedDuty = 0.0
         var current = 0.0
         if torqueEnabled {
-            if !torqueWasOn { holdPresentPosition() }
             appliedDuty = isDynamixel ? dynamixelDuty(dtS: dtS, vin: vin) : feetechDuty(dtS: dtS, vin: vin)
             current = motor.currentA(voltageV: appliedDuty * vin, outputVelocityRadPerS: velocity)
             emfDamping =
@@ -607,7 +604,6 @@ public final class VirtualServo {
                 emfDamping = 0
             }
         }
-        torqueWasOn = torqueEnabled
         duty = appliedDuty
         currentA = current
         let friction = motor.friction(outputVelocityRadPerS: velocity)

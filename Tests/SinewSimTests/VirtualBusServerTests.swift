@@ -1,0 +1,63 @@
+import Foundation
+import SinewBus
+import SinewDrivers
+import SinewSim
+import Testing
+
+/// Sinew's own bus master against the virtual bus, over the in-process byte pipe and over a pty.
+@Suite struct VirtualBusServerTests {
+    @Test func busMasterOverThePipe() throws {
+        let ids: [ServoID] = [1, 2, 3, 4, 5, 6]
+        let bus = try VirtualBus(model: try loadModel("xm430-w350"), ids: ids)
+        let (hostEnd, busEnd) = BytePipe.makePair(baudRate: 1_000_000)
+        let server = VirtualBusServer.serve(bus: bus, transport: busEnd)
+        defer { server.stop() }
+        let master = BusMaster(transport: hostEnd, protocol: .dynamixel)
+        #expect(try master.ping(3) == PingReply(id: 3, modelNumber: 1020, firmwareVersion: 48))
+        let data = UnsafeMutableRawBufferPointer.allocate(byteCount: 6 * 4, alignment: 4)
+        let torqueOn = UnsafeMutableRawBufferPointer.allocate(byteCount: 6, alignment: 1)
+        let list = UnsafeMutableBufferPointer<ServoID>.allocate(capacity: 6)
+        defer {
+            data.deallocate()
+            torqueOn.deallocate()
+            list.deallocate()
+        }
+        for n in 0..<6 {
+            list[n] = ids[n]
+            torqueOn[n] = 1
+            data.storeBytes(of: UInt32(1000 + 100 * n).littleEndian, toByteOffset: 4 * n, as: UInt32.self)
+        }
+        try master.syncWrite(
+            ids: UnsafeBufferPointer(list), address: 64, length: 1, data: UnsafeRawBufferPointer(torqueOn))
+        try master.syncWrite(
+            ids: UnsafeBufferPointer(list), address: 116, length: 4, data: UnsafeRawBufferPointer(data))
+        Thread.sleep(forTimeInterval: 1.5)
+        let start = MonotonicInstant.now()
+        try master.syncRead(ids: UnsafeBufferPointer(list), address: 132, length: 4, into: data)
+        let elapsed = MonotonicInstant.now().nanoseconds(since: start)
+        // The wire cannot be beaten: request 20 bytes + 6 replies of 15 bytes, each after 500 µs.
+        #expect(elapsed >= 6 * 500_000 + 110 * 10_000)
+        for n in 0..<6 {
+            let position = Int32(bitPattern: UInt32(littleEndian: data.load(fromByteOffset: 4 * n, as: UInt32.self)))
+            #expect(abs(position - Int32(1000 + 100 * n)) < 20, "servo \(n + 1) at \(position)")
+        }
+        let hardware = server.withBus { $0.servos[0].registerValue(named: "Torque Enable") }
+        #expect(hardware == 1)
+    }
+
+    @Test func ptyWithLinkAndTerminalBaudRate() throws {
+        let bus = try VirtualBus(model: try loadModel("sts3215"), ids: [1, 2])
+        let link = NSTemporaryDirectory() + "sinew-virtual-bus-\(getpid())"
+        let server = try VirtualBusServer.servePseudoTerminal(bus: bus, linkPath: link)
+        let client = try PseudoTerminalTransport(path: link)
+        try client.setBaudRate(1_000_000)
+        let master = BusMaster(transport: client, protocol: .feetechSTS)
+        #expect(try master.ping(2).modelNumber == 777)
+        try client.setBaudRate(115_200)
+        #expect(throws: BusError.self) { try master.ping(2) }
+        try client.setBaudRate(1_000_000)
+        #expect(try master.ping(1).id == 1)
+        server.stop()
+        #expect(!FileManager.default.fileExists(atPath: link), "link removed on stop")
+    }
+}
