@@ -40,6 +40,7 @@ public final class VirtualBusServer: @unchecked Sendable {
     let input: UnsafeMutableRawBufferPointer
     let output: UnsafeMutableRawBufferPointer
     private let stopped = Atomic<Bool>(false)
+    private let started = Atomic<Bool>(false)
 
     /// Longest the loop sleeps without traffic, so physics and stop requests stay responsive.
     static let idleWaitNs: UInt64 = 2_000_000
@@ -95,10 +96,18 @@ public final class VirtualBusServer: @unchecked Sendable {
 
     /// Starts serving over any transport, e.g. one end of `BytePipe.makePair()`.
     public static func serve(bus: VirtualBus, transport: any ByteTransport) -> VirtualBusServer {
-        let server = VirtualBusServer(
-            bus: bus, transport: transport, terminal: nil, linkPath: nil, followTerminalBaudRate: false)
+        let server = VirtualBusServer(bus: bus, transport: transport)
         server.start()
         return server
+    }
+
+    /// A server over `transport` that is not running yet: call ``start()``, or drive it yourself with
+    /// ``serviceOnce(maximumWaitNs:)``.
+    public convenience init(bus: VirtualBus, transport: any ByteTransport) {
+        self.init(bus: bus, transport: transport, terminal: nil, linkPath: nil, followTerminalBaudRate: false)
+        lock.lock()
+        bus.rebaseClock(toNs: MonotonicInstant.now().nanoseconds)
+        lock.unlock()
     }
 
     /// Runs `body` with exclusive access to the bus (the serving loop waits meanwhile).
@@ -112,11 +121,13 @@ public final class VirtualBusServer: @unchecked Sendable {
     public func stop() {
         if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
         stopRequested.store(true, ordering: .releasing)
-        finished.wait()
+        if started.load(ordering: .acquiring) { finished.wait() }
         if let linkPath { unlink(linkPath) }
     }
 
-    func start() {
+    /// Starts the serving thread (once).
+    public func start() {
+        if started.exchange(true, ordering: .acquiringAndReleasing) { return }
         lock.lock()
         bus.rebaseClock(toNs: MonotonicInstant.now().nanoseconds)
         lock.unlock()
@@ -128,37 +139,48 @@ public final class VirtualBusServer: @unchecked Sendable {
     func run() {
         defer { finished.signal() }
         while !stopRequested.load(ordering: .acquiring) {
-            var now = MonotonicInstant.now().nanoseconds
-            lock.lock()
-            bus.advance(toNs: now)
-            let ready = bus.readReplies(upToNs: now, into: output)
-            let next = bus.nextReplyReadyNs
-            lock.unlock()
-            if ready > 0 {
-                do {
-                    try transport.write(
-                        UnsafeRawBufferPointer(rebasing: output[0..<ready]),
-                        deadline: MonotonicInstant(nanoseconds: now + 100_000_000))
-                } catch {
-                    if error == .closed { return }
-                }
-            }
-            var deadline = now + Self.idleWaitNs
-            if let next, next < deadline { deadline = max(next, now) }
-            let count: Int
+            if !serviceOnce(maximumWaitNs: Self.idleWaitNs) { return }
+        }
+    }
+
+    /// One pass of the serving loop: steps the physics to now, writes the replies that are due, then
+    /// waits up to `maximumWaitNs` (less when a reply falls due sooner) for the host's bytes and hands them
+    /// to the bus. Returns false when the transport is closed for good. Allocation-free.
+    ///
+    /// The server's own thread calls this; it is public so a test or a single-threaded simulation can
+    /// drive a server made with ``init(bus:transport:)`` without starting the thread.
+    @discardableResult
+    public func serviceOnce(maximumWaitNs: UInt64) -> Bool {
+        var now = MonotonicInstant.now().nanoseconds
+        lock.lock()
+        bus.advance(toNs: now)
+        let ready = bus.readReplies(upToNs: now, into: output)
+        let next = bus.nextReplyReadyNs
+        lock.unlock()
+        if ready > 0 {
             do {
-                count = try transport.read(into: input, deadline: MonotonicInstant(nanoseconds: deadline))
+                try transport.write(
+                    UnsafeRawBufferPointer(rebasing: output[0..<ready]),
+                    deadline: MonotonicInstant(nanoseconds: now + 100_000_000))
             } catch {
-                if error == .closed && terminal == nil { return }
-                continue
-            }
-            if count > 0 {
-                now = MonotonicInstant.now().nanoseconds
-                lock.lock()
-                if followTerminalBaudRate, let rate = terminal?.terminalBaudRate { bus.hostBaudRate = rate }
-                bus.receive(UnsafeRawBufferPointer(rebasing: input[0..<count]), atNs: now)
-                lock.unlock()
+                if error == .closed && terminal == nil { return false }
             }
         }
+        var deadline = now + maximumWaitNs
+        if let next, next < deadline { deadline = max(next, now) }
+        let count: Int
+        do {
+            count = try transport.read(into: input, deadline: MonotonicInstant(nanoseconds: deadline))
+        } catch {
+            return !(error == .closed && terminal == nil)
+        }
+        if count > 0 {
+            now = MonotonicInstant.now().nanoseconds
+            lock.lock()
+            if followTerminalBaudRate, let rate = terminal?.terminalBaudRate { bus.hostBaudRate = rate }
+            bus.receive(UnsafeRawBufferPointer(rebasing: input[0..<count]), atNs: now)
+            lock.unlock()
+        }
+        return true
     }
 }

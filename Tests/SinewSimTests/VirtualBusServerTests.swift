@@ -1,3 +1,4 @@
+import CAllocCounter
 import Foundation
 import SinewBus
 import SinewDrivers
@@ -12,7 +13,9 @@ import Testing
         let (hostEnd, busEnd) = BytePipe.makePair(baudRate: 1_000_000)
         let server = VirtualBusServer.serve(bus: bus, transport: busEnd)
         defer { server.stop() }
-        let master = BusMaster(transport: hostEnd, protocol: .dynamixel)
+        // A wide margin: this checks behaviour, and test machines are loaded.
+        let master = BusMaster(
+            transport: hostEnd, protocol: .dynamixel, timing: BusTiming(marginNanoseconds: 50_000_000, retries: 2))
         #expect(try master.ping(3) == PingReply(id: 3, modelNumber: 1020, firmwareVersion: 48))
         let data = UnsafeMutableRawBufferPointer.allocate(byteCount: 6 * 4, alignment: 4)
         let torqueOn = UnsafeMutableRawBufferPointer.allocate(byteCount: 6, alignment: 1)
@@ -51,7 +54,8 @@ import Testing
         let server = try VirtualBusServer.servePseudoTerminal(bus: bus, linkPath: link)
         let client = try PseudoTerminalTransport(path: link)
         try client.setBaudRate(1_000_000)
-        let master = BusMaster(transport: client, protocol: .feetechSTS)
+        let master = BusMaster(
+            transport: client, protocol: .feetechSTS, timing: BusTiming(marginNanoseconds: 50_000_000, retries: 2))
         #expect(try master.ping(2).modelNumber == 777)
         try client.setBaudRate(115_200)
         #expect(throws: BusError.self) { try master.ping(2) }
@@ -60,4 +64,38 @@ import Testing
         server.stop()
         #expect(!FileManager.default.fileExists(atPath: link), "link removed on stop")
     }
+}
+
+/// The serving loop over the byte pipe, driven on the test thread: request in, replies out, no allocation.
+@Test func servingOverThePipeIsAllocationFree() throws {
+    var options = VirtualBusOptions()
+    options.wireTiming = false
+    let ids: [ServoID] = [1, 2, 3, 4, 5, 6]
+    let bus = try VirtualBus(model: try loadModel("xl330-m288"), ids: ids, options: options)
+    let (hostEnd, busEnd) = BytePipe.makePair()
+    let server = VirtualBusServer(bus: bus, transport: busEnd)
+    let request = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+    let replies = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 1)
+    defer {
+        request.deallocate()
+        replies.deallocate()
+    }
+    let count = try ids.withUnsafeBufferPointer { list throws(CodecError) in
+        try Dynamixel.encodeSyncRead(address: 126, length: 10, ids: list, into: request)
+    }
+    var received = 0
+    func exchange() {
+        try? hostEnd.write(
+            UnsafeRawBufferPointer(rebasing: request[0..<count]), deadline: .now().advanced(byNanoseconds: 1_000_000))
+        server.serviceOnce(maximumWaitNs: 0)
+        server.serviceOnce(maximumWaitNs: 0)
+        received += (try? hostEnd.read(into: replies, deadline: .now())) ?? 0
+    }
+    for _ in 0..<10 { exchange() }
+    received = 0
+    let before = sinew_thread_allocations()
+    for _ in 0..<1000 { exchange() }
+    let delta = sinew_thread_allocations() - before
+    #expect(delta == 0)
+    #expect(received == 1000 * 6 * 21)
 }
