@@ -95,3 +95,34 @@ import Testing
         #expect(received == 2000 * 6 * (dynamixel ? 21 : 12))
     }
 }
+
+@Suite struct VirtualBusSetupTests {
+    @Test func idLists() throws {
+        #expect(try ServoIDList.parse("1-6") == [1, 2, 3, 4, 5, 6])
+        #expect(try ServoIDList.parse("1,3,7-8") == [1, 3, 7, 8])
+        #expect(throws: VirtualBusSetupError.self) { try ServoIDList.parse("6-1") }
+        #expect(throws: VirtualBusSetupError.self) { try ServoIDList.parse("1,1") }
+        #expect(throws: VirtualBusSetupError.self) { try ServoIDList.parse("253") }
+        #expect(throws: VirtualBusSetupError.self) { try ServoIDList.parse("") }
+    }
+
+    @Test func makeChecksModelAndProtocol() throws {
+        let catalog = try ServoCatalog.load(directory: servoTableDirectory)
+        let bus = try VirtualBus.make(
+            catalog: catalog, protocolName: "feetech", modelName: "sts3215", ids: "1-6", faults: "drop=0.1")
+        #expect(bus.servos.count == 6 && bus.options.faults.dropProbability == 0.1)
+        #expect(throws: VirtualBusSetupError.self) {
+            try VirtualBus.make(catalog: catalog, protocolName: "dynamixel", modelName: "sts3215", ids: "1")
+        }
+        do {
+            _ = try VirtualBus.make(catalog: catalog, protocolName: "dynamixel", modelName: "xl999", ids: "1")
+            Issue.record("unknown model accepted")
+        } catch {
+            #expect(error.description.contains("known: sts3215, xl330-m288, xm430-w350"))
+        }
+        #expect(throws: VirtualBusSetupError.self) {
+            try VirtualBus.make(
+                catalog: catalog, protocolName: "dynamixel", modelName: "xl330-m288", ids: "1", baudRate: 4_500_000)
+        }
+    }
+}
