@@ -26,7 +26,7 @@ static int wait_for(int fd, short events, uint64_t deadline_ns) {
         struct timespec timeout = {(time_t)(left / 1000000000ull), (long)(left % 1000000000ull)};
         struct pollfd pfd = {fd, events, 0};
         int r = ppoll(&pfd, 1, &timeout, NULL);
-        if (r > 0) return 1;
+        if (r > 0) return (pfd.revents & events) ? 1 : 2;
         if (r == 0) return 0;
         if (errno != EINTR) return -errno;
     }
@@ -43,7 +43,9 @@ int sinew_termios_make_raw(int fd) {
     t.c_cflag |= CLOCAL | CREAD;
     t.c_cflag &= ~(CSTOPB | PARENB | CRTSCTS);
     t.c_iflag &= ~(IXON | IXOFF | IXANY);
-    t.c_cc[VMIN] = 0;
+    /* With O_NONBLOCK, VMIN=1 makes an empty read fail with EAGAIN instead of returning 0 (which would
+       look like end of file). */
+    t.c_cc[VMIN] = 1;
     t.c_cc[VTIME] = 0;
     if (tcsetattr(fd, TCSANOW, &t) != 0) return -errno;
     return 0;
@@ -84,4 +86,37 @@ int sinew_eventfd_signal(int fd) {
 void sinew_eventfd_drain(int fd) {
     uint64_t value;
     (void)read(fd, &value, sizeof value);
+}
+
+static const struct {
+    int baud;
+    speed_t code;
+} speeds[] = {
+    {9600, B9600},       {19200, B19200},     {38400, B38400},     {57600, B57600},     {115200, B115200},
+    {230400, B230400},   {460800, B460800},   {500000, B500000},   {576000, B576000},   {921600, B921600},
+    {1000000, B1000000}, {1152000, B1152000}, {1500000, B1500000}, {2000000, B2000000}, {2500000, B2500000},
+    {3000000, B3000000}, {3500000, B3500000}, {4000000, B4000000},
+};
+
+int sinew_termios_set_speed(int fd, int baud) {
+    for (size_t i = 0; i < sizeof speeds / sizeof speeds[0]; i++) {
+        if (speeds[i].baud != baud) continue;
+        struct termios t;
+        if (tcgetattr(fd, &t) != 0) return -errno;
+        cfsetispeed(&t, speeds[i].code);
+        cfsetospeed(&t, speeds[i].code);
+        if (tcsetattr(fd, TCSANOW, &t) != 0) return -errno;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int sinew_termios_get_speed(int fd) {
+    struct termios t;
+    if (tcgetattr(fd, &t) != 0) return -errno;
+    speed_t code = cfgetospeed(&t);
+    for (size_t i = 0; i < sizeof speeds / sizeof speeds[0]; i++) {
+        if (speeds[i].code == code) return speeds[i].baud;
+    }
+    return -EINVAL;
 }

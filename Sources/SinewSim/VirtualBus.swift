@@ -75,7 +75,7 @@ public final class VirtualBus {
     public private(set) var timeNs: UInt64
     public internal(set) var statistics = VirtualBusStatistics()
 
-    let startNs: UInt64
+    var startNs: UInt64
     let stepNs: UInt64
     let stepS: Double
     let isDynamixel: Bool
@@ -195,6 +195,25 @@ public final class VirtualBus {
         idOrder.removeAll(keepingCapacity: true)
         for index in servos.indices { idOrder.append(index) }
         idOrder.sort { servos[$0].busID < servos[$1].busID }
+    }
+
+    /// Moves the bus onto another clock: physics time becomes `nowNs`, and pending fault times and queued
+    /// replies keep their distance from it. A server calls this once before serving in real time.
+    public func rebaseClock(toNs nowNs: UInt64) {
+        let shift = Int64(bitPattern: nowNs &- timeNs)
+        func moved(_ value: UInt64) -> UInt64 { UInt64(bitPattern: Int64(bitPattern: value) &+ shift) }
+        for index in overloadDue.indices where overloadDue[index] != .max {
+            overloadDue[index] = moved(overloadDue[index])
+        }
+        var slot = segmentHead
+        while slot != segmentTail {
+            segmentReady[slot % Self.segmentCapacity] = moved(segmentReady[slot % Self.segmentCapacity])
+            slot += 1
+        }
+        startNs = moved(startNs)
+        wireBusyUntilNs = wireBusyUntilNs == 0 ? 0 : moved(wireBusyUntilNs)
+        lastByteNs = moved(lastByteNs)
+        timeNs = nowNs
     }
 
     // MARK: Physics

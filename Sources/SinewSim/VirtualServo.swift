@@ -31,6 +31,65 @@ public enum AccessOutcome: Sendable, Equatable {
     case resultFail
 }
 
+/// A register's shape, without strings, for the simulation's inner loops.
+struct RegisterLayout {
+    var address: Int
+    var size: Int
+    var area: RegisterArea
+    var access: RegisterAccess
+    var encoding: RegisterEncoding
+    var minimum: Int64?
+    var maximum: Int64?
+
+    init(_ spec: RegisterSpec) {
+        address = spec.address
+        size = spec.size
+        area = spec.area
+        access = spec.access
+        encoding = spec.encoding
+        minimum = spec.minimum
+        maximum = spec.maximum
+    }
+
+    @inline(__always)
+    func decode(raw: UInt32) -> Int64 {
+        let bits = size * 8
+        let masked = bits >= 32 ? UInt64(raw) : UInt64(raw) & ((1 << UInt64(bits)) - 1)
+        switch encoding {
+        case .unsigned:
+            return Int64(masked)
+        case .twosComplement:
+            let signBit = UInt64(1) << UInt64(bits - 1)
+            return masked & signBit != 0 ? Int64(masked) - Int64(1 << UInt64(bits)) : Int64(masked)
+        case .signMagnitude(let signBit):
+            let sign = UInt64(1) << UInt64(signBit)
+            let magnitude = Int64(masked & (sign - 1))
+            return masked & sign != 0 ? -magnitude : magnitude
+        }
+    }
+
+    @inline(__always)
+    func encode(_ value: Int64) -> UInt32 {
+        let bits = size * 8
+        let mask: UInt64 = bits >= 32 ? 0xFFFF_FFFF : (1 << UInt64(bits)) - 1
+        switch encoding {
+        case .unsigned, .twosComplement:
+            return UInt32(truncatingIfNeeded: UInt64(bitPattern: value) & mask)
+        case .signMagnitude(let signBit):
+            let sign = UInt64(1) << UInt64(signBit)
+            let magnitude = min(value.magnitude, sign - 1)
+            return UInt32(truncatingIfNeeded: (value < 0 ? magnitude | sign : magnitude) & mask)
+        }
+    }
+
+    @inline(__always)
+    func accepts(_ value: Int64) -> Bool {
+        if let minimum, value < minimum { return false }
+        if let maximum, value > maximum { return false }
+        return true
+    }
+}
+
 /// Addresses of the registers the simulation drives; -1 where a model has none.
 struct RegisterMap {
     var id = -1, baudRate = -1, returnDelay = -1, operatingMode = -1, driveMode = -1, homingOffset = -1
@@ -128,8 +187,12 @@ public final class VirtualServo {
     let factoryImage: [UInt8]
     /// Register index covering each address, -1 for gaps.
     let registerAt: [Int16]
+    /// The model's registers without their names and notes: what the hot path reads, free of ARC traffic.
+    let layout: [RegisterLayout]
     let littleEndian: Bool
     let countsPerRad: Double
+    /// mA per count of the current registers (XM430: 2.69, XL330: 1, STS: 6.5).
+    let milliampsPerCurrentUnit: Double
 
     public var motor: DCMotorGearModel
     public var thermal: ThermalModel
@@ -160,7 +223,6 @@ public final class VirtualServo {
     var lastErrorCounts: Double = 0
     var overloadSeconds: Double = 0
     var overcurrentSeconds: Double = 0
-    var torqueWasOn = false
 
     // REG_WRITE buffer.
     let registered: UnsafeMutablePointer<UInt8>
@@ -187,7 +249,9 @@ public final class VirtualServo {
             for address in register.address..<(register.address + register.size) { index[address] = Int16(n) }
         }
         registerAt = index
+        layout = model.registers.map(RegisterLayout.init)
         countsPerRad = Double(model.countsPerTurn) / (2 * Double.pi)
+        milliampsPerCurrentUnit = model.register(named: "Present Current")?.scale ?? 1
         motor = DCMotorGearModel(model.physical)
         thermal = ThermalModel(
             thermalResistanceKPerW: model.physical.thermalResistanceKPerW,
@@ -238,14 +302,14 @@ public final class VirtualServo {
     @inline(__always)
     func value(_ address: Int) -> Int64 {
         guard address >= 0, registerAt[address] >= 0 else { return 0 }
-        let register = model.registers[Int(registerAt[address])]
+        let register = layout[Int(registerAt[address])]
         return register.decode(raw: loadUnsigned(register.address, register.size))
     }
 
     @inline(__always)
     func setValue(_ address: Int, _ newValue: Int64) {
         guard address >= 0, registerAt[address] >= 0 else { return }
-        let register = model.registers[Int(registerAt[address])]
+        let register = layout[Int(registerAt[address])]
         storeUnsigned(register.address, register.size, register.encode(newValue))
     }
 
@@ -311,7 +375,6 @@ public final class VirtualServo {
         overloadSeconds = 0
         overcurrentSeconds = 0
         registeredAddress = -1
-        torqueWasOn = false
         let actual = positionRad * countsPerRad
         trajectoryCounts = actual
         trajectoryVelocity = 0
@@ -444,7 +507,7 @@ public final class VirtualServo {
             let target = resolveIndirect(address + offset)
             let index = registerAt[target]
             if index >= 0 {
-                let register = model.registers[Int(index)]
+                let register = layout[Int(index)]
                 if register.access == .readWrite {
                     memory[target] = data[offset]
                     if register.area == .eeprom { touchedEEPROM = true }
@@ -466,7 +529,7 @@ public final class VirtualServo {
                 cursor += 1
                 continue
             }
-            let register = model.registers[Int(index)]
+            let register = layout[Int(index)]
             if target != cursor {
                 // Indirect data: one byte at a time, checked only for access.
                 if register.access == .readOnly { return .accessError }
@@ -566,16 +629,20 @@ public final class VirtualServo {
         return ((counts % 4096) + 4096) % 4096
     }
 
-    /// Actual encoder counts for a register-space position, taking the turn nearest to `near` on Feetech.
+    /// Actual encoder counts for a register-space position. Feetech position mode works within one turn
+    /// (0…4095, between the angle limits): the goal is taken in the turn the present position is in.
     func actualFromRegisterCounts(_ registerCounts: Int64, near: Double) -> Double {
         let offset = Double(value(map.homingOffset))
         if isDynamixel {
             let signed = Double(registerCounts) - offset
             return reversed ? -signed : signed
         }
-        let withinTurn = Double(registerCounts) + offset
-        let turns = ((near - withinTurn) / 4096).rounded()
-        return withinTurn + turns * 4096
+        var goal = registerCounts
+        let low = value(map.minPosition)
+        let high = value(map.maxPosition)
+        if high > low { goal = max(low, min(high, goal)) }
+        let turnStart = ((near - offset) / 4096).rounded(.down) * 4096
+        return turnStart + Double(goal) + offset
     }
 
     // MARK: Simulation step
@@ -590,7 +657,6 @@ public final class VirtualServo {
         var appliedDuty = 0.0
         var current = 0.0
         if torqueEnabled {
-            if !torqueWasOn { holdPresentPosition() }
             appliedDuty = isDynamixel ? dynamixelDuty(dtS: dtS, vin: vin) : feetechDuty(dtS: dtS, vin: vin)
             current = motor.currentA(voltageV: appliedDuty * vin, outputVelocityRadPerS: velocity)
             emfDamping =
@@ -603,7 +669,6 @@ public final class VirtualServo {
                 emfDamping = 0
             }
         }
-        torqueWasOn = torqueEnabled
         duty = appliedDuty
         currentA = current
         let friction = motor.friction(outputVelocityRadPerS: velocity)
@@ -619,9 +684,9 @@ public final class VirtualServo {
     func currentLimitA() -> Double {
         if isDynamixel {
             let mode = operatingMode
-            if mode == 0 || mode == 5, let scale = model.register(named: "Current Limit")?.scale {
+            if mode == 0 || mode == 5 {
                 let goal = Double(abs(value(map.goalCurrent)))
-                return min(goal, Double(value(map.currentLimit))) * scale / 1000
+                return min(goal, Double(value(map.currentLimit))) * milliampsPerCurrentUnit / 1000
             }
         }
         return .greatestFiniteMagnitude
@@ -663,8 +728,7 @@ public final class VirtualServo {
         var pwm: Double
         switch operatingMode {
         case 0:  // current: ideal inner current loop
-            let scale = model.register(named: "Goal Current")?.scale ?? 1
-            let target = Double(value(map.goalCurrent)) * scale / 1000
+            let target = Double(value(map.goalCurrent)) * milliampsPerCurrentUnit / 1000
             let voltage = motor.voltageV(forCurrentA: target, outputVelocityRadPerS: velocityRadPerS)
             pwm = voltage / vin * 885
         case 1:  // velocity: PI on 0.229 rpm units, gains as the e-manual scales them
@@ -796,8 +860,8 @@ public final class VirtualServo {
         if isDynamixel {
             let units = countsPerS / Double(model.countsPerTurn) * 60 / 0.229
             setValue(map.presentVelocity, Int64(units.rounded()))
-            let scale = model.register(named: "Present Current")?.scale ?? 1
-            setValue(map.presentCurrent, Int64((currentSign * currentA * 1000 / scale).rounded()))
+            setValue(
+                map.presentCurrent, Int64((currentSign * currentA * 1000 / milliampsPerCurrentUnit).rounded()))
             setValue(map.presentPWM, Int64((currentSign * duty * 885).rounded()))
             setValue(
                 map.velocityTrajectory, Int64((trajectoryVelocity / Double(model.countsPerTurn) * 60 / 0.229).rounded())
@@ -813,7 +877,7 @@ public final class VirtualServo {
         } else {
             setValue(map.presentVelocity, Int64(countsPerS.rounded()))
             setValue(map.presentLoad, Int64((duty * 1000).rounded()))
-            setValue(map.presentCurrent, Int64((abs(currentA) * 1000 / 6.5).rounded()))
+            setValue(map.presentCurrent, Int64((abs(currentA) * 1000 / milliampsPerCurrentUnit).rounded()))
             setValue(map.moving, abs(countsPerS) > 10 ? 1 : 0)
         }
         setValue(map.presentVoltage, Int64((supplyVoltageV * 10).rounded()))

@@ -14,16 +14,26 @@ uint64_t sinew_monotonic_ns(void);
 
 /**
  * Waits until `fd` is readable or the absolute CLOCK_MONOTONIC deadline passes.
- * Returns 1 when readable, 0 at the deadline, -errno on error (EINTR is retried internally).
- * A hang-up or error condition on the descriptor counts as readable so the caller's read reports it.
+ * Returns 1 when readable, 2 on hang-up or error without data, 0 at the deadline, -errno on failure
+ * (EINTR is retried internally).
  */
 int sinew_wait_readable(int fd, uint64_t deadline_ns);
 
 /** Same as sinew_wait_readable for writability. */
 int sinew_wait_writable(int fd, uint64_t deadline_ns);
 
-/** Puts a terminal into raw 8N1 mode (cfmakeraw, CLOCAL|CREAD, VMIN=0, VTIME=0). */
+/** Puts a terminal into raw 8N1 mode (cfmakeraw, CLOCAL|CREAD, VMIN=1, VTIME=0; use with O_NONBLOCK). */
 int sinew_termios_make_raw(int fd);
+
+/**
+ * Sets the terminal's line rate when it is a standard termios rate (B9600 … B4000000); returns -EINVAL
+ * otherwise. On a pty this changes nothing physical, but the other side can read it back, so a virtual
+ * bus can tell which rate its client chose.
+ */
+int sinew_termios_set_speed(int fd, int baud);
+
+/** The terminal's output rate in bit/s, or -errno / -EINVAL for a non-standard rate. */
+int sinew_termios_get_speed(int fd);
 
 /** Discards unread input (tcflush TCIFLUSH). */
 int sinew_termios_flush_input(int fd);

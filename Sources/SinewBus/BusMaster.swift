@@ -1,0 +1,652 @@
+/// Which wire protocol a bus speaks.
+public enum BusProtocol: String, Sendable, Equatable, CaseIterable {
+    /// ROBOTIS Dynamixel Protocol 2.0.
+    case dynamixel
+    /// Feetech STS/SMS (little-endian registers), e.g. STS3215.
+    case feetechSTS = "feetech"
+    /// Feetech SCS (big-endian registers).
+    case feetechSCS = "feetech-scs"
+
+    /// Register byte order.
+    public var byteOrder: ByteOrder { self == .feetechSCS ? .bigEndian : .littleEndian }
+}
+
+/// Timing and retry policy of a bus master.
+public struct BusTiming: Sendable, Equatable {
+    /// The servos' Return Delay Time in µs (register value × 2). Dynamixel and STS default to 500 µs;
+    /// set it to what the servos are configured with (0 for a tuned bus).
+    public var returnDelayMicroseconds: Int
+    /// Added once per transaction on top of the wire time: USB adapter latency (1 ms frames, FTDI timer),
+    /// scheduling. Not the vendors' flat 34–50 ms.
+    public var marginNanoseconds: UInt64
+    /// Added per reply for the servo firmware's own processing.
+    public var perReplyNanoseconds: UInt64
+    /// Extra attempts after a retryable failure (lost or damaged bytes). 0 = no retry.
+    public var retries: Int
+    /// Whether servos answer WRITE/REG_WRITE/ACTION/REBOOT (Dynamixel Status Return Level 2, Feetech
+    /// Response Status Level 1 — both the factory default).
+    public var repliesToWrites: Bool
+
+    public init(
+        returnDelayMicroseconds: Int = 500, marginNanoseconds: UInt64 = 3_000_000, perReplyNanoseconds: UInt64 = 50_000,
+        retries: Int = 1, repliesToWrites: Bool = true
+    ) {
+        self.returnDelayMicroseconds = returnDelayMicroseconds
+        self.marginNanoseconds = marginNanoseconds
+        self.perReplyNanoseconds = perReplyNanoseconds
+        self.retries = retries
+        self.repliesToWrites = repliesToWrites
+    }
+}
+
+/// What a PING found.
+public struct PingReply: Sendable, Equatable {
+    public var id: ServoID
+    /// Model number (Dynamixel: from the ping reply; Feetech: read from address 3).
+    public var modelNumber: UInt16
+    /// Firmware version (Dynamixel: from the ping reply; Feetech: major version at address 0), when known.
+    public var firmwareVersion: UInt8?
+
+    public init(id: ServoID, modelNumber: UInt16, firmwareVersion: UInt8?) {
+        self.id = id
+        self.modelNumber = modelNumber
+        self.firmwareVersion = firmwareVersion
+    }
+}
+
+/// Speaks one protocol to the servos on one transport: builds requests, sends them, collects the replies
+/// before a deadline computed from the bytes on the wire, retries a bounded number of times, and keeps
+/// per-servo statistics. Preallocates everything at init: the sync read/write cycle allocates nothing.
+/// Not thread-safe: one control thread owns a bus master.
+public final class BusMaster {
+    public let transport: any ByteTransport
+    public let busProtocol: BusProtocol
+    public var timing: BusTiming
+
+    // Request bytes.
+    private let request: UnsafeMutableRawBufferPointer
+    private let dynamixelDecoder: DynamixelStreamDecoder
+    private let feetechDecoder: FeetechStreamDecoder
+    // The servos a transaction waits for: their IDs, where their data goes, how long it is, and whether
+    // they have answered.
+    private let slotIDs: UnsafeMutableBufferPointer<ServoID>
+    private let slotOffsets: UnsafeMutableBufferPointer<Int>
+    private let slotLengths: UnsafeMutableBufferPointer<Int>
+    private let slotDone: UnsafeMutableBufferPointer<Bool>
+    private var slotCount = 0
+    // Garbage bytes skipped during the current attempt (decoder counters are reset per accepted reply).
+    private var attemptDiscarded = 0
+    private let stats: UnsafeMutableBufferPointer<ServoStatistics>
+    // Scratch for small reads (ping model numbers).
+    private let scratch: UnsafeMutableRawBufferPointer
+
+    /// `maximumPacketBytes` bounds one request or reply.
+    public init(
+        transport: any ByteTransport, protocol busProtocol: BusProtocol, timing: BusTiming = BusTiming(),
+        maximumPacketBytes: Int = 4096
+    ) {
+        self.transport = transport
+        self.busProtocol = busProtocol
+        self.timing = timing
+        request = .allocate(byteCount: maximumPacketBytes, alignment: 8)
+        dynamixelDecoder = DynamixelStreamDecoder(capacity: maximumPacketBytes)
+        feetechDecoder = FeetechStreamDecoder(capacity: Swift.min(maximumPacketBytes, 1024))
+        slotIDs = .allocate(capacity: 256)
+        slotIDs.initialize(repeating: 0)
+        slotOffsets = .allocate(capacity: 256)
+        slotOffsets.initialize(repeating: 0)
+        slotLengths = .allocate(capacity: 256)
+        slotLengths.initialize(repeating: 0)
+        slotDone = .allocate(capacity: 256)
+        slotDone.initialize(repeating: false)
+        stats = .allocate(capacity: 256)
+        stats.initialize(repeating: ServoStatistics())
+        scratch = .allocate(byteCount: 256, alignment: 8)
+    }
+
+    deinit {
+        request.deallocate()
+        slotIDs.deallocate()
+        slotOffsets.deallocate()
+        slotLengths.deallocate()
+        slotDone.deallocate()
+        stats.deallocate()
+        scratch.deallocate()
+    }
+
+    // MARK: Statistics
+
+    /// A copy of one servo's statistics.
+    public func statistics(for id: ServoID) -> ServoStatistics { stats[Int(id)] }
+
+    /// Zeroes every servo's statistics.
+    public func resetStatistics() {
+        for i in 0..<stats.count { stats[i] = ServoStatistics() }
+    }
+
+    // MARK: Transactions
+
+    /// PING one servo; returns its model number (and firmware version where the protocol says it).
+    public func ping(_ id: ServoID) throws(BusError) -> PingReply {
+        switch busProtocol {
+        case .dynamixel:
+            let n = try encode(id, .ping) { (out) throws(CodecError) in try Dynamixel.encodePing(id: id, into: out) }
+            setSlots(id: id, length: 3)
+            try transact(requestBytes: n, instruction: .ping, into: scratch)
+            return PingReply(
+                id: id, modelNumber: UnsafeRawBufferPointer(scratch).loadUInt16(at: 0), firmwareVersion: scratch[2])
+        case .feetechSTS, .feetechSCS:
+            let n = try encode(id, .ping) { (out) throws(CodecError) in try Feetech.encodePing(id: id, into: out) }
+            setSlots(id: id, length: 0)
+            try transact(requestBytes: n, instruction: .ping, into: scratch)
+            let model = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<2])
+            try read(id: id, address: 3, into: model)
+            let modelNumber = UnsafeRawBufferPointer(model).loadUInt16(at: 0, busProtocol.byteOrder)
+            let firmware = UnsafeMutableRawBufferPointer(rebasing: scratch[2..<3])
+            let version: UInt8? = (try? read(id: id, address: 0, into: firmware)) != nil ? firmware[0] : nil
+            return PingReply(id: id, modelNumber: modelNumber, firmwareVersion: version)
+        }
+    }
+
+    /// READ `data.count` bytes from register `address` of servo `id` into `data`.
+    public func read(id: ServoID, address: UInt16, into data: UnsafeMutableRawBufferPointer) throws(BusError) {
+        let n: Int
+        switch busProtocol {
+        case .dynamixel:
+            n = try encode(id, .read) { (out) throws(CodecError) in
+                try Dynamixel.encodeRead(
+                    id: id, address: address, length: UInt16(truncatingIfNeeded: data.count), into: out)
+            }
+        case .feetechSTS, .feetechSCS:
+            guard address <= 0xFF, data.count <= 0xFF else {
+                throw BusError(servoID: id, instruction: .read, cause: .encoding(.invalidArgument))
+            }
+            n = try encode(id, .read) { (out) throws(CodecError) in
+                try Feetech.encodeRead(id: id, address: UInt8(address), length: UInt8(data.count), into: out)
+            }
+        }
+        setSlots(id: id, length: data.count)
+        try transact(requestBytes: n, instruction: .read, into: data)
+    }
+
+    /// Convenience READ that returns a new array (allocates; not for the control tick).
+    public func read(id: ServoID, address: UInt16, length: Int) throws(BusError) -> [UInt8] {
+        var result = [UInt8](repeating: 0, count: length)
+        var failure: BusError?
+        result.withUnsafeMutableBytes { buffer in
+            do throws(BusError) { try read(id: id, address: address, into: buffer) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return result
+    }
+
+    /// WRITE (or REG_WRITE) `data` to register `address` of servo `id`; waits for the status reply unless
+    /// `id` is broadcast or ``BusTiming/repliesToWrites`` is off.
+    public func write(
+        id: ServoID, address: UInt16, data: UnsafeRawBufferPointer, instruction: Instruction = .write
+    ) throws(BusError) {
+        let n: Int
+        switch busProtocol {
+        case .dynamixel:
+            n = try encode(id, instruction) { (out) throws(CodecError) in
+                try Dynamixel.encodeWrite(id: id, address: address, data: data, instruction: instruction, into: out)
+            }
+        case .feetechSTS, .feetechSCS:
+            guard address <= 0xFF else {
+                throw BusError(servoID: id, instruction: instruction, cause: .encoding(.invalidArgument))
+            }
+            n = try encode(id, instruction) { (out) throws(CodecError) in
+                try Feetech.encodeWrite(
+                    id: id, address: UInt8(address), data: data, instruction: instruction, into: out)
+            }
+        }
+        try sendCommand(id: id, instruction: instruction, requestBytes: n)
+    }
+
+    /// ACTION: runs the writes registered with REG_WRITE (to broadcast by default).
+    public func action(id: ServoID = ServoID.broadcast) throws(BusError) {
+        let n: Int
+        switch busProtocol {
+        case .dynamixel:
+            n = try encode(id, .action) { (out) throws(CodecError) in try Dynamixel.encodeAction(id: id, into: out) }
+        case .feetechSTS, .feetechSCS:
+            n = try encode(id, .action) { (out) throws(CodecError) in try Feetech.encodeAction(id: id, into: out) }
+        }
+        try sendCommand(id: id, instruction: .action, requestBytes: n)
+    }
+
+    /// REBOOT (Dynamixel): clears a hardware error.
+    public func reboot(id: ServoID) throws(BusError) {
+        guard busProtocol == .dynamixel else { throw BusError(servoID: id, instruction: .reboot, cause: .unsupported) }
+        let n = try encode(id, .reboot) { (out) throws(CodecError) in try Dynamixel.encodeReboot(id: id, into: out) }
+        try sendCommand(id: id, instruction: .reboot, requestBytes: n)
+    }
+
+    /// FACTORY_RESET (Dynamixel): `option` 0xFF all, 0x01 all but ID, 0x02 all but ID and baud rate.
+    public func factoryReset(id: ServoID, option: UInt8 = 0x02) throws(BusError) {
+        guard busProtocol == .dynamixel else {
+            throw BusError(servoID: id, instruction: .factoryReset, cause: .unsupported)
+        }
+        let n = try encode(id, .factoryReset) { (out) throws(CodecError) in
+            try Dynamixel.encodeFactoryReset(id: id, option: option, into: out)
+        }
+        try sendCommand(id: id, instruction: .factoryReset, requestBytes: n)
+    }
+
+    /// SYNC_READ `length` bytes at `address` from every servo in `ids`; servo `ids[i]`'s bytes land in
+    /// `data[i*length ..< (i+1)*length]`. A status or hardware error is thrown after all data arrived.
+    public func syncRead(
+        ids: UnsafeBufferPointer<ServoID>, address: UInt16, length: Int, into data: UnsafeMutableRawBufferPointer
+    ) throws(BusError) {
+        guard data.count >= ids.count * length, ids.count <= 253 else {
+            throw BusError(servoID: ServoID.broadcast, instruction: .syncRead, cause: .encoding(.invalidArgument))
+        }
+        let n: Int
+        switch busProtocol {
+        case .dynamixel:
+            n = try encode(ServoID.broadcast, .syncRead) { (out) throws(CodecError) in
+                try Dynamixel.encodeSyncRead(
+                    address: address, length: UInt16(truncatingIfNeeded: length), ids: ids, into: out)
+            }
+        case .feetechSTS, .feetechSCS:
+            guard address <= 0xFF, length <= 0xFF else {
+                throw BusError(servoID: ServoID.broadcast, instruction: .syncRead, cause: .encoding(.invalidArgument))
+            }
+            n = try encode(ServoID.broadcast, .syncRead) { (out) throws(CodecError) in
+                try Feetech.encodeSyncRead(address: UInt8(address), length: UInt8(length), ids: ids, into: out)
+            }
+        }
+        for i in 0..<ids.count {
+            slotIDs[i] = ids[i]
+            slotOffsets[i] = i * length
+            slotLengths[i] = length
+        }
+        slotCount = ids.count
+        try transact(requestBytes: n, instruction: .syncRead, into: data)
+    }
+
+    /// FAST_SYNC_READ (Dynamixel X-series with recent firmware): like ``syncRead(ids:address:length:into:)``
+    /// but the servos answer together in one packet, saving 7 bytes and one return delay per servo.
+    public func fastSyncRead(
+        ids: UnsafeBufferPointer<ServoID>, address: UInt16, length: Int, into data: UnsafeMutableRawBufferPointer
+    ) throws(BusError) {
+        guard busProtocol == .dynamixel else {
+            throw BusError(servoID: ServoID.broadcast, instruction: .fastSyncRead, cause: .unsupported)
+        }
+        guard data.count >= ids.count * length, ids.count <= 253 else {
+            throw BusError(servoID: ServoID.broadcast, instruction: .fastSyncRead, cause: .encoding(.invalidArgument))
+        }
+        let n = try encode(ServoID.broadcast, .fastSyncRead) { (out) throws(CodecError) in
+            try Dynamixel.encodeSyncRead(
+                address: address, length: UInt16(truncatingIfNeeded: length), ids: ids, instruction: .fastSyncRead,
+                into: out)
+        }
+        for i in 0..<ids.count {
+            slotIDs[i] = ids[i]
+            slotOffsets[i] = i * length
+            slotLengths[i] = length
+        }
+        slotCount = ids.count
+        try transact(requestBytes: n, instruction: .fastSyncRead, into: data, fast: true)
+    }
+
+    /// SYNC_WRITE `length` bytes at `address`: servo `ids[i]` gets `data[i*length ..< (i+1)*length]`
+    /// (register byte order of the protocol). No reply; returns once the bytes are handed to the transport.
+    public func syncWrite(
+        ids: UnsafeBufferPointer<ServoID>, address: UInt16, length: Int, data: UnsafeRawBufferPointer
+    ) throws(BusError) {
+        let n: Int
+        switch busProtocol {
+        case .dynamixel:
+            n = try encode(ServoID.broadcast, .syncWrite) { (out) throws(CodecError) in
+                try Dynamixel.encodeSyncWrite(
+                    address: address, length: UInt16(truncatingIfNeeded: length), ids: ids, data: data, into: out)
+            }
+        case .feetechSTS, .feetechSCS:
+            guard address <= 0xFF, length <= 0xFF else {
+                throw BusError(servoID: ServoID.broadcast, instruction: .syncWrite, cause: .encoding(.invalidArgument))
+            }
+            n = try encode(ServoID.broadcast, .syncWrite) { (out) throws(CodecError) in
+                try Feetech.encodeSyncWrite(
+                    address: UInt8(address), length: UInt8(length), ids: ids, data: data, into: out)
+            }
+        }
+        for id in ids { stats[Int(id)].transactions &+= 1 }
+        try sendCommand(id: ServoID.broadcast, instruction: .syncWrite, requestBytes: n)
+    }
+
+    /// BULK_READ (Dynamixel): each entry reads its own address/length; entry i's bytes land back to back
+    /// in `data` in entry order.
+    public func bulkRead(entries: UnsafeBufferPointer<BulkEntry>, into data: UnsafeMutableRawBufferPointer)
+        throws(BusError)
+    {
+        guard busProtocol == .dynamixel else {
+            throw BusError(servoID: ServoID.broadcast, instruction: .bulkRead, cause: .unsupported)
+        }
+        var offset = 0
+        for i in 0..<entries.count {
+            slotIDs[i] = entries[i].id
+            slotOffsets[i] = offset
+            slotLengths[i] = Int(entries[i].length)
+            offset += Int(entries[i].length)
+        }
+        guard data.count >= offset, entries.count <= 253 else {
+            throw BusError(servoID: ServoID.broadcast, instruction: .bulkRead, cause: .encoding(.invalidArgument))
+        }
+        let n = try encode(ServoID.broadcast, .bulkRead) { (out) throws(CodecError) in
+            try Dynamixel.encodeBulkRead(entries: entries, into: out)
+        }
+        slotCount = entries.count
+        try transact(requestBytes: n, instruction: .bulkRead, into: data)
+    }
+
+    /// BULK_WRITE (Dynamixel): `data` holds each entry's bytes back to back. No reply.
+    public func bulkWrite(entries: UnsafeBufferPointer<BulkEntry>, data: UnsafeRawBufferPointer) throws(BusError) {
+        guard busProtocol == .dynamixel else {
+            throw BusError(servoID: ServoID.broadcast, instruction: .bulkWrite, cause: .unsupported)
+        }
+        let n = try encode(ServoID.broadcast, .bulkWrite) { (out) throws(CodecError) in
+            try Dynamixel.encodeBulkWrite(entries: entries, data: data, into: out)
+        }
+        for e in entries { stats[Int(e.id)].transactions &+= 1 }
+        try sendCommand(id: ServoID.broadcast, instruction: .bulkWrite, requestBytes: n)
+    }
+
+    /// The deadline budget in nanoseconds for a request of `requestBytes` followed by `replies` replies
+    /// totalling `replyBytes`: wire time at the transport's rate + return delay per reply + firmware time
+    /// per reply + the margin.
+    public func budgetNanoseconds(requestBytes: Int, replyBytes: Int, replies: Int) -> UInt64 {
+        wireTimeNanoseconds(byteCount: requestBytes + replyBytes, baudRate: transport.baudRate)
+            + UInt64(replies)
+            * (UInt64(Swift.max(timing.returnDelayMicroseconds, 0)) * 1000 + timing.perReplyNanoseconds)
+            + timing.marginNanoseconds
+    }
+
+    // MARK: Internals
+
+    @inline(__always)
+    private func encode(
+        _ id: ServoID, _ instruction: Instruction, _ body: (UnsafeMutableRawBufferPointer) throws(CodecError) -> Int
+    ) throws(BusError) -> Int {
+        do {
+            return try body(request)
+        } catch {
+            throw BusError(servoID: id, instruction: instruction, cause: .encoding(error))
+        }
+    }
+
+    @inline(__always)
+    private func setSlots(id: ServoID, length: Int) {
+        slotIDs[0] = id
+        slotOffsets[0] = 0
+        slotLengths[0] = length
+        slotCount = 1
+    }
+
+    /// Sends a request that is answered by a status without data, or not at all (broadcast, no-reply
+    /// configuration, sync/bulk writes).
+    private func sendCommand(id: ServoID, instruction: Instruction, requestBytes: Int) throws(BusError) {
+        let expectsReply =
+            id != ServoID.broadcast && timing.repliesToWrites && instruction != .syncWrite && instruction != .bulkWrite
+        if expectsReply {
+            setSlots(id: id, length: 0)
+            try transact(requestBytes: requestBytes, instruction: instruction, into: scratch)
+            return
+        }
+        if id != ServoID.broadcast { stats[Int(id)].transactions &+= 1 }
+        let start = MonotonicInstant.now()
+        let deadline = start.advanced(
+            byNanoseconds: budgetNanoseconds(requestBytes: requestBytes, replyBytes: 0, replies: 0))
+        do {
+            try transport.write(UnsafeRawBufferPointer(rebasing: request[0..<requestBytes]), deadline: deadline)
+        } catch {
+            throw BusError(servoID: id, instruction: instruction, cause: .transport(error))
+        }
+    }
+
+    /// Sends the encoded request and collects one reply per slot (or one combined FAST_SYNC_READ reply),
+    /// retrying retryable failures up to ``BusTiming/retries`` times.
+    private func transact(
+        requestBytes: Int, instruction: Instruction, into data: UnsafeMutableRawBufferPointer, fast: Bool = false
+    ) throws(BusError) {
+        for i in 0..<slotCount { stats[Int(slotIDs[i])].transactions &+= 1 }
+        var attempt = 0
+        while true {
+            do {
+                try attemptOnce(requestBytes: requestBytes, instruction: instruction, into: data, fast: fast)
+                return
+            } catch {
+                count(error)
+                if !error.isRetryable || attempt >= timing.retries { throw error }
+                attempt += 1
+                stats[Int(error.servoID)].retries &+= 1
+            }
+        }
+    }
+
+    private func count(_ error: BusError) {
+        let i = Int(error.servoID)
+        switch error.cause {
+        case .timeout: stats[i].timeouts &+= 1
+        case .truncatedPacket: stats[i].truncatedPackets &+= 1
+        case .corruptChecksum: stats[i].checksumErrors &+= 1
+        case .foreignPacket: stats[i].foreignPackets &+= 1
+        case .garbage: stats[i].garbageErrors &+= 1
+        case .statusError: stats[i].statusErrors &+= 1
+        case .hardwareError: stats[i].hardwareErrors &+= 1
+        default: break
+        }
+    }
+
+    private func attemptOnce(
+        requestBytes: Int, instruction: Instruction, into data: UnsafeMutableRawBufferPointer, fast: Bool
+    ) throws(BusError) {
+        let dynamixel = busProtocol == .dynamixel
+        var replyBytes = 0
+        var longestReply = 0
+        for i in 0..<slotCount {
+            slotDone[i] = false
+            let bytes = dynamixel ? Dynamixel.statusOverhead + slotLengths[i] : Feetech.overhead + slotLengths[i]
+            replyBytes += bytes
+            longestReply = Swift.max(longestReply, bytes)
+        }
+        if fast {
+            replyBytes = Dynamixel.fastSyncReplyLength(servoCount: slotCount, length: slotLengths[0])
+            longestReply = replyBytes
+        }
+        let replies = fast ? 1 : slotCount
+        let firstID = slotIDs[0]
+        do {
+            try transport.flushInput()
+        } catch {
+            throw BusError(servoID: firstID, instruction: instruction, cause: .transport(error))
+        }
+        if dynamixel {
+            dynamixelDecoder.reset()
+            dynamixelDecoder.resetStatistics()
+            // Stuffing can add one byte per three.
+            dynamixelDecoder.maximumPacketLength = longestReply + longestReply / 3 + 1
+        } else {
+            feetechDecoder.reset()
+            feetechDecoder.resetStatistics()
+            feetechDecoder.maximumPacketLength = longestReply
+        }
+        let start = MonotonicInstant.now()
+        let deadline = start.advanced(
+            byNanoseconds: budgetNanoseconds(requestBytes: requestBytes, replyBytes: replyBytes, replies: replies))
+        do {
+            try transport.write(UnsafeRawBufferPointer(rebasing: request[0..<requestBytes]), deadline: deadline)
+        } catch {
+            throw BusError(servoID: firstID, instruction: instruction, cause: .transport(error))
+        }
+        var remaining = slotCount
+        var deferred: BusError?
+        attemptDiscarded = 0
+        while remaining > 0 {
+            if dynamixel {
+                switch dynamixelDecoder.next() {
+                case .frame(let frame):
+                    // Our own request echoed by a half-duplex adapter, or another master's: not a reply.
+                    if !frame.isStatus { continue }
+                    if fast {
+                        try acceptFastSyncReply(
+                            frame, instruction: instruction, into: data, start: start, deferred: &deferred)
+                        remaining = 0
+                        continue
+                    }
+                    let slot = try pendingSlot(for: frame.id, instruction: instruction)
+                    let error = frame.statusError
+                    try accept(
+                        slot: slot, parameters: frame.parameters, instruction: instruction, into: data, start: start)
+                    if error != 0 && deferred == nil {
+                        deferred = BusError(
+                            servoID: frame.id, instruction: instruction,
+                            cause: error & Dynamixel.alertBit != 0 ? .hardwareError(error) : .statusError(error))
+                    }
+                    remaining -= 1
+                    continue
+                case .corrupt(let id, _):
+                    throw BusError(servoID: blame(id), instruction: instruction, cause: .corruptChecksum)
+                case .needMoreData: break
+                }
+            } else {
+                switch feetechDecoder.next() {
+                case .frame(let frame):
+                    let slot = try pendingSlot(for: frame.id, instruction: instruction)
+                    try accept(
+                        slot: slot, parameters: frame.parameters, instruction: instruction, into: data, start: start)
+                    if frame.statusError != 0 && deferred == nil {
+                        deferred = BusError(
+                            servoID: frame.id, instruction: instruction, cause: .hardwareError(frame.statusError))
+                    }
+                    remaining -= 1
+                    continue
+                case .corrupt(let id, _):
+                    throw BusError(servoID: blame(id), instruction: instruction, cause: .corruptChecksum)
+                case .needMoreData: break
+                }
+            }
+            // Need bytes: read until the deadline.
+            let buffer =
+                dynamixel ? dynamixelDecoder.writableBuffer(minimum: 64) : feetechDecoder.writableBuffer(minimum: 64)
+            let n: Int
+            do {
+                n = try transport.read(into: buffer, deadline: deadline)
+            } catch {
+                throw BusError(servoID: firstPending(), instruction: instruction, cause: .transport(error))
+            }
+            if n > 0 {
+                if dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
+                // A stream of bytes must not keep us past the deadline either.
+                if MonotonicInstant.now() <= deadline { continue }
+                // Decode what did arrive before giving up.
+                if dynamixel, case .frame = dynamixelDecoder.next() {
+                } else if !dynamixel, case .frame = feetechDecoder.next() {
+                }
+            }
+            throw BusError(
+                servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
+        }
+        if let deferred {
+            throw deferred
+        }
+    }
+
+    /// Why nothing usable arrived by the deadline.
+    private func deadlineCause(dynamixel: Bool) -> BusError.Cause {
+        let partial = dynamixel ? dynamixelDecoder.hasPartialPacket : feetechDecoder.hasPartialPacket
+        let buffered = dynamixel ? dynamixelDecoder.bufferedCount : feetechDecoder.bufferedCount
+        let discarded = attemptDiscarded + (dynamixel ? dynamixelDecoder.discardedBytes : feetechDecoder.discardedBytes)
+        if partial { return .truncatedPacket(receivedBytes: buffered) }
+        if discarded + buffered > 0 { return .garbage(discardedBytes: discarded + buffered) }
+        return .timeout
+    }
+
+    private func firstPending() -> ServoID {
+        for i in 0..<slotCount where !slotDone[i] { return slotIDs[i] }
+        return slotCount > 0 ? slotIDs[0] : ServoID.broadcast
+    }
+
+    /// The servo to blame for a damaged packet: the one it claims to be from if that one is awaited.
+    private func blame(_ id: ServoID) -> ServoID {
+        for i in 0..<slotCount where !slotDone[i] && slotIDs[i] == id { return id }
+        return firstPending()
+    }
+
+    private func pendingSlot(for id: ServoID, instruction: Instruction) throws(BusError) -> Int {
+        for i in 0..<slotCount where !slotDone[i] && slotIDs[i] == id { return i }
+        throw BusError(servoID: firstPending(), instruction: instruction, cause: .foreignPacket(from: id))
+    }
+
+    private func accept(
+        slot: Int, parameters: UnsafeRawBufferPointer, instruction: Instruction,
+        into data: UnsafeMutableRawBufferPointer,
+        start: MonotonicInstant
+    ) throws(BusError) {
+        let length = slotLengths[slot]
+        let id = slotIDs[slot]
+        guard parameters.count == length else {
+            throw BusError(
+                servoID: id, instruction: instruction, cause: .malformedReply(parameterCount: parameters.count))
+        }
+        if length > 0 {
+            (data.baseAddress! + slotOffsets[slot]).copyMemory(from: parameters.baseAddress!, byteCount: length)
+        }
+        slotDone[slot] = true
+        // Garbage that preceded a good reply is tolerated but counted; later deadline errors should only
+        // see what arrived after this reply.
+        attemptDiscarded += busProtocol == .dynamixel ? dynamixelDecoder.discardedBytes : feetechDecoder.discardedBytes
+        if busProtocol == .dynamixel {
+            stats[Int(id)].discardedBytes &+= UInt64(dynamixelDecoder.discardedBytes)
+            dynamixelDecoder.resetStatistics()
+        } else {
+            stats[Int(id)].discardedBytes &+= UInt64(feetechDecoder.discardedBytes)
+            feetechDecoder.resetStatistics()
+        }
+        stats[Int(id)].replies &+= 1
+        stats[Int(id)].latency.record(nanoseconds: MonotonicInstant.now().nanoseconds(since: start))
+    }
+
+    private func acceptFastSyncReply(
+        _ frame: DynamixelFrame, instruction: Instruction, into data: UnsafeMutableRawBufferPointer,
+        start: MonotonicInstant,
+        deferred: inout BusError?
+    ) throws(BusError) {
+        guard frame.id == ServoID.broadcast else {
+            throw BusError(servoID: firstPending(), instruction: instruction, cause: .foreignPacket(from: frame.id))
+        }
+        let length = slotLengths[0]
+        var failure: BusError?
+        let entries = frame.forEachFastSyncEntry(length: length) { entry in
+            if failure != nil { return }
+            var slot = -1
+            for i in 0..<slotCount where !slotDone[i] && slotIDs[i] == entry.id {
+                slot = i
+                break
+            }
+            if slot < 0 {
+                failure = BusError(
+                    servoID: firstPending(), instruction: instruction, cause: .foreignPacket(from: entry.id))
+                return
+            }
+            do throws(BusError) {
+                try accept(slot: slot, parameters: entry.data, instruction: instruction, into: data, start: start)
+            } catch {
+                failure = error
+                return
+            }
+            if entry.error != 0 && deferred == nil {
+                deferred = BusError(
+                    servoID: entry.id, instruction: instruction,
+                    cause: entry.error & Dynamixel.alertBit != 0
+                        ? .hardwareError(entry.error) : .statusError(entry.error))
+            }
+        }
+        if let failure { throw failure }
+        guard entries == slotCount else {
+            throw BusError(
+                servoID: firstPending(), instruction: instruction,
+                cause: .malformedReply(parameterCount: frame.payload.count))
+        }
+    }
+}

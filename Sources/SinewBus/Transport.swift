@@ -1,0 +1,227 @@
+import CSinewSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A point on CLOCK_MONOTONIC, in nanoseconds. Every transport read takes one as its absolute deadline.
+public struct MonotonicInstant: Comparable, Hashable, Sendable {
+    public var nanoseconds: UInt64
+
+    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+
+    /// The current time (one `clock_gettime`, no allocation).
+    @inlinable
+    public static func now() -> MonotonicInstant { MonotonicInstant(nanoseconds: sinew_monotonic_ns()) }
+
+    /// This instant plus `nanoseconds`.
+    @inlinable
+    public func advanced(byNanoseconds delta: UInt64) -> MonotonicInstant {
+        MonotonicInstant(nanoseconds: nanoseconds &+ delta)
+    }
+
+    /// Nanoseconds from `earlier` to this instant (0 if `earlier` is later).
+    @inlinable
+    public func nanoseconds(since earlier: MonotonicInstant) -> UInt64 {
+        nanoseconds > earlier.nanoseconds ? nanoseconds - earlier.nanoseconds : 0
+    }
+
+    public static func < (a: MonotonicInstant, b: MonotonicInstant) -> Bool { a.nanoseconds < b.nanoseconds }
+}
+
+/// Why a transport operation failed.
+public enum TransportError: Error, Sendable, Equatable {
+    /// A system call failed with `errno`.
+    case system(call: String, errno: Int32)
+    /// The other end is gone (pty hang-up, closed pipe).
+    case closed
+    /// Not every byte could be written before the deadline.
+    case writeTimeout(written: Int)
+    /// No port with that path or USB serial number.
+    case notFound(String)
+    /// The adapter or driver refused the rate.
+    case unsupportedBaudRate(Int)
+    /// libserialport reported an error (`code` is its `sp_return`).
+    case serialPort(call: String, code: Int32, message: String)
+}
+
+/// Bytes in and out of a half-duplex servo bus. Implementations: ``SerialPortTransport`` (real ports
+/// through libserialport), ``PseudoTerminalTransport`` (termios on a pty) and ``BytePipeEnd`` (in-process).
+/// One thread uses a transport at a time; nothing here blocks past the deadline it is given.
+public protocol ByteTransport: AnyObject {
+    /// Writes every byte of `bytes`, or throws ``TransportError/writeTimeout(written:)`` at `deadline`.
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicInstant) throws(TransportError)
+
+    /// Waits until at least one byte is available or `deadline` passes, then copies what is available
+    /// (up to `buffer.count`). Returns the number of bytes read; 0 means the deadline passed.
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicInstant) throws(TransportError) -> Int
+
+    /// Discards every byte received and not yet read.
+    func flushInput() throws(TransportError)
+
+    /// The line rate in bit/s used to compute wire time; 0 when there is no wire (instantaneous).
+    var baudRate: Int { get }
+
+    /// Changes the line rate (8N1).
+    func setBaudRate(_ bitsPerSecond: Int) throws(TransportError)
+}
+
+/// Nanoseconds that `byteCount` bytes take on an 8N1 line at `baudRate` (10 bits per byte); 0 when the
+/// rate is 0 (no wire).
+@inlinable
+public func wireTimeNanoseconds(byteCount: Int, baudRate: Int) -> UInt64 {
+    baudRate <= 0 ? 0 : UInt64(byteCount) * 10 * 1_000_000_000 / UInt64(baudRate)
+}
+
+/// Shared read/write over a non-blocking file descriptor with ppoll deadlines.
+@usableFromInline
+enum DescriptorIO {
+    static func read(
+        fd: Int32, into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicInstant
+    ) throws(TransportError) -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 { return n }
+            if n < 0 {
+                let e = errno
+                if e == EIO { throw .closed }
+                if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { throw .system(call: "read", errno: e) }
+            }
+            // n == 0 on a terminal is "nothing now" (VMIN 0), not end of file: the poll tells hang-ups apart.
+            let r = sinew_wait_readable(fd, deadline.nanoseconds)
+            if r == 0 { return 0 }
+            if r == 2 { throw .closed }
+            if r < 0 { throw .system(call: "ppoll", errno: -r) }
+        }
+    }
+
+    /// Reads and drops whatever is readable right now (tcflush alone can miss bytes in flight on a pty).
+    static func drain(fd: Int32) throws(TransportError) {
+        var sink: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        let size = MemoryLayout.size(ofValue: sink)
+        while true {
+            let n = withUnsafeMutableBytes(of: &sink) { Glibc.read(fd, $0.baseAddress, size) }
+            if n > 0 { continue }
+            if n == 0 { return }
+            let e = errno
+            if e == EAGAIN || e == EWOULDBLOCK { return }
+            if e == EINTR { continue }
+            if e == EIO { throw .closed }
+            throw .system(call: "read", errno: e)
+        }
+    }
+
+    static func write(fd: Int32, _ bytes: UnsafeRawBufferPointer, deadline: MonotonicInstant) throws(TransportError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n > 0 {
+                offset += n
+                continue
+            }
+            let e = errno
+            if e == EIO { throw .closed }
+            if n < 0 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR { throw .system(call: "write", errno: e) }
+            let r = sinew_wait_writable(fd, deadline.nanoseconds)
+            if r == 0 { throw .writeTimeout(written: offset) }
+            if r == 2 { throw .closed }
+            if r < 0 { throw .system(call: "ppoll", errno: -r) }
+        }
+    }
+}
+
+/// A pseudo-terminal used through termios: raw 8N1, non-blocking, ppoll deadlines. libserialport refuses
+/// ptys, so this is how Sinew talks to a virtual bus served on one (or serves one itself).
+public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
+    /// The file descriptor (owned; closed on deinit).
+    public let fileDescriptor: Int32
+    /// The path this was opened from (the secondary's path for a created pair's primary).
+    public let path: String
+    public private(set) var baudRate: Int
+    // Held open on the serving side so reads on the primary do not fail with EIO while no client is attached.
+    private var secondaryKeepAlive: Int32 = -1
+
+    /// Opens a terminal device (normally a pty's secondary, e.g. `/dev/pts/3`, or a symlink to one) in raw
+    /// mode. `baudRate` is only used for wire-time arithmetic: ptys have no wire.
+    public init(path: String, baudRate: Int = 1_000_000) throws(TransportError) {
+        let fd = Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+        if fd < 0 {
+            let e = errno
+            throw e == ENOENT ? .notFound(path) : .system(call: "open", errno: e)
+        }
+        let r = sinew_termios_make_raw(fd)
+        if r < 0 {
+            Glibc.close(fd)
+            throw .system(call: "tcsetattr", errno: -r)
+        }
+        fileDescriptor = fd
+        self.path = path
+        self.baudRate = baudRate
+    }
+
+    private init(primary fd: Int32, secondaryPath: String, keepAlive: Int32, baudRate: Int) {
+        fileDescriptor = fd
+        path = secondaryPath
+        secondaryKeepAlive = keepAlive
+        self.baudRate = baudRate
+    }
+
+    /// Creates a new pseudo-terminal pair and returns a transport on its primary (master) side, for a
+    /// program that serves a bus; clients open ``path`` (the secondary, `/dev/pts/N`). The secondary is
+    /// put in raw mode (no echo, no line discipline) and kept open by this object so the primary stays
+    /// readable across client reconnects.
+    public static func createPair(baudRate: Int = 1_000_000) throws(TransportError) -> PseudoTerminalTransport {
+        var name = [CChar](repeating: 0, count: 256)
+        let fd = name.withUnsafeMutableBufferPointer { sinew_pty_open_primary($0.baseAddress, $0.count) }
+        if fd < 0 { throw .system(call: "posix_openpt", errno: -fd) }
+        let secondaryPath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let keep = Glibc.open(secondaryPath, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+        if keep < 0 {
+            let e = errno
+            Glibc.close(fd)
+            throw .system(call: "open", errno: e)
+        }
+        let r = sinew_termios_make_raw(keep)
+        if r < 0 {
+            Glibc.close(keep)
+            Glibc.close(fd)
+            throw .system(call: "tcsetattr", errno: -r)
+        }
+        return PseudoTerminalTransport(primary: fd, secondaryPath: secondaryPath, keepAlive: keep, baudRate: baudRate)
+    }
+
+    deinit {
+        Glibc.close(fileDescriptor)
+        if secondaryKeepAlive >= 0 { Glibc.close(secondaryKeepAlive) }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicInstant) throws(TransportError) {
+        try DescriptorIO.write(fd: fileDescriptor, bytes, deadline: deadline)
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicInstant) throws(TransportError)
+        -> Int
+    {
+        try DescriptorIO.read(fd: fileDescriptor, into: buffer, deadline: deadline)
+    }
+
+    public func flushInput() throws(TransportError) {
+        let r = sinew_termios_flush_input(fileDescriptor)
+        if r < 0 { throw .system(call: "tcflush", errno: -r) }
+        try DescriptorIO.drain(fd: fileDescriptor)
+    }
+
+    /// Records the rate for wire-time arithmetic and, when it is a standard termios rate, sets it on the
+    /// terminal so the serving side can read it back with ``terminalBaudRate``.
+    public func setBaudRate(_ bitsPerSecond: Int) throws(TransportError) {
+        if bitsPerSecond <= 0 { throw .unsupportedBaudRate(bitsPerSecond) }
+        _ = sinew_termios_set_speed(fileDescriptor, Int32(truncatingIfNeeded: bitsPerSecond))
+        baudRate = bitsPerSecond
+    }
+
+    /// The rate currently set in the terminal's termios (by either side of a pty), when standard.
+    public var terminalBaudRate: Int? {
+        let r = sinew_termios_get_speed(fileDescriptor)
+        return r > 0 ? Int(r) : nil
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import SinewBus
+import Synchronization
+
+/// Why a virtual bus could not be served.
+public enum VirtualBusServerError: Error, Sendable, Equatable, CustomStringConvertible {
+    case transport(TransportError)
+    /// The symbolic link could not be made (`errno` from symlink(2), or EEXIST for a non-link in the way).
+    case link(path: String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .transport(let error): return "cannot open a pseudo-terminal: \(error)"
+        case .link(let path, let errno): return "cannot create the link \(path): \(String(cString: strerror(errno)))"
+        }
+    }
+}
+
+/// Serves a ``VirtualBus`` over a byte transport on its own thread, in real time: the physics follows the
+/// monotonic clock, replies are written when the wire would have delivered them. Use
+/// ``servePseudoTerminal(bus:linkPath:followTerminalBaudRate:)`` so other programs (vendor SDKs, LeRobot,
+/// `sinew scan`) can open the bus like a serial port, or ``serve(bus:transport:)`` with one end of a
+/// `BytePipe` for in-process use.
+///
+/// The serving loop allocates nothing after start. The bus is owned by the server while it runs; reach it
+/// only through ``withBus(_:)``.
+public final class VirtualBusServer: @unchecked Sendable {
+    /// The path clients open: the pty's secondary (`/dev/pts/N`); nil for a non-terminal transport.
+    public let path: String?
+    /// The symbolic link to ``path``, when one was requested.
+    public let linkPath: String?
+
+    let bus: VirtualBus
+    let transport: any ByteTransport
+    let terminal: PseudoTerminalTransport?
+    let followTerminalBaudRate: Bool
+    let lock = NSLock()
+    let stopRequested = Atomic<Bool>(false)
+    let finished = DispatchSemaphore(value: 0)
+    let input: UnsafeMutableRawBufferPointer
+    let output: UnsafeMutableRawBufferPointer
+    private let stopped = Atomic<Bool>(false)
+    private let started = Atomic<Bool>(false)
+
+    /// Longest the loop sleeps without traffic, so physics and stop requests stay responsive.
+    static let idleWaitNs: UInt64 = 2_000_000
+
+    init(
+        bus: VirtualBus, transport: any ByteTransport, terminal: PseudoTerminalTransport?, linkPath: String?,
+        followTerminalBaudRate: Bool
+    ) {
+        self.bus = bus
+        self.transport = transport
+        self.terminal = terminal
+        self.path = terminal?.path
+        self.linkPath = linkPath
+        self.followTerminalBaudRate = followTerminalBaudRate
+        input = .allocate(byteCount: 4096, alignment: 8)
+        output = .allocate(byteCount: 65536, alignment: 8)
+    }
+
+    deinit {
+        stop()
+        input.deallocate()
+        output.deallocate()
+    }
+
+    /// Creates a pseudo-terminal, optionally links `linkPath` to it (replacing an existing symbolic link),
+    /// and starts serving. Clients open ``path`` (or the link) at the bus's baud rate.
+    /// - Parameter followTerminalBaudRate: when true, the rate a client sets on the terminal is the host's
+    ///   rate: servos configured for another rate do not hear it, as on a real bus.
+    public static func servePseudoTerminal(
+        bus: VirtualBus, linkPath: String? = nil, followTerminalBaudRate: Bool = true
+    ) throws(VirtualBusServerError) -> VirtualBusServer {
+        let terminal: PseudoTerminalTransport
+        do {
+            terminal = try PseudoTerminalTransport.createPair(baudRate: bus.hostBaudRate)
+            try terminal.setBaudRate(bus.hostBaudRate)
+        } catch {
+            throw .transport(error)
+        }
+        if let linkPath {
+            var info = stat()
+            if lstat(linkPath, &info) == 0 {
+                guard info.st_mode & S_IFMT == S_IFLNK else { throw .link(path: linkPath, errno: EEXIST) }
+                unlink(linkPath)
+            }
+            if symlink(terminal.path, linkPath) != 0 { throw .link(path: linkPath, errno: errno) }
+        }
+        let server = VirtualBusServer(
+            bus: bus, transport: terminal, terminal: terminal, linkPath: linkPath,
+            followTerminalBaudRate: followTerminalBaudRate)
+        server.start()
+        return server
+    }
+
+    /// Starts serving over any transport, e.g. one end of `BytePipe.makePair()`.
+    public static func serve(bus: VirtualBus, transport: any ByteTransport) -> VirtualBusServer {
+        let server = VirtualBusServer(bus: bus, transport: transport)
+        server.start()
+        return server
+    }
+
+    /// A server over `transport` that is not running yet: call ``start()``, or drive it yourself with
+    /// ``serviceOnce(maximumWaitNs:)``.
+    public convenience init(bus: VirtualBus, transport: any ByteTransport) {
+        self.init(bus: bus, transport: transport, terminal: nil, linkPath: nil, followTerminalBaudRate: false)
+        lock.lock()
+        bus.rebaseClock(toNs: MonotonicInstant.now().nanoseconds)
+        lock.unlock()
+    }
+
+    /// Runs `body` with exclusive access to the bus (the serving loop waits meanwhile).
+    public func withBus<Result>(_ body: (VirtualBus) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(bus)
+    }
+
+    /// Stops serving, waits for the loop to end and removes the link. Idempotent.
+    public func stop() {
+        if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
+        stopRequested.store(true, ordering: .releasing)
+        if started.load(ordering: .acquiring) { finished.wait() }
+        if let linkPath { unlink(linkPath) }
+    }
+
+    /// Starts the serving thread (once).
+    public func start() {
+        if started.exchange(true, ordering: .acquiringAndReleasing) { return }
+        lock.lock()
+        bus.rebaseClock(toNs: MonotonicInstant.now().nanoseconds)
+        lock.unlock()
+        let thread = Thread { [self] in run() }
+        thread.name = "sinew-virtual-bus"
+        thread.start()
+    }
+
+    func run() {
+        defer { finished.signal() }
+        while !stopRequested.load(ordering: .acquiring) {
+            if !serviceOnce(maximumWaitNs: Self.idleWaitNs) { return }
+        }
+    }
+
+    /// One pass of the serving loop: steps the physics to now, writes the replies that are due, then
+    /// waits up to `maximumWaitNs` (less when a reply falls due sooner) for the host's bytes and hands them
+    /// to the bus. Returns false when the transport is closed for good. Allocation-free.
+    ///
+    /// The server's own thread calls this; it is public so a test or a single-threaded simulation can
+    /// drive a server made with ``init(bus:transport:)`` without starting the thread.
+    @discardableResult
+    public func serviceOnce(maximumWaitNs: UInt64) -> Bool {
+        var now = MonotonicInstant.now().nanoseconds
+        lock.lock()
+        bus.advance(toNs: now)
+        let ready = bus.readReplies(upToNs: now, into: output)
+        let next = bus.nextReplyReadyNs
+        lock.unlock()
+        if ready > 0 {
+            do {
+                try transport.write(
+                    UnsafeRawBufferPointer(rebasing: output[0..<ready]),
+                    deadline: MonotonicInstant(nanoseconds: now + 100_000_000))
+            } catch {
+                if error == .closed && terminal == nil { return false }
+            }
+        }
+        var deadline = now + maximumWaitNs
+        if let next, next < deadline { deadline = max(next, now) }
+        let count: Int
+        do {
+            count = try transport.read(into: input, deadline: MonotonicInstant(nanoseconds: deadline))
+        } catch {
+            return !(error == .closed && terminal == nil)
+        }
+        if count > 0 {
+            now = MonotonicInstant.now().nanoseconds
+            lock.lock()
+            if followTerminalBaudRate, let rate = terminal?.terminalBaudRate { bus.hostBaudRate = rate }
+            bus.receive(UnsafeRawBufferPointer(rebasing: input[0..<count]), atNs: now)
+            lock.unlock()
+        }
+        return true
+    }
+}

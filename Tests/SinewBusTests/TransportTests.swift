@@ -1,0 +1,130 @@
+import Foundation
+import SinewBus
+import Testing
+
+@Test func pipeCarriesBytesBothWaysAndHonoursDeadlines() throws {
+    let (a, b) = BytePipe.makePair(capacity: 64)
+    let message: [UInt8] = Array(0..<50)
+    try message.withUnsafeBytes { try a.write($0, deadline: .now().advanced(byNanoseconds: 1_000_000)) }
+    var buffer = [UInt8](repeating: 0, count: 100)
+    let n = try buffer.withUnsafeMutableBytes {
+        try b.read(into: $0, deadline: .now().advanced(byNanoseconds: 1_000_000))
+    }
+    #expect(Array(buffer[0..<n]) == message)
+    // Nothing to read: returns 0 at the deadline, not before, not long after.
+    let start = MonotonicInstant.now()
+    let m = try buffer.withUnsafeMutableBytes {
+        try a.read(into: $0, deadline: start.advanced(byNanoseconds: 5_000_000))
+    }
+    let waited = MonotonicInstant.now().nanoseconds(since: start)
+    #expect(m == 0)
+    #expect(waited >= 5_000_000)
+    #expect(waited < 100_000_000)
+    // A full pipe times out the writer.
+    let big = [UInt8](repeating: 7, count: 200)
+    #expect(throws: TransportError.self) {
+        try big.withUnsafeBytes { try a.write($0, deadline: .now().advanced(byNanoseconds: 2_000_000)) }
+    }
+    try b.flushInput()
+    a.close()
+    #expect(throws: TransportError.closed) {
+        _ = try buffer.withUnsafeMutableBytes {
+            try b.read(into: $0, deadline: .now().advanced(byNanoseconds: 1_000_000))
+        }
+    }
+}
+
+@Test func pipeWakesAWaitingReaderFromAnotherThread() throws {
+    let (a, b) = BytePipe.makePair()
+    let writer = Thread {
+        usleep(2000)
+        let bytes: [UInt8] = [1, 2, 3]
+        try? bytes.withUnsafeBytes { try a.write($0, deadline: .now().advanced(byNanoseconds: 10_000_000)) }
+    }
+    writer.start()
+    var buffer = [UInt8](repeating: 0, count: 8)
+    var total = 0
+    let deadline = MonotonicInstant.now().advanced(byNanoseconds: 1_000_000_000)
+    while total < 3 {
+        let n = try buffer.withUnsafeMutableBytes {
+            try b.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[total...]), deadline: deadline)
+        }
+        if n == 0 { break }
+        total += n
+    }
+    #expect(Array(buffer[0..<total]) == [1, 2, 3])
+}
+
+@Test func busMasterOverAPseudoTerminal() throws {
+    let primary = try PseudoTerminalTransport.createPair()
+    #expect(primary.path.hasPrefix("/dev/pts/"))
+    let servos = ScriptedBus(end: primary, protocol: .dynamixel, ids: [1, 2, 3])
+    defer { servos.stop() }
+    let client = try PseudoTerminalTransport(path: primary.path)
+    let bus = BusMaster(
+        transport: client, protocol: .dynamixel,
+        timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 30_000_000, retries: 0))
+    #expect(try bus.ping(2).modelNumber == 1200)
+    var data = [UInt8](repeating: 0, count: 12)
+    let ids: [ServoID] = [1, 2, 3]
+    try ids.withUnsafeBufferPointer { i in
+        try data.withUnsafeMutableBytes { d in try bus.syncRead(ids: i, address: 132, length: 4, into: d) }
+    }
+    #expect(data == [1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0])
+    // The serving side sees the rate the client sets.
+    try client.setBaudRate(57_600)
+    #expect(primary.terminalBaudRate == 57_600)
+    try client.setBaudRate(1_000_000)
+    #expect(primary.terminalBaudRate == 1_000_000)
+    // A silent ID times out within its budget.
+    let start = MonotonicInstant.now()
+    #expect(throws: BusError(servoID: 9, instruction: .ping, cause: .timeout)) { _ = try bus.ping(9) }
+    #expect(MonotonicInstant.now().nanoseconds(since: start) < 100_000_000)
+}
+
+@Test func scanFindsScriptedServos() throws {
+    let (near, far) = BytePipe.makePair(baudRate: 1_000_000)
+    let servos = ScriptedBus(end: far, protocol: .dynamixel, ids: [1, 7, 200])
+    defer { servos.stop() }
+    let bus = BusMaster(
+        transport: near, protocol: .dynamixel,
+        timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 5_000_000))
+    var progressCalls = 0
+    let found = try bus.scan(ids: 0...252, baudRates: [1_000_000], portName: "pipe") { p in
+        progressCalls += 1
+        #expect(p.probesTotal == 253)
+        return true
+    }
+    #expect(found.map(\.id) == [1, 7, 200])
+    #expect(
+        found.first
+            == ScanResult(
+                port: "pipe", busProtocol: .dynamixel, baudRate: 1_000_000, id: 1, modelNumber: 1200,
+                firmwareVersion: 52))
+    #expect(progressCalls == 253)
+    // Stopping early.
+    let some = try bus.scan(ids: 0...10, baudRates: [1_000_000]) { $0.id < 3 }
+    #expect(some.map(\.id) == [1])
+}
+
+@Test func scanOverAPtyPathFallsBackToTermios() throws {
+    let primary = try PseudoTerminalTransport.createPair()
+    let servos = ScriptedBus(end: primary, protocol: .feetechSTS, ids: [3])
+    defer { servos.stop() }
+    let found = try BusScan.scan(
+        port: primary.path, protocols: [.feetechSTS], baudRates: [1_000_000], ids: 0...5,
+        timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 10_000_000, retries: 0))
+    #expect(
+        found == [
+            ScanResult(
+                port: primary.path, busProtocol: .feetechSTS, baudRate: 1_000_000, id: 3, modelNumber: 777,
+                firmwareVersion: 3)
+        ])
+}
+
+@Test func serialPortListingAndLatencyCheckDoNotFail() throws {
+    // The build machine may have no serial ports; listing must still work and paths must be absolute.
+    for port in try SerialPortTransport.list() { #expect(port.path.hasPrefix("/")) }
+    #expect(SerialPortTransport.ftdiLatencyWarning(path: "/dev/does-not-exist") == nil)
+    #expect(throws: TransportError.self) { _ = try SerialPortTransport(path: "/dev/does-not-exist") }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import SinewDrivers
+import SinewSim
+import Testing
+
+/// The vendors' official Python SDKs, unmodified, against the virtual bus served on a pseudo-terminal
+/// (Tests/python/sdk_against_virtual_bus.py). The SDKs are installed into `.build/pyenv` on first use.
+@Suite(.serialized) struct VendorSDKTests {
+    static let repositoryRoot: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url
+    }()
+
+    @Test(arguments: [("dynamixel", "xl330-m288"), ("dynamixel", "xm430-w350"), ("feetech", "sts3215")])
+    func officialSDKDrivesTheVirtualBus(protocolName: String, modelName: String) throws {
+        let python = try PythonEnvironment.ensure(root: Self.repositoryRoot)
+        let model = try loadModel(modelName)
+        let bus = try VirtualBus(model: model, ids: [1, 2, 3, 4, 5, 6])
+        let server = try VirtualBusServer.servePseudoTerminal(bus: bus)
+        defer { server.stop() }
+        let port = try #require(server.path)
+        let script = Self.repositoryRoot.appendingPathComponent("Tests/python/sdk_against_virtual_bus.py").path
+        let result = try PythonEnvironment.run(
+            python,
+            arguments: [
+                script, "--protocol", protocolName, "--port", port, "--ids", "1-6", "--baud", "1000000",
+                "--model-number", String(model.modelNumber),
+            ], timeoutSeconds: 120)
+        #expect(result.status == 0, "vendor SDK checks failed:\n\(result.output)")
+        #expect(result.output.contains(" passed, 0 failed"), "\(result.output)")
+    }
+}
+
+/// The virtual environment under `.build/pyenv` with the pinned SDKs (Tests/python/requirements.txt).
+enum PythonEnvironment {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static let lock = NSLock()
+
+    /// Returns the venv's python, creating the venv and installing the SDKs when needed.
+    static func ensure(root: URL) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        let venv = root.appendingPathComponent(".build/pyenv").path
+        let python = venv + "/bin/python"
+        let requirements = root.appendingPathComponent("Tests/python/requirements.txt").path
+        if FileManager.default.isExecutableFile(atPath: python),
+            (try? run(python, arguments: ["-c", "import dynamixel_sdk, scservo_sdk"], timeoutSeconds: 60))?.status == 0
+        {
+            return python
+        }
+        let create = try run("/usr/bin/env", arguments: ["python3", "-m", "venv", venv], timeoutSeconds: 120)
+        guard create.status == 0 else {
+            throw Failure(
+                description: "cannot create the Python virtual environment at \(venv) "
+                    + "(Debian: apt-get install python3-venv):\n\(create.output)")
+        }
+        let install = try run(
+            python, arguments: ["-m", "pip", "install", "--quiet", "-r", requirements], timeoutSeconds: 600)
+        guard install.status == 0 else {
+            throw Failure(
+                description: "cannot install the vendor SDKs from PyPI into \(venv) (network?):\n\(install.output)")
+        }
+        return python
+    }
+
+    /// Runs a program, returning its exit status and combined output; kills it after the timeout.
+    static func run(_ executable: String, arguments: [String], timeoutSeconds: Double) throws -> (
+        status: Int32, output: String
+    ) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        var output = Data()
+        let reader = pipe.fileHandleForReading
+        let collected = DispatchSemaphore(value: 0)
+        let box = OutputBox()
+        DispatchQueue.global().async {
+            box.data = reader.readDataToEndOfFile()
+            collected.signal()
+        }
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            collected.wait()
+            throw Failure(
+                description: "\(executable) timed out after \(timeoutSeconds) s:\n"
+                    + String(decoding: box.data, as: UTF8.self))
+        }
+        process.waitUntilExit()
+        collected.wait()
+        output = box.data
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    final class OutputBox: @unchecked Sendable {
+        var data = Data()
+    }
+}

@@ -1,0 +1,128 @@
+import CAllocCounter
+import SinewBus
+import SinewDrivers
+import SinewSim
+import Testing
+
+@Suite struct VirtualBusTests {
+    @Test func faultSpecParses() throws {
+        let faults = try FaultInjection.parse("corrupt=0.1,drop=0.05,silent=3,overload=2@1.5,silent=4")
+        #expect(faults.corruptProbability == 0.1)
+        #expect(faults.dropProbability == 0.05)
+        #expect(faults.silentIDs == [3, 4])
+        #expect(faults.overloads == [.init(id: 2, afterSeconds: 1.5)])
+        #expect(throws: FaultSpecError.self) { try FaultInjection.parse("drop=2") }
+        #expect(throws: FaultSpecError.self) { try FaultInjection.parse("overload=2") }
+        #expect(throws: FaultSpecError.self) { try FaultInjection.parse("explode=1") }
+        #expect(try FaultInjection.parse("") == .none)
+    }
+
+    @Test func silentDropAndCorrupt() throws {
+        let silent = try TestHost(model: "xl330-m288", ids: [1, 2, 3]) { $0.faults.silentIDs = [2] }
+        #expect(silent.syncRead([1, 2, 3], 132, 4).map(\.id) == [1, 3])
+        let dropping = try TestHost(model: "xl330-m288", ids: [1]) { $0.faults.dropProbability = 1 }
+        #expect(dropping.ping(1).isEmpty)
+        let corrupting = try TestHost(model: "xl330-m288", ids: [1]) { $0.faults.corruptProbability = 1 }
+        #expect(corrupting.ping(1).isEmpty && corrupting.rawReplies.count == 14)
+        #expect(corrupting.bus.statistics.corruptedReplies == 1)
+        let some = try TestHost(model: "xl330-m288", ids: [1]) { $0.faults.dropProbability = 0.5 }
+        var answered = 0
+        for _ in 0..<200 { answered += some.ping(1).count }
+        #expect(answered > 60 && answered < 140)
+    }
+
+    @Test func configurationErrors() throws {
+        let model = try loadModel("xl330-m288")
+        #expect(throws: VirtualBusError.duplicateID(1)) { try VirtualBus(model: model, ids: [1, 1]) }
+        #expect(throws: VirtualBusError.noServos) { try VirtualBus(model: model, ids: []) }
+        var options = VirtualBusOptions()
+        options.baudRate = 4_500_000
+        #expect(throws: VirtualBusError.self) { try VirtualBus(model: model, ids: [1], options: options) }
+    }
+
+    /// One control cycle as a bus master would run it: sync read of position, velocity and current,
+    /// sync write of goal positions, physics stepped in between. Nothing allocates after warm-up.
+    @Test(arguments: ["xm430-w350", "sts3215"])
+    func exchangesAreAllocationFree(model name: String) throws {
+        let ids: [UInt8] = [1, 2, 3, 4, 5, 6]
+        let model = try loadModel(name)
+        var options = VirtualBusOptions()
+        options.wireTiming = false
+        let bus = try VirtualBus(model: model, ids: ids, options: options)
+        let dynamixel = model.wireProtocol == .dynamixel2
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 1)
+        let readRequest = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 1)
+        let writeRequest = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 1)
+        let data = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer {
+            out.deallocate()
+            readRequest.deallocate()
+            writeRequest.deallocate()
+            data.deallocate()
+        }
+        for index in 0..<data.count { data[index] = 0 }
+        let (readCount, writeCount) = try ids.withUnsafeBufferPointer { list throws(CodecError) in
+            if dynamixel {
+                return (
+                    try Dynamixel.encodeSyncRead(address: 126, length: 10, ids: list, into: readRequest),
+                    try Dynamixel.encodeSyncWrite(
+                        address: 116, length: 4, ids: list, data: UnsafeRawBufferPointer(rebasing: data[0..<24]),
+                        into: writeRequest)
+                )
+            }
+            return (
+                try Feetech.encodeSyncRead(address: 56, length: 6, ids: list, into: readRequest),
+                try Feetech.encodeSyncWrite(
+                    address: 42, length: 2, ids: list, data: UnsafeRawBufferPointer(rebasing: data[0..<12]),
+                    into: writeRequest)
+            )
+        }
+        var now: UInt64 = 0
+        var received = 0
+        func cycle() {
+            now += 1_000_000
+            bus.advance(toNs: now)
+            bus.receive(UnsafeRawBufferPointer(rebasing: readRequest[0..<readCount]), atNs: now)
+            received += bus.readReplies(upToNs: now, into: out)
+            bus.receive(UnsafeRawBufferPointer(rebasing: writeRequest[0..<writeCount]), atNs: now)
+        }
+        for _ in 0..<10 { cycle() }
+        received = 0
+        let before = sinew_thread_allocations()
+        for _ in 0..<2000 { cycle() }
+        let delta = sinew_thread_allocations() - before
+        #expect(delta == 0)
+        #expect(received == 2000 * 6 * (dynamixel ? 21 : 12))
+    }
+}
+
+@Suite struct VirtualBusSetupTests {
+    @Test func idLists() throws {
+        #expect(try ServoIDList.parse("1-6") == [1, 2, 3, 4, 5, 6])
+        #expect(try ServoIDList.parse("1,3,7-8") == [1, 3, 7, 8])
+        #expect(throws: VirtualBusSetupError.self) { try ServoIDList.parse("6-1") }
+        #expect(throws: VirtualBusSetupError.self) { try ServoIDList.parse("1,1") }
+        #expect(throws: VirtualBusSetupError.self) { try ServoIDList.parse("253") }
+        #expect(throws: VirtualBusSetupError.self) { try ServoIDList.parse("") }
+    }
+
+    @Test func makeChecksModelAndProtocol() throws {
+        let catalog = try ServoCatalog.load(directory: servoTableDirectory)
+        let bus = try VirtualBus.make(
+            catalog: catalog, protocolName: "feetech", modelName: "sts3215", ids: "1-6", faults: "drop=0.1")
+        #expect(bus.servos.count == 6 && bus.options.faults.dropProbability == 0.1)
+        #expect(throws: VirtualBusSetupError.self) {
+            try VirtualBus.make(catalog: catalog, protocolName: "dynamixel", modelName: "sts3215", ids: "1")
+        }
+        do {
+            _ = try VirtualBus.make(catalog: catalog, protocolName: "dynamixel", modelName: "xl999", ids: "1")
+            Issue.record("unknown model accepted")
+        } catch {
+            #expect(error.description.contains("known: sts3215, xl330-m288, xm430-w350"))
+        }
+        #expect(throws: VirtualBusSetupError.self) {
+            try VirtualBus.make(
+                catalog: catalog, protocolName: "dynamixel", modelName: "xl330-m288", ids: "1", baudRate: 4_500_000)
+        }
+    }
+}
