@@ -512,6 +512,9 @@ public final class BusMaster {
             } else {
                 switch feetechDecoder.next() {
                 case .frame(let frame):
+                    // Feetech packets do not say whether they are requests or replies: skip our own
+                    // request if a half-duplex adapter echoes it.
+                    if isEcho(frame, requestBytes: requestBytes) { continue }
                     let slot = try pendingSlot(for: frame.id, instruction: instruction)
                     try accept(
                         slot: slot, parameters: frame.parameters, instruction: instruction, into: data, start: start)
@@ -550,6 +553,14 @@ public final class BusMaster {
         if let deferred {
             throw deferred
         }
+    }
+
+    private func isEcho(_ frame: FeetechFrame, requestBytes: Int) -> Bool {
+        guard requestBytes == Feetech.overhead + frame.parameters.count, request[2] == frame.id,
+            request[4] == frame.code
+        else { return false }
+        for i in 0..<frame.parameters.count where request[5 + i] != frame.parameters[i] { return false }
+        return true
     }
 
     /// Why nothing usable arrived by the deadline.
