@@ -529,7 +529,12 @@ public final class BusMaster {
                 case .needMoreData: break
                 }
             }
-            // Need bytes: read until the deadline.
+            // Need bytes. Checking the clock here (not only in read) also bounds a flood of bytes that
+            // never forms the awaited replies.
+            if MonotonicInstant.now() > deadline {
+                throw BusError(
+                    servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
+            }
             let buffer =
                 dynamixel ? dynamixelDecoder.writableBuffer(minimum: 64) : feetechDecoder.writableBuffer(minimum: 64)
             let n: Int
@@ -538,17 +543,11 @@ public final class BusMaster {
             } catch {
                 throw BusError(servoID: firstPending(), instruction: instruction, cause: .transport(error))
             }
-            if n > 0 {
-                if dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
-                // A stream of bytes must not keep us past the deadline either.
-                if MonotonicInstant.now() <= deadline { continue }
-                // Decode what did arrive before giving up.
-                if dynamixel, case .frame = dynamixelDecoder.next() {
-                } else if !dynamixel, case .frame = feetechDecoder.next() {
-                }
+            if n == 0 {
+                throw BusError(
+                    servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
             }
-            throw BusError(
-                servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
+            if dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
         }
         if let deferred {
             throw deferred

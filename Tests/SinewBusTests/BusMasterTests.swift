@@ -281,3 +281,32 @@ private final class EchoingTransport: ByteTransport {
         #expect(try bus.read(id: 1, address: 56, length: 2) == value)
     }
 }
+
+/// Answers every read at once with noise that never contains a header.
+private final class NoiseTransport: ByteTransport {
+    var baudRate: Int { 1_000_000 }
+    func setBaudRate(_ bitsPerSecond: Int) throws(TransportError) {}
+    func flushInput() throws(TransportError) {}
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicInstant) throws(TransportError) {}
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicInstant) throws(TransportError) -> Int {
+        for i in 0..<buffer.count { buffer[i] = UInt8(truncatingIfNeeded: i * 7 + 1) & 0x7F }
+        return buffer.count
+    }
+}
+
+@Test func aFloodOfNoiseStillEndsAtTheDeadline() {
+    let timing = BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 5_000_000, retries: 0)
+    for p in [BusProtocol.dynamixel, .feetechSTS] {
+        let bus = BusMaster(transport: NoiseTransport(), protocol: p, timing: timing)
+        let budget = bus.budgetNanoseconds(requestBytes: 14, replyBytes: 15, replies: 1)
+        let e = expectError(bus, budget: budget) { () throws(BusError) in
+            _ = try bus.read(id: 1, address: 132, length: 4)
+        }
+        #expect(e?.servoID == 1)
+        if case .garbage(let n) = e?.cause {
+            #expect(n > 0)
+        } else {
+            Issue.record("expected garbage, got \(String(describing: e))")
+        }
+    }
+}
