@@ -17,3 +17,21 @@ import Testing
         print("bus stack \(p): \(ns) ns per 6-servo sync read + sync write cycle")
     }
 }
+
+/// Behaviour only: the floor and the bus-master loops over a pty complete and count cycles.
+@Test func ptyBenchmarkLoopsRun() throws {
+    let floor = try BusBenchmark.floorCyclesPerSecond(protocol: .dynamixel, servos: 6, seconds: 0.2)
+    #expect(floor > 0)
+    let primary = try PseudoTerminalTransport.createPair()
+    let servos = ScriptedBus(end: primary, protocol: .dynamixel, ids: [1, 2, 3, 4, 5, 6])
+    defer { servos.stop() }
+    let bus = BusMaster(
+        transport: try PseudoTerminalTransport(path: primary.path), protocol: .dynamixel,
+        timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 30_000_000))
+    let result = BusBenchmark.cyclesPerSecond(
+        bus: bus, ids: [1, 2, 3, 4, 5, 6], readAddress: 126, readLength: 10, writeAddress: 116, writeLength: 4,
+        seconds: 0.2)
+    #expect(result.cyclesPerSecond > 0)
+    #expect(result.failures == 0)
+    print("pty floor \(floor) cycles/s; bus master vs scripted test servos \(result.cyclesPerSecond) cycles/s")
+}
