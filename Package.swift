@@ -11,7 +11,9 @@ let package = Package(
         .library(name: "SinewKinematics", targets: ["SinewKinematics"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -35,6 +37,16 @@ let package = Package(
         ),
         .target(name: "SinewCore"),
         .target(name: "SinewKinematics", dependencies: ["SinewCore", "CKinematics"]),
+        // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
+        // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
+        .target(name: "CRealtime"),
+        .target(
+            name: "SinewRuntime",
+            dependencies: [
+                "SinewCore", "SinewKinematics", "CRealtime", .product(name: "Yams", package: "Yams"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "sinew",
             dependencies: [
@@ -48,6 +60,7 @@ let package = Package(
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
         .testTarget(name: "SinewCLITests", dependencies: ["sinew"]),
         .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter"]),
+        .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
