@@ -118,3 +118,74 @@ uint64_t sinew_signals_shutdown_count(void) { return atomic_load_explicit(&shutd
 uint64_t sinew_signals_estop_count(void) { return atomic_load_explicit(&estop_count, memory_order_acquire); }
 
 void sinew_signals_clear_shutdown(void) { atomic_store_explicit(&shutdown_signal, 0, memory_order_release); }
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+static int fill_address(const char *path, struct sockaddr_un *address) {
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
+    size_t length = strlen(path);
+    if (length == 0 || length >= sizeof address->sun_path) return ENAMETOOLONG;
+    memcpy(address->sun_path, path, length + 1);
+    return 0;
+}
+
+int sinew_estop_socket_listen(const char *path) {
+    struct sockaddr_un address;
+    int rc = fill_address(path, &address);
+    if (rc != 0) return -rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    (void)unlink(path);
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 4) != 0) {
+        rc = errno;
+        close(fd);
+        return -rc;
+    }
+    return fd;
+}
+
+static int starts_with_estop(const char *text, ssize_t length) {
+    ssize_t i = 0;
+    while (i < length && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) i++;
+    return length - i >= 5 && memcmp(text + i, "estop", 5) == 0;
+}
+
+int sinew_estop_socket_poll(int fd, int timeout_ms) {
+    struct pollfd waiting = {.fd = fd, .events = POLLIN};
+    int ready = poll(&waiting, 1, timeout_ms);
+    if (ready < 0) return errno == EINTR ? 0 : -errno;
+    if (ready == 0) return 0;
+    int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (client < 0) return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+    char message[64];
+    ssize_t length = 0;
+    struct pollfd reading = {.fd = client, .events = POLLIN};
+    if (poll(&reading, 1, 100) > 0) length = read(client, message, sizeof message);
+    int is_estop = length > 0 && starts_with_estop(message, length);
+    if (length > 0) (void)!write(client, "ok\n", 3);
+    close(client);
+    return is_estop;
+}
+
+int sinew_estop_socket_send(const char *path, const char *message) {
+    struct sockaddr_un address;
+    int rc = fill_address(path, &address);
+    if (rc != 0) return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        rc = errno;
+        close(fd);
+        return rc;
+    }
+    size_t length = strlen(message);
+    rc = write(fd, message, length) == (ssize_t)length ? 0 : errno;
+    char reply[8];
+    struct pollfd reading = {.fd = fd, .events = POLLIN};
+    if (rc == 0 && poll(&reading, 1, 500) > 0) (void)!read(fd, reply, sizeof reply);
+    close(fd);
+    return rc;
+}

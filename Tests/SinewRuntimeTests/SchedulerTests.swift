@@ -65,7 +65,154 @@ final class ArithmeticBody: ControlTickBody, @unchecked Sendable {
     }
 }
 
-@Suite("Scheduler") struct SchedulerTests {
+/// Busy-waits past the deadline of one tick, and stores every tick's deadline.
+final class OverrunBody: ControlTickBody, @unchecked Sendable {
+    let slowTick: Int64
+    let busyNs: Int64
+    var deadlines = [Int64](repeating: 0, count: 32)
+    var overrunsInARowSeen = [Int](repeating: 0, count: 32)
+
+    init(slowTick: Int64, busyNs: Int64) {
+        self.slowTick = slowTick
+        self.busyNs = busyNs
+    }
+
+    func sense(_ tick: inout TickInfo) {
+        deadlines[Int(tick.index)] = tick.deadlineNs
+        overrunsInARowSeen[Int(tick.index)] = tick.overrunsInARow
+    }
+    func decide(_ tick: inout TickInfo) {
+        if tick.index == slowTick {
+            while monotonicNanoseconds() < tick.deadlineNs + busyNs {}
+        }
+    }
+    func guardCommands(_ tick: inout TickInfo) {}
+    func act(_ tick: inout TickInfo) {}
+    func record(_ tick: inout TickInfo) {}
+}
+
+@Suite("Scheduler", .serialized) struct SchedulerTests {
+    static let periodNs: Int64 = 10_000_000
+
+    @Test("overrun policy skip: the next deadline is the first grid point after the late tick")
+    func overrunSkip() throws {
+        let body = OverrunBody(slowTick: 5, busyNs: 35 * Self.periodNs / 10)
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(rate: .fixed(hertz: 100), overrunPolicy: .skip, maxTicks: 10),
+            body: body)
+        let report = try scheduler.run()
+        // The slow tick ends 3.5 periods after its deadline: at least 3 deadlines are dropped (more when
+        // this shared machine preempts the thread).
+        let gap = body.deadlines[6] - body.deadlines[5]
+        #expect(report.overruns >= 1)
+        #expect(gap >= 4 * Self.periodNs && gap % Self.periodNs == 0)
+        #expect(report.skippedDeadlines >= gap / Self.periodNs - 1)
+        #expect(body.overrunsInARowSeen[6] == 1)
+        for k in 1..<10 { #expect((body.deadlines[k] - body.deadlines[0]) % Self.periodNs == 0) }
+    }
+
+    @Test("overrun policy catchUp(max: 2): two late ticks back to back, then skip")
+    func overrunCatchUp() throws {
+        let body = OverrunBody(slowTick: 5, busyNs: 35 * Self.periodNs / 10)
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(
+                rate: .fixed(hertz: 100), overrunPolicy: .catchUp(max: 2), maxTicks: 10),
+            body: body)
+        let report = try scheduler.run()
+        let d = body.deadlines
+        #expect(d[6] - d[5] == Self.periodNs)
+        #expect(d[7] - d[5] == 2 * Self.periodNs)
+        #expect(d[8] - d[5] >= 4 * Self.periodNs && (d[8] - d[5]) % Self.periodNs == 0)
+        #expect(body.overrunsInARowSeen[7] == 2)
+        #expect(report.overruns >= 3)
+        #expect(report.skippedDeadlines >= 1)
+    }
+
+    @Test("SIGINT sets the shutdown flag; the loop ends after the body saw it")
+    func shutdownSignal() throws {
+        ShutdownSignals.clear()
+        #expect(ShutdownSignals.install() == 0)
+        defer {
+            ShutdownSignals.restoreDefaults()
+            ShutdownSignals.clear()
+        }
+        let body = ArithmeticBody(countFromTick: 0, countToTick: 1)
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(rate: .fixed(hertz: 1_000), shutdownGraceTicks: 3), body: body)
+        try scheduler.start()
+        while scheduler.ticksCompleted < 5 { usleep(1_000) }
+        kill(getpid(), SIGINT)
+        let report = try scheduler.join()
+        #expect(report.stopReason == .shutdownSignal)
+        #expect(body.sawShutdown)
+        #expect(ShutdownSignals.signal == SIGINT)
+    }
+
+    @Test("real-time setup reports what it obtained, and a CPU that does not exist is refused")
+    func realtimeSetupReport() throws {
+        let body = ArithmeticBody(countFromTick: 0, countToTick: 1)
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(rate: .fixed(hertz: 1_000), cpu: 4096, maxTicks: 3), body: body)
+        let report = try scheduler.run()
+        #expect(report.realtime.affinity == .failed(errno: EINVAL))
+        #expect(report.realtime.fifo == .notRequested)
+        #expect(report.realtime.description.hasPrefix("SCHED_FIFO: not requested / CPU 4096: no (EINVAL: "))
+        let text = RealtimeSetupReport(
+            fifoPriority: 80, fifo: .applied, cpu: 1, affinity: .applied, memoryLock: .failed(errno: EPERM)
+        ).description
+        #expect(
+            text
+                == "SCHED_FIFO 80: yes / CPU 1: yes / memory locked: no (EPERM: run as root or grant CAP_IPC_LOCK / ulimit -l)"
+        )
+    }
+
+    @Test("SCHED_FIFO and pinning to CPU 0 are applied or refused with an errno, never silently")
+    func fifoAndAffinity() throws {
+        let body = ArithmeticBody(countFromTick: 0, countToTick: 1)
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(rate: .fixed(hertz: 1_000), fifoPriority: 10, cpu: 0, maxTicks: 20),
+            body: body)
+        let report = try scheduler.run()
+        #expect(report.ticks == 20)
+        #expect(report.realtime.fifo != .notRequested)
+        #expect(report.realtime.affinity != .notRequested)
+        if report.realtime.affinity == .applied { #expect(report.realtime.runningOnCPU == 0) }
+    }
+
+    @Test("the bare C timer loop measures each wake-up")
+    func bareLoop() {
+        let (lateness, rc) = measureBareTimerLoop(hertz: 2_000, ticks: 200)
+        #expect(rc == 0)
+        #expect(lateness.count == 200)
+        #expect(lateness.allSatisfy { $0 >= 0 })
+        let summary = LatencySummary(samplesNs: lateness)
+        #expect(summary.count == 200)
+        #expect(summary.p50Ns <= summary.p99Ns && summary.p99Ns <= summary.maxNs)
+    }
+
+    @Test("a loop that allocates is seen by the counter (the zero-allocation tests can fail)")
+    func allocationCounterSeesLoopThread() throws {
+        final class AllocatingBody: ControlTickBody, @unchecked Sendable {
+            var sink: [Int] = []
+            var allocationsAtStart: UInt64 = 0
+            var allocationsAtEnd: UInt64 = 0
+            func sense(_ tick: inout TickInfo) {
+                if tick.index == 10 { allocationsAtStart = sinew_thread_allocations() }
+            }
+            func decide(_ tick: inout TickInfo) { sink = [Int](repeating: Int(tick.index), count: 3) }
+            func guardCommands(_ tick: inout TickInfo) {}
+            func act(_ tick: inout TickInfo) {}
+            func record(_ tick: inout TickInfo) {
+                if tick.index == 110 { allocationsAtEnd = sinew_thread_allocations() }
+            }
+        }
+        let body = AllocatingBody()
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(rate: .asFastAsPossible, maxTicks: 111), body: body)
+        _ = try scheduler.run()
+        #expect(body.allocationsAtEnd - body.allocationsAtStart >= 100)
+    }
+
     @Test("zero heap allocations on the loop thread over 10,000 ticks at 10 kHz")
     func zeroAllocationsAtTenKilohertz() throws {
         let body = ArithmeticBody(countFromTick: 100, countToTick: 10_100)

@@ -84,6 +84,24 @@ uint64_t sinew_signals_estop_count(void);
 /** Forgets a shutdown request (after it has been handled, or between tests). */
 void sinew_signals_clear_shutdown(void);
 
+/* ---- emergency stop over a Unix socket ---- */
+
+/**
+ * Creates a listening Unix stream socket at `path` (an old socket file there is replaced).
+ * Returns the descriptor, or -errno.
+ */
+int sinew_estop_socket_listen(const char *path);
+
+/**
+ * Waits up to `timeout_ms` for a client on the listening socket `fd`, reads one message (up to 64 bytes,
+ * 100 ms budget) and answers "ok\n". Returns 1 when the message starts with "estop" (case-sensitive,
+ * surrounding whitespace ignored), 0 when nothing or something else arrived, -errno on error.
+ */
+int sinew_estop_socket_poll(int fd, int timeout_ms);
+
+/** Connects to the Unix socket at `path` and sends `message`. Returns 0 or errno. */
+int sinew_estop_socket_send(const char *path, const char *message);
+
 /* ---- inline definitions ---- */
 
 #include <time.h>
