@@ -66,6 +66,18 @@ public enum LifecycleTransition: UInt8, Sendable, CaseIterable, CustomStringConv
         }
     }
 
+    /// Whether the transition may start from `state` (allocation-free, unlike `allowedFrom`).
+    public func isAllowed(from state: LifecycleState) -> Bool {
+        switch self {
+        case .configure: state == .unconfigured
+        case .cleanup, .activate: state == .configured
+        case .deactivate: state == .active
+        case .enterSafeState: state == .active || state == .configured
+        case .recover: state == .safe
+        case .shutdown: state != .shutdown
+        }
+    }
+
     /// The state reached when the hook succeeds.
     public var target: LifecycleState {
         switch self {
@@ -124,6 +136,8 @@ extension LifecycleError: CustomStringConvertible {
 
 /// The lifecycle state machine around a `LifecycleNode`. Transitions are made by one thread at a time
 /// (the control thread, or the loop thread for `enterSafeState`); the state can be read from any thread.
+/// `enterSafeState` and successful transitions allocate nothing themselves (the hooks may), so they can
+/// run inside a tick; a failed transition throws, which allocates.
 public final class Lifecycle<Node: LifecycleNode>: @unchecked Sendable {
     public let node: Node
     private let rawState = Atomic<UInt8>(LifecycleState.unconfigured.rawValue)
@@ -139,7 +153,7 @@ public final class Lifecycle<Node: LifecycleNode>: @unchecked Sendable {
 
     /// Whether `transition` is allowed from the current state.
     public func canPerform(_ transition: LifecycleTransition) -> Bool {
-        transition.allowedFrom.contains(state)
+        transition.isAllowed(from: state)
     }
 
     public func configure() throws(LifecycleError<Node.Failure>) {
@@ -168,7 +182,7 @@ public final class Lifecycle<Node: LifecycleNode>: @unchecked Sendable {
     /// is still thrown).
     public func shutdown() throws(LifecycleError<Node.Failure>) {
         let from = state
-        guard LifecycleTransition.shutdown.allowedFrom.contains(from) else {
+        guard LifecycleTransition.shutdown.isAllowed(from: from) else {
             throw .invalidTransition(.shutdown, from: from)
         }
         if from == .active { _ = enterSafeState(cause: nil, jointIndex: nil) }
@@ -210,7 +224,7 @@ public final class Lifecycle<Node: LifecycleNode>: @unchecked Sendable {
         _ transition: LifecycleTransition, onFailure: LifecycleState
     ) throws(LifecycleError<Node.Failure>) {
         let from = state
-        guard transition.allowedFrom.contains(from) else { throw .invalidTransition(transition, from: from) }
+        guard transition.isAllowed(from: from) else { throw .invalidTransition(transition, from: from) }
         do {
             try callHook(transition)
         } catch {

@@ -1,4 +1,5 @@
 import CRealtime
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -186,6 +187,31 @@ public struct LoopReport: Sendable {
     public func stage(_ stage: TickStage) -> LatencySummary { stages[stage.rawValue] }
 }
 
+extension LoopReport: CustomStringConvertible {
+    /// A few lines for the terminal: rate, overruns, wake-up lateness and per-stage times in µs.
+    public var description: String {
+        func us(_ ns: UInt64) -> String {
+            let value = Double(ns) / 1000
+            return value < 10 ? String(format: "%.2f", value) : String(format: "%.1f", value)
+        }
+        func row(_ label: String, _ s: LatencySummary) -> String {
+            "\(label.padding(toLength: 14, withPad: " ", startingAt: 0)) p50 \(us(s.p50Ns)) µs  p99 \(us(s.p99Ns)) µs  "
+                + "p99.9 \(us(s.p999Ns)) µs  max \(us(s.maxNs)) µs"
+        }
+        let target = targetHz.map { String(format: " of %.0f Hz", $0) } ?? " (as fast as possible)"
+        var lines = [
+            String(format: "%lld ticks in %.3f s: %.1f Hz", ticks, elapsedSeconds, achievedHz) + target
+                + ", \(overruns) overruns, \(skippedDeadlines) deadlines skipped",
+            "real-time: \(realtime)",
+        ]
+        if wakeLateness.count > 0 { lines.append(row("wake-up late", wakeLateness)) }
+        for stage in TickStage.allCases { lines.append(row("\(stage.name)", self.stage(stage))) }
+        lines.append(row("tick", tick))
+        lines.append(row("compute", compute))
+        return lines.joined(separator: "\n")
+    }
+}
+
 /// Errors starting a loop.
 public enum SchedulerError: Error, Sendable, Equatable {
     case alreadyStarted
@@ -206,6 +232,7 @@ public final class Scheduler<Body: ControlTickBody>: @unchecked Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let phase = Atomic<Int>(0)  // 0 idle, 1 starting, 2 running, 3 finished
     private let ticksDone = Atomic<Int64>(0)
+    private let overrunsSoFar = Atomic<Int64>(0)
     private var thread: pthread_t?
     // Written by the loop thread before `phase` becomes 2/3; read after that (acquire).
     private var realtimeReport = RealtimeSetupReport()
@@ -228,6 +255,9 @@ public final class Scheduler<Body: ControlTickBody>: @unchecked Sendable {
     /// Ticks completed so far (any thread).
     public var ticksCompleted: Int64 { ticksDone.load(ordering: .relaxed) }
 
+    /// Overrunning ticks so far (any thread; for a live status line).
+    public var overrunsSoFarCount: Int64 { overrunsSoFar.load(ordering: .relaxed) }
+
     /// Whether the loop thread is running ticks.
     public var isRunning: Bool { phase.load(ordering: .acquiring) == 2 }
 
@@ -241,6 +271,9 @@ public final class Scheduler<Body: ControlTickBody>: @unchecked Sendable {
             throw .alreadyStarted
         }
         stopFlag.store(false, ordering: .releasing)
+        ticksDone.store(0, ordering: .relaxed)
+        overrunsSoFar.store(0, ordering: .relaxed)
+        histograms.reset()
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
@@ -398,6 +431,7 @@ public final class Scheduler<Body: ControlTickBody>: @unchecked Sendable {
                 if end > next {
                     overruns += 1
                     overrunsInARow += 1
+                    overrunsSoFar.store(overruns, ordering: .relaxed)
                     if caughtUpInARow < catchUpLimit {
                         // Leave `next` in the past: the next tick starts at once.
                         caughtUpInARow += 1
