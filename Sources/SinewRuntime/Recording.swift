@@ -152,11 +152,19 @@ public enum RecordingError: Error, Sendable, Equatable {
     case writeFailed(path: String, errno: Int32)
 }
 
-/// A non-real-time thread that drains a `TickRecorder` into a file every few milliseconds.
+/// Called on the writer thread for every snapshot, before it is written (telemetry: live latency
+/// percentiles, tracking error, the status line). Not real-time: it may allocate and lock, but while it
+/// runs the ring is not drained.
+public typealias TickSnapshotObserver = (TickSnapshotSlot) -> Void
+
+/// A non-real-time thread that drains a `TickRecorder` into a file every few milliseconds, and hands each
+/// snapshot to an optional observer.
 public final class RecordingWriter: @unchecked Sendable {
-    public let path: String
+    /// The file, or nil when only the observer consumes the snapshots.
+    public let path: String?
     public let format: RecordingFormat
     public let recorder: TickRecorder
+    private let observer: TickSnapshotObserver?
     private let fd: Int32
     private let stopFlag = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
@@ -165,19 +173,25 @@ public final class RecordingWriter: @unchecked Sendable {
     private let pollMicroseconds: UInt32
     private var buffer: [UInt8] = []
 
-    /// Creates (truncates) the file, writes the header and starts the writer thread.
+    /// Creates (truncates) the file at `path` (nil: no file), writes the header and starts the writer thread.
     public init(
-        recorder: TickRecorder, path: String, format: RecordingFormat = .csv, pollIntervalSeconds: Double = 0.005
+        recorder: TickRecorder, path: String?, format: RecordingFormat = .csv, pollIntervalSeconds: Double = 0.005,
+        observer: TickSnapshotObserver? = nil
     ) throws(RecordingError) {
         self.recorder = recorder
         self.path = path
         self.format = format
+        self.observer = observer
         pollMicroseconds = UInt32(max(pollIntervalSeconds, 0.0005) * 1e6)
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
-        buffer.reserveCapacity(1 << 16)
-        writeHeader()
-        flushBuffer()
+        if let path {
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
+            buffer.reserveCapacity(1 << 16)
+            writeHeader()
+            flushBuffer()
+        } else {
+            fd = -1
+        }
         let thread = Thread { [self] in self.run() }
         thread.name = "sinew-recorder"
         thread.start()
@@ -191,13 +205,16 @@ public final class RecordingWriter: @unchecked Sendable {
         stopFlag.store(true, ordering: .releasing)
         while !finished.load(ordering: .acquiring) { usleep(500) }
         let code = writeErrno.load(ordering: .relaxed)
-        guard code == 0 else { throw .writeFailed(path: path, errno: code) }
+        guard code == 0 else { throw .writeFailed(path: path ?? "", errno: code) }
     }
 
     private func run() {
         while true {
             let stopping = stopFlag.load(ordering: .acquiring)
-            let count = recorder.drain { slot in self.append(slot) }
+            let count = recorder.drain { slot in
+                self.observer?(slot)
+                if self.fd >= 0 { self.append(slot) }
+            }
             if count > 0 {
                 writtenSnapshots.add(count, ordering: .relaxed)
                 flushBuffer()
@@ -205,9 +222,11 @@ public final class RecordingWriter: @unchecked Sendable {
             if stopping && count == 0 { break }
             if count == 0 { usleep(pollMicroseconds) }
         }
-        flushBuffer()
-        fsync(fd)
-        Glibc.close(fd)
+        if fd >= 0 {
+            flushBuffer()
+            fsync(fd)
+            Glibc.close(fd)
+        }
         finished.store(true, ordering: .releasing)
     }
 

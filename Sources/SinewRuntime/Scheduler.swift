@@ -394,9 +394,11 @@ public final class Scheduler<Body: ControlTickBody>: @unchecked Sendable {
                 if config.stopOnShutdownSignal { shutdownGraceLeft = max(config.shutdownGraceTicks, 1) }
             }
 
+            // The stages are timed from here; the bookkeeping above counts in the whole tick only.
+            let t0 = monotonicNanoseconds()
             body.sense(&info)
             let t1 = monotonicNanoseconds()
-            info.stageNs.0 = t1 - wake
+            info.stageNs.0 = t1 - t0
             body.estimate(&info)
             let t2 = monotonicNanoseconds()
             info.stageNs.1 = t2 - t1

@@ -105,6 +105,33 @@ func temporaryPath(_ name: String) -> String {
         #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == 9)
     }
 
+    @Test("an observer sees every snapshot on the writer thread, with or without a file")
+    func observerOnly() throws {
+        let recorder = TickRecorder(jointNames: ["j"], capacity: 64)
+        let seen = Atomic<Int>(0)
+        let tickSum = Atomic<Int64>(0)
+        let writer = try RecordingWriter(recorder: recorder, path: nil, pollIntervalSeconds: 0.001) { slot in
+            seen.add(1, ordering: .relaxed)
+            tickSum.add(slot.header.pointee.tick, ordering: .relaxed)
+        }
+        var value = 0.5
+        var pushed = 0
+        while pushed < 500 {
+            if recorder.push(
+                TickSnapshotHeader(tick: Int64(pushed)), positionRad: &value, velocityRadPerS: &value,
+                effortNm: &value, commandRad: &value)
+            {
+                pushed += 1
+            } else {
+                usleep(200)
+            }
+        }
+        try writer.close()
+        #expect(seen.load(ordering: .relaxed) == 500)
+        #expect(tickSum.load(ordering: .relaxed) == 499 * 500 / 2)
+        #expect(writer.snapshotsWritten == 500)
+    }
+
     @Test("binary format: header and fixed-size records")
     func binaryFormat() throws {
         let recorder = TickRecorder(jointNames: ["a", "bc"], capacity: 16)
