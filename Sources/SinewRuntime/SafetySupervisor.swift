@@ -54,8 +54,11 @@ public final class SafetySupervisor: @unchecked Sendable {
     public let emergencyStop: EmergencyStopSources
 
     // Inputs.
+    /// Joint positions from the sense stage, rad. NaN fails the position check.
     public let measuredPositionRad: UnsafeMutableBufferPointer<Double>
+    /// Joint velocities (servo reading or the estimate), rad/s. NaN fails the velocity check.
     public let measuredVelocityRadPerS: UnsafeMutableBufferPointer<Double>
+    /// Joint efforts, N·m; write 0 for a servo that does not report load (NaN fails the effort check).
     public let measuredEffortNm: UnsafeMutableBufferPointer<Double>
     /// The policy's position targets this tick.
     public let commandedPositionRad: UnsafeMutableBufferPointer<Double>

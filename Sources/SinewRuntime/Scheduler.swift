@@ -218,6 +218,8 @@ public enum SchedulerError: Error, Sendable, Equatable {
     /// pthread_create failed.
     case threadCreationFailed(errno: Int32)
     case notStarted
+    /// A fixed rate that is not a positive, finite number of Hz.
+    case invalidRate(hertz: Double)
 }
 
 /// Runs a `ControlTickBody` at a fixed rate on a dedicated thread: absolute CLOCK_MONOTONIC deadlines with
@@ -267,6 +269,9 @@ public final class Scheduler<Body: ControlTickBody>: @unchecked Sendable {
     /// Starts the loop thread and waits until its real-time setup is done; returns what the setup obtained.
     @discardableResult
     public func start() throws(SchedulerError) -> RealtimeSetupReport {
+        if case .fixed(let hertz) = configuration.rate, !(hertz > 0 && hertz.isFinite) {
+            throw .invalidRate(hertz: hertz)
+        }
         guard phase.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged else {
             throw .alreadyStarted
         }

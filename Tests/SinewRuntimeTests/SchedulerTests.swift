@@ -253,6 +253,14 @@ final class OverrunBody: ControlTickBody, @unchecked Sendable {
         #expect(report.stopReason == .bodyRequested)
     }
 
+    @Test("a rate that is not a positive number of Hz is refused")
+    func invalidRate() {
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(rate: .fixed(hertz: 0)),
+            body: ArithmeticBody(countFromTick: 0, countToTick: 1))
+        #expect(throws: SchedulerError.invalidRate(hertz: 0)) { try scheduler.start() }
+    }
+
     @Test("requestStop ends a loop from another thread")
     func requestStop() throws {
         let body = ArithmeticBody(countFromTick: 0, countToTick: 1)
