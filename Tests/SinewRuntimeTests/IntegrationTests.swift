@@ -113,10 +113,7 @@ final class FullStackBody: ControlTickBody, @unchecked Sendable {
         let writer = try RecordingWriter(recorder: recorder, path: path)
         let body = FullStackBody(supervisor: supervisor, lifecycle: lifecycle, recorder: recorder)
         let scheduler = Scheduler(
-            // The scheduler suite's SIGINT test runs in parallel with this one: do not stop on that signal.
-            configuration: SchedulerConfiguration(
-                rate: .fixed(hertz: 5_000), maxTicks: 10_101, stopOnShutdownSignal: false),
-            body: body)
+            configuration: SchedulerConfiguration(rate: .fixed(hertz: 5_000), maxTicks: 10_101), body: body)
         let report = try scheduler.run()
         try writer.close()
 

@@ -1,4 +1,5 @@
 import CAllocCounter
+import Foundation
 import SinewRuntime
 import Synchronization
 import Testing
@@ -128,24 +129,51 @@ final class OverrunBody: ControlTickBody, @unchecked Sendable {
         #expect(report.skippedDeadlines >= 1)
     }
 
+    /// The real SIGINT goes to a child process (this test binary running only
+    /// `shutdownSignalChild`), so that it cannot end loops of tests running in parallel here.
     @Test("SIGINT sets the shutdown flag; the loop ends after the body saw it")
     func shutdownSignal() throws {
-        ShutdownSignals.clear()
-        #expect(ShutdownSignals.install() == 0)
-        defer {
-            ShutdownSignals.restoreDefaults()
-            ShutdownSignals.clear()
+        let directory = temporaryPath("sigint")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        child.arguments = ["--testing-library", "swift-testing", "--filter", "shutdownSignalChild"]
+        child.environment = ProcessInfo.processInfo.environment.merging(["SINEW_SIGNAL_CHILD_DIR": directory]) {
+            $1
         }
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        let ready = directory + "/running"
+        var waited = 0
+        while access(ready, F_OK) != 0 && waited < 30_000 && child.isRunning {
+            usleep(1_000)
+            waited += 1
+        }
+        #expect(access(ready, F_OK) == 0)
+        kill(child.processIdentifier, SIGINT)
+        child.waitUntilExit()
+        #expect(child.terminationReason == .exit)
+        #expect(child.terminationStatus == 0)
+        let result = try String(contentsOfFile: directory + "/result", encoding: .utf8)
+        #expect(result == "shutdownSignal saw=true signal=\(SIGINT)")
+    }
+
+    @Test("(child process of the SIGINT test; does nothing otherwise)")
+    func shutdownSignalChild() throws {
+        guard let directory = ProcessInfo.processInfo.environment["SINEW_SIGNAL_CHILD_DIR"] else { return }
+        #expect(ShutdownSignals.install() == 0)
         let body = ArithmeticBody(countFromTick: 0, countToTick: 1)
         let scheduler = Scheduler(
             configuration: SchedulerConfiguration(rate: .fixed(hertz: 1_000), shutdownGraceTicks: 3), body: body)
         try scheduler.start()
         while scheduler.ticksCompleted < 5 { usleep(1_000) }
-        kill(getpid(), SIGINT)
+        _ = FileManager.default.createFile(atPath: directory + "/running", contents: nil)
         let report = try scheduler.join()
+        let result = "\(report.stopReason) saw=\(body.sawShutdown) signal=\(ShutdownSignals.signal)"
+        try result.write(toFile: directory + "/result", atomically: true, encoding: .utf8)
         #expect(report.stopReason == .shutdownSignal)
-        #expect(body.sawShutdown)
-        #expect(ShutdownSignals.signal == SIGINT)
     }
 
     @Test("real-time setup reports what it obtained, and a CPU that does not exist is refused")
