@@ -12,7 +12,9 @@ let package = Package(
         .library(name: "SinewBus", targets: ["SinewBus"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -43,6 +45,16 @@ let package = Package(
         .target(
             name: "SinewSim", dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CSinewSystem"]),
         .target(name: "SinewFusion", dependencies: ["SinewCore"]),
+        // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
+        // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
+        .target(name: "CRealtime"),
+        .target(
+            name: "SinewRuntime",
+            dependencies: [
+                "SinewCore", "SinewKinematics", "CRealtime", .product(name: "Yams", package: "Yams"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "sinew",
             dependencies: [
@@ -65,6 +77,7 @@ let package = Package(
         .testTarget(
             name: "SinewSimTests",
             dependencies: ["SinewSim", "SinewKinematics", "SinewBus", "SinewDrivers", "CAllocCounter"]),
+        .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
