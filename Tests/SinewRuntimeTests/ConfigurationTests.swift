@@ -441,7 +441,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
             #expect(result.configuration.buses.allSatisfy { $0.port == .virtual && $0.baudRate == 1_000_000 })
             checked.append(name)
         }
-        #expect(checked.contains("so101"))
+        #expect(Set(["so101", "dxl6"]).isSubset(of: checked), "\(checked)")
     }
 
     @Test func so101TrajectoryIsAPickAndPlaceOfAboutTenSeconds() throws {
@@ -458,5 +458,24 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         }
         #expect(abs(trajectory.durationS - 10) <= 1)
         #expect(trajectory.waypoints.first?.positionsRad == trajectory.waypoints.last?.positionsRad)
+    }
+
+    @Test func dxl6UsesXM430ForTheFirstThreeJointsAndXL330ForTheRest() throws {
+        let checked = try RobotConfiguration.loadChecked(
+            contentsOf: "\(repositoryRoot)/Hardware/robots/dxl6/robot.yaml")
+        let c = checked.configuration
+        #expect(c.buses.map(\.busProtocol) == [.dynamixel])
+        #expect(
+            c.joints.map(\.servoModel) == [
+                "xm430-w350", "xm430-w350", "xm430-w350", "xl330-m288", "xl330-m288", "xl330-m288",
+            ])
+        #expect(c.joints.map(\.name) == checked.model.joints.map(\.name))
+        let mass = checked.model.links.compactMap(\.inertial?.mass).reduce(0, +)
+        #expect(mass > 0.5 && mass < 1.0)
+        guard case .trajectory(let trajectory) = c.policy else {
+            Issue.record("expected a trajectory policy")
+            return
+        }
+        #expect(abs(trajectory.durationS - 10) <= 1)
     }
 }
