@@ -108,12 +108,12 @@ private struct Parser {
 
     // MARK: buses
 
-    func buses(_ node: Node) throws(ConfigurationError) -> [BusConfiguration] {
+    func buses(_ node: Node) throws(ConfigurationError) -> [RobotConfiguration.Bus] {
         let items = try reader.list(node, "buses", expected: "a list of servo buses")
         if items.isEmpty {
             throw reader.error(.invalidValue, node, "buses", expected: "at least one bus", found: "an empty list")
         }
-        var buses: [BusConfiguration] = []
+        var buses: [RobotConfiguration.Bus] = []
         for (i, item) in items.enumerated() {
             let path = "buses[\(i)]"
             let fields = try YAMLFields(item, path: path, allowed: Keys.bus, reader: reader)
@@ -126,7 +126,7 @@ private struct Parser {
             }
             let busProtocol = try reader.word(
                 try fields.required("protocol", expected: "'dynamixel' or 'feetech'"), fields.childPath("protocol"),
-                BusProtocol.self)
+                RobotConfiguration.BusProtocol.self)
             let port = try reader.port(
                 try fields.required("port", expected: "'virtual' or a device path such as /dev/ttyACM0"),
                 fields.childPath("port"))
@@ -140,7 +140,7 @@ private struct Parser {
                 }
             }
             buses.append(
-                BusConfiguration(
+                RobotConfiguration.Bus(
                     name: name, busProtocol: busProtocol, port: port, baudRate: baud, location: reader.location(item)))
         }
         return buses
@@ -148,12 +148,13 @@ private struct Parser {
 
     // MARK: joints
 
-    func joints(_ node: Node, buses: [BusConfiguration]) throws(ConfigurationError) -> [JointConfiguration] {
+    func joints(_ node: Node, buses: [RobotConfiguration.Bus]) throws(ConfigurationError) -> [RobotConfiguration.Joint]
+    {
         let items = try reader.list(node, "joints", expected: "a list of joints")
         if items.isEmpty {
             throw reader.error(.invalidValue, node, "joints", expected: "at least one joint", found: "an empty list")
         }
-        var joints: [JointConfiguration] = []
+        var joints: [RobotConfiguration.Joint] = []
         // Who holds each (bus, id), to name the first holder when an ID is used twice.
         var idOwners: [String: String] = [:]
         for (i, item) in items.enumerated() {
@@ -167,7 +168,7 @@ private struct Parser {
                     expected: "a joint name not used before (already configured at \(other.location))")
             }
 
-            let bus: BusConfiguration
+            let bus: RobotConfiguration.Bus
             let busNames = buses.map { "'\($0.name)'" }.joined(separator: ", ")
             if let busNode = fields["bus"] {
                 let busName = try reader.string(busNode, fields.childPath("bus"), expected: "a bus name")
@@ -208,19 +209,19 @@ private struct Parser {
             let limits = try fields["limits"].map { node throws(ConfigurationError) in
                 try self.limits(node, path: fields.childPath("limits"))
             }
-            var coupled: CoupledServoConfiguration?
+            var coupled: RobotConfiguration.CoupledServo?
             if let coupledNode = fields["coupled"] {
                 let coupledFields = try YAMLFields(
                     coupledNode, path: fields.childPath("coupled"), allowed: Keys.coupled, reader: reader)
                 let coupledIDNode = try coupledFields.required("id", expected: "the second servo's ID")
                 let coupledID = try servoIDValue(
                     coupledIDNode, coupledFields.childPath("id"), bus: bus, owner: "\(path).coupled", owners: &idOwners)
-                coupled = CoupledServoConfiguration(
+                coupled = RobotConfiguration.CoupledServo(
                     servoID: coupledID, direction: try coupledFields.direction("direction"))
             }
 
             joints.append(
-                JointConfiguration(
+                RobotConfiguration.Joint(
                     name: name, bus: bus.name, servoID: servoID, servoModel: servoModel, reducer: reducer ?? .init(),
                     direction: try fields.direction("direction"),
                     offsetRad: try fields.double(
@@ -232,7 +233,7 @@ private struct Parser {
     }
 
     private func servoIDValue(
-        _ node: Node, _ path: String, bus: BusConfiguration, owner: String, owners: inout [String: String]
+        _ node: Node, _ path: String, bus: RobotConfiguration.Bus, owner: String, owners: inout [String: String]
     ) throws(ConfigurationError) -> Int {
         let range = bus.busProtocol.servoIDRange
         let expected = "a \(bus.busProtocol.rawValue) servo ID in \(range.lowerBound)–\(range.upperBound)"
@@ -249,9 +250,9 @@ private struct Parser {
         return id
     }
 
-    func reducer(_ node: Node, path: String) throws(ConfigurationError) -> ReducerConfiguration {
+    func reducer(_ node: Node, path: String) throws(ConfigurationError) -> RobotConfiguration.Reducer {
         let fields = try YAMLFields(node, path: path, allowed: Keys.reducer, reader: reader)
-        return ReducerConfiguration(
+        return RobotConfiguration.Reducer(
             ratio: try fields.double("ratio", default: 1, unit: "servo turns per joint turn", where: { $0 > 0 }, "> 0"),
             backlashRad: try fields.double("backlash_rad", default: 0, unit: "rad", where: { $0 >= 0 }, "≥ 0"),
             efficiency: try fields.double(
@@ -259,7 +260,7 @@ private struct Parser {
         )
     }
 
-    func limits(_ node: Node, path: String) throws(ConfigurationError) -> JointLimitsConfiguration {
+    func limits(_ node: Node, path: String) throws(ConfigurationError) -> RobotConfiguration.JointLimits {
         let fields = try YAMLFields(node, path: path, allowed: Keys.limits, reader: reader)
         var position: (lower: Double, upper: Double)?
         if let positionNode = fields["position_rad"] {
@@ -278,7 +279,7 @@ private struct Parser {
             }
             position = (lower, upper)
         }
-        return JointLimitsConfiguration(
+        return RobotConfiguration.JointLimits(
             positionRad: position,
             velocityRadPerS: try fields.optionalDouble("velocity_rad_s", unit: "rad/s", where: { $0 > 0 }, "> 0"),
             effortNm: try fields.optionalDouble("effort_nm", unit: "N·m", where: { $0 > 0 }, "> 0"))
@@ -286,13 +287,13 @@ private struct Parser {
 
     // MARK: loop, policy
 
-    func loop(_ node: Node) throws(ConfigurationError) -> LoopConfiguration {
+    func loop(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.Loop {
         let fields = try YAMLFields(node, path: "loop", allowed: Keys.loop, reader: reader)
         var cpu: Int?
         if fields["cpu"] != nil {
             cpu = try fields.int("cpu", default: 0, where: { $0 >= 0 }, "≥ 0 (a CPU core index)")
         }
-        return LoopConfiguration(
+        return RobotConfiguration.Loop(
             rateHz: try fields.double(
                 "rate_hz", default: 500, unit: "Hz", where: { $0 > 0 && $0 <= 100_000 }, "in (0, 100000]"),
             priority: try fields.int("priority", default: 80, where: { (1...99).contains($0) }, "in 1–99 (SCHED_FIFO)"),
@@ -300,7 +301,9 @@ private struct Parser {
             catchUpMax: try fields.int("catch_up_max", default: 3, where: { $0 >= 1 }, "≥ 1 (ticks)"))
     }
 
-    func policy(_ node: Node, joints: [JointConfiguration]) throws(ConfigurationError) -> PolicyConfiguration {
+    func policy(_ node: Node, joints: [RobotConfiguration.Joint]) throws(ConfigurationError)
+        -> RobotConfiguration.Policy
+    {
         // The type decides which other keys are valid, so read it before checking the keys.
         var type = "hold"
         if case .mapping(let mapping) = node, let typeNode = mapping["type"] {
@@ -316,14 +319,14 @@ private struct Parser {
                     .invalidValue, waypointsNode, "policy.waypoints", expected: "at least one waypoint",
                     found: "an empty list")
             }
-            var waypoints: [TrajectoryWaypoint] = []
+            var waypoints: [RobotConfiguration.Waypoint] = []
             for (i, item) in items.enumerated() {
                 waypoints.append(
                     try waypoint(
                         item, path: "policy.waypoints[\(i)]", joints: joints, previous: waypoints.last?.positionsRad))
             }
             return .trajectory(
-                TrajectoryConfiguration(waypoints: waypoints, loop: try fields.bool("loop", default: false)))
+                RobotConfiguration.Trajectory(waypoints: waypoints, loop: try fields.bool("loop", default: false)))
         default:
             _ = try YAMLFields(node, path: "policy", allowed: Keys.holdPolicy, reader: reader)
             return .hold
@@ -336,8 +339,8 @@ private struct Parser {
 
     /// Positions as a map joint name → rad (joints left out keep the previous waypoint's value) or as a
     /// list in joint order.
-    func waypoint(_ node: Node, path: String, joints: [JointConfiguration], previous: [Double]?)
-        throws(ConfigurationError) -> TrajectoryWaypoint
+    func waypoint(_ node: Node, path: String, joints: [RobotConfiguration.Joint], previous: [Double]?)
+        throws(ConfigurationError) -> RobotConfiguration.Waypoint
     {
         let fields = try YAMLFields(node, path: path, allowed: Keys.waypoint, reader: reader)
         let durationS = try fields.double(
@@ -393,14 +396,15 @@ private struct Parser {
                     expected: "a position within \(joint.name)'s limits [\(limits.lower), \(limits.upper)] rad")
             }
         }
-        return TrajectoryWaypoint(positionsRad: positions, durationS: durationS, location: reader.location(node))
+        return RobotConfiguration.Waypoint(
+            positionsRad: positions, durationS: durationS, location: reader.location(node))
     }
 
     // MARK: safety, recording, imu
 
-    func safety(_ node: Node) throws(ConfigurationError) -> SafetyConfiguration {
+    func safety(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.Safety {
         let fields = try YAMLFields(node, path: "safety", allowed: Keys.safety, reader: reader)
-        var workspace: [WorkspaceBox] = []
+        var workspace: [RobotConfiguration.WorkspaceBox] = []
         if let workspaceNode = fields["workspace"] {
             let items = try reader.list(
                 workspaceNode, "safety.workspace", expected: "a list of {frame, min, max} boxes")
@@ -419,16 +423,18 @@ private struct Parser {
                         .invalidLimits, maxNode, box.childPath("max"), expected: "every component greater than min's",
                         found: "min [\(minM.x), \(minM.y), \(minM.z)] and max [\(maxM.x), \(maxM.y), \(maxM.z)]")
                 }
-                workspace.append(WorkspaceBox(frame: frame, minM: minM, maxM: maxM, location: reader.location(item)))
+                workspace.append(
+                    RobotConfiguration.WorkspaceBox(
+                        frame: frame, minM: minM, maxM: maxM, location: reader.location(item)))
             }
         }
-        var estop = EmergencyStopConfiguration()
+        var estop = RobotConfiguration.EmergencyStop()
         if let estopNode = fields["estop"] {
             let estopFields = try YAMLFields(estopNode, path: "safety.estop", allowed: Keys.estop, reader: reader)
-            estop = EmergencyStopConfiguration(
+            estop = RobotConfiguration.EmergencyStop(
                 file: try estopFields.string("file"), socket: try estopFields.string("socket"))
         }
-        return SafetyConfiguration(
+        return RobotConfiguration.Safety(
             positionMarginRad: try fields.double(
                 "position_margin_rad", default: 0.02, unit: "rad", where: { $0 >= 0 }, "≥ 0"),
             velocityLimitScale: try fields.double(
@@ -444,14 +450,14 @@ private struct Parser {
             estop: estop)
     }
 
-    func recording(_ node: Node) throws(ConfigurationError) -> RecordingConfiguration {
+    func recording(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.Recording {
         let fields = try YAMLFields(node, path: "recording", allowed: Keys.recording, reader: reader)
-        return RecordingConfiguration(
+        return RobotConfiguration.Recording(
             enabled: try fields.bool("enabled", default: false), path: try fields.string("path"),
             decimation: try fields.int("decimation", default: 1, where: { $0 >= 1 }, "≥ 1 (record every n-th tick)"))
     }
 
-    func imu(_ node: Node) throws(ConfigurationError) -> IMUConfiguration {
+    func imu(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.IMU {
         let fields = try YAMLFields(node, path: "imu", allowed: Keys.imu, reader: reader)
         let port = try reader.port(
             try fields.required("port", expected: "'virtual' or a device path"), fields.childPath("port"))
@@ -465,7 +471,7 @@ private struct Parser {
             if let node = mounting["xyz"] { xyz = try reader.vector3(node, "imu.mounting.xyz", unit: "m") }
             if let node = mounting["rpy"] { rpy = try reader.vector3(node, "imu.mounting.rpy", unit: "rad") }
         }
-        return IMUConfiguration(
+        return RobotConfiguration.IMU(
             port: port, imuProtocol: try fields.string("protocol", default: "virtual") ?? "virtual", link: link,
             mountingXYZ: xyz, mountingRPY: rpy,
             rateHz: try fields.double("rate_hz", default: 100, unit: "Hz", where: { $0 > 0 }, "> 0"),

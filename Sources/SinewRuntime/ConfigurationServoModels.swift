@@ -4,7 +4,7 @@ public enum ServoModelCatalog {
     public struct Entry: Sendable, Equatable {
         /// Lower-case model name as the vendor writes it, e.g. `xl330-m288`.
         public var name: String
-        public var busProtocol: BusProtocol
+        public var busProtocol: RobotConfiguration.BusProtocol
         /// Model number the servo reports to PING / its model register.
         public var modelNumber: Int
     }
@@ -20,7 +20,7 @@ public enum ServoModelCatalog {
     public static var names: [String] { entries.map(\.name) }
 }
 
-extension BusProtocol {
+extension RobotConfiguration.BusProtocol {
     /// Valid servo IDs (broadcast and reserved values excluded): Dynamixel 2.0 0–252, Feetech 0–253.
     public var servoIDRange: ClosedRange<Int> {
         switch self {

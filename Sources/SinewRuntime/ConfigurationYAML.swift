@@ -94,7 +94,7 @@ struct YAMLReader {
     }
 
     /// A device path or `virtual`.
-    func port(_ node: Node, _ path: String) throws(ConfigurationError) -> BusPort {
+    func port(_ node: Node, _ path: String) throws(ConfigurationError) -> RobotConfiguration.Port {
         let expected = "'virtual' or a device path such as /dev/ttyACM0"
         let text = try string(node, path, expected: expected)
         if text == "virtual" { return .virtual }

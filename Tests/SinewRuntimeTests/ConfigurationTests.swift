@@ -136,20 +136,21 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
 
         let pan = c.joints[0]
         #expect(pan.name == "shoulder_pan" && pan.bus == "arm" && pan.servoID == 1 && pan.servoModel == "sts3215")
-        #expect(pan.reducer == ReducerConfiguration(ratio: 2.5, backlashRad: 0.01, efficiency: 0.9))
+        #expect(pan.reducer == RobotConfiguration.Reducer(ratio: 2.5, backlashRad: 0.01, efficiency: 0.9))
         #expect(pan.direction == -1 && pan.offsetRad == 0.1)
-        #expect(pan.limits == JointLimitsConfiguration(positionRad: (-1.5, 1.5), velocityRadPerS: 3, effortNm: 1.5))
+        #expect(
+            pan.limits == RobotConfiguration.JointLimits(positionRad: (-1.5, 1.5), velocityRadPerS: 3, effortNm: 1.5))
         #expect(pan.safeState == .hold)
-        #expect(pan.coupled == CoupledServoConfiguration(servoID: 7, direction: -1))
+        #expect(pan.coupled == RobotConfiguration.CoupledServo(servoID: 7, direction: -1))
         #expect(pan.location.line == 12)
 
         let lift = c.joints[1]
         #expect(lift.bus == "aux" && lift.servoID == 1 && lift.servoModel == "xm430-w350")
-        #expect(lift.reducer == ReducerConfiguration() && lift.direction == 1 && lift.offsetRad == 0)
-        #expect(lift.limits == JointLimitsConfiguration() && lift.safeState == .torqueOff && lift.coupled == nil)
+        #expect(lift.reducer == RobotConfiguration.Reducer() && lift.direction == 1 && lift.offsetRad == 0)
+        #expect(lift.limits == RobotConfiguration.JointLimits() && lift.safeState == .torqueOff && lift.coupled == nil)
         #expect(c.joints(onBus: "arm").map(\.index) == [0, 2])
 
-        #expect(c.loop == LoopConfiguration(rateHz: 250, priority: 90, cpu: 1, overrun: .catchUp, catchUpMax: 2))
+        #expect(c.loop == RobotConfiguration.Loop(rateHz: 250, priority: 90, cpu: 1, overrun: .catchUp, catchUpMax: 2))
 
         guard case .trajectory(let trajectory) = c.policy else {
             Issue.record("expected a trajectory policy")
@@ -166,9 +167,9 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect(c.safety.workspace[0].frame == "gripper_frame_link")
         #expect(
             c.safety.workspace[0].minM == SIMD3(-0.1, -0.2, 0) && c.safety.workspace[0].maxM == SIMD3(0.4, 0.2, 0.5))
-        #expect(c.safety.estop == EmergencyStopConfiguration(file: "/tmp/stop", socket: "/run/sinew.sock"))
+        #expect(c.safety.estop == RobotConfiguration.EmergencyStop(file: "/tmp/stop", socket: "/run/sinew.sock"))
 
-        #expect(c.recording == RecordingConfiguration(enabled: true, path: "out/run1", decimation: 5))
+        #expect(c.recording == RobotConfiguration.Recording(enabled: true, path: "out/run1", decimation: 5))
 
         let imu = try #require(c.imu)
         #expect(imu.port == .virtual && imu.imuProtocol == "bno055" && imu.link == "base_link")
@@ -188,12 +189,12 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect(c.buses[0].baudRate == 1_000_000)
         #expect(c.joints[0].bus == "only")
         #expect(c.joints[0].safeState == .torqueOff)
-        #expect(c.loop == LoopConfiguration())
+        #expect(c.loop == RobotConfiguration.Loop())
         #expect(c.loop.rateHz == 500 && c.loop.priority == 80 && c.loop.cpu == nil && c.loop.overrun == .skip)
         #expect(c.policy == .hold)
-        #expect(c.safety == SafetyConfiguration())
-        #expect(c.safety.workspace.isEmpty && c.safety.estop == EmergencyStopConfiguration())
-        #expect(c.recording == RecordingConfiguration())
+        #expect(c.safety == RobotConfiguration.Safety())
+        #expect(c.safety.workspace.isEmpty && c.safety.estop == RobotConfiguration.EmergencyStop())
+        #expect(c.recording == RobotConfiguration.Recording())
         #expect(c.recording.enabled == false && c.recording.decimation == 1)
         #expect(c.imu == nil)
     }
