@@ -123,3 +123,39 @@ extension RobotConfiguration {
         return " (did you mean '\(best)'?)"
     }
 }
+
+extension RobotConfiguration {
+    /// The limits that apply to one joint once the URDF and the configuration are combined.
+    public struct ResolvedJointLimits: Sendable, Equatable {
+        /// Position range (rad): the narrower of the URDF's and `limits.position_rad`; ±infinity if neither.
+        public var lowerRad: Double
+        public var upperRad: Double
+        /// Speed (rad/s): the smaller of the two, times `safety.velocity_limit_scale`; infinity if neither.
+        public var velocityRadPerS: Double
+        /// Effort (N·m): the smaller of the two; infinity if neither.
+        public var effortNm: Double
+
+        public init(lowerRad: Double, upperRad: Double, velocityRadPerS: Double, effortNm: Double) {
+            self.lowerRad = lowerRad
+            self.upperRad = upperRad
+            self.velocityRadPerS = velocityRadPerS
+            self.effortNm = effortNm
+        }
+    }
+
+    /// For each configured joint, in `joints` order, the limits the safety supervisor should enforce (the
+    /// position margin is not applied here). Joints the model lacks get the configuration's limits only;
+    /// run `check(against:)` first to rule that out.
+    public func resolvedJointLimits(against model: RobotModel) -> [ResolvedJointLimits] {
+        joints.map { joint in
+            let urdf = model.jointIndex(named: joint.name).map { model.joints[$0] }
+            let lower = max(urdf?.lowerLimit ?? -.infinity, joint.limits.positionRad?.lower ?? -.infinity)
+            let upper = min(urdf?.upperLimit ?? .infinity, joint.limits.positionRad?.upper ?? .infinity)
+            let velocity = min(urdf?.velocityLimit ?? .infinity, joint.limits.velocityRadPerS ?? .infinity)
+            let effort = min(urdf?.effortLimit ?? .infinity, joint.limits.effortNm ?? .infinity)
+            return ResolvedJointLimits(
+                lowerRad: lower, upperRad: upper, velocityRadPerS: velocity * safety.velocityLimitScale,
+                effortNm: effort)
+        }
+    }
+}

@@ -119,7 +119,7 @@ struct YAMLFields {
             throw reader.error(.wrongType, node, path, expected: "a mapping with keys \(keyList)")
         }
         var values: [String: (key: Node, value: Node)] = [:]
-        for (keyNode, valueNode) in mapping {
+        for (keyNode, valueNode) in try Self.flattened(mapping, path: path, reader: reader) {
             guard case .scalar(let scalar) = keyNode else {
                 throw reader.error(.wrongType, keyNode, path, expected: "a plain key")
             }
@@ -129,9 +129,45 @@ struct YAMLFields {
                     .unknownKey, at: reader.location(keyNode), keyPath: path, expected: "one of \(keyList)",
                     found: "'\(key)'", suggestion: KeySuggestion.closest(to: key, among: allowed))
             }
-            values[key] = (keyNode, valueNode)
+            // Explicit keys come first in the flattened list and win over merged ones.
+            if values[key] == nil { values[key] = (keyNode, valueNode) }
         }
         self.values = values
+    }
+
+    /// The mapping's own pairs, then those brought in by YAML merge keys (`<<: *defaults` or
+    /// `<<: [*a, *b]`, earlier sources winning), so shared settings can be written once with an anchor.
+    private static func flattened(_ mapping: Node.Mapping, path: String, reader: YAMLReader) throws(ConfigurationError)
+        -> [(Node, Node)]
+    {
+        var own: [(Node, Node)] = []
+        var merged: [(Node, Node)] = []
+        for (keyNode, valueNode) in mapping {
+            guard case .scalar(let scalar) = keyNode, scalar.string == "<<", scalar.style != .singleQuoted,
+                scalar.style != .doubleQuoted
+            else {
+                own.append((keyNode, valueNode))
+                continue
+            }
+            var sources: [Node] = []
+            switch valueNode {
+            case .mapping: sources = [valueNode]
+            case .sequence(let sequence): sources = Array(sequence)
+            default: break
+            }
+            for source in sources {
+                guard case .mapping(let sourceMapping) = source else {
+                    throw reader.error(
+                        .wrongType, source, path, expected: "a mapping (or a list of mappings) to merge with '<<'")
+                }
+                merged += try flattened(sourceMapping, path: path, reader: reader)
+            }
+            if sources.isEmpty {
+                throw reader.error(
+                    .wrongType, valueNode, path, expected: "a mapping (or a list of mappings) to merge with '<<'")
+            }
+        }
+        return own + merged
     }
 
     func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }

@@ -334,6 +334,36 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect(list?.kind == .wrongType && list?.location.line == 1)
     }
 
+    @Test func mergeKeysShareSettingsWrittenOnce() throws {
+        let c = try parse(
+            """
+            model: so101.urdf
+            buses: [{name: b, protocol: feetech, port: virtual}]
+            joints:
+              - &first
+                name: shoulder_pan
+                id: 1
+                servo: sts3215
+                limits: {velocity_rad_s: 4}
+                safe_state: hold
+              - {<<: *first, name: gripper, id: 6, safe_state: torque_off}
+            """)
+        #expect(c.joints.map(\.name) == ["shoulder_pan", "gripper"])
+        #expect(c.joints[1].servoID == 6 && c.joints[1].servoModel == "sts3215")
+        #expect(c.joints[1].limits.velocityRadPerS == 4 && c.joints[1].safeState == .torqueOff)
+
+        let typo = parseError(
+            """
+            model: so101.urdf
+            buses: [{name: b, protocol: feetech, port: virtual}]
+            joints:
+              - &first {name: shoulder_pan, id: 1, servo: sts3215}
+              - {<<: [*first, {saf_state: hold}], name: gripper, id: 6}
+            """)
+        #expect(typo?.kind == .unknownKey && typo?.suggestion == "safe_state" && typo?.keyPath == "joints[1]")
+        #expect(typo?.location.line == 5)
+    }
+
     @Test func unreadableFile() {
         #expect(throws: ConfigurationError.self) { try RobotConfiguration.load(contentsOf: "/nonexistent/robot.yaml") }
         do {
@@ -425,6 +455,17 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
                 "joints[0].limits.position_rad", "joints[0].limits.velocity_rad_s", "joints[0].limits.effort_nm",
             ])
         #expect(warnings[0].description.hasPrefix("robot.yaml:12:5: warning: joints[0].limits.position_rad"))
+
+        // The narrower limit applies; velocity is scaled by safety.velocity_limit_scale (0.5 here).
+        let resolved = c.resolvedJointLimits(against: try model())
+        #expect(
+            resolved[0]
+                == RobotConfiguration.ResolvedJointLimits(
+                    lowerRad: -1.91986, upperRad: 1.5, velocityRadPerS: 5, effortNm: 10))
+        #expect(
+            resolved[2]
+                == RobotConfiguration.ResolvedJointLimits(
+                    lowerRad: -1.69, upperRad: 1.69, velocityRadPerS: 5, effortNm: 10))
     }
 }
 
