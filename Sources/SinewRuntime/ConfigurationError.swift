@@ -80,6 +80,8 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
                 text += "; expected \(expected)"
             }
             return text
+        case .malformedYAML:
+            return "\(location): not valid YAML: \(found)"
         default:
             let subject = keyPath.isEmpty ? "" : "\(keyPath): "
             return "\(location): \(subject)expected \(expected), found \(found)"
@@ -115,7 +117,8 @@ enum KeySuggestion {
         }
         guard let best else { return nil }
         let tolerance = max(1, min(3, (best.name.count + 2) / 3))
-        return best.distance <= tolerance ? best.name : nil
+        // A one-letter key is one edit from every other one-letter key: no suggestion unless something stays.
+        return best.distance <= tolerance && best.distance < best.name.count ? best.name : nil
     }
 
     static func distance(_ a: String, _ b: String) -> Int {

@@ -265,7 +265,8 @@ extension YamlError {
             if let context { return "\(problem) (\(context.text) at \(context.mark))" }
             return problem
         case .duplicatedKeysInMapping(let duplicates, _):
-            return "the key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) more than once"
+            return
+                "the key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in one mapping"
         case .reader(let problem, _, _, _): return problem
         default: return "\(self)"
         }

@@ -322,6 +322,8 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect(error?.kind == .malformedYAML)
         #expect(error?.location.file == "robot.yaml")
         #expect((error?.location.line ?? 0) >= 2)
+        #expect(error?.description.hasPrefix("robot.yaml:\(error?.location.line ?? 0):") == true)
+        #expect(error?.description.contains("not valid YAML: ") == true)
 
         let duplicate = parseError("model: a.urdf\nmodel: b.urdf\n")
         #expect(duplicate?.kind == .malformedYAML)
