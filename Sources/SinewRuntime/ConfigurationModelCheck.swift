@@ -114,6 +114,37 @@ extension RobotConfiguration {
                     }
                 }
             }
+            warnings += speedWarnings(trajectory, limits: resolvedJointLimits(against: model))
+        }
+        return warnings
+    }
+
+    /// Segments too fast for a joint. The interpolation is the policy's business, so this assumes the
+    /// gentlest common one, minimum jerk, whose peak speed is 1.875 × the segment's average. The first
+    /// waypoint is skipped: it starts from wherever the robot is.
+    private func speedWarnings(_ trajectory: Trajectory, limits: [ResolvedJointLimits]) -> [ConfigurationWarning] {
+        var warnings: [ConfigurationWarning] = []
+        let peakFactor = 1.875
+        for w in trajectory.waypoints.indices.dropFirst() {
+            let from = trajectory.waypoints[w - 1]
+            let to = trajectory.waypoints[w]
+            for (j, joint) in joints.enumerated() {
+                let peakRadPerS = peakFactor * abs(to.positionsRad[j] - from.positionsRad[j]) / to.durationS
+                let path = "policy.waypoints[\(w)].duration_s"
+                if peakRadPerS > limits[j].velocityRadPerS {
+                    warnings.append(
+                        ConfigurationWarning(
+                            at: to.location, keyPath: path,
+                            "\(joint.name) would peak near \(peakRadPerS) rad/s (minimum-jerk profile), above its "
+                                + "velocity limit \(limits[j].velocityRadPerS) rad/s; give the segment more time"))
+                } else if peakRadPerS / loop.rateHz > safety.maxStepRad {
+                    warnings.append(
+                        ConfigurationWarning(
+                            at: to.location, keyPath: path,
+                            "\(joint.name) would move up to \(peakRadPerS / loop.rateHz) rad per tick, more than "
+                                + "safety.max_step_rad \(safety.maxStepRad)"))
+                }
+            }
         }
         return warnings
     }

@@ -200,6 +200,13 @@ private struct Parser {
                     found: "'\(servoModel)', a \(entry.busProtocol.rawValue) servo")
             }
 
+            if entry.unsupportedBaudRates.contains(bus.baudRate) {
+                throw reader.error(
+                    .invalidValue, servoNode, fields.childPath("servo"),
+                    expected: "a servo that can run at bus '\(bus.name)''s \(bus.baudRate) bit/s",
+                    found: "'\(servoModel)', which cannot")
+            }
+
             let idNode = try fields.required("id", expected: "the servo ID")
             let servoID = try servoIDValue(idNode, fields.childPath("id"), bus: bus, owner: path, owners: &idOwners)
 

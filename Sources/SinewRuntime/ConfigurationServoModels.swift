@@ -7,11 +7,14 @@ public enum ServoModelCatalog {
         public var busProtocol: RobotConfiguration.BusProtocol
         /// Model number the servo reports to PING / its model register.
         public var modelNumber: Int
+        /// Baud rates of its protocol that this model cannot be set to (bit/s).
+        public var unsupportedBaudRates: [Int] = []
     }
 
     public static let entries: [Entry] = [
         Entry(name: "sts3215", busProtocol: .feetech, modelNumber: 777),
-        Entry(name: "xl330-m288", busProtocol: .dynamixel, modelNumber: 1200),
+        // Baud Rate value 7 (4.5 Mbit/s) does not exist on the XL330.
+        Entry(name: "xl330-m288", busProtocol: .dynamixel, modelNumber: 1200, unsupportedBaudRates: [4_500_000]),
         Entry(name: "xm430-w350", busProtocol: .dynamixel, modelNumber: 1020),
     ]
 

@@ -54,7 +54,7 @@ private let fullYAML = """
     safety:
       position_margin_rad: 0.05
       velocity_limit_scale: 0.5
-      max_step_rad: 0.01
+      max_step_rad: 0.02
       watchdog_ms: 20
       bus_error_budget: 3
       workspace:
@@ -162,7 +162,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect(trajectory.durationS == 4)
 
         #expect(c.safety.positionMarginRad == 0.05 && c.safety.velocityLimitScale == 0.5)
-        #expect(c.safety.maxStepRad == 0.01 && c.safety.watchdogMs == 20 && c.safety.busErrorBudget == 3)
+        #expect(c.safety.maxStepRad == 0.02 && c.safety.watchdogMs == 20 && c.safety.busErrorBudget == 3)
         #expect(c.safety.workspace.count == 1)
         #expect(c.safety.workspace[0].frame == "gripper_frame_link")
         #expect(
@@ -433,6 +433,26 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         } throws: { error in
             (error as! ConfigurationError).keyPath == "imu.link"
         }
+    }
+
+    @Test func trajectorySegmentsTooFastForAJointAreWarnings() throws {
+        // elbow_flex 0.4 → 0.8 rad in 0.05 s peaks near 15 rad/s: above the URDF's 10 rad/s × 0.5.
+        let c = try parse(
+            fullYAML(replacingLine: 41, with: "    - {duration_s: 0.05, positions_rad: {elbow_flex: 0.8}}"))
+        let warnings = try c.check(against: try model())
+        #expect(warnings.map(\.keyPath) == ["policy.waypoints[1].duration_s"])
+        #expect(warnings[0].description.contains("elbow_flex would peak near"))
+        #expect(warnings[0].location.line == 41)
+    }
+
+    @Test func servoThatCannotRunAtTheBusBaudRateIsAnError() {
+        let error = parseError(
+            """
+            model: so101.urdf
+            buses: [{name: b, protocol: dynamixel, port: virtual, baud: 4500000}]
+            joints: [{name: gripper, id: 6, servo: xl330-m288}]
+            """)
+        #expect(error?.kind == .invalidValue && error?.keyPath == "joints[0].servo" && error?.location.line == 3)
     }
 
     @Test func waypointOutsideTheURDFLimitsIsAnError() throws {
