@@ -198,7 +198,9 @@ struct KinematicsEvaluator {
                 }
                 return .failure(InputError("unknown joint \"\(name)\""))
             }
-            guard let number = value as? NSNumber, !(value is Bool) else {
+            // JSON true/false also arrive as NSNumber (and `is Bool` holds for 0 and 1 too): tell them apart by
+            // their Objective-C type code, "c" for booleans.
+            guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else {
                 return .failure(InputError("joint \"\(name)\": expected a number"))
             }
             q[j] = number.doubleValue

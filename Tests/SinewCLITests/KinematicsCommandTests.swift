@@ -54,9 +54,12 @@ import Testing
     @Test func evalHonoursFrame() throws {
         let result = try runSinew(
             ["kinematics", "eval", "\(kinematicsReferenceDirectory)/ur5_robot.urdf", "--frame", "tool0"],
-            input: "{\"joints\": {}}\n")
-        #expect(result.status == 0)
-        let output = try #require(jsonObject(result.stdout))
+            input: "{\"joints\": {}}\n{\"joints\": {\"elbow_joint\": 1.0, \"wrist_1_joint\": 0}}\n"
+                + "{\"joints\": {\"elbow_joint\": true}}\n")
+        #expect(result.status == 1)
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 3 && !lines[1].contains("error") && lines[2].contains("expected a number"))
+        let output = try #require(jsonObject(String(lines[0])))
         #expect((output["jacobian"] as? [String: Any])?["frame"] as? String == "tool0")
         let bad = try runSinew([
             "kinematics", "eval", "\(kinematicsReferenceDirectory)/ur5_robot.urdf", "--frame", "nope",
