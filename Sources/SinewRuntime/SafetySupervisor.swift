@@ -1,3 +1,5 @@
+import Foundation
+
 /// Per-tick facts the supervisor needs besides the joint arrays. Times are CLOCK_MONOTONIC ns.
 public struct SafetyTickInput: Sendable {
     public var nowNs: Int64
@@ -146,6 +148,25 @@ public final class SafetySupervisor: @unchecked Sendable {
     /// Name of a joint for reports.
     public func jointName(_ index: Int32) -> String? {
         index >= 0 && Int(index) < jointCount ? configuration.jointNames[Int(index)] : nil
+    }
+
+    /// One line for the terminal and logs (allocates; not in the tick), e.g.
+    /// `t=1.250 s shoulder_pan: positionLimit (above max: 2.01 beyond 2)`.
+    public func describe(_ event: SafetyEvent) -> String {
+        var text = "t=" + String(format: "%.3f", event.timeSeconds) + " s "
+        if let name = jointName(event.jointIndex) {
+            text += name + ": "
+        } else if event.workspaceBoxIndex >= 0 && Int(event.workspaceBoxIndex) < configuration.workspaceBoxes.count {
+            text += configuration.workspaceBoxes[Int(event.workspaceBoxIndex)].frameName + ": "
+        }
+        text += "\(event.cause)"
+        var parts: [String] = []
+        if event.detail.utf8CodeUnitCount > 0 { parts.append("\(event.detail)") }
+        if !event.value.isNaN || !event.limit.isNaN {
+            parts.append("\(event.value.formatted6) beyond \(event.limit.formatted6)")
+        }
+        if !parts.isEmpty { text += " (" + parts.joined(separator: ": ") + ")" }
+        return text
     }
 
     /// Starts supervising from the present pose (at activation and recovery): clears the latch, the
@@ -321,4 +342,8 @@ public final class SafetySupervisor: @unchecked Sendable {
                 timeSeconds: tickTimeSeconds, cause: cause, workspaceBoxIndex: Int32(box), value: value,
                 limit: limit, detail: detail))
     }
+}
+
+extension Double {
+    fileprivate var formatted6: String { String(format: "%.6g", self) }
 }
