@@ -185,6 +185,12 @@ public final class SafetySupervisor: @unchecked Sendable {
         }
     }
 
+    /// Enters the safe state without a fault (shutdown requested, deactivation): no event, no cause; the
+    /// next `guardTick` outputs hold or torque off per joint. Allocation-free.
+    public func enterSafeStateWithoutFault() {
+        if !latched { latchSafeState() }
+    }
+
     /// Forces the safe state (e.g. after a failed transition) with a cause, recording the event.
     public func forceSafeState(cause: SafetyCause, jointIndex: Int = -1, input: SafetyTickInput) {
         tickTimeSeconds = Double(input.nowNs - input.loopStartNs) * 1e-9

@@ -174,6 +174,12 @@ enum Provocation: String, CaseIterable, CustomTestStringConvertible {
         #expect(!verdict.isSafeState)
         #expect(abs(s.outputPositionRad[0] - 0.45) < 1e-12)
         #expect(s.events.count == 1)
+        // Shutdown: safe state without a fault event.
+        s.enterSafeStateWithoutFault()
+        let shutdownVerdict = s.guardTick(input(atSeconds: 0.7))
+        #expect(shutdownVerdict.isSafeState && shutdownVerdict.cause == nil)
+        #expect(s.outputTorqueEnabled[0] && !s.outputTorqueEnabled[1])
+        #expect(s.events.count == 1)
     }
 
     @Test("the e-stop signal triggers through its handler")
