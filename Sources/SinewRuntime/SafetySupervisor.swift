@@ -4,7 +4,8 @@ import Foundation
 public struct SafetyTickInput: Sendable {
     public var nowNs: Int64
     public var loopStartNs: Int64
-    /// When the policy last produced a command (for the watchdog).
+    /// When the policy last produced a command (for the watchdog); start it at the activation time, or
+    /// the first tick is already stale.
     public var lastCommandTimeNs: Int64
     /// Bus transactions that failed this tick (all buses).
     public var busErrorsThisTick: Int
