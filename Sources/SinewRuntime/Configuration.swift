@@ -7,19 +7,19 @@ import SinewCore
 /// `check(against:)` (or do both with `RobotConfiguration.loadChecked(contentsOf:)`).
 public struct RobotConfiguration: Sendable, Equatable {
     /// Robot name (`name:`; defaults to the name of the directory holding the yaml file).
-    public var name: String
+    public let name: String
     /// Path of the yaml file as given to the loader.
-    public var file: String
+    public let file: String
     /// Absolute or as-given path of the URDF, resolved against the yaml file's directory.
-    public var modelPath: String
-    public var buses: [Bus]
+    public let modelPath: String
+    public let buses: [Bus]
     /// Joints in configuration order; trajectory arrays and joint-indexed buffers use this order.
-    public var joints: [Joint]
-    public var loop: Loop
-    public var policy: Policy
-    public var safety: Safety
-    public var recording: Recording
-    public var imu: IMU?
+    public let joints: [Joint]
+    public let loop: Loop
+    public let policy: Policy
+    public let safety: Safety
+    public let recording: Recording
+    public let imu: IMU?
 
     public init(
         name: String, file: String, modelPath: String, buses: [Bus], joints: [Joint],
@@ -72,13 +72,13 @@ extension RobotConfiguration {
     }
 
     public struct Bus: Sendable, Equatable {
-        public var name: String
-        public var busProtocol: BusProtocol
-        public var port: Port
+        public let name: String
+        public let busProtocol: BusProtocol
+        public let port: Port
         /// bit/s; default 1 000 000.
-        public var baudRate: Int
+        public let baudRate: Int
         /// Where the bus entry starts in the yaml file.
-        public var location: SourceLocation
+        public let location: SourceLocation
 
         public init(
             name: String, busProtocol: BusProtocol, port: Port, baudRate: Int = 1_000_000,
@@ -95,11 +95,11 @@ extension RobotConfiguration {
     /// Gearing between the servo output shaft and the joint: joint angle = servo angle / `ratio`.
     public struct Reducer: Sendable, Equatable {
         /// Servo turns per joint turn (> 0); 1 when the servo drives the joint directly.
-        public var ratio: Double
+        public let ratio: Double
         /// Free play at the joint (rad, ≥ 0).
-        public var backlashRad: Double
+        public let backlashRad: Double
         /// Torque efficiency servo → joint, in (0, 1].
-        public var efficiency: Double
+        public let efficiency: Double
 
         public init(ratio: Double = 1, backlashRad: Double = 0, efficiency: Double = 1) {
             self.ratio = ratio
@@ -111,11 +111,11 @@ extension RobotConfiguration {
     /// Joint limits from the configuration; nil means "use the URDF's". Units at the joint.
     public struct JointLimits: Sendable, Equatable {
         /// Lower and upper position (rad), lower < upper.
-        public var positionRad: (lower: Double, upper: Double)?
+        public let positionRad: (lower: Double, upper: Double)?
         /// Maximum speed (rad/s, > 0).
-        public var velocityRadPerS: Double?
+        public let velocityRadPerS: Double?
         /// Maximum effort (N·m, > 0).
-        public var effortNm: Double?
+        public let effortNm: Double?
 
         public init(
             positionRad: (lower: Double, upper: Double)? = nil, velocityRadPerS: Double? = nil, effortNm: Double? = nil
@@ -142,9 +142,9 @@ extension RobotConfiguration {
     /// A second servo on the same joint (for example two servos driving one shoulder), on the same bus and
     /// of the same model as the joint's main servo.
     public struct CoupledServo: Sendable, Equatable {
-        public var servoID: Int
+        public let servoID: Int
         /// +1 if it turns the same way as the main servo for the same joint motion, -1 if mirrored.
-        public var direction: Int
+        public let direction: Int
 
         public init(servoID: Int, direction: Int = 1) {
             self.servoID = servoID
@@ -155,22 +155,22 @@ extension RobotConfiguration {
     /// How one joint maps to its servo: `joint = direction · servo / reducer.ratio + offsetRad`.
     public struct Joint: Sendable, Equatable {
         /// Name of the joint in the URDF.
-        public var name: String
+        public let name: String
         /// Name of the bus the servo is on.
-        public var bus: String
-        public var servoID: Int
+        public let bus: String
+        public let servoID: Int
         /// Servo model name as in `ServoModelCatalog`, e.g. `sts3215`.
-        public var servoModel: String
-        public var reducer: Reducer
+        public let servoModel: String
+        public let reducer: Reducer
         /// +1 or -1.
-        public var direction: Int
+        public let direction: Int
         /// Joint position (rad) when the servo reads its zero (after calibration).
-        public var offsetRad: Double
-        public var limits: JointLimits
-        public var safeState: SafeStateBehaviour
-        public var coupled: CoupledServo?
+        public let offsetRad: Double
+        public let limits: JointLimits
+        public let safeState: SafeStateBehaviour
+        public let coupled: CoupledServo?
         /// Where the joint entry starts in the yaml file.
-        public var location: SourceLocation
+        public let location: SourceLocation
 
         public init(
             name: String, bus: String, servoID: Int, servoModel: String, reducer: Reducer = .init(),
@@ -202,14 +202,14 @@ extension RobotConfiguration {
 
     public struct Loop: Sendable, Equatable {
         /// Tick rate (Hz, > 0); default 500.
-        public var rateHz: Double
+        public let rateHz: Double
         /// SCHED_FIFO priority 1–99; default 80.
-        public var priority: Int
+        public let priority: Int
         /// CPU core to pin the loop thread to; nil = no pinning.
-        public var cpu: Int?
-        public var overrun: OverrunPolicy
+        public let cpu: Int?
+        public let overrun: OverrunPolicy
         /// With `catchUp`: most ticks run late back to back (≥ 1); default 3.
-        public var catchUpMax: Int
+        public let catchUpMax: Int
 
         public init(
             rateHz: Double = 500, priority: Int = 80, cpu: Int? = nil, overrun: OverrunPolicy = .skip,
@@ -226,10 +226,10 @@ extension RobotConfiguration {
     /// A joint-space waypoint: reach `positionsRad` (one per configured joint, in `RobotConfiguration.joints`
     /// order) `durationS` seconds after the previous waypoint (the first: after the start pose).
     public struct Waypoint: Sendable, Equatable {
-        public var positionsRad: [Double]
-        public var durationS: Double
+        public let positionsRad: [Double]
+        public let durationS: Double
         /// Where the waypoint starts in the yaml file.
-        public var location: SourceLocation
+        public let location: SourceLocation
 
         public init(positionsRad: [Double], durationS: Double, location: SourceLocation = SourceLocation(file: "")) {
             self.positionsRad = positionsRad
@@ -239,9 +239,9 @@ extension RobotConfiguration {
     }
 
     public struct Trajectory: Sendable, Equatable {
-        public var waypoints: [Waypoint]
+        public let waypoints: [Waypoint]
         /// Start again from the first waypoint after the last.
-        public var loop: Bool
+        public let loop: Bool
 
         public init(waypoints: [Waypoint], loop: Bool = false) {
             self.waypoints = waypoints
@@ -262,10 +262,10 @@ extension RobotConfiguration {
     /// An axis-aligned box a named frame's origin must stay in, in the URDF root frame (m).
     public struct WorkspaceBox: Sendable, Equatable {
         /// URDF link name.
-        public var frame: String
-        public var minM: SIMD3<Double>
-        public var maxM: SIMD3<Double>
-        public var location: SourceLocation
+        public let frame: String
+        public let minM: SIMD3<Double>
+        public let maxM: SIMD3<Double>
+        public let location: SourceLocation
 
         public init(
             frame: String, minM: SIMD3<Double>, maxM: SIMD3<Double>, location: SourceLocation = SourceLocation(file: "")
@@ -280,8 +280,8 @@ extension RobotConfiguration {
     /// External emergency-stop sources: the loop goes to the safe state when `file` exists, or when anything
     /// connects to / writes on the Unix socket at `socket`.
     public struct EmergencyStop: Sendable, Equatable {
-        public var file: String?
-        public var socket: String?
+        public let file: String?
+        public let socket: String?
 
         public init(file: String? = nil, socket: String? = nil) {
             self.file = file
@@ -291,17 +291,17 @@ extension RobotConfiguration {
 
     public struct Safety: Sendable, Equatable {
         /// Commands are kept this far inside the position limits (rad, ≥ 0); default 0.02.
-        public var positionMarginRad: Double
+        public let positionMarginRad: Double
         /// Fraction of each joint's velocity limit allowed, in (0, 1]; default 1.
-        public var velocityLimitScale: Double
+        public let velocityLimitScale: Double
         /// Largest change of a position command in one tick (rad, > 0); default 0.05.
-        public var maxStepRad: Double
-        public var workspace: [WorkspaceBox]
+        public let maxStepRad: Double
+        public let workspace: [WorkspaceBox]
         /// A command older than this goes to the safe state (ms, > 0); default 50.
-        public var watchdogMs: Double
+        public let watchdogMs: Double
         /// Consecutive failed bus transactions tolerated before the safe state (≥ 1); default 5.
-        public var busErrorBudget: Int
-        public var estop: EmergencyStop
+        public let busErrorBudget: Int
+        public let estop: EmergencyStop
 
         public init(
             positionMarginRad: Double = 0.02, velocityLimitScale: Double = 1, maxStepRad: Double = 0.05,
@@ -319,12 +319,12 @@ extension RobotConfiguration {
     }
 
     public struct Recording: Sendable, Equatable {
-        public var enabled: Bool
+        public let enabled: Bool
         /// Output path as written (relative paths are relative to the working directory); nil = the
         /// runtime's default.
-        public var path: String?
+        public let path: String?
         /// Record every n-th tick (≥ 1); default 1.
-        public var decimation: Int
+        public let decimation: Int
 
         public init(enabled: Bool = false, path: String? = nil, decimation: Int = 1) {
             self.enabled = enabled
@@ -335,17 +335,17 @@ extension RobotConfiguration {
 
     /// An inertial measurement unit rigidly mounted on a link.
     public struct IMU: Sendable, Equatable {
-        public var port: Port
+        public let port: Port
         /// Driver/protocol name, lower-case (default `virtual`); checked by the driver layer.
-        public var imuProtocol: String
+        public let imuProtocol: String
         /// URDF link the IMU is mounted on.
-        public var link: String
+        public let link: String
         /// Pose of the IMU frame in the link frame: translation (m) and roll-pitch-yaw (rad, fixed axes x-y-z).
-        public var mountingXYZ: SIMD3<Double>
-        public var mountingRPY: SIMD3<Double>
+        public let mountingXYZ: SIMD3<Double>
+        public let mountingRPY: SIMD3<Double>
         /// Sample rate (Hz, > 0); default 100.
-        public var rateHz: Double
-        public var location: SourceLocation
+        public let rateHz: Double
+        public let location: SourceLocation
 
         public init(
             port: Port, imuProtocol: String = "virtual", link: String, mountingXYZ: SIMD3<Double> = .zero,

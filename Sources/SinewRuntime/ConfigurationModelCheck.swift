@@ -3,10 +3,10 @@ import SinewKinematics
 
 /// A configuration together with the URDF model it was checked against.
 public struct CheckedRobotConfiguration: Sendable {
-    public var configuration: RobotConfiguration
-    public var model: RobotModel
+    public let configuration: RobotConfiguration
+    public let model: RobotModel
     /// Things accepted but worth telling the user (see `RobotConfiguration.check(against:)`).
-    public var warnings: [ConfigurationWarning]
+    public let warnings: [ConfigurationWarning]
 }
 
 extension RobotConfiguration {
@@ -159,12 +159,12 @@ extension RobotConfiguration {
     /// The limits that apply to one joint once the URDF and the configuration are combined.
     public struct ResolvedJointLimits: Sendable, Equatable {
         /// Position range (rad): the narrower of the URDF's and `limits.position_rad`; ±infinity if neither.
-        public var lowerRad: Double
-        public var upperRad: Double
+        public let lowerRad: Double
+        public let upperRad: Double
         /// Speed (rad/s): the smaller of the two, times `safety.velocity_limit_scale`; infinity if neither.
-        public var velocityRadPerS: Double
+        public let velocityRadPerS: Double
         /// Effort (N·m): the smaller of the two; infinity if neither.
-        public var effortNm: Double
+        public let effortNm: Double
 
         public init(lowerRad: Double, upperRad: Double, velocityRadPerS: Double, effortNm: Double) {
             self.lowerRad = lowerRad

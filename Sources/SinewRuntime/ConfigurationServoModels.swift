@@ -3,10 +3,10 @@
 public enum ServoModelCatalog {
     public struct Entry: Sendable, Equatable {
         /// Lower-case model name as the vendor writes it, e.g. `xl330-m288`.
-        public var name: String
-        public var busProtocol: RobotConfiguration.BusProtocol
+        public let name: String
+        public let busProtocol: RobotConfiguration.BusProtocol
         /// Model number the servo reports to PING / its model register.
-        public var modelNumber: Int
+        public let modelNumber: Int
         /// Baud rates of its protocol that this model cannot be set to (bit/s).
         public var unsupportedBaudRates: [Int] = []
     }

@@ -1,8 +1,11 @@
+import Foundation
+
 /// Per-tick facts the supervisor needs besides the joint arrays. Times are CLOCK_MONOTONIC ns.
 public struct SafetyTickInput: Sendable {
     public var nowNs: Int64
     public var loopStartNs: Int64
-    /// When the policy last produced a command (for the watchdog).
+    /// When the policy last produced a command (for the watchdog); start it at the activation time, or
+    /// the first tick is already stale.
     public var lastCommandTimeNs: Int64
     /// Bus transactions that failed this tick (all buses).
     public var busErrorsThisTick: Int
@@ -148,6 +151,25 @@ public final class SafetySupervisor: @unchecked Sendable {
         index >= 0 && Int(index) < jointCount ? configuration.jointNames[Int(index)] : nil
     }
 
+    /// One line for the terminal and logs (allocates; not in the tick), e.g.
+    /// `t=1.250 s shoulder_pan: positionLimit (above max: 2.01 beyond 2)`.
+    public func describe(_ event: SafetyEvent) -> String {
+        var text = "t=" + String(format: "%.3f", event.timeSeconds) + " s "
+        if let name = jointName(event.jointIndex) {
+            text += name + ": "
+        } else if event.workspaceBoxIndex >= 0 && Int(event.workspaceBoxIndex) < configuration.workspaceBoxes.count {
+            text += configuration.workspaceBoxes[Int(event.workspaceBoxIndex)].frameName + ": "
+        }
+        text += "\(event.cause)"
+        var parts: [String] = []
+        if event.detail.utf8CodeUnitCount > 0 { parts.append("\(event.detail)") }
+        if !event.value.isNaN || !event.limit.isNaN {
+            parts.append("\(event.value.formatted6) beyond \(event.limit.formatted6)")
+        }
+        if !parts.isEmpty { text += " (" + parts.joined(separator: ": ") + ")" }
+        return text
+    }
+
     /// Starts supervising from the present pose (at activation and recovery): clears the latch, the
     /// counters and the e-stop latch, and makes the measured positions the previous output, so that the
     /// first commands are rate-limited from where the robot is. Fill `measuredPositionRad` first.
@@ -162,6 +184,12 @@ public final class SafetySupervisor: @unchecked Sendable {
             outputPositionRad[i] = measuredPositionRad[i]
             outputTorqueEnabled[i] = true
         }
+    }
+
+    /// Enters the safe state without a fault (shutdown requested, deactivation): no event, no cause; the
+    /// next `guardTick` outputs hold or torque off per joint. Allocation-free.
+    public func enterSafeStateWithoutFault() {
+        if !latched { latchSafeState() }
     }
 
     /// Forces the safe state (e.g. after a failed transition) with a cause, recording the event.
@@ -321,4 +349,8 @@ public final class SafetySupervisor: @unchecked Sendable {
                 timeSeconds: tickTimeSeconds, cause: cause, workspaceBoxIndex: Int32(box), value: value,
                 limit: limit, detail: detail))
     }
+}
+
+extension Double {
+    fileprivate var formatted6: String { String(format: "%.6g", self) }
 }

@@ -36,6 +36,12 @@ public struct LatencySummary: Sendable, Equatable {
     public var maxNs: UInt64
     public var meanNs: Double
 
+    /// The same figures in microseconds (JSON output: `wake_p99_us` and the like).
+    public var p50Us: Double { Double(p50Ns) / 1000 }
+    public var p99Us: Double { Double(p99Ns) / 1000 }
+    public var p999Us: Double { Double(p999Ns) / 1000 }
+    public var maxUs: Double { Double(maxNs) / 1000 }
+
     public static let empty = LatencySummary(count: 0, p50Ns: 0, p99Ns: 0, p999Ns: 0, maxNs: 0, meanNs: 0)
 
     public init(count: UInt64, p50Ns: UInt64, p99Ns: UInt64, p999Ns: UInt64, maxNs: UInt64, meanNs: Double) {

@@ -542,4 +542,16 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         }
         #expect(abs(trajectory.durationS - 10) <= 1)
     }
+
+    /// The annotated example in Hardware/README.md is a valid configuration.
+    @Test func readmeReferenceExampleParses() throws {
+        let readme = try String(contentsOfFile: "\(repositoryRoot)/Hardware/README.md", encoding: .utf8)
+        let start = try #require(readme.range(of: "```yaml\n"))
+        let end = try #require(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
+        let c = try RobotConfiguration.parse(
+            String(readme[start.upperBound..<end.lowerBound]), file: "README.md", baseDirectory: "/robots/my_arm")
+        #expect(c.name == "my_arm" && c.joints.count == 1 && c.joints[0].coupled?.servoID == 7)
+        #expect(c.loop == RobotConfiguration.Loop() && c.recording == RobotConfiguration.Recording())
+        #expect(c.safety.workspace.count == 1 && c.imu?.link == "base_link")
+    }
 }

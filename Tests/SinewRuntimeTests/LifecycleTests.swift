@@ -97,4 +97,19 @@ final class RecordingNode: LifecycleNode {
         #expect(throws: LifecycleError<HookFailure>.self) { try lifecycle.shutdown() }
         #expect(lifecycle.state == .shutdown)
     }
+
+    @Test("a failed deactivation leaves the robot in the safe state; a failed activation stays configured")
+    func failedDeactivation() throws {
+        let node = RecordingNode()
+        let lifecycle = Lifecycle(node: node)
+        try lifecycle.configure()
+        node.failOn = ["activate"]
+        #expect(throws: LifecycleError<HookFailure>.self) { try lifecycle.activate() }
+        #expect(lifecycle.state == .configured)
+        node.failOn = ["deactivate"]
+        try lifecycle.activate()
+        #expect(throws: LifecycleError<HookFailure>.self) { try lifecycle.deactivate() }
+        #expect(lifecycle.state == .safe)
+        #expect(node.calls.suffix(2) == ["deactivate", "safe:-:-"])
+    }
 }

@@ -126,6 +126,17 @@ enum Provocation: String, CaseIterable, CustomTestStringConvertible {
         #expect(s.events.count == count)
     }
 
+    @Test("events read as one line naming the joint or frame, the cause and the values")
+    func eventDescription() {
+        let s = makeSupervisor()
+        s.measuredPositionRad[1] = 2.01
+        s.framePositionM[2] = 0.75
+        _ = s.guardTick(input(atSeconds: 1.25))
+        #expect(s.events.count == 2)
+        #expect(s.describe(s.events[0]) == "t=1.250 s elbow_flex: positionLimit (above max: 2.01 beyond 2)")
+        #expect(s.describe(s.events[1]) == "t=1.250 s gripper: workspaceLimit (z: 0.75 beyond 0.6)")
+    }
+
     @Test("commands are clamped inside the margins and rate-limited per tick")
     func clamping() {
         let s = makeSupervisor()
@@ -162,6 +173,12 @@ enum Provocation: String, CaseIterable, CustomTestStringConvertible {
         let verdict = s.guardTick(input(atSeconds: 0.6))
         #expect(!verdict.isSafeState)
         #expect(abs(s.outputPositionRad[0] - 0.45) < 1e-12)
+        #expect(s.events.count == 1)
+        // Shutdown: safe state without a fault event.
+        s.enterSafeStateWithoutFault()
+        let shutdownVerdict = s.guardTick(input(atSeconds: 0.7))
+        #expect(shutdownVerdict.isSafeState && shutdownVerdict.cause == nil)
+        #expect(s.outputTorqueEnabled[0] && !s.outputTorqueEnabled[1])
         #expect(s.events.count == 1)
     }
 
