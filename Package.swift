@@ -11,7 +11,8 @@ let package = Package(
         .library(name: "SinewKinematics", targets: ["SinewKinematics"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -36,6 +37,10 @@ let package = Package(
         .target(name: "SinewCore"),
         .target(name: "SinewKinematics", dependencies: ["SinewCore", "CKinematics"]),
         .target(name: "SinewFusion", dependencies: ["SinewCore"]),
+        .target(
+            name: "SinewRuntime",
+            dependencies: ["SinewCore", "SinewKinematics", .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "sinew",
             dependencies: [
@@ -53,6 +58,7 @@ let package = Package(
         .testTarget(name: "SinewCLITests", dependencies: ["sinew"]),
         .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter"]),
         .testTarget(name: "SinewFusionTests", dependencies: ["SinewFusion", "CAllocCounter"]),
+        .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

@@ -1,0 +1,364 @@
+import SinewCore
+
+/// A robot as configured by its `robot.yaml`: the body (URDF), the servo buses, how each joint maps to a
+/// servo, the loop, the policy, safety limits, recording and an optional IMU. Parsed once, immutable.
+///
+/// Load with `RobotConfiguration.load(contentsOf:)`; cross-check against the URDF with
+/// `check(against:)` (or do both with `RobotConfiguration.loadChecked(contentsOf:)`).
+public struct RobotConfiguration: Sendable, Equatable {
+    /// Robot name (`name:`; defaults to the name of the directory holding the yaml file).
+    public let name: String
+    /// Path of the yaml file as given to the loader.
+    public let file: String
+    /// Absolute or as-given path of the URDF, resolved against the yaml file's directory.
+    public let modelPath: String
+    public let buses: [Bus]
+    /// Joints in configuration order; trajectory arrays and joint-indexed buffers use this order.
+    public let joints: [Joint]
+    public let loop: Loop
+    public let policy: Policy
+    public let safety: Safety
+    public let recording: Recording
+    public let imu: IMU?
+
+    public init(
+        name: String, file: String, modelPath: String, buses: [Bus], joints: [Joint],
+        loop: Loop = Loop(), policy: Policy = .hold,
+        safety: Safety = Safety(),
+        recording: Recording = Recording(),
+        imu: IMU? = nil
+    ) {
+        self.name = name
+        self.file = file
+        self.modelPath = modelPath
+        self.buses = buses
+        self.joints = joints
+        self.loop = loop
+        self.policy = policy
+        self.safety = safety
+        self.recording = recording
+        self.imu = imu
+    }
+
+    public func bus(named name: String) -> Bus? { buses.first { $0.name == name } }
+    public func jointIndex(named name: String) -> Int? { joints.firstIndex { $0.name == name } }
+    /// The joints on one bus, in configuration order, with their index in `joints`.
+    public func joints(onBus name: String) -> [(index: Int, joint: Joint)] {
+        joints.enumerated().filter { $0.element.bus == name }.map { (index: $0.offset, joint: $0.element) }
+    }
+}
+
+extension RobotConfiguration {
+    /// Wire protocol of a servo bus.
+    public enum BusProtocol: String, Sendable, CaseIterable {
+        /// ROBOTIS Dynamixel Protocol 2.0.
+        case dynamixel
+        /// Feetech SCS/STS.
+        case feetech
+    }
+
+    /// Where a bus is: a serial device, or Sinew's virtual bus (simulation).
+    public enum Port: Sendable, Equatable, CustomStringConvertible {
+        case virtual
+        /// A device path such as `/dev/ttyACM0` or `/dev/serial/by-id/…`.
+        case device(String)
+
+        public var description: String {
+            switch self {
+            case .virtual: "virtual"
+            case .device(let path): path
+            }
+        }
+    }
+
+    public struct Bus: Sendable, Equatable {
+        public let name: String
+        public let busProtocol: BusProtocol
+        public let port: Port
+        /// bit/s; default 1 000 000.
+        public let baudRate: Int
+        /// Where the bus entry starts in the yaml file.
+        public let location: SourceLocation
+
+        public init(
+            name: String, busProtocol: BusProtocol, port: Port, baudRate: Int = 1_000_000,
+            location: SourceLocation = SourceLocation(file: "")
+        ) {
+            self.name = name
+            self.busProtocol = busProtocol
+            self.port = port
+            self.baudRate = baudRate
+            self.location = location
+        }
+    }
+
+    /// Gearing between the servo output shaft and the joint: joint angle = servo angle / `ratio`.
+    public struct Reducer: Sendable, Equatable {
+        /// Servo turns per joint turn (> 0); 1 when the servo drives the joint directly.
+        public let ratio: Double
+        /// Free play at the joint (rad, ≥ 0).
+        public let backlashRad: Double
+        /// Torque efficiency servo → joint, in (0, 1].
+        public let efficiency: Double
+
+        public init(ratio: Double = 1, backlashRad: Double = 0, efficiency: Double = 1) {
+            self.ratio = ratio
+            self.backlashRad = backlashRad
+            self.efficiency = efficiency
+        }
+    }
+
+    /// Joint limits from the configuration; nil means "use the URDF's". Units at the joint.
+    public struct JointLimits: Sendable, Equatable {
+        /// Lower and upper position (rad), lower < upper.
+        public let positionRad: (lower: Double, upper: Double)?
+        /// Maximum speed (rad/s, > 0).
+        public let velocityRadPerS: Double?
+        /// Maximum effort (N·m, > 0).
+        public let effortNm: Double?
+
+        public init(
+            positionRad: (lower: Double, upper: Double)? = nil, velocityRadPerS: Double? = nil, effortNm: Double? = nil
+        ) {
+            self.positionRad = positionRad
+            self.velocityRadPerS = velocityRadPerS
+            self.effortNm = effortNm
+        }
+
+        public static func == (a: Self, b: Self) -> Bool {
+            a.positionRad?.lower == b.positionRad?.lower && a.positionRad?.upper == b.positionRad?.upper
+                && a.velocityRadPerS == b.velocityRadPerS && a.effortNm == b.effortNm
+        }
+    }
+
+    /// What a joint does in the safe state.
+    public enum SafeStateBehaviour: String, Sendable, CaseIterable {
+        /// Keep torque on and hold the present position.
+        case hold
+        /// Drop torque (the joint goes limp).
+        case torqueOff = "torque_off"
+    }
+
+    /// A second servo on the same joint (for example two servos driving one shoulder), on the same bus and
+    /// of the same model as the joint's main servo.
+    public struct CoupledServo: Sendable, Equatable {
+        public let servoID: Int
+        /// +1 if it turns the same way as the main servo for the same joint motion, -1 if mirrored.
+        public let direction: Int
+
+        public init(servoID: Int, direction: Int = 1) {
+            self.servoID = servoID
+            self.direction = direction
+        }
+    }
+
+    /// How one joint maps to its servo: `joint = direction · servo / reducer.ratio + offsetRad`.
+    public struct Joint: Sendable, Equatable {
+        /// Name of the joint in the URDF.
+        public let name: String
+        /// Name of the bus the servo is on.
+        public let bus: String
+        public let servoID: Int
+        /// Servo model name as in `ServoModelCatalog`, e.g. `sts3215`.
+        public let servoModel: String
+        public let reducer: Reducer
+        /// +1 or -1.
+        public let direction: Int
+        /// Joint position (rad) when the servo reads its zero (after calibration).
+        public let offsetRad: Double
+        public let limits: JointLimits
+        public let safeState: SafeStateBehaviour
+        public let coupled: CoupledServo?
+        /// Where the joint entry starts in the yaml file.
+        public let location: SourceLocation
+
+        public init(
+            name: String, bus: String, servoID: Int, servoModel: String, reducer: Reducer = .init(),
+            direction: Int = 1, offsetRad: Double = 0, limits: JointLimits = .init(),
+            safeState: SafeStateBehaviour = .torqueOff, coupled: CoupledServo? = nil,
+            location: SourceLocation = SourceLocation(file: "")
+        ) {
+            self.name = name
+            self.bus = bus
+            self.servoID = servoID
+            self.servoModel = servoModel
+            self.reducer = reducer
+            self.direction = direction
+            self.offsetRad = offsetRad
+            self.limits = limits
+            self.safeState = safeState
+            self.coupled = coupled
+            self.location = location
+        }
+    }
+
+    /// What the loop does when a tick ends after the next deadline.
+    public enum OverrunPolicy: String, Sendable, CaseIterable {
+        /// Drop the missed deadlines and wait for the next one on the original grid.
+        case skip
+        /// Run the missed ticks back to back, at most `catchUpMax` of them, then skip the rest.
+        case catchUp = "catch_up"
+    }
+
+    public struct Loop: Sendable, Equatable {
+        /// Tick rate (Hz, > 0); default 500.
+        public let rateHz: Double
+        /// SCHED_FIFO priority 1–99; default 80.
+        public let priority: Int
+        /// CPU core to pin the loop thread to; nil = no pinning.
+        public let cpu: Int?
+        public let overrun: OverrunPolicy
+        /// With `catchUp`: most ticks run late back to back (≥ 1); default 3.
+        public let catchUpMax: Int
+
+        public init(
+            rateHz: Double = 500, priority: Int = 80, cpu: Int? = nil, overrun: OverrunPolicy = .skip,
+            catchUpMax: Int = 3
+        ) {
+            self.rateHz = rateHz
+            self.priority = priority
+            self.cpu = cpu
+            self.overrun = overrun
+            self.catchUpMax = catchUpMax
+        }
+    }
+
+    /// A joint-space waypoint: reach `positionsRad` (one per configured joint, in `RobotConfiguration.joints`
+    /// order) `durationS` seconds after the previous waypoint (the first: after the start pose).
+    public struct Waypoint: Sendable, Equatable {
+        public let positionsRad: [Double]
+        public let durationS: Double
+        /// Where the waypoint starts in the yaml file.
+        public let location: SourceLocation
+
+        public init(positionsRad: [Double], durationS: Double, location: SourceLocation = SourceLocation(file: "")) {
+            self.positionsRad = positionsRad
+            self.durationS = durationS
+            self.location = location
+        }
+    }
+
+    public struct Trajectory: Sendable, Equatable {
+        public let waypoints: [Waypoint]
+        /// Start again from the first waypoint after the last.
+        public let loop: Bool
+
+        public init(waypoints: [Waypoint], loop: Bool = false) {
+            self.waypoints = waypoints
+            self.loop = loop
+        }
+
+        /// Sum of all waypoint durations (s): one pass.
+        public var durationS: Double { waypoints.reduce(0) { $0 + $1.durationS } }
+    }
+
+    /// The built-in policies (learned and remote policies have their own configuration later).
+    public enum Policy: Sendable, Equatable {
+        /// Hold the pose the robot was in when activated. The default.
+        case hold
+        case trajectory(Trajectory)
+    }
+
+    /// An axis-aligned box a named frame's origin must stay in, in the URDF root frame (m).
+    public struct WorkspaceBox: Sendable, Equatable {
+        /// URDF link name.
+        public let frame: String
+        public let minM: SIMD3<Double>
+        public let maxM: SIMD3<Double>
+        public let location: SourceLocation
+
+        public init(
+            frame: String, minM: SIMD3<Double>, maxM: SIMD3<Double>, location: SourceLocation = SourceLocation(file: "")
+        ) {
+            self.frame = frame
+            self.minM = minM
+            self.maxM = maxM
+            self.location = location
+        }
+    }
+
+    /// External emergency-stop sources: the loop goes to the safe state when `file` exists, or when anything
+    /// connects to / writes on the Unix socket at `socket`.
+    public struct EmergencyStop: Sendable, Equatable {
+        public let file: String?
+        public let socket: String?
+
+        public init(file: String? = nil, socket: String? = nil) {
+            self.file = file
+            self.socket = socket
+        }
+    }
+
+    public struct Safety: Sendable, Equatable {
+        /// Commands are kept this far inside the position limits (rad, ≥ 0); default 0.02.
+        public let positionMarginRad: Double
+        /// Fraction of each joint's velocity limit allowed, in (0, 1]; default 1.
+        public let velocityLimitScale: Double
+        /// Largest change of a position command in one tick (rad, > 0); default 0.05.
+        public let maxStepRad: Double
+        public let workspace: [WorkspaceBox]
+        /// A command older than this goes to the safe state (ms, > 0); default 50.
+        public let watchdogMs: Double
+        /// Consecutive failed bus transactions tolerated before the safe state (≥ 1); default 5.
+        public let busErrorBudget: Int
+        public let estop: EmergencyStop
+
+        public init(
+            positionMarginRad: Double = 0.02, velocityLimitScale: Double = 1, maxStepRad: Double = 0.05,
+            workspace: [WorkspaceBox] = [], watchdogMs: Double = 50, busErrorBudget: Int = 5,
+            estop: EmergencyStop = .init()
+        ) {
+            self.positionMarginRad = positionMarginRad
+            self.velocityLimitScale = velocityLimitScale
+            self.maxStepRad = maxStepRad
+            self.workspace = workspace
+            self.watchdogMs = watchdogMs
+            self.busErrorBudget = busErrorBudget
+            self.estop = estop
+        }
+    }
+
+    public struct Recording: Sendable, Equatable {
+        public let enabled: Bool
+        /// Output path as written (relative paths are relative to the working directory); nil = the
+        /// runtime's default.
+        public let path: String?
+        /// Record every n-th tick (≥ 1); default 1.
+        public let decimation: Int
+
+        public init(enabled: Bool = false, path: String? = nil, decimation: Int = 1) {
+            self.enabled = enabled
+            self.path = path
+            self.decimation = decimation
+        }
+    }
+
+    /// An inertial measurement unit rigidly mounted on a link.
+    public struct IMU: Sendable, Equatable {
+        public let port: Port
+        /// Driver/protocol name, lower-case (default `virtual`); checked by the driver layer.
+        public let imuProtocol: String
+        /// URDF link the IMU is mounted on.
+        public let link: String
+        /// Pose of the IMU frame in the link frame: translation (m) and roll-pitch-yaw (rad, fixed axes x-y-z).
+        public let mountingXYZ: SIMD3<Double>
+        public let mountingRPY: SIMD3<Double>
+        /// Sample rate (Hz, > 0); default 100.
+        public let rateHz: Double
+        public let location: SourceLocation
+
+        public init(
+            port: Port, imuProtocol: String = "virtual", link: String, mountingXYZ: SIMD3<Double> = .zero,
+            mountingRPY: SIMD3<Double> = .zero, rateHz: Double = 100,
+            location: SourceLocation = SourceLocation(file: "")
+        ) {
+            self.port = port
+            self.imuProtocol = imuProtocol
+            self.link = link
+            self.mountingXYZ = mountingXYZ
+            self.mountingRPY = mountingRPY
+            self.rateHz = rateHz
+            self.location = location
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import SinewCore
+import SinewKinematics
+
+/// A configuration together with the URDF model it was checked against.
+public struct CheckedRobotConfiguration: Sendable {
+    public let configuration: RobotConfiguration
+    public let model: RobotModel
+    /// Things accepted but worth telling the user (see `RobotConfiguration.check(against:)`).
+    public let warnings: [ConfigurationWarning]
+}
+
+extension RobotConfiguration {
+    /// Loads `robot.yaml`, then its URDF, and checks one against the other.
+    public static func loadChecked(contentsOf path: String) throws(ConfigurationError) -> CheckedRobotConfiguration {
+        let configuration = try load(contentsOf: path)
+        let model: RobotModel
+        do {
+            model = try RobotModel(urdf: configuration.modelPath)
+        } catch {
+            throw ConfigurationError(
+                .modelUnloadable, at: SourceLocation(file: path), keyPath: "model",
+                expected: "a loadable URDF at \(configuration.modelPath)", found: error.description)
+        }
+        let warnings = try configuration.check(against: model)
+        return CheckedRobotConfiguration(configuration: configuration, model: model, warnings: warnings)
+    }
+
+    /// Checks the configuration against the robot's URDF model.
+    ///
+    /// Errors: a configured joint missing from the URDF or not a moving joint; a workspace frame or IMU
+    /// link that is not a URDF link; a trajectory waypoint outside the URDF's position limits.
+    ///
+    /// Warnings (returned): configured position, velocity or effort limits wider than the URDF's — not an
+    /// error because the safety supervisor enforces the narrower of the two, but usually a mistake; and
+    /// waypoints within the safety position margin of a limit (they will be clamped).
+    public func check(against model: RobotModel) throws(ConfigurationError) -> [ConfigurationWarning] {
+        var warnings: [ConfigurationWarning] = []
+        let movingNames = model.joints.map { "'\($0.name)'" }.joined(separator: ", ")
+        for (i, joint) in joints.enumerated() {
+            let path = "joints[\(i)].name"
+            guard let index = model.jointIndex(named: joint.name) else {
+                if model.fixedJoints.contains(where: { $0.name == joint.name }) {
+                    throw ConfigurationError(
+                        .notAMovingJoint, at: joint.location, keyPath: path,
+                        expected: "a moving joint of \(model.file) (\(movingNames))",
+                        found: "'\(joint.name)', a fixed joint")
+                }
+                throw ConfigurationError(
+                    .unknownModelJoint, at: joint.location, keyPath: path,
+                    expected: "a joint of \(model.file) (\(movingNames))", found: "'\(joint.name)'")
+            }
+            let urdf = model.joints[index]
+            guard urdf.type.isMoving else {
+                throw ConfigurationError(
+                    .notAMovingJoint, at: joint.location, keyPath: path, expected: "a moving joint of \(model.file)",
+                    found: "'\(joint.name)', a \(urdf.type.rawValue) joint")
+            }
+            let limitsPath = "joints[\(i)].limits"
+            if let position = joint.limits.positionRad,
+                position.lower < urdf.lowerLimit || position.upper > urdf.upperLimit
+            {
+                warnings.append(
+                    ConfigurationWarning(
+                        at: joint.location, keyPath: "\(limitsPath).position_rad",
+                        "[\(position.lower), \(position.upper)] rad reaches beyond the URDF's "
+                            + "[\(urdf.lowerLimit), \(urdf.upperLimit)]; the URDF's limits apply there"))
+            }
+            if let velocity = joint.limits.velocityRadPerS, velocity > urdf.velocityLimit {
+                warnings.append(
+                    ConfigurationWarning(
+                        at: joint.location, keyPath: "\(limitsPath).velocity_rad_s",
+                        "\(velocity) rad/s exceeds the URDF's \(urdf.velocityLimit); the URDF's limit applies"))
+            }
+            if let effort = joint.limits.effortNm, effort > urdf.effortLimit {
+                warnings.append(
+                    ConfigurationWarning(
+                        at: joint.location, keyPath: "\(limitsPath).effort_nm",
+                        "\(effort) N·m exceeds the URDF's \(urdf.effortLimit); the URDF's limit applies"))
+            }
+        }
+
+        let linkNames = model.links.map(\.name)
+        for (i, box) in safety.workspace.enumerated() where model.linkIndex(named: box.frame) == nil {
+            throw ConfigurationError(
+                .unknownFrame, at: box.location, keyPath: "safety.workspace[\(i)].frame",
+                expected: "a link of \(model.file)" + suggestionText(box.frame, linkNames), found: "'\(box.frame)'")
+        }
+        if let imu, model.linkIndex(named: imu.link) == nil {
+            throw ConfigurationError(
+                .unknownFrame, at: imu.location, keyPath: "imu.link",
+                expected: "a link of \(model.file)" + suggestionText(imu.link, linkNames), found: "'\(imu.link)'")
+        }
+
+        if case .trajectory(let trajectory) = policy {
+            for (w, waypoint) in trajectory.waypoints.enumerated() {
+                for (j, joint) in joints.enumerated() {
+                    let urdf = model.joints[model.jointIndex(named: joint.name)!]
+                    let q = waypoint.positionsRad[j]
+                    let path = "policy.waypoints[\(w)].positions_rad.\(joint.name)"
+                    if q < urdf.lowerLimit || q > urdf.upperLimit {
+                        throw ConfigurationError(
+                            .outsideModelLimits, at: waypoint.location, keyPath: path,
+                            expected: "a position within the URDF limits [\(urdf.lowerLimit), \(urdf.upperLimit)] rad",
+                            found: "\(q)")
+                    }
+                    let lower = max(urdf.lowerLimit, joint.limits.positionRad?.lower ?? -.infinity)
+                    let upper = min(urdf.upperLimit, joint.limits.positionRad?.upper ?? .infinity)
+                    if q < lower + safety.positionMarginRad || q > upper - safety.positionMarginRad {
+                        warnings.append(
+                            ConfigurationWarning(
+                                at: waypoint.location, keyPath: path,
+                                "\(q) rad is within the \(safety.positionMarginRad) rad safety margin of the limits "
+                                    + "[\(lower), \(upper)]; commands there are clamped"))
+                    }
+                }
+            }
+            warnings += speedWarnings(trajectory, limits: resolvedJointLimits(against: model))
+        }
+        return warnings
+    }
+
+    /// Segments too fast for a joint. The interpolation is the policy's business, so this assumes the
+    /// gentlest common one, minimum jerk, whose peak speed is 1.875 × the segment's average. The first
+    /// waypoint is skipped: it starts from wherever the robot is.
+    private func speedWarnings(_ trajectory: Trajectory, limits: [ResolvedJointLimits]) -> [ConfigurationWarning] {
+        var warnings: [ConfigurationWarning] = []
+        let peakFactor = 1.875
+        for w in trajectory.waypoints.indices.dropFirst() {
+            let from = trajectory.waypoints[w - 1]
+            let to = trajectory.waypoints[w]
+            for (j, joint) in joints.enumerated() {
+                let peakRadPerS = peakFactor * abs(to.positionsRad[j] - from.positionsRad[j]) / to.durationS
+                let path = "policy.waypoints[\(w)].duration_s"
+                if peakRadPerS > limits[j].velocityRadPerS {
+                    warnings.append(
+                        ConfigurationWarning(
+                            at: to.location, keyPath: path,
+                            "\(joint.name) would peak near \(peakRadPerS) rad/s (minimum-jerk profile), above its "
+                                + "velocity limit \(limits[j].velocityRadPerS) rad/s; give the segment more time"))
+                } else if peakRadPerS / loop.rateHz > safety.maxStepRad {
+                    warnings.append(
+                        ConfigurationWarning(
+                            at: to.location, keyPath: path,
+                            "\(joint.name) would move up to \(peakRadPerS / loop.rateHz) rad per tick, more than "
+                                + "safety.max_step_rad \(safety.maxStepRad)"))
+                }
+            }
+        }
+        return warnings
+    }
+
+    private func suggestionText(_ name: String, _ candidates: [String]) -> String {
+        guard let best = KeySuggestion.closest(to: name, among: candidates) else { return "" }
+        return " (did you mean '\(best)'?)"
+    }
+}
+
+extension RobotConfiguration {
+    /// The limits that apply to one joint once the URDF and the configuration are combined.
+    public struct ResolvedJointLimits: Sendable, Equatable {
+        /// Position range (rad): the narrower of the URDF's and `limits.position_rad`; ±infinity if neither.
+        public let lowerRad: Double
+        public let upperRad: Double
+        /// Speed (rad/s): the smaller of the two, times `safety.velocity_limit_scale`; infinity if neither.
+        public let velocityRadPerS: Double
+        /// Effort (N·m): the smaller of the two; infinity if neither.
+        public let effortNm: Double
+
+        public init(lowerRad: Double, upperRad: Double, velocityRadPerS: Double, effortNm: Double) {
+            self.lowerRad = lowerRad
+            self.upperRad = upperRad
+            self.velocityRadPerS = velocityRadPerS
+            self.effortNm = effortNm
+        }
+    }
+
+    /// For each configured joint, in `joints` order, the limits the safety supervisor should enforce (the
+    /// position margin is not applied here). Joints the model lacks get the configuration's limits only;
+    /// run `check(against:)` first to rule that out.
+    public func resolvedJointLimits(against model: RobotModel) -> [ResolvedJointLimits] {
+        joints.map { joint in
+            let urdf = model.jointIndex(named: joint.name).map { model.joints[$0] }
+            let lower = max(urdf?.lowerLimit ?? -.infinity, joint.limits.positionRad?.lower ?? -.infinity)
+            let upper = min(urdf?.upperLimit ?? .infinity, joint.limits.positionRad?.upper ?? .infinity)
+            let velocity = min(urdf?.velocityLimit ?? .infinity, joint.limits.velocityRadPerS ?? .infinity)
+            let effort = min(urdf?.effortLimit ?? .infinity, joint.limits.effortNm ?? .infinity)
+            return ResolvedJointLimits(
+                lowerRad: lower, upperRad: upper, velocityRadPerS: velocity * safety.velocityLimitScale,
+                effortNm: effort)
+        }
+    }
+}

@@ -1,0 +1,495 @@
+import Foundation
+import SinewCore
+import Yams
+
+extension RobotConfiguration {
+    /// Keys valid at each place of a `robot.yaml`; unknown keys are errors with a suggestion from these.
+    enum Keys {
+        static let root = ["name", "model", "buses", "joints", "loop", "policy", "safety", "recording", "imu"]
+        static let bus = ["name", "protocol", "port", "baud"]
+        static let joint = [
+            "name", "bus", "id", "servo", "reducer", "direction", "offset_rad", "limits", "safe_state", "coupled",
+        ]
+        static let reducer = ["ratio", "backlash_rad", "efficiency"]
+        static let limits = ["position_rad", "velocity_rad_s", "effort_nm"]
+        static let coupled = ["id", "direction"]
+        static let loop = ["rate_hz", "priority", "cpu", "overrun", "catch_up_max"]
+        static let holdPolicy = ["type"]
+        static let trajectoryPolicy = ["type", "waypoints", "loop"]
+        static let waypoint = ["positions_rad", "duration_s"]
+        static let safety = [
+            "position_margin_rad", "velocity_limit_scale", "max_step_rad", "workspace", "watchdog_ms",
+            "bus_error_budget", "estop",
+        ]
+        static let workspaceBox = ["frame", "min", "max"]
+        static let estop = ["file", "socket"]
+        static let recording = ["enabled", "path", "decimation"]
+        static let imu = ["port", "protocol", "link", "mounting", "rate_hz"]
+        static let mounting = ["xyz", "rpy"]
+    }
+
+    /// Reads and checks a `robot.yaml` file. The URDF path in it is resolved against the file's directory.
+    /// This checks the configuration on its own; `check(against:)` checks it against the URDF.
+    public static func load(contentsOf path: String) throws(ConfigurationError) -> RobotConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(
+                .unreadableFile, at: SourceLocation(file: path), keyPath: "", expected: "a readable file",
+                found: FileManager.default.fileExists(atPath: path) ? "a file that cannot be read" : "no such file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigurationError(
+                .unreadableFile, at: SourceLocation(file: path), keyPath: "", expected: "UTF-8 text",
+                found: "bytes that are not UTF-8")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        return try parse(text, file: path, baseDirectory: directory.isEmpty ? "." : directory)
+    }
+
+    /// Parses `robot.yaml` text. `file` is used in error locations; relative paths in it (the URDF) are
+    /// resolved against `baseDirectory`.
+    public static func parse(_ text: String, file: String, baseDirectory: String) throws(ConfigurationError)
+        -> RobotConfiguration
+    {
+        let reader = YAMLReader(file: file)
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigurationError(
+                    .malformedYAML, at: SourceLocation(file: file), keyPath: "",
+                    expected: "a mapping with keys \(Keys.root.joined(separator: ", "))", found: "an empty document")
+            }
+            root = node
+        } catch let error as ConfigurationError {
+            throw error
+        } catch let error as YamlError {
+            let mark = error.mark
+            throw ConfigurationError(
+                .malformedYAML, at: SourceLocation(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0),
+                keyPath: "", expected: "valid YAML", found: error.problem)
+        } catch {
+            throw ConfigurationError(
+                .malformedYAML, at: SourceLocation(file: file), keyPath: "", expected: "valid YAML", found: "\(error)")
+        }
+        return try Parser(reader: reader, baseDirectory: baseDirectory).robot(root)
+    }
+}
+
+/// One pass over the document: sections that others refer to (buses, then joints) come first so that
+/// references can be checked where they are written.
+private struct Parser {
+    typealias Keys = RobotConfiguration.Keys
+    let reader: YAMLReader
+    let baseDirectory: String
+
+    func robot(_ root: Node) throws(ConfigurationError) -> RobotConfiguration {
+        let fields = try YAMLFields(root, path: "", allowed: Keys.root, reader: reader)
+        let modelText = try reader.string(
+            try fields.required("model", expected: "the path of the robot's URDF file"), "model",
+            expected: "the path of the robot's URDF file")
+        let modelPath =
+            modelText.hasPrefix("/") ? modelText : (baseDirectory as NSString).appendingPathComponent(modelText)
+        let name =
+            try fields.string("name")
+            ?? (((reader.file as NSString).deletingLastPathComponent as NSString).lastPathComponent)
+        let buses = try self.buses(try fields.required("buses", expected: "a list of servo buses"))
+        let joints = try self.joints(try fields.required("joints", expected: "a list of joints"), buses: buses)
+        let loop = try fields["loop"].map { node throws(ConfigurationError) in try self.loop(node) } ?? .init()
+        let policy =
+            try fields["policy"].map { node throws(ConfigurationError) in try self.policy(node, joints: joints) }
+            ?? .hold
+        let safety = try fields["safety"].map { node throws(ConfigurationError) in try self.safety(node) } ?? .init()
+        let recording =
+            try fields["recording"].map { node throws(ConfigurationError) in try self.recording(node) } ?? .init()
+        let imu = try fields["imu"].map { node throws(ConfigurationError) in try self.imu(node) }
+        return RobotConfiguration(
+            name: name.isEmpty ? "robot" : name, file: reader.file, modelPath: modelPath, buses: buses,
+            joints: joints, loop: loop, policy: policy, safety: safety, recording: recording, imu: imu)
+    }
+
+    // MARK: buses
+
+    func buses(_ node: Node) throws(ConfigurationError) -> [RobotConfiguration.Bus] {
+        let items = try reader.list(node, "buses", expected: "a list of servo buses")
+        if items.isEmpty {
+            throw reader.error(.invalidValue, node, "buses", expected: "at least one bus", found: "an empty list")
+        }
+        var buses: [RobotConfiguration.Bus] = []
+        for (i, item) in items.enumerated() {
+            let path = "buses[\(i)]"
+            let fields = try YAMLFields(item, path: path, allowed: Keys.bus, reader: reader)
+            let nameNode = try fields.required("name", expected: "a bus name")
+            let name = try reader.string(nameNode, fields.childPath("name"), expected: "a bus name")
+            if let other = buses.first(where: { $0.name == name }) {
+                throw reader.error(
+                    .duplicateName, nameNode, fields.childPath("name"),
+                    expected: "a bus name not used before (\(path) repeats the bus at \(other.location))")
+            }
+            let busProtocol = try reader.word(
+                try fields.required("protocol", expected: "'dynamixel' or 'feetech'"), fields.childPath("protocol"),
+                RobotConfiguration.BusProtocol.self)
+            let port = try reader.port(
+                try fields.required("port", expected: "'virtual' or a device path such as /dev/ttyACM0"),
+                fields.childPath("port"))
+            var baud = 1_000_000
+            if let baudNode = fields["baud"] {
+                let rates = busProtocol.supportedBaudRates.map(String.init).joined(separator: ", ")
+                let expected = "a baud rate the \(busProtocol.rawValue) servos support (\(rates))"
+                baud = try reader.int(baudNode, fields.childPath("baud"), expected: expected)
+                guard busProtocol.supportedBaudRates.contains(baud) else {
+                    throw reader.error(.invalidValue, baudNode, fields.childPath("baud"), expected: expected)
+                }
+            }
+            buses.append(
+                RobotConfiguration.Bus(
+                    name: name, busProtocol: busProtocol, port: port, baudRate: baud, location: reader.location(item)))
+        }
+        return buses
+    }
+
+    // MARK: joints
+
+    func joints(_ node: Node, buses: [RobotConfiguration.Bus]) throws(ConfigurationError) -> [RobotConfiguration.Joint]
+    {
+        let items = try reader.list(node, "joints", expected: "a list of joints")
+        if items.isEmpty {
+            throw reader.error(.invalidValue, node, "joints", expected: "at least one joint", found: "an empty list")
+        }
+        var joints: [RobotConfiguration.Joint] = []
+        // Who holds each (bus, id), to name the first holder when an ID is used twice.
+        var idOwners: [String: String] = [:]
+        for (i, item) in items.enumerated() {
+            let path = "joints[\(i)]"
+            let fields = try YAMLFields(item, path: path, allowed: Keys.joint, reader: reader)
+            let nameNode = try fields.required("name", expected: "the joint's name in the URDF")
+            let name = try reader.string(nameNode, fields.childPath("name"), expected: "the joint's name in the URDF")
+            if let other = joints.first(where: { $0.name == name }) {
+                throw reader.error(
+                    .duplicateName, nameNode, fields.childPath("name"),
+                    expected: "a joint name not used before (already configured at \(other.location))")
+            }
+
+            let bus: RobotConfiguration.Bus
+            let busNames = buses.map { "'\($0.name)'" }.joined(separator: ", ")
+            if let busNode = fields["bus"] {
+                let busName = try reader.string(busNode, fields.childPath("bus"), expected: "a bus name")
+                guard let found = buses.first(where: { $0.name == busName }) else {
+                    throw reader.error(
+                        .unknownBus, busNode, fields.childPath("bus"),
+                        expected: "one of the configured buses: \(busNames)")
+                }
+                bus = found
+            } else if buses.count == 1 {
+                bus = buses[0]
+            } else {
+                throw fields.missing("bus", expected: "the name of the joint's bus (one of \(busNames))")
+            }
+
+            let servoNode = try fields.required("servo", expected: "a servo model")
+            let models = ServoModelCatalog.names.map { "'\($0)'" }.joined(separator: ", ")
+            let servoModel = try reader.string(servoNode, fields.childPath("servo"), expected: "one of \(models)")
+            guard let entry = ServoModelCatalog.entry(named: servoModel) else {
+                throw reader.error(
+                    .unknownServoModel, servoNode, fields.childPath("servo"), expected: "one of \(models)")
+            }
+            guard entry.busProtocol == bus.busProtocol else {
+                let fitting = ServoModelCatalog.entries.filter { $0.busProtocol == bus.busProtocol }
+                    .map { "'\($0.name)'" }.joined(separator: ", ")
+                throw reader.error(
+                    .servoProtocolMismatch, servoNode, fields.childPath("servo"),
+                    expected: "a \(bus.busProtocol.rawValue) servo for bus '\(bus.name)' (\(fitting))",
+                    found: "'\(servoModel)', a \(entry.busProtocol.rawValue) servo")
+            }
+
+            if entry.unsupportedBaudRates.contains(bus.baudRate) {
+                throw reader.error(
+                    .invalidValue, servoNode, fields.childPath("servo"),
+                    expected: "a servo that can run at bus '\(bus.name)''s \(bus.baudRate) bit/s",
+                    found: "'\(servoModel)', which cannot")
+            }
+
+            let idNode = try fields.required("id", expected: "the servo ID")
+            let servoID = try servoIDValue(idNode, fields.childPath("id"), bus: bus, owner: path, owners: &idOwners)
+
+            let reducer = try fields["reducer"].map { node throws(ConfigurationError) in
+                try self.reducer(node, path: fields.childPath("reducer"))
+            }
+            let limits = try fields["limits"].map { node throws(ConfigurationError) in
+                try self.limits(node, path: fields.childPath("limits"))
+            }
+            var coupled: RobotConfiguration.CoupledServo?
+            if let coupledNode = fields["coupled"] {
+                let coupledFields = try YAMLFields(
+                    coupledNode, path: fields.childPath("coupled"), allowed: Keys.coupled, reader: reader)
+                let coupledIDNode = try coupledFields.required("id", expected: "the second servo's ID")
+                let coupledID = try servoIDValue(
+                    coupledIDNode, coupledFields.childPath("id"), bus: bus, owner: "\(path).coupled", owners: &idOwners)
+                coupled = RobotConfiguration.CoupledServo(
+                    servoID: coupledID, direction: try coupledFields.direction("direction"))
+            }
+
+            joints.append(
+                RobotConfiguration.Joint(
+                    name: name, bus: bus.name, servoID: servoID, servoModel: servoModel, reducer: reducer ?? .init(),
+                    direction: try fields.direction("direction"),
+                    offsetRad: try fields.double(
+                        "offset_rad", default: 0, unit: "rad", where: { abs($0) <= 2 * Double.pi }, "within ±2π"),
+                    limits: limits ?? .init(), safeState: try fields.word("safe_state", default: .torqueOff),
+                    coupled: coupled, location: reader.location(item)))
+        }
+        return joints
+    }
+
+    private func servoIDValue(
+        _ node: Node, _ path: String, bus: RobotConfiguration.Bus, owner: String, owners: inout [String: String]
+    ) throws(ConfigurationError) -> Int {
+        let range = bus.busProtocol.servoIDRange
+        let expected = "a \(bus.busProtocol.rawValue) servo ID in \(range.lowerBound)–\(range.upperBound)"
+        let id = try reader.int(node, path, expected: expected)
+        guard range.contains(id) else { throw reader.error(.servoIDOutOfRange, node, path, expected: expected) }
+        let key = "\(bus.name)#\(id)"
+        if let holder = owners[key] {
+            throw reader.error(
+                .duplicateServoID, node, path,
+                expected: "an ID not yet used on bus '\(bus.name)'",
+                found: "'\(id)', already used by \(holder)")
+        }
+        owners[key] = owner
+        return id
+    }
+
+    func reducer(_ node: Node, path: String) throws(ConfigurationError) -> RobotConfiguration.Reducer {
+        let fields = try YAMLFields(node, path: path, allowed: Keys.reducer, reader: reader)
+        return RobotConfiguration.Reducer(
+            ratio: try fields.double("ratio", default: 1, unit: "servo turns per joint turn", where: { $0 > 0 }, "> 0"),
+            backlashRad: try fields.double("backlash_rad", default: 0, unit: "rad", where: { $0 >= 0 }, "≥ 0"),
+            efficiency: try fields.double(
+                "efficiency", default: 1, unit: "fraction", where: { $0 > 0 && $0 <= 1 }, "in (0, 1]")
+        )
+    }
+
+    func limits(_ node: Node, path: String) throws(ConfigurationError) -> RobotConfiguration.JointLimits {
+        let fields = try YAMLFields(node, path: path, allowed: Keys.limits, reader: reader)
+        var position: (lower: Double, upper: Double)?
+        if let positionNode = fields["position_rad"] {
+            let positionPath = fields.childPath("position_rad")
+            let expected = "a list [lower, upper] (rad) with lower < upper"
+            let items = try reader.list(positionNode, positionPath, expected: expected)
+            guard items.count == 2 else {
+                throw reader.error(
+                    .invalidValue, positionNode, positionPath, expected: expected, found: "a list of \(items.count)")
+            }
+            let lower = try reader.double(items[0], "\(positionPath)[0]", expected: "a number (rad)")
+            let upper = try reader.double(items[1], "\(positionPath)[1]", expected: "a number (rad)")
+            guard lower < upper else {
+                throw reader.error(
+                    .invalidLimits, positionNode, positionPath, expected: expected, found: "[\(lower), \(upper)]")
+            }
+            position = (lower, upper)
+        }
+        return RobotConfiguration.JointLimits(
+            positionRad: position,
+            velocityRadPerS: try fields.optionalDouble("velocity_rad_s", unit: "rad/s", where: { $0 > 0 }, "> 0"),
+            effortNm: try fields.optionalDouble("effort_nm", unit: "N·m", where: { $0 > 0 }, "> 0"))
+    }
+
+    // MARK: loop, policy
+
+    func loop(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.Loop {
+        let fields = try YAMLFields(node, path: "loop", allowed: Keys.loop, reader: reader)
+        var cpu: Int?
+        if fields["cpu"] != nil {
+            cpu = try fields.int("cpu", default: 0, where: { $0 >= 0 }, "≥ 0 (a CPU core index)")
+        }
+        return RobotConfiguration.Loop(
+            rateHz: try fields.double(
+                "rate_hz", default: 500, unit: "Hz", where: { $0 > 0 && $0 <= 100_000 }, "in (0, 100000]"),
+            priority: try fields.int("priority", default: 80, where: { (1...99).contains($0) }, "in 1–99 (SCHED_FIFO)"),
+            cpu: cpu, overrun: try fields.word("overrun", default: .skip),
+            catchUpMax: try fields.int("catch_up_max", default: 3, where: { $0 >= 1 }, "≥ 1 (ticks)"))
+    }
+
+    func policy(_ node: Node, joints: [RobotConfiguration.Joint]) throws(ConfigurationError)
+        -> RobotConfiguration.Policy
+    {
+        // The type decides which other keys are valid, so read it before checking the keys.
+        var type = "hold"
+        if case .mapping(let mapping) = node, let typeNode = mapping["type"] {
+            type = try reader.word(typeNode, "policy.type", PolicyType.self).rawValue
+        }
+        switch type {
+        case PolicyType.trajectory.rawValue:
+            let fields = try YAMLFields(node, path: "policy", allowed: Keys.trajectoryPolicy, reader: reader)
+            let waypointsNode = try fields.required("waypoints", expected: "a list of waypoints")
+            let items = try reader.list(waypointsNode, "policy.waypoints", expected: "a list of waypoints")
+            if items.isEmpty {
+                throw reader.error(
+                    .invalidValue, waypointsNode, "policy.waypoints", expected: "at least one waypoint",
+                    found: "an empty list")
+            }
+            var waypoints: [RobotConfiguration.Waypoint] = []
+            for (i, item) in items.enumerated() {
+                waypoints.append(
+                    try waypoint(
+                        item, path: "policy.waypoints[\(i)]", joints: joints, previous: waypoints.last?.positionsRad))
+            }
+            return .trajectory(
+                RobotConfiguration.Trajectory(waypoints: waypoints, loop: try fields.bool("loop", default: false)))
+        default:
+            _ = try YAMLFields(node, path: "policy", allowed: Keys.holdPolicy, reader: reader)
+            return .hold
+        }
+    }
+
+    private enum PolicyType: String, CaseIterable {
+        case hold, trajectory
+    }
+
+    /// Positions as a map joint name → rad (joints left out keep the previous waypoint's value) or as a
+    /// list in joint order.
+    func waypoint(_ node: Node, path: String, joints: [RobotConfiguration.Joint], previous: [Double]?)
+        throws(ConfigurationError) -> RobotConfiguration.Waypoint
+    {
+        let fields = try YAMLFields(node, path: path, allowed: Keys.waypoint, reader: reader)
+        let durationS = try fields.double(
+            "duration_s", default: .nan, unit: "s, time to reach this waypoint from the previous one",
+            where: { $0 > 0 }, "> 0")
+        if durationS.isNaN {
+            throw fields.missing("duration_s", expected: "the time to reach this waypoint (s, > 0)")
+        }
+        let positionsNode = try fields.required(
+            "positions_rad", expected: "joint positions (rad): a map joint → value or a list in joint order")
+        let positionsPath = fields.childPath("positions_rad")
+        var positions = previous ?? [Double](repeating: .nan, count: joints.count)
+        var nodes = [Node?](repeating: nil, count: joints.count)
+        switch positionsNode {
+        case .sequence(let sequence):
+            guard sequence.count == joints.count else {
+                throw reader.error(
+                    .invalidValue, positionsNode, positionsPath,
+                    expected: "\(joints.count) positions (rad), one per configured joint in order",
+                    found: "a list of \(sequence.count)")
+            }
+            for (j, item) in sequence.enumerated() {
+                positions[j] = try reader.double(item, "\(positionsPath)[\(j)]", expected: "a position (rad)")
+                nodes[j] = item
+            }
+        case .mapping:
+            let names = joints.map(\.name)
+            let map = try YAMLFields(positionsNode, path: positionsPath, allowed: names, reader: reader)
+            for (j, name) in names.enumerated() {
+                guard let item = map[name] else { continue }
+                positions[j] = try reader.double(item, map.childPath(name), expected: "a position (rad)")
+                nodes[j] = item
+            }
+            let missing = names.indices.filter { positions[$0].isNaN }.map { names[$0] }
+            if !missing.isEmpty {
+                throw reader.error(
+                    .missingKey, positionsNode, positionsPath,
+                    expected: "a position for every joint in the first waypoint",
+                    found: "none for \(missing.joined(separator: ", "))")
+            }
+        default:
+            throw reader.error(
+                .wrongType, positionsNode, positionsPath,
+                expected: "a map joint → position (rad) or a list of positions in joint order")
+        }
+        for (j, joint) in joints.enumerated() {
+            guard let node = nodes[j], let limits = joint.limits.positionRad else { continue }
+            if positions[j] < limits.lower || positions[j] > limits.upper {
+                let itemPath =
+                    positionsNode.sequence != nil ? "\(positionsPath)[\(j)]" : "\(positionsPath).\(joint.name)"
+                throw reader.error(
+                    .invalidValue, node, itemPath,
+                    expected: "a position within \(joint.name)'s limits [\(limits.lower), \(limits.upper)] rad")
+            }
+        }
+        return RobotConfiguration.Waypoint(
+            positionsRad: positions, durationS: durationS, location: reader.location(node))
+    }
+
+    // MARK: safety, recording, imu
+
+    func safety(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.Safety {
+        let fields = try YAMLFields(node, path: "safety", allowed: Keys.safety, reader: reader)
+        var workspace: [RobotConfiguration.WorkspaceBox] = []
+        if let workspaceNode = fields["workspace"] {
+            let items = try reader.list(
+                workspaceNode, "safety.workspace", expected: "a list of {frame, min, max} boxes")
+            for (i, item) in items.enumerated() {
+                let path = "safety.workspace[\(i)]"
+                let box = try YAMLFields(item, path: path, allowed: Keys.workspaceBox, reader: reader)
+                let frame = try reader.string(
+                    try box.required("frame", expected: "a URDF link name"), box.childPath("frame"),
+                    expected: "a URDF link name")
+                let minM = try reader.vector3(
+                    try box.required("min", expected: "[x, y, z] (m)"), box.childPath("min"), unit: "m")
+                let maxNode = try box.required("max", expected: "[x, y, z] (m)")
+                let maxM = try reader.vector3(maxNode, box.childPath("max"), unit: "m")
+                guard all(minM .< maxM) else {
+                    throw reader.error(
+                        .invalidLimits, maxNode, box.childPath("max"), expected: "every component greater than min's",
+                        found: "min [\(minM.x), \(minM.y), \(minM.z)] and max [\(maxM.x), \(maxM.y), \(maxM.z)]")
+                }
+                workspace.append(
+                    RobotConfiguration.WorkspaceBox(
+                        frame: frame, minM: minM, maxM: maxM, location: reader.location(item)))
+            }
+        }
+        var estop = RobotConfiguration.EmergencyStop()
+        if let estopNode = fields["estop"] {
+            let estopFields = try YAMLFields(estopNode, path: "safety.estop", allowed: Keys.estop, reader: reader)
+            estop = RobotConfiguration.EmergencyStop(
+                file: try estopFields.string("file"), socket: try estopFields.string("socket"))
+        }
+        return RobotConfiguration.Safety(
+            positionMarginRad: try fields.double(
+                "position_margin_rad", default: 0.02, unit: "rad", where: { $0 >= 0 }, "≥ 0"),
+            velocityLimitScale: try fields.double(
+                "velocity_limit_scale", default: 1, unit: "fraction of the velocity limit",
+                where: { $0 > 0 && $0 <= 1 },
+                "in (0, 1]"),
+            maxStepRad: try fields.double(
+                "max_step_rad", default: 0.05, unit: "rad per tick", where: { $0 > 0 }, "> 0"),
+            workspace: workspace,
+            watchdogMs: try fields.double("watchdog_ms", default: 50, unit: "ms", where: { $0 > 0 }, "> 0"),
+            busErrorBudget: try fields.int(
+                "bus_error_budget", default: 5, where: { $0 >= 1 }, "≥ 1 (consecutive failed transactions)"),
+            estop: estop)
+    }
+
+    func recording(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.Recording {
+        let fields = try YAMLFields(node, path: "recording", allowed: Keys.recording, reader: reader)
+        return RobotConfiguration.Recording(
+            enabled: try fields.bool("enabled", default: false), path: try fields.string("path"),
+            decimation: try fields.int("decimation", default: 1, where: { $0 >= 1 }, "≥ 1 (record every n-th tick)"))
+    }
+
+    func imu(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.IMU {
+        let fields = try YAMLFields(node, path: "imu", allowed: Keys.imu, reader: reader)
+        let port = try reader.port(
+            try fields.required("port", expected: "'virtual' or a device path"), fields.childPath("port"))
+        let link = try reader.string(
+            try fields.required("link", expected: "the URDF link the IMU is mounted on"), fields.childPath("link"),
+            expected: "a URDF link name")
+        var xyz = SIMD3<Double>.zero
+        var rpy = SIMD3<Double>.zero
+        if let mountingNode = fields["mounting"] {
+            let mounting = try YAMLFields(mountingNode, path: "imu.mounting", allowed: Keys.mounting, reader: reader)
+            if let node = mounting["xyz"] { xyz = try reader.vector3(node, "imu.mounting.xyz", unit: "m") }
+            if let node = mounting["rpy"] { rpy = try reader.vector3(node, "imu.mounting.rpy", unit: "rad") }
+        }
+        return RobotConfiguration.IMU(
+            port: port, imuProtocol: try fields.string("protocol", default: "virtual") ?? "virtual", link: link,
+            mountingXYZ: xyz, mountingRPY: rpy,
+            rateHz: try fields.double("rate_hz", default: 100, unit: "Hz", where: { $0 > 0 }, "> 0"),
+            location: reader.location(node))
+    }
+}
+
+extension YAMLFields {
+    /// The error for a key that must be present here.
+    func missing(_ key: String, expected: String) -> ConfigurationError {
+        ConfigurationError(
+            .missingKey, at: reader.location(node), keyPath: childPath(key), expected: expected, found: "nothing")
+    }
+}
