@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -37,9 +38,15 @@ let package = Package(
         .target(name: "SinewCore"),
         .target(name: "SinewKinematics", dependencies: ["SinewCore", "CKinematics"]),
         .target(name: "SinewFusion", dependencies: ["SinewCore"]),
+        // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
+        // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
+        .target(name: "CRealtime"),
         .target(
             name: "SinewRuntime",
-            dependencies: ["SinewCore", "SinewKinematics", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "SinewCore", "SinewKinematics", "CRealtime", .product(name: "Yams", package: "Yams"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
         .executableTarget(
             name: "sinew",

@@ -1,0 +1,191 @@
+#define _GNU_SOURCE
+#include "CRealtime.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+int sinew_rt_sleep_until_ns(int64_t deadline_ns) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)(deadline_ns / 1000000000LL);
+    ts.tv_nsec = (long)(deadline_ns % 1000000000LL);
+    for (;;) {
+        /* clock_nanosleep returns the error number rather than setting errno. */
+        int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        if (rc != EINTR) return rc;
+    }
+}
+
+int sinew_rt_set_fifo_priority(int priority) {
+    struct sched_param param;
+    memset(&param, 0, sizeof param);
+    param.sched_priority = priority;
+    return pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);
+}
+
+int sinew_rt_set_affinity(int cpu) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+int sinew_rt_current_cpu(void) { return sched_getcpu(); }
+
+int sinew_rt_cpu_count(void) { return (int)sysconf(_SC_NPROCESSORS_ONLN); }
+
+int sinew_rt_set_timer_slack_ns(unsigned long slack_ns) {
+    return prctl(PR_SET_TIMERSLACK, slack_ns, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+int sinew_rt_lock_memory(void) { return mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno; }
+
+int sinew_rt_unlock_memory(void) { return munlockall() == 0 ? 0 : errno; }
+
+void sinew_rt_prefault_stack(size_t bytes) {
+    if (bytes > (size_t)8 << 20) bytes = (size_t)8 << 20;
+    volatile unsigned char *stack = __builtin_alloca(bytes);
+    for (size_t i = 0; i < bytes; i += 4096) stack[i] = 0;
+}
+
+int sinew_rt_bare_loop(int64_t period_ns, int64_t ticks, int64_t *lateness_ns, int fifo_priority, int cpu) {
+    if (period_ns <= 0 || ticks < 0 || (ticks > 0 && lateness_ns == NULL)) return EINVAL;
+    int old_policy = 0;
+    struct sched_param old_param;
+    int restore = 0;
+    if (fifo_priority > 0 && pthread_getschedparam(pthread_self(), &old_policy, &old_param) == 0) {
+        restore = sinew_rt_set_fifo_priority(fifo_priority) == 0;
+    }
+    if (cpu >= 0) (void)sinew_rt_set_affinity(cpu);
+    int rc = 0;
+    int64_t deadline = sinew_rt_monotonic_ns() + period_ns;
+    for (int64_t i = 0; i < ticks; i++) {
+        rc = sinew_rt_sleep_until_ns(deadline);
+        if (rc != 0) break;
+        lateness_ns[i] = sinew_rt_monotonic_ns() - deadline;
+        deadline += period_ns;
+    }
+    if (restore) (void)pthread_setschedparam(pthread_self(), old_policy, &old_param);
+    return rc;
+}
+
+/* Lock-free atomics are async-signal-safe; the handlers touch nothing else. */
+static _Atomic int shutdown_signal = 0;
+static _Atomic uint64_t shutdown_count = 0;
+static _Atomic uint64_t estop_count = 0;
+
+static void on_shutdown_signal(int signo) {
+    atomic_store_explicit(&shutdown_signal, signo, memory_order_release);
+    atomic_fetch_add_explicit(&shutdown_count, 1, memory_order_acq_rel);
+}
+
+static void on_estop_signal(int signo) {
+    (void)signo;
+    atomic_fetch_add_explicit(&estop_count, 1, memory_order_acq_rel);
+}
+
+static int install(int signo, void (*handler)(int)) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = handler;
+    sigemptyset(&action.sa_mask);
+    /* SA_RESTART so that the I/O threads' reads and writes are not cut short by a Ctrl-C. */
+    action.sa_flags = SA_RESTART;
+    return sigaction(signo, &action, NULL) == 0 ? 0 : errno;
+}
+
+int sinew_signals_install_shutdown_handlers(void) {
+    int rc = install(SIGINT, on_shutdown_signal);
+    if (rc != 0) return rc;
+    return install(SIGTERM, on_shutdown_signal);
+}
+
+int sinew_signals_install_estop_handler(int signo) { return install(signo, on_estop_signal); }
+
+int sinew_signals_restore_default(int signo) { return install(signo, SIG_DFL); }
+
+int sinew_signals_shutdown_signal(void) { return atomic_load_explicit(&shutdown_signal, memory_order_acquire); }
+
+uint64_t sinew_signals_shutdown_count(void) { return atomic_load_explicit(&shutdown_count, memory_order_acquire); }
+
+uint64_t sinew_signals_estop_count(void) { return atomic_load_explicit(&estop_count, memory_order_acquire); }
+
+void sinew_signals_clear_shutdown(void) { atomic_store_explicit(&shutdown_signal, 0, memory_order_release); }
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+static int fill_address(const char *path, struct sockaddr_un *address) {
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
+    size_t length = strlen(path);
+    if (length == 0 || length >= sizeof address->sun_path) return ENAMETOOLONG;
+    memcpy(address->sun_path, path, length + 1);
+    return 0;
+}
+
+int sinew_estop_socket_listen(const char *path) {
+    struct sockaddr_un address;
+    int rc = fill_address(path, &address);
+    if (rc != 0) return -rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    (void)unlink(path);
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 4) != 0) {
+        rc = errno;
+        close(fd);
+        return -rc;
+    }
+    return fd;
+}
+
+static int starts_with_estop(const char *text, ssize_t length) {
+    ssize_t i = 0;
+    while (i < length && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) i++;
+    return length - i >= 5 && memcmp(text + i, "estop", 5) == 0;
+}
+
+int sinew_estop_socket_poll(int fd, int timeout_ms) {
+    struct pollfd waiting = {.fd = fd, .events = POLLIN};
+    int ready = poll(&waiting, 1, timeout_ms);
+    if (ready < 0) return errno == EINTR ? 0 : -errno;
+    if (ready == 0) return 0;
+    int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (client < 0) return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+    char message[64];
+    ssize_t length = 0;
+    struct pollfd reading = {.fd = client, .events = POLLIN};
+    if (poll(&reading, 1, 100) > 0) length = read(client, message, sizeof message);
+    int is_estop = length > 0 && starts_with_estop(message, length);
+    if (length > 0) (void)!write(client, "ok\n", 3);
+    close(client);
+    return is_estop;
+}
+
+int sinew_estop_socket_send(const char *path, const char *message) {
+    struct sockaddr_un address;
+    int rc = fill_address(path, &address);
+    if (rc != 0) return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        rc = errno;
+        close(fd);
+        return rc;
+    }
+    size_t length = strlen(message);
+    rc = write(fd, message, length) == (ssize_t)length ? 0 : errno;
+    char reply[8];
+    struct pollfd reading = {.fd = fd, .events = POLLIN};
+    if (rc == 0 && poll(&reading, 1, 500) > 0) (void)!read(fd, reply, sizeof reply);
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,356 @@
+import Foundation
+
+/// Per-tick facts the supervisor needs besides the joint arrays. Times are CLOCK_MONOTONIC ns.
+public struct SafetyTickInput: Sendable {
+    public var nowNs: Int64
+    public var loopStartNs: Int64
+    /// When the policy last produced a command (for the watchdog); start it at the activation time, or
+    /// the first tick is already stale.
+    public var lastCommandTimeNs: Int64
+    /// Bus transactions that failed this tick (all buses).
+    public var busErrorsThisTick: Int
+    /// Consecutive overrunning ticks before this one (`TickInfo.overrunsInARow`).
+    public var overrunsInARow: Int
+
+    public init(
+        nowNs: Int64, loopStartNs: Int64, lastCommandTimeNs: Int64, busErrorsThisTick: Int = 0,
+        overrunsInARow: Int = 0
+    ) {
+        self.nowNs = nowNs
+        self.loopStartNs = loopStartNs
+        self.lastCommandTimeNs = lastCommandTimeNs
+        self.busErrorsThisTick = busErrorsThisTick
+        self.overrunsInARow = overrunsInARow
+    }
+
+    /// From the scheduler's tick facts.
+    public init(tick: TickInfo, lastCommandTimeNs: Int64, busErrorsThisTick: Int = 0) {
+        self.init(
+            nowNs: tick.wakeNs, loopStartNs: tick.loopStartNs, lastCommandTimeNs: lastCommandTimeNs,
+            busErrorsThisTick: busErrorsThisTick, overrunsInARow: tick.overrunsInARow)
+    }
+}
+
+/// The supervisor's decision for one tick.
+public struct SafetyVerdict: Sendable, Equatable {
+    /// The robot must be (or stay) in its safe state.
+    public var isSafeState: Bool
+    /// The safe state was decided in this tick (call `Lifecycle.enterSafeState` now).
+    public var enteredThisTick: Bool
+    /// The first rule that fired (the one that latched the safe state), or nil.
+    public var cause: SafetyCause?
+    /// The joint of that rule, or nil.
+    public var jointIndex: Int?
+}
+
+/// The safety supervisor: always on, allocation-free per tick. The caller fills the input arrays (sense,
+/// estimate and decide stages), calls `guardTick` in the guard stage, and sends `outputPositionRad` /
+/// `outputTorqueEnabled` in the act stage. A fault latches the safe state until `rearm(…)`.
+///
+/// All arrays are preallocated, one element per joint (joint space: rad, rad/s, N·m), except
+/// `framePositionM`: 3 per workspace box (x, y, z of the box's frame origin in the base frame, m, from
+/// forward kinematics this tick).
+public final class SafetySupervisor: @unchecked Sendable {
+    public let configuration: SafetyConfiguration
+    public let jointCount: Int
+    public let events: SafetyEventLog
+    public let emergencyStop: EmergencyStopSources
+
+    // Inputs.
+    /// Joint positions from the sense stage, rad. NaN fails the position check.
+    public let measuredPositionRad: UnsafeMutableBufferPointer<Double>
+    /// Joint velocities (servo reading or the estimate), rad/s. NaN fails the velocity check.
+    public let measuredVelocityRadPerS: UnsafeMutableBufferPointer<Double>
+    /// Joint efforts, N·m; write 0 for a servo that does not report load (NaN fails the effort check).
+    public let measuredEffortNm: UnsafeMutableBufferPointer<Double>
+    /// The policy's position targets this tick.
+    public let commandedPositionRad: UnsafeMutableBufferPointer<Double>
+    /// The servo's hardware-error byte per joint (0: none).
+    public let hardwareErrorFlags: UnsafeMutableBufferPointer<UInt8>
+    /// False for a joint whose servo gave no valid reading this tick.
+    public let readingFresh: UnsafeMutableBufferPointer<Bool>
+    public let framePositionM: UnsafeMutableBufferPointer<Double>
+
+    // Outputs.
+    /// Validated position commands: clamped inside the limits' margins, rate-limited; in the safe state,
+    /// the hold position.
+    public let outputPositionRad: UnsafeMutableBufferPointer<Double>
+    /// False for joints whose torque must be off (safe state with `torqueOff`).
+    public let outputTorqueEnabled: UnsafeMutableBufferPointer<Bool>
+
+    // Workspaces.
+    private let limits: UnsafeMutableBufferPointer<JointSafetyLimits>
+    private let boxes: UnsafeMutableBufferPointer<(Double, Double, Double, Double, Double, Double)>
+    private let missedReadings: UnsafeMutableBufferPointer<Int>
+    private let holdPositionRad: UnsafeMutableBufferPointer<Double>
+    private var consecutiveBusErrors = 0
+    private var latched = false
+    private var latchedCause: SafetyCause? = nil
+    private var latchedJoint = -1
+    private var faultsThisTick = 0
+    private var tickTimeSeconds = 0.0
+
+    public init(configuration: SafetyConfiguration, emergencyStop: EmergencyStopSources = EmergencyStopSources()) {
+        self.configuration = configuration
+        self.emergencyStop = emergencyStop
+        let n = configuration.joints.count
+        jointCount = n
+        events = SafetyEventLog(capacity: configuration.eventCapacity)
+        func doubles(_ count: Int, _ value: Double = 0) -> UnsafeMutableBufferPointer<Double> {
+            let buffer = UnsafeMutableBufferPointer<Double>.allocate(capacity: count)
+            buffer.initialize(repeating: value)
+            return buffer
+        }
+        measuredPositionRad = doubles(n)
+        measuredVelocityRadPerS = doubles(n)
+        measuredEffortNm = doubles(n)
+        commandedPositionRad = doubles(n)
+        outputPositionRad = doubles(n)
+        holdPositionRad = doubles(n)
+        framePositionM = doubles(3 * configuration.workspaceBoxes.count)
+        hardwareErrorFlags = .allocate(capacity: n)
+        hardwareErrorFlags.initialize(repeating: 0)
+        readingFresh = .allocate(capacity: n)
+        readingFresh.initialize(repeating: true)
+        outputTorqueEnabled = .allocate(capacity: n)
+        outputTorqueEnabled.initialize(repeating: false)
+        missedReadings = .allocate(capacity: n)
+        missedReadings.initialize(repeating: 0)
+        limits = .allocate(capacity: n)
+        _ = limits.initialize(from: configuration.joints)
+        boxes = .allocate(capacity: configuration.workspaceBoxes.count)
+        for (i, box) in configuration.workspaceBoxes.enumerated() {
+            boxes[i] = (box.minM.x, box.minM.y, box.minM.z, box.maxM.x, box.maxM.y, box.maxM.z)
+        }
+    }
+
+    deinit {
+        for buffer in [
+            measuredPositionRad, measuredVelocityRadPerS, measuredEffortNm, commandedPositionRad,
+            outputPositionRad, holdPositionRad, framePositionM,
+        ] {
+            buffer.deallocate()
+        }
+        hardwareErrorFlags.deallocate()
+        readingFresh.deallocate()
+        outputTorqueEnabled.deallocate()
+        missedReadings.deallocate()
+        limits.deallocate()
+        boxes.deallocate()
+    }
+
+    /// Whether the safe state is latched.
+    public var isSafeStateLatched: Bool { latched }
+    /// The rule that latched the safe state.
+    public var safeStateCause: SafetyCause? { latchedCause }
+    /// The joint of that rule, or nil.
+    public var safeStateJointIndex: Int? { latchedJoint >= 0 ? latchedJoint : nil }
+
+    /// Name of a joint for reports.
+    public func jointName(_ index: Int32) -> String? {
+        index >= 0 && Int(index) < jointCount ? configuration.jointNames[Int(index)] : nil
+    }
+
+    /// One line for the terminal and logs (allocates; not in the tick), e.g.
+    /// `t=1.250 s shoulder_pan: positionLimit (above max: 2.01 beyond 2)`.
+    public func describe(_ event: SafetyEvent) -> String {
+        var text = "t=" + String(format: "%.3f", event.timeSeconds) + " s "
+        if let name = jointName(event.jointIndex) {
+            text += name + ": "
+        } else if event.workspaceBoxIndex >= 0 && Int(event.workspaceBoxIndex) < configuration.workspaceBoxes.count {
+            text += configuration.workspaceBoxes[Int(event.workspaceBoxIndex)].frameName + ": "
+        }
+        text += "\(event.cause)"
+        var parts: [String] = []
+        if event.detail.utf8CodeUnitCount > 0 { parts.append("\(event.detail)") }
+        if !event.value.isNaN || !event.limit.isNaN {
+            parts.append("\(event.value.formatted6) beyond \(event.limit.formatted6)")
+        }
+        if !parts.isEmpty { text += " (" + parts.joined(separator: ": ") + ")" }
+        return text
+    }
+
+    /// Starts supervising from the present pose (at activation and recovery): clears the latch, the
+    /// counters and the e-stop latch, and makes the measured positions the previous output, so that the
+    /// first commands are rate-limited from where the robot is. Fill `measuredPositionRad` first.
+    public func rearm() {
+        latched = false
+        latchedCause = nil
+        latchedJoint = -1
+        consecutiveBusErrors = 0
+        emergencyStop.clear()
+        for i in 0..<jointCount {
+            missedReadings[i] = 0
+            outputPositionRad[i] = measuredPositionRad[i]
+            outputTorqueEnabled[i] = true
+        }
+    }
+
+    /// Enters the safe state without a fault (shutdown requested, deactivation): no event, no cause; the
+    /// next `guardTick` outputs hold or torque off per joint. Allocation-free.
+    public func enterSafeStateWithoutFault() {
+        if !latched { latchSafeState() }
+    }
+
+    /// Forces the safe state (e.g. after a failed transition) with a cause, recording the event.
+    public func forceSafeState(cause: SafetyCause, jointIndex: Int = -1, input: SafetyTickInput) {
+        tickTimeSeconds = Double(input.nowNs - input.loopStartNs) * 1e-9
+        faultsThisTick = 0
+        fault(cause, joint: jointIndex, value: .nan, limit: .nan, detail: "forced")
+        if !latched { latchSafeState() }
+    }
+
+    /// Checks every rule and writes the validated outputs. Allocation-free.
+    public func guardTick(_ input: SafetyTickInput) -> SafetyVerdict {
+        tickTimeSeconds = Double(input.nowNs - input.loopStartNs) * 1e-9
+        faultsThisTick = 0
+        let wasLatched = latched
+
+        if let source = emergencyStop.poll() {
+            fault(.emergencyStop, joint: -1, value: .nan, limit: .nan, detail: source.detail)
+        }
+        if let timeout = configuration.commandTimeoutNs {
+            let age = input.nowNs - input.lastCommandTimeNs
+            if age > timeout {
+                fault(.staleCommand, joint: -1, value: Double(age), limit: Double(timeout), detail: "ns")
+            }
+        }
+        let budget = configuration.busErrorBudget
+        consecutiveBusErrors = input.busErrorsThisTick > 0 ? consecutiveBusErrors + input.busErrorsThisTick : 0
+        if consecutiveBusErrors > budget {
+            fault(.busErrors, joint: -1, value: Double(consecutiveBusErrors), limit: Double(budget), detail: "bus")
+        }
+        if let overrunBudget = configuration.overrunBudget, input.overrunsInARow > overrunBudget {
+            fault(.overrun, joint: -1, value: Double(input.overrunsInARow), limit: Double(overrunBudget), detail: "")
+        }
+        checkJoints()
+        checkWorkspace()
+
+        if faultsThisTick > 0 && !wasLatched { latchSafeState() }
+        if latched {
+            for i in 0..<jointCount {
+                outputPositionRad[i] = holdPositionRad[i]
+                outputTorqueEnabled[i] = limits[i].safeState == .hold
+            }
+        } else {
+            limitCommands()
+        }
+        return SafetyVerdict(
+            isSafeState: latched, enteredThisTick: latched && !wasLatched, cause: latchedCause,
+            jointIndex: latchedJoint >= 0 ? latchedJoint : nil)
+    }
+
+    private func checkJoints() {
+        for i in 0..<jointCount {
+            let limit = limits[i]
+            let flags = hardwareErrorFlags[i]
+            if flags != 0 { fault(.servoHardwareError, joint: i, value: Double(flags), limit: 0, detail: "flags") }
+            if readingFresh[i] {
+                missedReadings[i] = 0
+            } else {
+                missedReadings[i] += 1
+                if missedReadings[i] > configuration.busErrorBudget {
+                    fault(
+                        .busErrors, joint: i, value: Double(missedReadings[i]),
+                        limit: Double(configuration.busErrorBudget), detail: "no reading")
+                }
+            }
+            // Written so that NaN readings fail the checks.
+            let position = measuredPositionRad[i]
+            if !(position >= limit.positionMinRad) {
+                fault(.positionLimit, joint: i, value: position, limit: limit.positionMinRad, detail: "below min")
+            } else if !(position <= limit.positionMaxRad) {
+                fault(.positionLimit, joint: i, value: position, limit: limit.positionMaxRad, detail: "above max")
+            }
+            let velocity = measuredVelocityRadPerS[i]
+            if !(abs(velocity) <= limit.velocityLimitRadPerS) {
+                fault(.velocityLimit, joint: i, value: velocity, limit: limit.velocityLimitRadPerS, detail: "")
+            }
+            let effort = measuredEffortNm[i]
+            if !(abs(effort) <= limit.effortLimitNm) {
+                fault(.effortLimit, joint: i, value: effort, limit: limit.effortLimitNm, detail: "")
+            }
+            let command = commandedPositionRad[i]
+            if !command.isFinite {
+                fault(.stepLimit, joint: i, value: command, limit: limit.stepFaultRadPerTick, detail: "non-finite")
+            } else if !latched && abs(command - outputPositionRad[i]) > limit.stepFaultRadPerTick {
+                fault(
+                    .stepLimit, joint: i, value: command - outputPositionRad[i], limit: limit.stepFaultRadPerTick,
+                    detail: "jump")
+            }
+        }
+    }
+
+    private func checkWorkspace() {
+        for b in 0..<boxes.count {
+            let box = boxes[b]
+            let x = framePositionM[3 * b]
+            let y = framePositionM[3 * b + 1]
+            let z = framePositionM[3 * b + 2]
+            if !(x >= box.0 && x <= box.3) {
+                fault(.workspaceLimit, box: b, value: x, limit: x < box.0 ? box.0 : box.3, detail: "x")
+            } else if !(y >= box.1 && y <= box.4) {
+                fault(.workspaceLimit, box: b, value: y, limit: y < box.1 ? box.1 : box.4, detail: "y")
+            } else if !(z >= box.2 && z <= box.5) {
+                fault(.workspaceLimit, box: b, value: z, limit: z < box.2 ? box.2 : box.5, detail: "z")
+            }
+        }
+    }
+
+    private func limitCommands() {
+        for i in 0..<jointCount {
+            let limit = limits[i]
+            var target = commandedPositionRad[i]
+            let previous = outputPositionRad[i]
+            if !target.isFinite { target = previous }
+            let low = limit.positionMinRad + limit.positionMarginRad
+            let high = limit.positionMaxRad - limit.positionMarginRad
+            target = low <= high ? min(max(target, low), high) : (low + high) / 2
+            let step = limit.maxStepRadPerTick
+            target = min(max(target, previous - step), previous + step)
+            outputPositionRad[i] = target
+            outputTorqueEnabled[i] = true
+        }
+    }
+
+    private func latchSafeState() {
+        latched = true
+        for i in 0..<jointCount {
+            // Hold where the joint is; if its reading is unusable, where it was last commanded.
+            let position = measuredPositionRad[i]
+            holdPositionRad[i] = position.isFinite ? position : outputPositionRad[i]
+        }
+    }
+
+    /// Records a fault. Events are recorded until the safe state is latched, including every rule that
+    /// fired in the latching tick; later faults are not logged again until `rearm()`.
+    private func fault(_ cause: SafetyCause, joint: Int, value: Double, limit: Double, detail: StaticString) {
+        guard !latched else { return }
+        if faultsThisTick == 0 {
+            latchedCause = cause
+            latchedJoint = joint
+        }
+        faultsThisTick += 1
+        events.append(
+            SafetyEvent(
+                timeSeconds: tickTimeSeconds, cause: cause, jointIndex: Int32(joint), value: value, limit: limit,
+                detail: detail))
+    }
+
+    private func fault(_ cause: SafetyCause, box: Int, value: Double, limit: Double, detail: StaticString) {
+        guard !latched else { return }
+        if faultsThisTick == 0 {
+            latchedCause = cause
+            latchedJoint = -1
+        }
+        faultsThisTick += 1
+        events.append(
+            SafetyEvent(
+                timeSeconds: tickTimeSeconds, cause: cause, workspaceBoxIndex: Int32(box), value: value,
+                limit: limit, detail: detail))
+    }
+}
+
+extension Double {
+    fileprivate var formatted6: String { String(format: "%.6g", self) }
+}
