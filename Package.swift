@@ -43,7 +43,8 @@ let package = Package(
         .target(name: "SinewBus", dependencies: ["SinewCore", "CSerialPort", "CSinewSystem"]),
         .target(name: "SinewDrivers", dependencies: ["SinewCore"]),
         .target(
-            name: "SinewSim", dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CSinewSystem"]),
+            name: "SinewSim",
+            dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CSinewSystem"]),
         .target(name: "SinewFusion", dependencies: ["SinewCore"]),
         // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
         // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
@@ -51,7 +52,8 @@ let package = Package(
         .target(
             name: "SinewRuntime",
             dependencies: [
-                "SinewCore", "SinewKinematics", "CRealtime", .product(name: "Yams", package: "Yams"),
+                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CRealtime",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
@@ -61,6 +63,10 @@ let package = Package(
                 "SinewCore",
                 "SinewKinematics",
                 "SinewFusion",
+                "SinewBus",
+                "SinewDrivers",
+                "SinewSim",
+                "SinewRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
