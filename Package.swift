@@ -84,6 +84,10 @@ let package = Package(
             name: "SinewSimTests",
             dependencies: ["SinewSim", "SinewKinematics", "SinewBus", "SinewDrivers", "CAllocCounter"]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "CAllocCounter"]),
+        // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.
+        .testTarget(
+            name: "SinewLoopTests",
+            dependencies: ["SinewRuntime", "SinewSim", "SinewBus", "SinewDrivers", "SinewKinematics", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
