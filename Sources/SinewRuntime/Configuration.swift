@@ -20,13 +20,16 @@ public struct RobotConfiguration: Sendable, Equatable {
     public let safety: Safety
     public let recording: Recording
     public let imu: IMU?
+    /// The calibration file (`calibration:`, written by `sinew calibrate`), resolved against the yaml file's
+    /// directory; nil when the robot runs with the default zero of every servo.
+    public let calibrationPath: String?
 
     public init(
         name: String, file: String, modelPath: String, buses: [Bus], joints: [Joint],
         loop: Loop = Loop(), policy: Policy = .hold,
         safety: Safety = Safety(),
         recording: Recording = Recording(),
-        imu: IMU? = nil
+        imu: IMU? = nil, calibrationPath: String? = nil
     ) {
         self.name = name
         self.file = file
@@ -38,6 +41,7 @@ public struct RobotConfiguration: Sendable, Equatable {
         self.safety = safety
         self.recording = recording
         self.imu = imu
+        self.calibrationPath = calibrationPath
     }
 
     public func bus(named name: String) -> Bus? { buses.first { $0.name == name } }

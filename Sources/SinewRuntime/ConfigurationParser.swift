@@ -5,7 +5,9 @@ import Yams
 extension RobotConfiguration {
     /// Keys valid at each place of a `robot.yaml`; unknown keys are errors with a suggestion from these.
     enum Keys {
-        static let root = ["name", "model", "buses", "joints", "loop", "policy", "safety", "recording", "imu"]
+        static let root = [
+            "name", "model", "buses", "joints", "loop", "policy", "safety", "recording", "imu", "calibration",
+        ]
         static let bus = ["name", "protocol", "port", "baud"]
         static let joint = [
             "name", "bus", "id", "servo", "reducer", "direction", "offset_rad", "limits", "safe_state", "coupled",
@@ -101,9 +103,15 @@ private struct Parser {
         let recording =
             try fields["recording"].map { node throws(ConfigurationError) in try self.recording(node) } ?? .init()
         let imu = try fields["imu"].map { node throws(ConfigurationError) in try self.imu(node) }
+        let calibration = try fields["calibration"].map { node throws(ConfigurationError) in
+            let text = try reader.string(
+                node, "calibration", expected: "the path of the calibration file written by `sinew calibrate`")
+            return text.hasPrefix("/") ? text : (baseDirectory as NSString).appendingPathComponent(text)
+        }
         return RobotConfiguration(
             name: name.isEmpty ? "robot" : name, file: reader.file, modelPath: modelPath, buses: buses,
-            joints: joints, loop: loop, policy: policy, safety: safety, recording: recording, imu: imu)
+            joints: joints, loop: loop, policy: policy, safety: safety, recording: recording, imu: imu,
+            calibrationPath: calibration)
     }
 
     // MARK: buses

@@ -36,6 +36,9 @@ public struct TickSnapshotSlot {
     public let velocityRadPerS: UnsafeMutableBufferPointer<Double>
     public let effortNm: UnsafeMutableBufferPointer<Double>
     public let commandRad: UnsafeMutableBufferPointer<Double>
+    /// The policy's target before the safety supervisor (empty unless the recorder was made with
+    /// `recordsTarget`).
+    public let targetRad: UnsafeMutableBufferPointer<Double>
 }
 
 /// A preallocated single-producer/single-consumer ring of fixed-size tick snapshots. The loop thread is
@@ -46,19 +49,25 @@ public final class TickRecorder: @unchecked Sendable {
     public let jointCount: Int
     /// Snapshots the ring holds.
     public let capacity: Int
+    /// Whether snapshots carry the policy's target next to the guarded command (`TickSnapshotSlot.targetRad`).
+    public let recordsTarget: Bool
+    /// Doubles per joint in a snapshot: position, velocity, effort, command, and target when recorded.
+    let valuesPerJoint: Int
     private let headers: UnsafeMutablePointer<TickSnapshotHeader>
-    private let jointValues: UnsafeMutablePointer<Double>  // capacity × 4 × jointCount
+    private let jointValues: UnsafeMutablePointer<Double>  // capacity × valuesPerJoint × jointCount
     private let written = Atomic<Int>(0)  // producer's count
     private let consumed = Atomic<Int>(0)  // consumer's count
     private let droppedSnapshots = Atomic<Int>(0)
 
-    public init(jointNames: [String], capacity: Int = 4096) {
+    public init(jointNames: [String], capacity: Int = 4096, recordsTarget: Bool = false) {
         self.jointNames = jointNames
         jointCount = jointNames.count
         self.capacity = max(capacity, 2)
+        self.recordsTarget = recordsTarget
+        valuesPerJoint = recordsTarget ? 5 : 4
         headers = .allocate(capacity: self.capacity)
         headers.initialize(repeating: TickSnapshotHeader(), count: self.capacity)
-        let values = self.capacity * 4 * max(jointCount, 1)
+        let values = self.capacity * valuesPerJoint * max(jointCount, 1)
         jointValues = .allocate(capacity: values)
         jointValues.initialize(repeating: 0, count: values)
     }
@@ -75,13 +84,14 @@ public final class TickRecorder: @unchecked Sendable {
 
     func slot(at index: Int) -> TickSnapshotSlot {
         let ring = index % capacity
-        let base = jointValues + ring * 4 * jointCount
+        let base = jointValues + ring * valuesPerJoint * jointCount
         return TickSnapshotSlot(
             header: headers + ring,
             positionRad: UnsafeMutableBufferPointer(start: base, count: jointCount),
             velocityRadPerS: UnsafeMutableBufferPointer(start: base + jointCount, count: jointCount),
             effortNm: UnsafeMutableBufferPointer(start: base + 2 * jointCount, count: jointCount),
-            commandRad: UnsafeMutableBufferPointer(start: base + 3 * jointCount, count: jointCount))
+            commandRad: UnsafeMutableBufferPointer(start: base + 3 * jointCount, count: jointCount),
+            targetRad: UnsafeMutableBufferPointer(start: base + 4 * jointCount, count: recordsTarget ? jointCount : 0))
     }
 
     /// Producer: the next free slot, or nil (and one more drop) when the ring is full.
@@ -102,11 +112,11 @@ public final class TickRecorder: @unchecked Sendable {
     }
 
     /// Producer: copies one snapshot in. Returns false when it was dropped. The arrays hold `jointCount`
-    /// values each.
+    /// values each; `targetRad` is stored only when the recorder `recordsTarget`.
     @discardableResult
     public func push(
         _ header: TickSnapshotHeader, positionRad: UnsafePointer<Double>, velocityRadPerS: UnsafePointer<Double>,
-        effortNm: UnsafePointer<Double>, commandRad: UnsafePointer<Double>
+        effortNm: UnsafePointer<Double>, commandRad: UnsafePointer<Double>, targetRad: UnsafePointer<Double>? = nil
     ) -> Bool {
         guard let slot = reserve() else { return false }
         slot.header.pointee = header
@@ -115,6 +125,9 @@ public final class TickRecorder: @unchecked Sendable {
             slot.velocityRadPerS[i] = velocityRadPerS[i]
             slot.effortNm[i] = effortNm[i]
             slot.commandRad[i] = commandRad[i]
+        }
+        if recordsTarget, let targetRad {
+            for i in 0..<jointCount { slot.targetRad[i] = targetRad[i] }
         }
         commit()
         return true
@@ -137,12 +150,13 @@ public final class TickRecorder: @unchecked Sendable {
 public enum RecordingFormat: Sendable, Equatable {
     /// One header line, then one line per tick: `tick,t_s,state,safety_cause,wake_lateness_ns,sense_ns,…,
     /// record_ns`, then per joint `<name>.position_rad,<name>.velocity_rad_s,<name>.effort_nm,
-    /// <name>.command_rad`.
+    /// <name>.command_rad` (and `<name>.target_rad` when the recorder `recordsTarget`).
     case csv
     /// "SINEWREC", UInt32 version (1), UInt32 joint count, per joint UInt16 name length + UTF-8 name; then
     /// fixed-size records, little-endian: Int64 tick, Float64 t_s, UInt8 state, UInt8 cause (255: none),
     /// 6 bytes padding, Int64 wake lateness ns, 6 × Int64 stage ns, then per joint 4 × Float64
-    /// (position rad, velocity rad/s, effort N·m, command rad).
+    /// (position rad, velocity rad/s, effort N·m, command rad). Version 2 is the same with a fifth Float64
+    /// per joint, the target rad (recorders that `recordsTarget`).
     case binary
 }
 
@@ -261,11 +275,12 @@ public final class RecordingWriter: @unchecked Sendable {
                 columns += [
                     "\(name).position_rad", "\(name).velocity_rad_s", "\(name).effort_nm", "\(name).command_rad",
                 ]
+                if recorder.recordsTarget { columns.append("\(name).target_rad") }
             }
             appendText(columns.joined(separator: ",") + "\n")
         case .binary:
             appendText("SINEWREC")
-            appendRaw(UInt32(1).littleEndian)
+            appendRaw(UInt32(recorder.recordsTarget ? 2 : 1).littleEndian)
             appendRaw(UInt32(recorder.jointCount).littleEndian)
             for name in recorder.jointNames {
                 let bytes = Array(name.utf8)
@@ -286,6 +301,7 @@ public final class RecordingWriter: @unchecked Sendable {
             for i in 0..<recorder.jointCount {
                 line +=
                     ",\(slot.positionRad[i]),\(slot.velocityRadPerS[i]),\(slot.effortNm[i]),\(slot.commandRad[i])"
+                if recorder.recordsTarget { line += ",\(slot.targetRad[i])" }
             }
             appendText(line + "\n")
         case .binary:
@@ -300,6 +316,7 @@ public final class RecordingWriter: @unchecked Sendable {
                 for value in [slot.positionRad[i], slot.velocityRadPerS[i], slot.effortNm[i], slot.commandRad[i]] {
                     appendRaw(value.bitPattern.littleEndian)
                 }
+                if recorder.recordsTarget { appendRaw(slot.targetRad[i].bitPattern.littleEndian) }
             }
         }
     }

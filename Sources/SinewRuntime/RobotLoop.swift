@@ -149,16 +149,32 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     let trackingRMSBits = Atomic<UInt64>(0)
     let lifecycleStateRaw = Atomic<UInt8>(0)
 
+    /// Recent wake-up lateness, written by the record stage, for live percentiles on other threads.
+    public let recentLateness = LatenessWindow(capacity: 1024)
+    /// Where the record stage pushes snapshots (see `attachRecorder`), and every how many ticks.
+    public internal(set) var recorder: TickRecorder?
+    var recordingDecimation: Int64 = 1
+    /// Duration of the previous tick's record stage as measured inside it, ns.
+    var lastRecordStageNs: Int64 = 0
+
+    /// The calibration the joints use, checked against the servos at configure time, and its file (for errors).
+    public let calibration: CalibrationFile?
+    let calibrationSource: String
+
     /// - Parameters:
     ///   - transports: one per configured bus, by bus name.
     ///   - catalog: servo tables (Hardware/servos).
-    ///   - calibration: zero counts per joint, when the robot was calibrated.
+    ///   - calibration: zero counts per joint, when the robot was calibrated; configure refuses a servo that
+    ///     does not match its entry.
+    ///   - calibrationSource: the calibration's file, named in errors.
     public init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
-        emergencyStop: EmergencyStopSources = EmergencyStopSources()
+        calibrationSource: String = "calibration", emergencyStop: EmergencyStopSources = EmergencyStopSources()
     ) throws(RobotLoopError) {
         self.configuration = configuration
+        self.calibration = calibration
+        self.calibrationSource = calibrationSource
         self.model = model
         workspace = KinematicsWorkspace(model: model)
         var urdf: [Int] = []
@@ -323,6 +339,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                         "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") is model number \(reply.modelNumber), "
                             + "but the configuration expects a \(bus.servoModel.name) (\(bus.servoModel.modelNumber))")
                 }
+                try checkCalibration(bus: bus, slot: slot, reportedModelNumber: reply.modelNumber)
                 // Settings live in EEPROM, writable with torque off only.
                 try writeRegister(bus, id: id, joint: joint, name: "Torque Enable", value: 0)
                 try writeRegister(bus, id: id, joint: joint, name: "Return Delay Time", value: 0)
@@ -635,13 +652,19 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     public func record(_ tick: inout TickInfo) {
-        guard lifecycle.state == .active else { return }
-        for j in 0..<configuration.joints.count {
-            let e = supervisor.measuredPositionRad[j] - targetPositionRad[j]
-            trackingSquares += e * e
+        let recordStart = MonotonicInstant.now().nanoseconds
+        recentLateness.append(tick.latenessNs)
+        if let recorder, tick.index % recordingDecimation == 0 { pushSnapshot(recorder, tick) }
+        if lifecycle.state == .active {
+            for j in 0..<configuration.joints.count {
+                let e = supervisor.measuredPositionRad[j] - targetPositionRad[j]
+                trackingSquares += e * e
+            }
+            trackingSamples += configuration.joints.count
+            trackingRMSBits.store(
+                (trackingSquares / Double(trackingSamples)).squareRoot().bitPattern, ordering: .relaxed)
         }
-        trackingSamples += configuration.joints.count
-        trackingRMSBits.store((trackingSquares / Double(trackingSamples)).squareRoot().bitPattern, ordering: .relaxed)
+        lastRecordStageNs = Int64(MonotonicInstant.now().nanoseconds - recordStart)
     }
 
     /// Per-bus statistics for reports: transactions, checksum errors, timeouts, retries per servo.

@@ -17,6 +17,10 @@ struct Run: ParsableCommand {
             one served by `sinew virtual-bus`); `serial` to real servos on a serial port. Ctrl-C brings the robot \
             to its safe state and stops. With --json the run ends with one JSON object: ticks, achieved_hz, \
             overruns, final_state (active or safe), safety_events [{t, joint, cause}], tracking_rms_rad, bus.
+            --calibration (or robot.yaml's `calibration:`) uses the zeros recorded by `sinew calibrate` and refuses \
+            a servo that does not match its entry. --record (or robot.yaml's `recording:`) writes every tick's \
+            snapshot to a CSV file from a non-real-time thread; it is flushed and closed at the end of the run \
+            and on Ctrl-C.
             Example: sinew run Hardware/robots/so101/robot.yaml --duration 5
             """)
 
@@ -35,9 +39,16 @@ struct Run: ParsableCommand {
     @Flag(help: "End with one JSON object instead of the human summary.")
     var json = false
 
+    @Option(help: "Calibration file written by `sinew calibrate`, overriding robot.yaml's `calibration:`.")
+    var calibration: String?
+
+    @Option(help: "Record every tick to this CSV file, overriding robot.yaml's `recording:` (which may be off).")
+    var record: String?
+
     func run() throws {
         let outcome = try RobotSession.run(
-            configurationPath: robot, backend: backend, port: port, duration: duration, statusLine: !json)
+            configurationPath: robot, backend: backend, port: port, duration: duration, statusLine: !json,
+            options: RunOptions(calibrationPath: calibration, recordPath: record))
         if json { print(outcome.json.text) } else { print(outcome.summary) }
     }
 }
@@ -51,7 +62,7 @@ struct RunOutcome {
 enum RobotSession {
     static func run(
         configurationPath: String, backend: Backend, port: String?, duration: Double?, statusLine: Bool,
-        title: String? = nil
+        title: String? = nil, options: RunOptions = RunOptions()
     ) throws -> RunOutcome {
         let checked = try RobotConfiguration.loadChecked(contentsOf: configurationPath)
         let configuration = checked.configuration
@@ -71,8 +82,10 @@ enum RobotSession {
         }
         defer { simulated?.stop() }
 
+        let calibration = try options.loadCalibration(configuration: configuration)
         let loop = try RobotLoop(
-            configuration: configuration, model: model, catalog: catalog, transports: transports)
+            configuration: configuration, model: model, catalog: catalog, transports: transports,
+            calibration: calibration?.file, calibrationSource: calibration?.path ?? "calibration")
         do {
             try loop.lifecycle.configure()
             try loop.lifecycle.activate()
@@ -93,6 +106,9 @@ enum RobotSession {
                 cpu: configuration.loop.cpu, lockMemory: true, maxTicks: seconds.map { Int64($0 * rate) }),
             body: loop)
         if let title { printError(title) }
+        let recording = try options.startRecording(loop: loop, configuration: configuration)
+        ShutdownSignals.install()
+        defer { ShutdownSignals.restoreDefaults() }
         let realtime = try scheduler.start()
         printError("real time: \(realtime)")
         let started = Date()
@@ -102,10 +118,12 @@ enum RobotSession {
             guard statusLine else { continue }
             let elapsed = Date().timeIntervalSince(started)
             let ticks = scheduler.ticksCompleted
+            let wake = loop.recentLateness.percentiles()
             let line = String(
-                format: "\r%6.1f s  %7.1f Hz  overruns %lld  tracking %6.2f mrad  bus errors %d  %@", elapsed,
-                Double(ticks) / max(elapsed, 1e-3), scheduler.overrunsSoFarCount, 1000 * loop.trackingRMSRad,
-                loop.busErrorCount, "\(loop.observedState)".padding(toLength: 8, withPad: " ", startingAt: 0))
+                format: "\r%6.1f s  %7.1f Hz  wake p50 %5.1f p99 %6.1f µs  overruns %lld  tracking %6.2f mrad  "
+                    + "bus errors %d  %@", elapsed, Double(ticks) / max(elapsed, 1e-3), wake.p50Us, wake.p99Us,
+                scheduler.overrunsSoFarCount, 1000 * loop.trackingRMSRad, loop.busErrorCount,
+                "\(loop.observedState)".padding(toLength: 8, withPad: " ", startingAt: 0))
             FileHandle.standardError.write(Data(line.utf8))
             lastLine = line.count
         }
@@ -113,6 +131,7 @@ enum RobotSession {
         let report = try scheduler.join()
         let finalState = loop.lifecycle.state
         try? loop.lifecycle.shutdown()
+        let recorded = try recording?.finish()
 
         let events = loop.supervisor.events.events
         let eventsJSON = JSONValue.array(
@@ -144,6 +163,8 @@ enum RobotSession {
             ("tracking_rms_rad", .number(loop.trackingRMSRad)),
             ("wake_p50_us", .number(report.wakeLateness.p50Us)), ("wake_p99_us", .number(report.wakeLateness.p99Us)),
             ("compute_p99_us", .number(report.compute.p99Us)), ("bus", busJSON),
+            ("recording", recorded.map { .string($0.path) } ?? .null),
+            ("calibration", calibration.map { .string($0.path) } ?? .null),
         ])
         var summary = "\(configuration.name) (\(backend.rawValue)): \(report.ticks) ticks in "
         summary += String(
@@ -154,6 +175,7 @@ enum RobotSession {
             report.wakeLateness.p50Us, report.wakeLateness.p99Us, report.wakeLateness.maxUs, report.compute.p99Us)
         summary += String(
             format: "  tracking error (RMS over joints and ticks) %.2f mrad\n", 1000 * loop.trackingRMSRad)
+        if let recorded { summary += "  recording: \(recorded.summary)\n" }
         summary += "  final state: \(finalState)"
         if events.isEmpty {
             summary += ", no safety events"

@@ -9,6 +9,6 @@ struct Sinew: ParsableCommand {
             Start with `sinew demo`. Point `sinew kinematics` at any URDF to inspect a robot, evaluate its \
             kinematics and dynamics, or solve inverse kinematics; `sinew bench` measures what Sinew costs.
             """,
-        subcommands: [Demo.self, Run.self, Kinematics.self, Fusion.self, Bench.self]
+        subcommands: [Demo.self, Run.self, Calibrate.self, Kinematics.self, Fusion.self, Bench.self]
     )
 }

@@ -18,7 +18,10 @@ final class SimulatedRig {
     let robot: RobotJointDynamics
     let loop: RobotLoop
 
-    init(robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none) throws {
+    init(
+        robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none,
+        calibration: CalibrationFile? = nil
+    ) throws {
         let checked = try RobotConfiguration.loadChecked(
             contentsOf: "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml")
         configuration = checked.configuration
@@ -47,7 +50,8 @@ final class SimulatedRig {
         let (host, device) = BytePipe.makePair(baudRate: busConfig.baudRate)
         server = VirtualBusServer.serve(bus: bus, transport: device)
         loop = try RobotLoop(
-            configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host])
+            configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host],
+            calibration: calibration, calibrationSource: "test-calibration.json")
     }
 
     deinit { server.stop() }

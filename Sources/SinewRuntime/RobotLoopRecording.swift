@@ -1,0 +1,53 @@
+import SinewBus
+import SinewDrivers
+
+extension RobotLoop {
+    /// Makes the record stage push a snapshot every `decimation`-th tick into a new recorder, and returns
+    /// the recorder (hand it to a `RecordingWriter`). Call before the scheduler starts. Snapshots carry,
+    /// per joint, the measured position/velocity/effort, the guarded command sent to the servo and the
+    /// policy's target.
+    /// - Parameter capacity: snapshots the ring holds (4096 ≈ 8 s at 500 Hz before the writer must drain).
+    public func attachRecorder(decimation: Int = 1, capacity: Int = 4096) -> TickRecorder {
+        let recorder = TickRecorder(
+            jointNames: configuration.joints.map(\.name), capacity: capacity, recordsTarget: true)
+        recordingDecimation = Int64(max(decimation, 1))
+        self.recorder = recorder
+        return recorder
+    }
+
+    /// Record stage: copies this tick into the ring (allocation-free; a full ring drops the snapshot).
+    @inline(__always)
+    func pushSnapshot(_ recorder: TickRecorder, _ tick: TickInfo) {
+        guard let slot = recorder.reserve() else { return }
+        let state = lifecycle.state
+        slot.header.pointee = TickSnapshotHeader(
+            tick: tick.index, timeSeconds: tick.secondsSinceStart, state: state,
+            safetyCause: state == .safe ? supervisor.safeStateCause : nil, wakeLatenessNs: tick.latenessNs,
+            stageNs: (
+                tick.stageNs.0, tick.stageNs.1, tick.stageNs.2, tick.stageNs.3, tick.stageNs.4, lastRecordStageNs
+            ))
+        for j in 0..<recorder.jointCount {
+            slot.positionRad[j] = supervisor.measuredPositionRad[j]
+            slot.velocityRadPerS[j] = supervisor.measuredVelocityRadPerS[j]
+            slot.effortNm[j] = supervisor.measuredEffortNm[j]
+            slot.commandRad[j] = supervisor.outputPositionRad[j]
+            slot.targetRad[j] = targetPositionRad[j]
+        }
+        recorder.commit()
+    }
+
+    /// Configure: the joint's calibration entry must have been recorded on this bus, servo ID and model, and
+    /// the servo must report the model number it had then. Coupled second servos have no entry of their own.
+    func checkCalibration(bus: BusLink, slot: Int, reportedModelNumber: UInt16) throws(RobotLoopError) {
+        guard let calibration else { return }
+        let joint = configuration.joints[bus.joints[slot]]
+        guard joint.servoID == Int(bus.ids[slot]) else { return }
+        do {
+            try calibration.check(
+                joint: joint.name, bus: bus.name, servoID: bus.ids[slot], servoModel: joint.servoModel,
+                reportedModelNumber: reportedModelNumber, file: calibrationSource)
+        } catch {
+            throw RobotLoopError("\(error)")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+@Suite(.serialized) struct CalibrateCommandTests {
+    let robot = repositoryRoot + "/Hardware/robots/so101/robot.yaml"
+
+    func scratchDirectory(_ name: String) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-calib-\(getpid())-\(name)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Calibrate the simulated SO-101 from its pose, run with that calibration, then refuse a calibration whose
+    /// model number says the servo was swapped.
+    @Test func calibrateFromPoseThenRunThenRefuseASwappedServo() throws {
+        let dir = try scratchDirectory("pose")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/calibration.json"
+        let calibrate = try runSinew(["calibrate", robot, "--backend", "sim", "--from-pose", "--output", file])
+        #expect(calibrate.status == 0, "\(calibrate.stderr)")
+        let data = try #require(FileManager.default.contents(atPath: file))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["format"] as? String == "sinew-calibration")
+        #expect(object["version"] as? Int == 1)
+        let joints = try #require(object["joints"] as? [[String: Any]])
+        #expect(
+            joints.map { $0["joint"] as? String ?? "" } == [
+                "shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper",
+            ])
+        for joint in joints {
+            let zero = try #require(joint["zero_counts"] as? Int)
+            let low = try #require(joint["min_counts"] as? Int)
+            let high = try #require(joint["max_counts"] as? Int)
+            // The simulated arm was put in its zero pose: the STS3215 reads mid-turn there.
+            #expect(abs(zero - 2048) <= 2, "\(joint)")
+            #expect(low < zero && zero < high, "\(joint)")
+            #expect(joint["model_number"] as? Int == 777)
+        }
+
+        let run = try runSinew(["run", robot, "--calibration", file, "--duration", "1", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try #require(jsonObject(run.stdout), "\(run.stdout)")
+        #expect(report["final_state"] as? String == "active")
+        #expect((report["ticks"] as? Int ?? 0) > 100)
+        #expect(report["calibration"] as? String == file)
+
+        // The same file with another model number for one joint: configure refuses it.
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.contains("\"elbow_flex\"")
+                ? line.replacingOccurrences(of: "\"model_number\": 777", with: "\"model_number\": 1025") : String(line)
+        }
+        let swapped = dir + "/swapped.json"
+        try lines.joined(separator: "\n").write(toFile: swapped, atomically: true, encoding: .utf8)
+        let refused = try runSinew(["run", robot, "--calibration", swapped, "--duration", "1", "--json"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("elbow_flex"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("swapped"), "\(refused.stderr)")
+    }
+
+    /// The interactive flow on the simulator (which moves the arm itself): zero, then the range swept.
+    @Test func interactiveCalibrationOnTheSimulatorRecordsTheRange() throws {
+        let dir = try scratchDirectory("interactive")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/calibration.json"
+        let result = try runSinew(
+            ["calibrate", robot, "--backend", "sim", "--output", file, "--range-seconds", "1"], input: "\n\n")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("zero pose"))
+        #expect(result.stderr.contains("full range"))
+        let data = try #require(FileManager.default.contents(atPath: file))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let joints = try #require(object["joints"] as? [[String: Any]])
+        #expect(joints.count == 6)
+        for joint in joints {
+            let low = joint["min_counts"] as? Int ?? 0
+            let high = joint["max_counts"] as? Int ?? 0
+            // The SO-101's narrowest joint, the gripper, turns 1.9 rad: ~1250 counts of an STS3215.
+            #expect(high - low > 1000, "\(joint)")
+        }
+    }
+
+    /// `sinew run --record` writes a CSV with one line per tick after the header.
+    @Test func runRecordsToCSV() throws {
+        let dir = try scratchDirectory("record")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/run.csv"
+        let run = try runSinew(["run", robot, "--duration", "0.5", "--record", path, "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try #require(jsonObject(run.stdout))
+        #expect(report["recording"] as? String == path)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.first?.hasPrefix("tick,t_s,state,") == true)
+        #expect(lines.count == 1 + (report["ticks"] as? Int ?? -1))
+    }
+}
