@@ -96,8 +96,9 @@ struct Calibrate: ParsableCommand {
             if simulated != nil {
                 printError("  (simulated robot: placed in its zero pose)")
                 simulated?.place(configuration: configuration, positionsRad: zeroPose)
-            } else {
-                _ = readLine()
+            } else if readLine() == nil {
+                throw ValidationError(
+                    "standard input ended before the zero pose was confirmed; run in a terminal, or use --from-pose")
             }
             zero = try servos.presentCounts()
             printError("  zero: " + zip(configuration.joints, zero).map { "\($0.name) \($1)" }.joined(separator: ", "))
@@ -106,8 +107,16 @@ struct Calibrate: ParsableCommand {
                     + String(format: "(sampling for up to %.0f s).", rangeSeconds))
             (low, high) = try sampleRange(
                 servos: servos, start: zero, simulated: simulated, configuration: configuration, limits: limits)
-            for (i, joint) in configuration.joints.enumerated() where high[i] - low[i] < 20 {
-                printError("warning: joint \"\(joint.name)\" moved only \(high[i] - low[i]) counts while sampling")
+            for (i, servo) in servos.joints.enumerated() {
+                let span = high[i] - low[i]
+                if span < 20 {
+                    printError("warning: joint \"\(servo.joint.name)\" moved only \(span) counts while sampling")
+                } else if span > Int64(servo.model.countsPerTurn) * 95 / 100 {
+                    // A joint that crosses the encoder's wrap reads 0 and countsPerTurn−1 side by side.
+                    printError(
+                        "warning: joint \"\(servo.joint.name)\" spans \(span) of \(servo.model.countsPerTurn) counts: "
+                            + "its range may cross the encoder's wrap-around; check the recorded range")
+                }
             }
         }
 

@@ -10,7 +10,7 @@ struct Demo: ParsableCommand {
             Runs Hardware/robots/so101/robot.yaml on the simulated robot: six virtual STS3215 servos on a \
             Feetech bus at 1 Mbit/s with wire-time emulation, driven by the arm's rigid-body physics. The loop \
             configures the servos, ramps from the present pose and follows a pick-and-place trajectory for about \
-            10 s, with a live status line (rate, tracking error, bus errors, safety state) and a summary with the \
+            10 s, with a live status line (rate, wake-up latency p50/p99, tracking error, bus errors, safety state) and a summary with the \
             loop's latency percentiles at the end. --kinematics shows the kinematics core on the same arm instead.
             """)
 
