@@ -156,7 +156,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     public init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
-        emergencyStop: EmergencyStopSources = EmergencyStopSources()
+        emergencyStop: EmergencyStopSources = EmergencyStopSources(), overrunBudget: Int = 10
     ) throws(RobotLoopError) {
         self.configuration = configuration
         self.model = model
@@ -256,7 +256,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             configuration: SafetyConfiguration(
                 jointNames: configuration.joints.map(\.name), joints: jointLimits, workspaceBoxes: boxes,
                 commandTimeoutNs: Int64(safety.watchdogMs * 1e6), busErrorBudget: safety.busErrorBudget,
-                overrunBudget: nil),
+                overrunBudget: overrunBudget),
             emergencyStop: emergencyStop)
 
         let n = configuration.joints.count
@@ -295,6 +295,20 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         startPositionRad.deallocate()
         torqueOnAtServo.deallocate()
         for p in waypointPositions { p.deallocate() }
+    }
+
+    /// Starts the e-stop sources robot.yaml names (a file whose presence stops the robot, a Unix socket
+    /// that stops it on any message) and SIGUSR1. Watchers run on their own threads and only set a flag the
+    /// guard stage polls.
+    public func startEmergencyStopSources() throws(RobotLoopError) {
+        let estop = supervisor.emergencyStop
+        do {
+            try estop.enableSignal(SIGUSR1)
+            if let file = configuration.safety.estop.file { try estop.watchFile(atPath: file) }
+            if let socket = configuration.safety.estop.socket { try estop.listen(onSocketAt: socket) }
+        } catch {
+            throw RobotLoopError("\(configuration.file): cannot start the e-stop sources: \(error)")
+        }
     }
 
     /// RMS difference between measured and targeted joint positions over the active ticks so far (rad).
