@@ -512,6 +512,9 @@ public final class BusMaster {
             } else {
                 switch feetechDecoder.next() {
                 case .frame(let frame):
+                    // Feetech packets do not say whether they are requests or replies: skip our own
+                    // request if a half-duplex adapter echoes it.
+                    if isEcho(frame, requestBytes: requestBytes) { continue }
                     let slot = try pendingSlot(for: frame.id, instruction: instruction)
                     try accept(
                         slot: slot, parameters: frame.parameters, instruction: instruction, into: data, start: start)
@@ -526,7 +529,12 @@ public final class BusMaster {
                 case .needMoreData: break
                 }
             }
-            // Need bytes: read until the deadline.
+            // Need bytes. Checking the clock here (not only in read) also bounds a flood of bytes that
+            // never forms the awaited replies.
+            if MonotonicInstant.now() > deadline {
+                throw BusError(
+                    servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
+            }
             let buffer =
                 dynamixel ? dynamixelDecoder.writableBuffer(minimum: 64) : feetechDecoder.writableBuffer(minimum: 64)
             let n: Int
@@ -535,21 +543,23 @@ public final class BusMaster {
             } catch {
                 throw BusError(servoID: firstPending(), instruction: instruction, cause: .transport(error))
             }
-            if n > 0 {
-                if dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
-                // A stream of bytes must not keep us past the deadline either.
-                if MonotonicInstant.now() <= deadline { continue }
-                // Decode what did arrive before giving up.
-                if dynamixel, case .frame = dynamixelDecoder.next() {
-                } else if !dynamixel, case .frame = feetechDecoder.next() {
-                }
+            if n == 0 {
+                throw BusError(
+                    servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
             }
-            throw BusError(
-                servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
+            if dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
         }
         if let deferred {
             throw deferred
         }
+    }
+
+    private func isEcho(_ frame: FeetechFrame, requestBytes: Int) -> Bool {
+        guard requestBytes == Feetech.overhead + frame.parameters.count, request[2] == frame.id,
+            request[4] == frame.code
+        else { return false }
+        for i in 0..<frame.parameters.count where request[5 + i] != frame.parameters[i] { return false }
+        return true
     }
 
     /// Why nothing usable arrived by the deadline.

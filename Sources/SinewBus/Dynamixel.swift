@@ -105,6 +105,15 @@ public struct DynamixelPacketWriter {
         for b in bytes { append(b) }
     }
 
+    /// Writes LEN now (``finish()`` writes the final value anyway), so that a running CRC taken before
+    /// the end covers the real header, as a servo that already knows the total length would send it.
+    @inlinable
+    public mutating func presetLength(_ length: Int) {
+        guard out.count >= Dynamixel.headerLength else { return }
+        out[5] = UInt8(truncatingIfNeeded: length)
+        out[6] = UInt8(truncatingIfNeeded: length >> 8)
+    }
+
     /// Appends the CRC of everything written so far (used between the entries of a FAST_SYNC_READ reply).
     @inlinable
     public mutating func appendRunningCRC() {
@@ -287,6 +296,8 @@ extension Dynamixel {
         let n = Int(length)
         if errors.count < ids.count || data.count < ids.count * n { throw .invalidArgument }
         var w = DynamixelPacketWriter(into: out, id: ServoID.broadcast, instruction: .status)
+        // Without stuffing this is the final LEN, so each intermediate CRC is the CRC of the packet so far.
+        w.presetLength(ids.count * (4 + n) + 1)
         for i in 0..<ids.count {
             if i > 0 { w.appendRunningCRC() }
             w.append(errors[i])

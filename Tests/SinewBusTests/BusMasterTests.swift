@@ -240,3 +240,73 @@ private func expectError(
     #expect(delta == 0)
     #expect(bus.statistics(for: 6).replies == 310)
 }
+
+/// A transport that echoes every request before the canned replies (like a half-duplex adapter without
+/// echo suppression).
+private final class EchoingTransport: ByteTransport {
+    let inner: CannedReplyTransport
+    var echo: [UInt8] = []
+    init(_ inner: CannedReplyTransport) { self.inner = inner }
+    var baudRate: Int { 0 }
+    func setBaudRate(_ bitsPerSecond: Int) throws(TransportError) {}
+    func flushInput() throws(TransportError) { echo = [] }
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicInstant) throws(TransportError) {
+        echo = Array(bytes)
+        try inner.write(bytes, deadline: deadline)
+    }
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicInstant) throws(TransportError) -> Int {
+        if !echo.isEmpty {
+            let n = min(echo.count, buffer.count)
+            echo.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
+            echo.removeFirst(n)
+            return n
+        }
+        return try inner.read(into: buffer, deadline: deadline)
+    }
+}
+
+@Test func echoedRequestsAreNotTakenForReplies() throws {
+    for p in [BusProtocol.dynamixel, .feetechSTS] {
+        var reply = [UInt8](repeating: 0, count: 32)
+        let value: [UInt8] = [0x34, 0x12]
+        let n = try reply.withUnsafeMutableBytes { out in
+            try value.withUnsafeBytes { v in
+                p == .dynamixel
+                    ? try Dynamixel.encodeStatus(id: 1, error: 0, parameters: v, into: out)
+                    : try Feetech.encodeStatus(id: 1, error: 0, parameters: v, into: out)
+            }
+        }
+        let bus = BusMaster(
+            transport: EchoingTransport(CannedReplyTransport(replies: Array(reply[0..<n]))), protocol: p)
+        #expect(try bus.read(id: 1, address: 56, length: 2) == value)
+    }
+}
+
+/// Answers every read at once with noise that never contains a header.
+private final class NoiseTransport: ByteTransport {
+    var baudRate: Int { 1_000_000 }
+    func setBaudRate(_ bitsPerSecond: Int) throws(TransportError) {}
+    func flushInput() throws(TransportError) {}
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicInstant) throws(TransportError) {}
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicInstant) throws(TransportError) -> Int {
+        for i in 0..<buffer.count { buffer[i] = UInt8(truncatingIfNeeded: i * 7 + 1) & 0x7F }
+        return buffer.count
+    }
+}
+
+@Test func aFloodOfNoiseStillEndsAtTheDeadline() {
+    let timing = BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 5_000_000, retries: 0)
+    for p in [BusProtocol.dynamixel, .feetechSTS] {
+        let bus = BusMaster(transport: NoiseTransport(), protocol: p, timing: timing)
+        let budget = bus.budgetNanoseconds(requestBytes: 14, replyBytes: 15, replies: 1)
+        let e = expectError(bus, budget: budget) { () throws(BusError) in
+            _ = try bus.read(id: 1, address: 132, length: 4)
+        }
+        #expect(e?.servoID == 1)
+        if case .garbage(let n) = e?.cause {
+            #expect(n > 0)
+        } else {
+            Issue.record("expected garbage, got \(String(describing: e))")
+        }
+    }
+}

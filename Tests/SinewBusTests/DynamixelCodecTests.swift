@@ -193,6 +193,21 @@ private func crcBytes(_ packet: [UInt8]) -> [UInt8] {
     #expect(got.map(\.0) == [1, 2, 3])
     #expect(got.map(\.1) == [0, 0x80, 0])
     #expect(got.flatMap(\.2) == data)
+    // Without stuffing, each intermediate CRC is the CRC of the packet up to it.
+    let plain: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    let unstuffed = try ids.withUnsafeBufferPointer { i in
+        try errors.withUnsafeBufferPointer { e in
+            try plain.withUnsafeBytes { d in
+                try encoded { (o) throws(CodecError) in
+                    try Dynamixel.encodeFastSyncReadReply(ids: i, errors: e, length: 4, data: d, into: o)
+                }
+            }
+        }
+    }
+    #expect(unstuffed.count == Dynamixel.fastSyncReplyLength(servoCount: 3, length: 4))
+    let firstCRCAt = 8 + 6
+    let crc = unstuffed[0..<firstCRCAt].withUnsafeBytes { Dynamixel.crc16($0) }
+    #expect(UInt16(unstuffed[firstCRCAt]) | UInt16(unstuffed[firstCRCAt + 1]) << 8 == crc)
 }
 
 @Test func streamDecoderHandlesGarbageSplitsAndConcatenation() throws {
