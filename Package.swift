@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "sinew", targets: ["sinew"]),
         .library(name: "SinewKinematics", targets: ["SinewKinematics"]),
         .library(name: "SinewBus", targets: ["SinewBus"]),
+        .library(name: "SinewDrivers", targets: ["SinewDrivers"]),
+        .library(name: "SinewSim", targets: ["SinewSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -40,7 +42,7 @@ let package = Package(
         .target(name: "CSinewSystem"),
         .target(name: "SinewBus", dependencies: ["SinewCore", "CSerialPort", "CSinewSystem"]),
         .target(name: "SinewDrivers", dependencies: ["SinewCore"]),
-        .target(name: "SinewSim", dependencies: ["SinewCore", "SinewBus", "SinewDrivers", "CSinewSystem"]),
+        .target(name: "SinewSim", dependencies: ["SinewCore", "SinewBus", "SinewDrivers"]),
         .executableTarget(
             name: "sinew",
             dependencies: [
