@@ -76,6 +76,7 @@ public final class BusMaster {
     private var slotCount = 0
     // Garbage bytes skipped during the current attempt (decoder counters are reset per accepted reply).
     private var attemptDiscarded = 0
+    private var attemptDeadline = MonotonicInstant(nanoseconds: 0)
     private let stats: UnsafeMutableBufferPointer<ServoStatistics>
     // Scratch for small reads (ping model numbers).
     private let scratch: UnsafeMutableRawBufferPointer
@@ -420,7 +421,24 @@ public final class BusMaster {
                 if !error.isRetryable || attempt >= timing.retries { throw error }
                 attempt += 1
                 stats[Int(error.servoID)].retries &+= 1
+                // Servos may still be answering the failed request: on a half-duplex wire a new request
+                // now would collide with them, so let the line go quiet first (bounded by that attempt's
+                // deadline).
+                waitForQuietLine()
             }
+        }
+    }
+
+    /// Reads and drops bytes until none arrive for 32 byte times (at least 200 µs) or the last attempt's
+    /// deadline passes.
+    private func waitForQuietLine() {
+        let quiet = Swift.max(wireTimeNanoseconds(byteCount: 32, baudRate: transport.baudRate), 200_000)
+        let buffer = scratch
+        while true {
+            let now = MonotonicInstant.now()
+            if now >= attemptDeadline { return }
+            let until = Swift.min(now.advanced(byNanoseconds: quiet), attemptDeadline)
+            guard let n = try? transport.read(into: buffer, deadline: until), n > 0 else { return }
         }
     }
 
@@ -474,6 +492,7 @@ public final class BusMaster {
         let start = MonotonicInstant.now()
         let deadline = start.advanced(
             byNanoseconds: budgetNanoseconds(requestBytes: requestBytes, replyBytes: replyBytes, replies: replies))
+        attemptDeadline = deadline
         do {
             try transport.write(UnsafeRawBufferPointer(rebasing: request[0..<requestBytes]), deadline: deadline)
         } catch {

@@ -129,3 +129,22 @@ import Testing
     #expect(SerialPortTransport.ftdiLatencyWarning(path: "/dev/does-not-exist") == nil)
     #expect(throws: TransportError.self) { _ = try SerialPortTransport(path: "/dev/does-not-exist") }
 }
+
+@Test func ftdiLatencyTimerAboveOneMillisecondWarnsWithTheFix() throws {
+    let root = NSTemporaryDirectory() + "sinew-sysfs-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let devices = root + "/sys/bus/usb-serial/devices/ttyUSB7"
+    try FileManager.default.createDirectory(atPath: devices, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(atPath: root + "/dev", withIntermediateDirectories: true)
+    _ = FileManager.default.createFile(atPath: root + "/dev/ttyUSB7", contents: Data())
+    try FileManager.default.createSymbolicLink(
+        atPath: root + "/dev/by-id-adapter", withDestinationPath: root + "/dev/ttyUSB7")
+    try "16\n".write(toFile: devices + "/latency_timer", atomically: true, encoding: .utf8)
+    let link = root + "/dev/by-id-adapter"
+    #expect(SerialPortTransport.ftdiLatencyTimerMilliseconds(path: link, sysfsRoot: root + "/sys") == 16)
+    let warning = SerialPortTransport.ftdiLatencyWarning(path: link, sysfsRoot: root + "/sys")
+    #expect(warning?.contains("16 ms") == true)
+    #expect(warning?.contains("echo 1 | sudo tee /sys/bus/usb-serial/devices/ttyUSB7/latency_timer") == true)
+    try "1\n".write(toFile: devices + "/latency_timer", atomically: true, encoding: .utf8)
+    #expect(SerialPortTransport.ftdiLatencyWarning(path: link, sysfsRoot: root + "/sys") == nil)
+}
