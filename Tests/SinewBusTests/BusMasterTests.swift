@@ -243,6 +243,33 @@ private func expectError(
     #expect(bus.statistics(for: 6).replies == 310)
 }
 
+/// FAST_SYNC_READ and BULK_READ are allocation-free too once warm.
+@Test func fastSyncAndBulkReadAllocateNothing() throws {
+    let (bus, servos) = makeBus(timing: relaxedTiming)
+    defer { servos.stop() }
+    let ids = UnsafeMutableBufferPointer<ServoID>.allocate(capacity: 6)
+    let entries = UnsafeMutableBufferPointer<BulkEntry>.allocate(capacity: 6)
+    let present = UnsafeMutableRawBufferPointer.allocate(byteCount: 6 * 10, alignment: 8)
+    defer {
+        ids.deallocate()
+        entries.deallocate()
+        present.deallocate()
+    }
+    for i in 0..<6 {
+        ids[i] = ServoID(i + 1)
+        entries[i] = BulkEntry(id: ServoID(i + 1), address: i % 2 == 0 ? 126 : 132, length: i % 2 == 0 ? 10 : 4)
+    }
+    func cycle() throws(BusError) {
+        try bus.fastSyncRead(ids: UnsafeBufferPointer(ids), address: 126, length: 10, into: present)
+        try bus.bulkRead(entries: UnsafeBufferPointer(entries), into: present)
+    }
+    for _ in 0..<10 { try cycle() }
+    let before = sinew_thread_allocations()
+    for _ in 0..<200 { try cycle() }
+    let delta = sinew_thread_allocations() - before
+    #expect(delta == 0)
+}
+
 /// A transport that echoes every request before the canned replies (like a half-duplex adapter without
 /// echo suppression).
 private final class EchoingTransport: ByteTransport {
