@@ -218,8 +218,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             let wire: BusProtocol = bus.busProtocol == .dynamixel ? .dynamixel : .feetechSTS
             // Return Delay Time is set to 0 at configure; a small margin covers USB and scheduling.
             let timing = BusTiming(
-                returnDelayMicroseconds: 0, marginNanoseconds: 1_000_000, perReplyNanoseconds: 50_000, retries: 1,
-                repliesToWrites: true)
+                returnDelayMicroseconds: 0, marginNanoseconds: Self.runMarginNs, perReplyNanoseconds: 50_000,
+                retries: 1, repliesToWrites: true)
             let master = BusMaster(transport: transport, protocol: wire, timing: timing)
             links.append(
                 try BusLink(
@@ -321,7 +321,13 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     // MARK: Lifecycle hooks (not real-time, except onEnterSafeState)
 
+    /// Deadline margin of one transaction while configuring (not real-time: be patient with slow USB
+    /// adapters and busy machines) and while running (tight: a late reply must not stall the loop).
+    static let configureMarginNs: UInt64 = 20_000_000
+    static let runMarginNs: UInt64 = 1_000_000
+
     public func onConfigure() throws(RobotLoopError) {
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
         for bus in buses {
             for (slot, id) in bus.ids.enumerated() {
                 let joint = configuration.joints[bus.joints[slot]].name
@@ -409,6 +415,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         try setTorque(on: true)
         startFromPresentPose()
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs }
     }
 
     private func readPresentPose() throws(RobotLoopError) {
@@ -462,6 +469,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     public func onRecover() throws(RobotLoopError) {
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
+        defer { for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs } }
         for bus in buses {
             for slot in 0..<bus.ids.count {
                 // A servo that dropped torque on a hardware error needs a reboot before it drives again.
