@@ -473,11 +473,22 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         defer { for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs } }
         for bus in buses {
             for slot in 0..<bus.ids.count {
-                // A servo that dropped torque on a hardware error needs a reboot before it drives again.
-                _ = try? bus.master.reboot(id: bus.ids[slot])
+                // A servo that dropped torque on a hardware error needs clearing before it drives again:
+                // REBOOT on Dynamixel; a Torque Enable write on Feetech, which has no REBOOT.
+                if bus.servoModel.wireProtocol == .dynamixel2 {
+                    _ = try? bus.master.reboot(id: bus.ids[slot])
+                } else {
+                    bus.torqueBuffer[slot] = 0
+                }
+            }
+            if bus.servoModel.wireProtocol != .dynamixel2 {
+                _ = try? bus.master.syncWrite(
+                    ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
+                    data: UnsafeRawBufferPointer(bus.torqueBuffer))
             }
         }
         Thread.sleep(forTimeInterval: 0.05)
+        for j in 0..<configuration.joints.count { supervisor.hardwareErrorFlags[j] = 0 }
         try readPresentPose()
         for bus in buses {
             for slot in 0..<bus.ids.count {
@@ -521,10 +532,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     ids: UnsafeBufferPointer(bus.ids), address: bus.readAddress, length: bus.readLength,
                     into: bus.readBuffer)
             } catch {
-                busErrorsThisTick += 1
                 busErrorCount += 1
                 lastBusError = error
-                markFailure(bus, error)
+                // A failure the bus master pins on one servo counts against that joint's readings (the
+                // supervisor names it once its budget is spent); anything else counts against the bus.
+                if !markFailure(bus, error) { busErrorsThisTick += 1 }
                 if case .hardwareError = error.cause {
                 } else {
                     continue
@@ -545,9 +557,12 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         tick.waitNs += Int64(MonotonicInstant.now().nanoseconds - waitStart)
     }
 
-    private func markFailure(_ bus: BusLink, _ error: BusError) {
+    /// Marks what a failed read means for the joints; returns whether it was pinned on one servo.
+    private func markFailure(_ bus: BusLink, _ error: BusError) -> Bool {
+        var pinned = false
         for slot in 0..<bus.ids.count where bus.ids[slot] == error.servoID {
             let j = bus.joints[slot]
+            pinned = true
             switch error.cause {
             case .hardwareError(let bits), .statusError(let bits):
                 supervisor.hardwareErrorFlags[j] = bits == 0 ? 0x80 : bits
@@ -555,9 +570,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 supervisor.readingFresh[j] = false
             }
         }
-        if error.servoID == ServoID.broadcast {
+        if !pinned {
             for slot in 0..<bus.ids.count { supervisor.readingFresh[bus.joints[slot]] = false }
         }
+        return pinned
     }
 
     public func estimate(_ tick: inout TickInfo) {
