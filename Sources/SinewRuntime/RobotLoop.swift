@@ -170,7 +170,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     public init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
-        calibrationSource: String = "calibration", emergencyStop: EmergencyStopSources = EmergencyStopSources()
+        calibrationSource: String = "calibration", emergencyStop: EmergencyStopSources = EmergencyStopSources(),
+        overrunBudget: Int = 10
     ) throws(RobotLoopError) {
         self.configuration = configuration
         self.calibration = calibration
@@ -234,8 +235,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             let wire: BusProtocol = bus.busProtocol == .dynamixel ? .dynamixel : .feetechSTS
             // Return Delay Time is set to 0 at configure; a small margin covers USB and scheduling.
             let timing = BusTiming(
-                returnDelayMicroseconds: 0, marginNanoseconds: 1_000_000, perReplyNanoseconds: 50_000, retries: 1,
-                repliesToWrites: true)
+                returnDelayMicroseconds: 0, marginNanoseconds: Self.runMarginNs, perReplyNanoseconds: 50_000,
+                retries: 1, repliesToWrites: true)
             let master = BusMaster(transport: transport, protocol: wire, timing: timing)
             links.append(
                 try BusLink(
@@ -272,7 +273,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             configuration: SafetyConfiguration(
                 jointNames: configuration.joints.map(\.name), joints: jointLimits, workspaceBoxes: boxes,
                 commandTimeoutNs: Int64(safety.watchdogMs * 1e6), busErrorBudget: safety.busErrorBudget,
-                overrunBudget: nil),
+                overrunBudget: overrunBudget),
             emergencyStop: emergencyStop)
 
         let n = configuration.joints.count
@@ -313,6 +314,20 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         for p in waypointPositions { p.deallocate() }
     }
 
+    /// Starts the e-stop sources robot.yaml names (a file whose presence stops the robot, a Unix socket
+    /// that stops it on any message) and SIGUSR1. Watchers run on their own threads and only set a flag the
+    /// guard stage polls.
+    public func startEmergencyStopSources() throws(RobotLoopError) {
+        let estop = supervisor.emergencyStop
+        do {
+            try estop.enableSignal(SIGUSR1)
+            if let file = configuration.safety.estop.file { try estop.watchFile(atPath: file) }
+            if let socket = configuration.safety.estop.socket { try estop.listen(onSocketAt: socket) }
+        } catch {
+            throw RobotLoopError("\(configuration.file): cannot start the e-stop sources: \(error)")
+        }
+    }
+
     /// RMS difference between measured and targeted joint positions over the active ticks so far (rad).
     public var trackingRMSRad: Double { Double(bitPattern: trackingRMSBits.load(ordering: .relaxed)) }
 
@@ -323,7 +338,13 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     // MARK: Lifecycle hooks (not real-time, except onEnterSafeState)
 
+    /// Deadline margin of one transaction while configuring (not real-time: be patient with slow USB
+    /// adapters and busy machines) and while running (tight: a late reply must not stall the loop).
+    static let configureMarginNs: UInt64 = 20_000_000
+    static let runMarginNs: UInt64 = 1_000_000
+
     public func onConfigure() throws(RobotLoopError) {
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
         for bus in buses {
             for (slot, id) in bus.ids.enumerated() {
                 let joint = configuration.joints[bus.joints[slot]].name
@@ -412,6 +433,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         try setTorque(on: true)
         startFromPresentPose()
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs }
     }
 
     private func readPresentPose() throws(RobotLoopError) {
@@ -465,13 +487,26 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     public func onRecover() throws(RobotLoopError) {
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
+        defer { for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs } }
         for bus in buses {
             for slot in 0..<bus.ids.count {
-                // A servo that dropped torque on a hardware error needs a reboot before it drives again.
-                _ = try? bus.master.reboot(id: bus.ids[slot])
+                // A servo that dropped torque on a hardware error needs clearing before it drives again:
+                // REBOOT on Dynamixel; a Torque Enable write on Feetech, which has no REBOOT.
+                if bus.servoModel.wireProtocol == .dynamixel2 {
+                    _ = try? bus.master.reboot(id: bus.ids[slot])
+                } else {
+                    bus.torqueBuffer[slot] = 0
+                }
+            }
+            if bus.servoModel.wireProtocol != .dynamixel2 {
+                _ = try? bus.master.syncWrite(
+                    ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
+                    data: UnsafeRawBufferPointer(bus.torqueBuffer))
             }
         }
         Thread.sleep(forTimeInterval: 0.05)
+        for j in 0..<configuration.joints.count { supervisor.hardwareErrorFlags[j] = 0 }
         try readPresentPose()
         for bus in buses {
             for slot in 0..<bus.ids.count {
@@ -515,10 +550,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     ids: UnsafeBufferPointer(bus.ids), address: bus.readAddress, length: bus.readLength,
                     into: bus.readBuffer)
             } catch {
-                busErrorsThisTick += 1
                 busErrorCount += 1
                 lastBusError = error
-                markFailure(bus, error)
+                // A failure the bus master pins on one servo counts against that joint's readings (the
+                // supervisor names it once its budget is spent); anything else counts against the bus.
+                if !markFailure(bus, error) { busErrorsThisTick += 1 }
                 if case .hardwareError = error.cause {
                 } else {
                     continue
@@ -539,9 +575,12 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         tick.waitNs += Int64(MonotonicInstant.now().nanoseconds - waitStart)
     }
 
-    private func markFailure(_ bus: BusLink, _ error: BusError) {
+    /// Marks what a failed read means for the joints; returns whether it was pinned on one servo.
+    private func markFailure(_ bus: BusLink, _ error: BusError) -> Bool {
+        var pinned = false
         for slot in 0..<bus.ids.count where bus.ids[slot] == error.servoID {
             let j = bus.joints[slot]
+            pinned = true
             switch error.cause {
             case .hardwareError(let bits), .statusError(let bits):
                 supervisor.hardwareErrorFlags[j] = bits == 0 ? 0x80 : bits
@@ -549,9 +588,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 supervisor.readingFresh[j] = false
             }
         }
-        if error.servoID == ServoID.broadcast {
+        if !pinned {
             for slot in 0..<bus.ids.count { supervisor.readingFresh[bus.joints[slot]] = false }
         }
+        return pinned
     }
 
     public func estimate(_ tick: inout TickInfo) {

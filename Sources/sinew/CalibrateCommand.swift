@@ -309,11 +309,11 @@ extension SimulatedRobot {
             server.withBus { bus in
                 for (i, joint) in configuration.joints.enumerated() {
                     guard let j = robot.model.jointIndex(named: joint.name) else { continue }
-                    robot.positions[j] = positionsRad[i]
-                    robot.velocities[j] = 0
+                    robot.setJointState(joint: j, positionRad: positionsRad[i])
                 }
-                for (s, state) in robot.servoShaftStates().enumerated() {
-                    bus.setJointState(index: s, positionRad: state.positionRad, velocityRadPerS: 0)
+                for s in robot.mappings.indices {
+                    let state = robot.shaftState(forServo: s)
+                    bus.setJointState(index: s, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
                 }
             }
         }

@@ -55,4 +55,17 @@ final class SimulatedRig {
     }
 
     deinit { server.stop() }
+
+    /// Moves a joint of the simulated robot at once (as a hand would), keeping its position unless given.
+    func move(joint name: String, to positionRad: Double? = nil, velocityRadPerS: Double = 0) {
+        let j = model.jointIndex(named: name)!
+        server.withBus { bus in
+            robot.setJointState(
+                joint: j, positionRad: positionRad ?? robot.positions[j], velocityRadPerS: velocityRadPerS)
+            for s in robot.mappings.indices where robot.mappings[s].jointName == name {
+                let state = robot.shaftState(forServo: s)
+                bus.setJointState(index: s, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
+            }
+        }
+    }
 }
