@@ -8,9 +8,18 @@ import CRealtime
 /// runtime, in CRealtime) only set an atomic flag; the scheduler reads it at the start of every tick
 /// (`TickInfo.shutdownRequested`) and ends the loop once the body had a tick to reach its safe state.
 public enum ShutdownSignals {
-    /// Installs the SIGINT and SIGTERM handlers. Returns 0 or the errno of sigaction.
+    /// Installs the SIGINT and SIGTERM handlers and unblocks both signals in the calling thread (threads
+    /// started from it afterwards inherit that): a process launched with them blocked — some launchers block
+    /// every signal in the child — would otherwise never see Ctrl-C. Returns 0 or the errno of sigaction.
     @discardableResult
-    public static func install() -> Int32 { sinew_signals_install_shutdown_handlers() }
+    public static func install() -> Int32 {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+        return sinew_signals_install_shutdown_handlers()
+    }
 
     /// Restores the default SIGINT/SIGTERM dispositions (a second Ctrl-C then kills the process).
     public static func restoreDefaults() {

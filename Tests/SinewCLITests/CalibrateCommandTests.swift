@@ -80,6 +80,41 @@ import Testing
         }
     }
 
+    /// Ctrl-C (SIGINT) during a recorded run: the robot goes to its safe state, the loop ends, and the CSV is
+    /// flushed and closed with every recorded tick on a complete line.
+    @Test func interruptedRunFlushesTheRecording() throws {
+        let dir = try scratchDirectory("sigint")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/interrupted.csv"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: sinewExecutable)
+        process.arguments = ["run", robot, "--duration", "20", "--record", path, "--json"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait until the loop runs (the file has its header and some ticks), then interrupt it.
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+            if size > 150_000 { break }
+            usleep(50_000)
+        }
+        kill(process.processIdentifier, SIGINT)
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let report = try #require(jsonObject(String(decoding: output, as: UTF8.self)))
+        let ticks = try #require(report["ticks"] as? Int)
+        #expect(ticks < 20 * 500)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.hasSuffix("\n"))
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 1 + ticks)
+        let columns = lines[0].split(separator: ",").count
+        #expect(lines.last?.split(separator: ",", omittingEmptySubsequences: false).count == columns)
+    }
+
     /// `sinew run --record` writes a CSV with one line per tick after the header.
     @Test func runRecordsToCSV() throws {
         let dir = try scratchDirectory("record")
