@@ -1,3 +1,4 @@
+import Foundation
 import SinewBus
 import SinewDrivers
 
@@ -49,5 +50,26 @@ extension RobotLoop {
         } catch {
             throw RobotLoopError("\(error)")
         }
+    }
+
+    /// Joints whose position limits reach further than the range of motion recorded at calibration: the
+    /// policy may command a pose the arm was never seen to reach. One line per joint, for warnings at start.
+    /// - Parameter toleranceRad: how far a limit may pass the recorded range without a warning.
+    public func limitsBeyondCalibratedRange(toleranceRad: Double = 0.05) -> [String] {
+        guard let calibration else { return [] }
+        var warnings: [String] = []
+        for (j, joint) in configuration.joints.enumerated() {
+            guard let entry = calibration.entry(forJoint: joint.name) else { continue }
+            let a = mappings[j].jointPositionRad(counts: entry.minCounts)
+            let b = mappings[j].jointPositionRad(counts: entry.maxCounts)
+            let limits = supervisor.configuration.joints[j]
+            if limits.positionMinRad < min(a, b) - toleranceRad || limits.positionMaxRad > max(a, b) + toleranceRad {
+                let f = { (x: Double) in String(format: "%.3f", x) }
+                warnings.append(
+                    "joint \"\(joint.name)\": position limits [\(f(limits.positionMinRad)), \(f(limits.positionMaxRad))] rad "
+                        + "reach beyond the range recorded at calibration [\(f(min(a, b))), \(f(max(a, b)))] rad")
+            }
+        }
+        return warnings
     }
 }

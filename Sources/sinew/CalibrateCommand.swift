@@ -165,7 +165,9 @@ struct Calibrate: ParsableCommand {
                 let pose = configuration.joints.indices.map { i -> Double in
                     let lower = limits[i].lowerRad.isFinite ? limits[i].lowerRad : -Double.pi
                     let upper = limits[i].upperRad.isFinite ? limits[i].upperRad : Double.pi
-                    let s = phase < 0.5 ? phase / 0.5 : (1 - phase) / 0.5
+                    let triangle = phase < 0.5 ? phase / 0.5 : (1 - phase) / 0.5
+                    // Dwell a little at each end, so the samples catch the limits themselves.
+                    let s = min(1, max(0, 1.25 * triangle - 0.125))
                     return lower + s * (upper - lower)
                 }
                 simulated.place(configuration: configuration, positionsRad: pose)

@@ -86,6 +86,7 @@ enum RobotSession {
         let loop = try RobotLoop(
             configuration: configuration, model: model, catalog: catalog, transports: transports,
             calibration: calibration?.file, calibrationSource: calibration?.path ?? "calibration")
+        for warning in loop.limitsBeyondCalibratedRange() { printError("warning: \(warning)") }
         do {
             try loop.lifecycle.configure()
             try loop.lifecycle.activate()

@@ -159,6 +159,21 @@ func temporaryFile(_ name: String) -> String {
         #expect(rig.loop.lifecycle.state == .unconfigured)
     }
 
+    /// Position limits wider than the range of motion recorded at calibration are reported, per joint.
+    @Test func limitsBeyondTheCalibratedRangeAreReported() throws {
+        let probe = try SimulatedRig(wireTiming: false)
+        var file = try calibration(for: probe)
+        for i in file.joints.indices {
+            file.joints[i].minCounts = 0
+            file.joints[i].maxCounts = 4095
+        }
+        #expect(try SimulatedRig(wireTiming: false, calibration: file).loop.limitsBeyondCalibratedRange().isEmpty)
+        file.joints[1].maxCounts = 2048 + 300
+        let warnings = try SimulatedRig(wireTiming: false, calibration: file).loop.limitsBeyondCalibratedRange()
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.contains("shoulder_lift") == true, "\(warnings)")
+    }
+
     /// A joint missing from the calibration file is refused too.
     @Test func aJointWithoutCalibrationIsRefused() throws {
         let probe = try SimulatedRig(wireTiming: false)
