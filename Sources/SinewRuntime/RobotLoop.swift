@@ -139,6 +139,13 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     let torqueOnAtServo: UnsafeMutableBufferPointer<Bool>
     public private(set) var lifecycle: Lifecycle<RobotLoop>!
 
+    /// Lockstep simulation: the loop moves simulated time to each tick's start and its policy runs on
+    /// simulated time, so a run can go as fast as the machine allows. Nil: wall-clock time.
+    public let simulationClock: (any SimulationClock)?
+    let simulatedPeriodNs: UInt64
+    var ticksSinceStart: UInt64 = 0
+    var activatedAtSimulatedNs: UInt64 = 0
+
     // Per-tick bookkeeping.
     var activatedAtNs: Int64 = 0
     /// How long the approach from the present pose to the first waypoint takes, s: the configured
@@ -163,8 +170,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     public init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
-        emergencyStop: EmergencyStopSources = EmergencyStopSources(), overrunBudget: Int = 10
+        emergencyStop: EmergencyStopSources = EmergencyStopSources(), overrunBudget: Int = 10,
+        simulationClock: (any SimulationClock)? = nil
     ) throws(RobotLoopError) {
+        self.simulationClock = simulationClock
+        simulatedPeriodNs = UInt64((1e9 / configuration.loop.rateHz).rounded())
         self.configuration = configuration
         self.model = model
         workspace = KinematicsWorkspace(model: model)
@@ -481,6 +491,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         supervisor.rearm()
         activatedAtNs = Int64(MonotonicInstant.now().nanoseconds)
+        activatedAtSimulatedNs = simulationClock?.nanoseconds ?? 0
+        ticksSinceStart = 0
         lastCommandNs = activatedAtNs
         trackingSquares = 0
         trackingSamples = 0
@@ -562,6 +574,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func sense(_ tick: inout TickInfo) {
         busErrorsThisTick = 0
+        if let clock = simulationClock {
+            ticksSinceStart += 1
+            clock.advance(toNanoseconds: activatedAtSimulatedNs + ticksSinceStart * simulatedPeriodNs)
+        }
         let waitStart = MonotonicInstant.now().nanoseconds
         for bus in buses {
             for slot in 0..<bus.ids.count { supervisor.readingFresh[bus.joints[slot]] = true }
@@ -633,6 +649,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     public func decide(_ tick: inout TickInfo) {
         let n = configuration.joints.count
         var t = Double(tick.wakeNs - activatedAtNs) * 1e-9
+        if let clock = simulationClock { t = Double(clock.nanoseconds - activatedAtSimulatedNs) * 1e-9 }
         // The approach may be stretched: map its time onto the configured first segment, and shift the rest.
         if !waypointEndS.isEmpty {
             t = t < approachS ? t * waypointEndS[0] / approachS : t - approachS + waypointEndS[0]

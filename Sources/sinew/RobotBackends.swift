@@ -19,10 +19,14 @@ final class SimulatedRobot {
     let servers: [VirtualBusServer]
     let dynamics: [RobotJointDynamics]
     var transports: [String: any ByteTransport] = [:]
+    /// In lockstep mode, the simulated clock the loop drives.
+    var clock: LockstepBusTransport?
 
+    /// - Parameter lockstep: run in simulated time (as fast as the loop goes) instead of serving the bus in
+    ///   real time on its own thread.
     init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog, wireTiming: Bool = true,
-        faults: FaultInjection = .none
+        faults: FaultInjection = .none, lockstep: Bool = false
     ) throws {
         var buses: [VirtualBus] = []
         var servers: [VirtualBusServer] = []
@@ -69,9 +73,15 @@ final class SimulatedRobot {
                 virtualBus.setJointState(
                     index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
             }
-            let (host, device) = BytePipe.makePair(baudRate: bus.baudRate)
-            servers.append(VirtualBusServer.serve(bus: virtualBus, transport: device))
-            transports[bus.name] = host
+            if lockstep {
+                let transport = LockstepBusTransport(bus: virtualBus)
+                clock = transport
+                transports[bus.name] = transport
+            } else {
+                let (host, device) = BytePipe.makePair(baudRate: bus.baudRate)
+                servers.append(VirtualBusServer.serve(bus: virtualBus, transport: device))
+                transports[bus.name] = host
+            }
             buses.append(virtualBus)
             dynamics.append(robot)
         }

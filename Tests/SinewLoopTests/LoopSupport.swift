@@ -18,7 +18,11 @@ final class SimulatedRig {
     let robot: RobotJointDynamics
     let loop: RobotLoop
 
-    init(robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none) throws {
+    /// - Parameter lockstep: the loop drives simulated time (no serving thread; the server exists but is not
+    ///   started).
+    init(
+        robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, lockstep: Bool = false
+    ) throws {
         let checked = try RobotConfiguration.loadChecked(
             contentsOf: "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml")
         configuration = checked.configuration
@@ -44,9 +48,17 @@ final class SimulatedRig {
             bus.setJointState(index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
         }
         let (host, device) = BytePipe.makePair(baudRate: busConfig.baudRate)
-        server = VirtualBusServer.serve(bus: bus, transport: device)
-        loop = try RobotLoop(
-            configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host])
+        if lockstep {
+            server = VirtualBusServer(bus: bus, transport: device)
+            let transport = LockstepBusTransport(bus: bus)
+            loop = try RobotLoop(
+                configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: transport],
+                simulationClock: transport)
+        } else {
+            server = VirtualBusServer.serve(bus: bus, transport: device)
+            loop = try RobotLoop(
+                configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host])
+        }
     }
 
     deinit { server.stop() }
