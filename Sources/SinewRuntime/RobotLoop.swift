@@ -30,7 +30,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         /// Configuration joint index of each servo (coupled second servos included, with their direction).
         let joints: [Int]
         let servoDirection: [Double]
+        /// The first servo's model: the register layout every servo on the bus shares.
         let servoModel: ServoModel
+        /// Each servo's own model (models of one family, like XM430 and XL330, can share a bus).
+        let slotModels: [ServoModel]
         let readAddress: UInt16
         let readLength: Int
         let readBuffer: UnsafeMutableRawBufferPointer
@@ -44,10 +47,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         let littleEndian: Bool
 
         init(
-            name: String, master: BusMaster, ids: [ServoID], joints: [Int], servoDirection: [Double], servo: ServoModel
-        )
-            throws(RobotLoopError)
-        {
+            name: String, master: BusMaster, ids: [ServoID], joints: [Int], servoDirection: [Double],
+            slotModels: [ServoModel]
+        ) throws(RobotLoopError) {
+            let servo = slotModels[0]
+            self.slotModels = slotModels
             self.name = name
             self.master = master
             self.ids = .allocate(capacity: ids.count)
@@ -135,8 +139,18 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     let torqueOnAtServo: UnsafeMutableBufferPointer<Bool>
     public private(set) var lifecycle: Lifecycle<RobotLoop>!
 
+    /// Lockstep simulation: the loop moves simulated time to each tick's start and its policy runs on
+    /// simulated time, so a run can go as fast as the machine allows. Nil: wall-clock time.
+    public let simulationClock: (any SimulationClock)?
+    let simulatedPeriodNs: UInt64
+    var ticksSinceStart: UInt64 = 0
+    var activatedAtSimulatedNs: UInt64 = 0
+
     // Per-tick bookkeeping.
     var activatedAtNs: Int64 = 0
+    /// How long the approach from the present pose to the first waypoint takes, s: the configured
+    /// duration, stretched so that no joint needs more than half its velocity limit.
+    var approachS = 0.0
     var lastCommandNs: Int64 = 0
     var busErrorsThisTick = 0
     var trackingSquares = 0.0
@@ -171,8 +185,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
         calibrationSource: String = "calibration", emergencyStop: EmergencyStopSources = EmergencyStopSources(),
-        overrunBudget: Int = 10
+        overrunBudget: Int = 10, simulationClock: (any SimulationClock)? = nil
     ) throws(RobotLoopError) {
+        self.simulationClock = simulationClock
+        simulatedPeriodNs = UInt64((1e9 / configuration.loop.rateHz).rounded())
         self.configuration = configuration
         self.calibration = calibration
         self.calibrationSource = calibrationSource
@@ -209,6 +225,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             var joints: [Int] = []
             var directions: [Double] = []
             var servo: ServoModel?
+            var slotModels: [ServoModel] = []
             for (i, joint) in configuration.joints.enumerated() where joint.bus == bus.name {
                 let model = catalog.model(named: joint.servoModel)!
                 if let s = servo, s.name != model.name {
@@ -225,13 +242,15 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 ids.append(UInt8(joint.servoID))
                 joints.append(i)
                 directions.append(1)
+                slotModels.append(model)
                 if let coupled = joint.coupled {
                     ids.append(UInt8(coupled.servoID))
                     joints.append(i)
                     directions.append(Double(coupled.direction))
+                    slotModels.append(model)
                 }
             }
-            guard let servoModel = servo else { continue }
+            guard servo != nil else { continue }
             let wire: BusProtocol = bus.busProtocol == .dynamixel ? .dynamixel : .feetechSTS
             // Return Delay Time is set to 0 at configure; a small margin covers USB and scheduling.
             let timing = BusTiming(
@@ -241,7 +260,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             links.append(
                 try BusLink(
                     name: bus.name, master: master, ids: ids, joints: joints, servoDirection: directions,
-                    servo: servoModel))
+                    slotModels: slotModels))
         }
         buses = links
 
@@ -355,10 +374,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     throw RobotLoopError(
                         "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") does not answer: \(error)")
                 }
-                guard reply.modelNumber == bus.servoModel.modelNumber else {
+                let expected = bus.slotModels[slot]
+                guard reply.modelNumber == expected.modelNumber else {
                     throw RobotLoopError(
                         "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") is model number \(reply.modelNumber), "
-                            + "but the configuration expects a \(bus.servoModel.name) (\(bus.servoModel.modelNumber))")
+                            + "but the configuration expects a \(expected.name) (\(expected.modelNumber))")
                 }
                 try checkCalibration(bus: bus, slot: slot, reportedModelNumber: reply.modelNumber)
                 // Settings live in EEPROM, writable with torque off only.
@@ -368,6 +388,24 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     // Position control: 3 on Dynamixel X, 0 on Feetech STS.
                     let mode: Int64 = bus.servoModel.wireProtocol == .dynamixel2 ? 3 : 0
                     try writeRegister(bus, id: id, joint: joint, name: "Operating Mode", value: mode)
+                }
+                // The joint's position limits as the servo's own, so the firmware refuses what the
+                // supervisor would (a second line of defence). Coupled mirror servos keep theirs.
+                let j = bus.joints[slot]
+                let limits = supervisor.configuration.joints[j]
+                if bus.servoDirection[slot] > 0, limits.positionMinRad.isFinite, limits.positionMaxRad.isFinite,
+                    let lowSpec = bus.servoModel.register(named: "Min Position Limit"),
+                    let highSpec = bus.servoModel.register(named: "Max Position Limit")
+                {
+                    let a = mappings[j].counts(forJointPositionRad: limits.positionMinRad)
+                    let b = mappings[j].counts(forJointPositionRad: limits.positionMaxRad)
+                    let counts = Int64(bus.servoModel.countsPerTurn)
+                    // Only ranges the servo can express (one turn, no wrap) are written.
+                    if min(a, b) >= 0 && max(a, b) < counts && lowSpec.accepts(min(a, b)) && highSpec.accepts(max(a, b))
+                    {
+                        try writeRegister(bus, id: id, joint: joint, name: "Min Position Limit", value: min(a, b))
+                        try writeRegister(bus, id: id, joint: joint, name: "Max Position Limit", value: max(a, b))
+                    }
                 }
             }
         }
@@ -459,8 +497,19 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             targetPositionRad[j] = startPositionRad[j]
             supervisor.commandedPositionRad[j] = startPositionRad[j]
         }
+        if let first = waypointPositions.first {
+            approachS = waypointEndS[0]
+            for j in 0..<configuration.joints.count {
+                let limit = supervisor.configuration.joints[j].velocityLimitRadPerS
+                let speed = limit.isFinite && limit > 0 ? 0.5 * limit : 1.0
+                // A minimum-jerk move peaks at 1.875 times its mean speed.
+                approachS = max(approachS, 1.875 * abs(first[j] - startPositionRad[j]) / speed)
+            }
+        }
         supervisor.rearm()
         activatedAtNs = Int64(MonotonicInstant.now().nanoseconds)
+        activatedAtSimulatedNs = simulationClock?.nanoseconds ?? 0
+        ticksSinceStart = 0
         lastCommandNs = activatedAtNs
         trackingSquares = 0
         trackingSamples = 0
@@ -542,6 +591,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func sense(_ tick: inout TickInfo) {
         busErrorsThisTick = 0
+        if let clock = simulationClock {
+            ticksSinceStart += 1
+            clock.advance(toNanoseconds: activatedAtSimulatedNs + ticksSinceStart * simulatedPeriodNs)
+        }
         let waitStart = MonotonicInstant.now().nanoseconds
         for bus in buses {
             for slot in 0..<bus.ids.count { supervisor.readingFresh[bus.joints[slot]] = true }
@@ -612,7 +665,12 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func decide(_ tick: inout TickInfo) {
         let n = configuration.joints.count
-        let t = Double(tick.wakeNs - activatedAtNs) * 1e-9
+        var t = Double(tick.wakeNs - activatedAtNs) * 1e-9
+        if let clock = simulationClock { t = Double(clock.nanoseconds - activatedAtSimulatedNs) * 1e-9 }
+        // The approach may be stretched: map its time onto the configured first segment, and shift the rest.
+        if !waypointEndS.isEmpty {
+            t = t < approachS ? t * waypointEndS[0] / approachS : t - approachS + waypointEndS[0]
+        }
         if waypointEndS.isEmpty {
             for j in 0..<n { targetPositionRad[j] = startPositionRad[j] }
         } else {

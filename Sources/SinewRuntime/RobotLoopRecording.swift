@@ -21,8 +21,11 @@ extension RobotLoop {
     func pushSnapshot(_ recorder: TickRecorder, _ tick: TickInfo) {
         guard let slot = recorder.reserve() else { return }
         let state = lifecycle.state
+        // In lockstep simulation the robot lives in simulated time: record that, not the wall clock.
+        var timeSeconds = tick.secondsSinceStart
+        if let clock = simulationClock { timeSeconds = Double(clock.nanoseconds - activatedAtSimulatedNs) * 1e-9 }
         slot.header.pointee = TickSnapshotHeader(
-            tick: tick.index, timeSeconds: tick.secondsSinceStart, state: state,
+            tick: tick.index, timeSeconds: timeSeconds, state: state,
             safetyCause: state == .safe ? supervisor.safeStateCause : nil, wakeLatenessNs: tick.latenessNs,
             stageNs: (
                 tick.stageNs.0, tick.stageNs.1, tick.stageNs.2, tick.stageNs.3, tick.stageNs.4, lastRecordStageNs

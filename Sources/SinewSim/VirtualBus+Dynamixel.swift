@@ -184,6 +184,7 @@ extension VirtualBus {
     }
 
     func sendPing(index: Int) {
+        let model = servos[index].model
         payload[0] = UInt8(truncatingIfNeeded: model.modelNumber)
         payload[1] = UInt8(truncatingIfNeeded: model.modelNumber >> 8)
         payload[2] = model.firmwareVersion

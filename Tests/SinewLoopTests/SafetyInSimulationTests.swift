@@ -121,7 +121,8 @@ enum Provocation: String, CaseIterable, Sendable {
             body.afterDecide = { tick in if tick == Self.provokeAt { supervisor.emergencyStop.pressKeyboardStop() } }
         }
         let scheduler = Scheduler(
-            configuration: SchedulerConfiguration(rate: .fixed(hertz: rig.configuration.loop.rateHz), maxTicks: 2000),
+            configuration: SchedulerConfiguration(
+                rate: .fixed(hertz: rig.configuration.loop.rateHz), fifoPriority: loopTestPriority, maxTicks: 2000),
             body: body)
         _ = try scheduler.run()
         rig.server.stop()
