@@ -69,3 +69,54 @@ private final class BareTimerJob: @unchecked Sendable {
         result = BareTimerMeasurement(latenessNs: measured.latenessNs, realtime: realtime, errno: measured.errno)
     }
 }
+
+/// Runs `work` on a short-lived thread set up with `configuration`'s SCHED_FIFO priority and timer slack
+/// (no CPU pinning), and waits for it. Threads that `work` starts inherit both (on Linux a new thread takes
+/// its creator's scheduling policy and timer slack): start a simulator this way and its threads, which
+/// stand in for hardware, are neither preempted by ordinary processes nor woken late by the default 50 µs
+/// timer slack. Returns what the setup obtained.
+@discardableResult
+public func runOnThreadWithLoopScheduling(like configuration: SchedulerConfiguration, _ work: () -> Void)
+    -> RealtimeSetupReport
+{
+    withoutActuallyEscaping(work) { escapable in
+        let job = InheritingJob(configuration: configuration, work: escapable)
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        let context = Unmanaged.passRetained(job).toOpaque()
+        var handle = pthread_t()
+        let rc = pthread_create(
+            &handle, &attributes,
+            { raw in
+                Unmanaged<InheritingJob>.fromOpaque(raw!).takeRetainedValue().run()
+                return nil
+            }, context)
+        guard rc == 0 else {
+            Unmanaged<InheritingJob>.fromOpaque(context).release()
+            // No thread: do the work here, with this thread's scheduling.
+            escapable()
+            return RealtimeSetupReport()
+        }
+        pthread_join(handle, nil)
+        return job.report
+    }
+}
+
+private final class InheritingJob: @unchecked Sendable {
+    let configuration: SchedulerConfiguration
+    let work: () -> Void
+    var report = RealtimeSetupReport()
+
+    init(configuration: SchedulerConfiguration, work: @escaping () -> Void) {
+        self.configuration = configuration
+        self.work = work
+    }
+
+    func run() {
+        report = applyRealtimeSettings(
+            fifoPriority: configuration.fifoPriority, cpu: nil, lockMemory: false,
+            timerSlackNs: configuration.timerSlackNs)
+        work()
+    }
+}

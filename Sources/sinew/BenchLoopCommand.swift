@@ -19,7 +19,10 @@ struct LoopBench: ParsableCommand {
             waiting on the bus), the achieved rate and overruns, the wire limit (the most cycles per second the \
             protocol's bytes allow at that baud rate: one sync read of the loop's read block plus one sync write \
             of the goal positions, Return Delay Time 0), and a bare C clock_nanosleep loop at the same rate with \
-            the same priority, CPU and timer slack, measured half before and half after the loop.
+            the same priority, CPU and timer slack, measured half before and half after the loop. The simulator's \
+            serving thread stands in for the servos and the wire: it runs with the loop's SCHED_FIFO priority and \
+            timer slack (not pinned), so that other processes do not delay the virtual replies (--plain-simulator \
+            leaves it on the default scheduler).
 
             Default robot: Hardware/robots/so101/robot.yaml. --servos N without --robot benchmarks a synthetic \
             N-joint chain on one bus (--protocol feetech: STS3215, dynamixel: XM430-W350). The loop always uses \
@@ -67,6 +70,11 @@ struct LoopBench: ParsableCommand {
 
     @Flag(help: "Virtual servos answer at once instead of when the wire would have delivered their replies.")
     var noWireTiming = false
+
+    @Flag(
+        help: "Leave the simulator's threads on the default scheduler and timer slack (by default they get the loop's)."
+    )
+    var plainSimulator = false
 
     @Flag(
         help: """
@@ -160,8 +168,21 @@ struct LoopBench: ParsableCommand {
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         scheduler schedulerConfiguration: SchedulerConfiguration
     ) throws -> LoopRun {
-        let simulated = try SimulatedRobot(
-            configuration: configuration, model: model, catalog: catalog, wireTiming: !noWireTiming)
+        var made: Result<SimulatedRobot, any Error> = .failure(ValidationError("no simulated robot"))
+        let build = {
+            made = Result {
+                try SimulatedRobot(
+                    configuration: configuration, model: model, catalog: catalog, wireTiming: !noWireTiming)
+            }
+        }
+        if plainSimulator {
+            build()
+        } else {
+            // The simulator's serving thread stands in for the servos and the wire: started from a thread
+            // with the loop's scheduling, it inherits SCHED_FIFO and the tight timer slack.
+            runOnThreadWithLoopScheduling(like: schedulerConfiguration, build)
+        }
+        let simulated = try made.get()
         defer { simulated.stop() }
         var counters: [String: ByteCountingTransport] = [:]
         for (name, transport) in simulated.transports { counters[name] = ByteCountingTransport(transport) }
@@ -411,7 +432,7 @@ struct LoopBenchResult {
     static let wireGoalFraction = 0.95
 
     /// The wire limits the rate: asked for more than the wire allows (or no sleeping at all).
-    var wireIsBottleneck: Bool { wireLimitHz > 0 && (targetHz.map { $0 > wireLimitHz } ?? true) }
+    var wireIsBottleneck: Bool { wireTiming && wireLimitHz > 0 && (targetHz.map { $0 > wireLimitHz } ?? true) }
 
     var wakeRatio: Double? {
         report.wakeLateness.count > 0 && bare.p99Ns > 0 ? Double(report.wakeLateness.p99Ns) / Double(bare.p99Ns) : nil
@@ -523,7 +544,7 @@ struct LoopBenchResult {
         } else {
             lines.append("  wake-up p99 vs bare loop: not measured (no sleeping)")
         }
-        let computeNote = joints == 6 ? "" : " (the goal is for 6 joints)"
+        let computeNote = joints == 6 ? "" : ", set for 6 joints"
         lines.append(
             String(
                 format: "  tick compute p99 %.2f µs (goal ≤ %.0f µs%@): %@", report.compute.p99Us, Self.computeGoalUs,
@@ -535,6 +556,12 @@ struct LoopBenchResult {
                     report.achievedHz,
                     100 * wireFraction, wireLimitHz, 100 * Self.wireGoalFraction,
                     wireFraction >= Self.wireGoalFraction ? "met" : "missed"))
+        } else if !wireTiming {
+            lines.append(
+                String(
+                    format:
+                        "  no wire emulated (the virtual servos answer at once): %.1f Hz = %.1f × the wire limit %.1f Hz",
+                    report.achievedHz, wireFraction, wireLimitHz))
         } else {
             lines.append(
                 String(

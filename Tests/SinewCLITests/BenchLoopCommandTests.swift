@@ -40,6 +40,21 @@ struct BenchLoopCommandTests {
         #expect((object["achieved_hz"] as? Double ?? 0) > 0)
     }
 
+    /// Asked for far more than the wire allows, the loop overruns every tick and skips to the next deadline:
+    /// the emulated wire, not the rate, bounds what it achieves.
+    @Test func rateAboveTheWireLimitIsBoundByTheWire() throws {
+        let result = try runSinew(["bench", "loop", "--rate", "5000", "--duration", "0.5", "--json"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let object = try #require(jsonObject(result.stdout), "not one JSON object: \(result.stdout)")
+        #expect(object["wire_is_bottleneck"] as? Bool == true)
+        let wireLimit = try #require(object["wire_limit_hz"] as? Double)
+        let achieved = try #require(object["achieved_hz"] as? Double)
+        #expect(achieved > 0)
+        #expect(achieved < wireLimit * 1.02)
+        #expect((object["overruns"] as? Int ?? 0) > 0)
+        #expect((object["skipped_deadlines"] as? Int ?? 0) > 0)
+    }
+
     @Test func rejectsConflictingOptions() throws {
         let result = try runSinew(["bench", "loop", "--servos", "3", "--robot", "x.yaml"])
         #expect(result.status != 0)
