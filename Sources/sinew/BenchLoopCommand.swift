@@ -257,6 +257,8 @@ struct LoopBench: ParsableCommand {
         var writeLength: Int
         var bytesPerCycle: Int
         var cyclesPerSecond: Double
+        /// The same cycle on the simulator, whose virtual servos take `firmwareDelayNs` to start each reply.
+        var simulatedCyclesPerSecond: Double
     }
 
     /// Per bus, from the protocol's packet sizes (PROTOCOLS.md) and the registers `RobotLoop` reads and
@@ -290,7 +292,10 @@ struct LoopBench: ParsableCommand {
                     readLength: readLength, writeLength: goal.size, bytesPerCycle: requestAndReply,
                     cyclesPerSecond: BusBenchmark.wireLimitCyclesPerSecond(
                         protocol: wireProtocol, servos: servos, readLength: readLength, writeLength: goal.size,
-                        baudRate: bus.baudRate, returnDelayMicroseconds: 0)))
+                        baudRate: bus.baudRate, returnDelayMicroseconds: 0),
+                    simulatedCyclesPerSecond: 1
+                        / (Double(requestAndReply) * 10 / Double(bus.baudRate) + Double(servos)
+                            * Double(VirtualBusOptions().firmwareDelayNs) * 1e-9)))
         }
         return limits
     }
@@ -487,6 +492,7 @@ struct LoopBenchResult {
                             ("write_bytes_per_servo", .integer(w.writeLength)),
                             ("bytes_per_cycle", .integer(w.bytesPerCycle)),
                             ("wire_limit_hz", .number(w.cyclesPerSecond)),
+                            ("simulated_limit_hz", .number(w.simulatedCyclesPerSecond)),
                         ])
                     })
             ),
@@ -533,6 +539,12 @@ struct LoopBenchResult {
                     w.cyclesPerSecond))
         }
         lines.append(String(format: "measured on the wire: %.1f bytes per tick", bytesPerTick))
+        if wireTiming, let simulated = wire.map(\.simulatedCyclesPerSecond).min() {
+            lines.append(
+                String(
+                    format: "the virtual servos take %.0f µs to start each reply: at most %.1f cycles/s in simulation",
+                    Double(VirtualBusOptions().firmwareDelayNs) / 1000, simulated))
+        }
         lines.append("")
         lines.append("goals:")
         if let ratio = wakeRatio {
@@ -556,6 +568,14 @@ struct LoopBenchResult {
                     report.achievedHz,
                     100 * wireFraction, wireLimitHz, 100 * Self.wireGoalFraction,
                     wireFraction >= Self.wireGoalFraction ? "met" : "missed"))
+            if let simulated = wire.map(\.simulatedCyclesPerSecond).min(), report.achievedHz > 0 {
+                lines.append(
+                    String(
+                        format: "    %.0f µs per cycle beyond the simulated wire (%.1f%% of its %.1f cycles/s): the "
+                            + "tick's own compute, thread wake-ups on both ends of the pipe%@",
+                        1e6 / report.achievedHz - 1e6 / simulated, 100 * report.achievedHz / simulated, simulated,
+                        targetHz == nil ? "" : ", waiting for the next deadline on the grid"))
+            }
         } else if !wireTiming {
             lines.append(
                 String(
