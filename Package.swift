@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "sinew", targets: ["sinew"]),
         .library(name: "SinewKinematics", targets: ["SinewKinematics"]),
         .library(name: "SinewBus", targets: ["SinewBus"]),
+        .library(name: "SinewDrivers", targets: ["SinewDrivers"]),
+        .library(name: "SinewSim", targets: ["SinewSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

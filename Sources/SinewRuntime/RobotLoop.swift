@@ -30,7 +30,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         /// Configuration joint index of each servo (coupled second servos included, with their direction).
         let joints: [Int]
         let servoDirection: [Double]
+        /// The first servo's model: the register layout every servo on the bus shares.
         let servoModel: ServoModel
+        /// Each servo's own model (models of one family, like XM430 and XL330, can share a bus).
+        let slotModels: [ServoModel]
         let readAddress: UInt16
         let readLength: Int
         let readBuffer: UnsafeMutableRawBufferPointer
@@ -44,10 +47,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         let littleEndian: Bool
 
         init(
-            name: String, master: BusMaster, ids: [ServoID], joints: [Int], servoDirection: [Double], servo: ServoModel
-        )
-            throws(RobotLoopError)
-        {
+            name: String, master: BusMaster, ids: [ServoID], joints: [Int], servoDirection: [Double],
+            slotModels: [ServoModel]
+        ) throws(RobotLoopError) {
+            let servo = slotModels[0]
+            self.slotModels = slotModels
             self.name = name
             self.master = master
             self.ids = .allocate(capacity: ids.count)
@@ -135,8 +139,18 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     let torqueOnAtServo: UnsafeMutableBufferPointer<Bool>
     public private(set) var lifecycle: Lifecycle<RobotLoop>!
 
+    /// Lockstep simulation: the loop moves simulated time to each tick's start and its policy runs on
+    /// simulated time, so a run can go as fast as the machine allows. Nil: wall-clock time.
+    public let simulationClock: (any SimulationClock)?
+    let simulatedPeriodNs: UInt64
+    var ticksSinceStart: UInt64 = 0
+    var activatedAtSimulatedNs: UInt64 = 0
+
     // Per-tick bookkeeping.
     var activatedAtNs: Int64 = 0
+    /// How long the approach from the present pose to the first waypoint takes, s: the configured
+    /// duration, stretched so that no joint needs more than half its velocity limit.
+    var approachS = 0.0
     var lastCommandNs: Int64 = 0
     var busErrorsThisTick = 0
     var trackingSquares = 0.0
@@ -156,8 +170,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     public init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
-        emergencyStop: EmergencyStopSources = EmergencyStopSources()
+        emergencyStop: EmergencyStopSources = EmergencyStopSources(), overrunBudget: Int = 10,
+        simulationClock: (any SimulationClock)? = nil
     ) throws(RobotLoopError) {
+        self.simulationClock = simulationClock
+        simulatedPeriodNs = UInt64((1e9 / configuration.loop.rateHz).rounded())
         self.configuration = configuration
         self.model = model
         workspace = KinematicsWorkspace(model: model)
@@ -192,6 +209,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             var joints: [Int] = []
             var directions: [Double] = []
             var servo: ServoModel?
+            var slotModels: [ServoModel] = []
             for (i, joint) in configuration.joints.enumerated() where joint.bus == bus.name {
                 let model = catalog.model(named: joint.servoModel)!
                 if let s = servo, s.name != model.name {
@@ -208,23 +226,25 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 ids.append(UInt8(joint.servoID))
                 joints.append(i)
                 directions.append(1)
+                slotModels.append(model)
                 if let coupled = joint.coupled {
                     ids.append(UInt8(coupled.servoID))
                     joints.append(i)
                     directions.append(Double(coupled.direction))
+                    slotModels.append(model)
                 }
             }
-            guard let servoModel = servo else { continue }
+            guard servo != nil else { continue }
             let wire: BusProtocol = bus.busProtocol == .dynamixel ? .dynamixel : .feetechSTS
             // Return Delay Time is set to 0 at configure; a small margin covers USB and scheduling.
             let timing = BusTiming(
-                returnDelayMicroseconds: 0, marginNanoseconds: 1_000_000, perReplyNanoseconds: 50_000, retries: 1,
-                repliesToWrites: true)
+                returnDelayMicroseconds: 0, marginNanoseconds: Self.runMarginNs, perReplyNanoseconds: 50_000,
+                retries: 1, repliesToWrites: true)
             let master = BusMaster(transport: transport, protocol: wire, timing: timing)
             links.append(
                 try BusLink(
                     name: bus.name, master: master, ids: ids, joints: joints, servoDirection: directions,
-                    servo: servoModel))
+                    slotModels: slotModels))
         }
         buses = links
 
@@ -256,7 +276,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             configuration: SafetyConfiguration(
                 jointNames: configuration.joints.map(\.name), joints: jointLimits, workspaceBoxes: boxes,
                 commandTimeoutNs: Int64(safety.watchdogMs * 1e6), busErrorBudget: safety.busErrorBudget,
-                overrunBudget: nil),
+                overrunBudget: overrunBudget),
             emergencyStop: emergencyStop)
 
         let n = configuration.joints.count
@@ -297,6 +317,20 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         for p in waypointPositions { p.deallocate() }
     }
 
+    /// Starts the e-stop sources robot.yaml names (a file whose presence stops the robot, a Unix socket
+    /// that stops it on any message) and SIGUSR1. Watchers run on their own threads and only set a flag the
+    /// guard stage polls.
+    public func startEmergencyStopSources() throws(RobotLoopError) {
+        let estop = supervisor.emergencyStop
+        do {
+            try estop.enableSignal(SIGUSR1)
+            if let file = configuration.safety.estop.file { try estop.watchFile(atPath: file) }
+            if let socket = configuration.safety.estop.socket { try estop.listen(onSocketAt: socket) }
+        } catch {
+            throw RobotLoopError("\(configuration.file): cannot start the e-stop sources: \(error)")
+        }
+    }
+
     /// RMS difference between measured and targeted joint positions over the active ticks so far (rad).
     public var trackingRMSRad: Double { Double(bitPattern: trackingRMSBits.load(ordering: .relaxed)) }
 
@@ -307,7 +341,13 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     // MARK: Lifecycle hooks (not real-time, except onEnterSafeState)
 
+    /// Deadline margin of one transaction while configuring (not real-time: be patient with slow USB
+    /// adapters and busy machines) and while running (tight: a late reply must not stall the loop).
+    static let configureMarginNs: UInt64 = 20_000_000
+    static let runMarginNs: UInt64 = 1_000_000
+
     public func onConfigure() throws(RobotLoopError) {
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
         for bus in buses {
             for (slot, id) in bus.ids.enumerated() {
                 let joint = configuration.joints[bus.joints[slot]].name
@@ -318,10 +358,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     throw RobotLoopError(
                         "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") does not answer: \(error)")
                 }
-                guard reply.modelNumber == bus.servoModel.modelNumber else {
+                let expected = bus.slotModels[slot]
+                guard reply.modelNumber == expected.modelNumber else {
                     throw RobotLoopError(
                         "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") is model number \(reply.modelNumber), "
-                            + "but the configuration expects a \(bus.servoModel.name) (\(bus.servoModel.modelNumber))")
+                            + "but the configuration expects a \(expected.name) (\(expected.modelNumber))")
                 }
                 // Settings live in EEPROM, writable with torque off only.
                 try writeRegister(bus, id: id, joint: joint, name: "Torque Enable", value: 0)
@@ -330,6 +371,24 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     // Position control: 3 on Dynamixel X, 0 on Feetech STS.
                     let mode: Int64 = bus.servoModel.wireProtocol == .dynamixel2 ? 3 : 0
                     try writeRegister(bus, id: id, joint: joint, name: "Operating Mode", value: mode)
+                }
+                // The joint's position limits as the servo's own, so the firmware refuses what the
+                // supervisor would (a second line of defence). Coupled mirror servos keep theirs.
+                let j = bus.joints[slot]
+                let limits = supervisor.configuration.joints[j]
+                if bus.servoDirection[slot] > 0, limits.positionMinRad.isFinite, limits.positionMaxRad.isFinite,
+                    let lowSpec = bus.servoModel.register(named: "Min Position Limit"),
+                    let highSpec = bus.servoModel.register(named: "Max Position Limit")
+                {
+                    let a = mappings[j].counts(forJointPositionRad: limits.positionMinRad)
+                    let b = mappings[j].counts(forJointPositionRad: limits.positionMaxRad)
+                    let counts = Int64(bus.servoModel.countsPerTurn)
+                    // Only ranges the servo can express (one turn, no wrap) are written.
+                    if min(a, b) >= 0 && max(a, b) < counts && lowSpec.accepts(min(a, b)) && highSpec.accepts(max(a, b))
+                    {
+                        try writeRegister(bus, id: id, joint: joint, name: "Min Position Limit", value: min(a, b))
+                        try writeRegister(bus, id: id, joint: joint, name: "Max Position Limit", value: max(a, b))
+                    }
                 }
             }
         }
@@ -395,6 +454,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         try setTorque(on: true)
         startFromPresentPose()
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs }
     }
 
     private func readPresentPose() throws(RobotLoopError) {
@@ -420,8 +480,19 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             targetPositionRad[j] = startPositionRad[j]
             supervisor.commandedPositionRad[j] = startPositionRad[j]
         }
+        if let first = waypointPositions.first {
+            approachS = waypointEndS[0]
+            for j in 0..<configuration.joints.count {
+                let limit = supervisor.configuration.joints[j].velocityLimitRadPerS
+                let speed = limit.isFinite && limit > 0 ? 0.5 * limit : 1.0
+                // A minimum-jerk move peaks at 1.875 times its mean speed.
+                approachS = max(approachS, 1.875 * abs(first[j] - startPositionRad[j]) / speed)
+            }
+        }
         supervisor.rearm()
         activatedAtNs = Int64(MonotonicInstant.now().nanoseconds)
+        activatedAtSimulatedNs = simulationClock?.nanoseconds ?? 0
+        ticksSinceStart = 0
         lastCommandNs = activatedAtNs
         trackingSquares = 0
         trackingSamples = 0
@@ -448,13 +519,26 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     public func onRecover() throws(RobotLoopError) {
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
+        defer { for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs } }
         for bus in buses {
             for slot in 0..<bus.ids.count {
-                // A servo that dropped torque on a hardware error needs a reboot before it drives again.
-                _ = try? bus.master.reboot(id: bus.ids[slot])
+                // A servo that dropped torque on a hardware error needs clearing before it drives again:
+                // REBOOT on Dynamixel; a Torque Enable write on Feetech, which has no REBOOT.
+                if bus.servoModel.wireProtocol == .dynamixel2 {
+                    _ = try? bus.master.reboot(id: bus.ids[slot])
+                } else {
+                    bus.torqueBuffer[slot] = 0
+                }
+            }
+            if bus.servoModel.wireProtocol != .dynamixel2 {
+                _ = try? bus.master.syncWrite(
+                    ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
+                    data: UnsafeRawBufferPointer(bus.torqueBuffer))
             }
         }
         Thread.sleep(forTimeInterval: 0.05)
+        for j in 0..<configuration.joints.count { supervisor.hardwareErrorFlags[j] = 0 }
         try readPresentPose()
         for bus in buses {
             for slot in 0..<bus.ids.count {
@@ -490,6 +574,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func sense(_ tick: inout TickInfo) {
         busErrorsThisTick = 0
+        if let clock = simulationClock {
+            ticksSinceStart += 1
+            clock.advance(toNanoseconds: activatedAtSimulatedNs + ticksSinceStart * simulatedPeriodNs)
+        }
         let waitStart = MonotonicInstant.now().nanoseconds
         for bus in buses {
             for slot in 0..<bus.ids.count { supervisor.readingFresh[bus.joints[slot]] = true }
@@ -498,10 +586,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     ids: UnsafeBufferPointer(bus.ids), address: bus.readAddress, length: bus.readLength,
                     into: bus.readBuffer)
             } catch {
-                busErrorsThisTick += 1
                 busErrorCount += 1
                 lastBusError = error
-                markFailure(bus, error)
+                // A failure the bus master pins on one servo counts against that joint's readings (the
+                // supervisor names it once its budget is spent); anything else counts against the bus.
+                if !markFailure(bus, error) { busErrorsThisTick += 1 }
                 if case .hardwareError = error.cause {
                 } else {
                     continue
@@ -522,9 +611,12 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         tick.waitNs += Int64(MonotonicInstant.now().nanoseconds - waitStart)
     }
 
-    private func markFailure(_ bus: BusLink, _ error: BusError) {
+    /// Marks what a failed read means for the joints; returns whether it was pinned on one servo.
+    private func markFailure(_ bus: BusLink, _ error: BusError) -> Bool {
+        var pinned = false
         for slot in 0..<bus.ids.count where bus.ids[slot] == error.servoID {
             let j = bus.joints[slot]
+            pinned = true
             switch error.cause {
             case .hardwareError(let bits), .statusError(let bits):
                 supervisor.hardwareErrorFlags[j] = bits == 0 ? 0x80 : bits
@@ -532,9 +624,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 supervisor.readingFresh[j] = false
             }
         }
-        if error.servoID == ServoID.broadcast {
+        if !pinned {
             for slot in 0..<bus.ids.count { supervisor.readingFresh[bus.joints[slot]] = false }
         }
+        return pinned
     }
 
     public func estimate(_ tick: inout TickInfo) {
@@ -555,7 +648,12 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func decide(_ tick: inout TickInfo) {
         let n = configuration.joints.count
-        let t = Double(tick.wakeNs - activatedAtNs) * 1e-9
+        var t = Double(tick.wakeNs - activatedAtNs) * 1e-9
+        if let clock = simulationClock { t = Double(clock.nanoseconds - activatedAtSimulatedNs) * 1e-9 }
+        // The approach may be stretched: map its time onto the configured first segment, and shift the rest.
+        if !waypointEndS.isEmpty {
+            t = t < approachS ? t * waypointEndS[0] / approachS : t - approachS + waypointEndS[0]
+        }
         if waypointEndS.isEmpty {
             for j in 0..<n { targetPositionRad[j] = startPositionRad[j] }
         } else {

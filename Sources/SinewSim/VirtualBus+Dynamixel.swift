@@ -147,12 +147,16 @@ extension VirtualBus {
     @inline(__always)
     func forEachAddressed(_ id: UInt8, _ body: (Int) -> Void) {
         for index in servos.indices where (id == ServoID.broadcast || servos[index].busID == id) && hears(index) {
+            servos[index].lastInstructionNs = timeNs
             body(index)
         }
     }
 
     func hearingServo(id: UInt8) -> Int? {
-        for index in servos.indices where servos[index].busID == id && hears(index) { return index }
+        for index in servos.indices where servos[index].busID == id && hears(index) {
+            servos[index].lastInstructionNs = timeNs
+            return index
+        }
         return nil
     }
 
@@ -180,6 +184,7 @@ extension VirtualBus {
     }
 
     func sendPing(index: Int) {
+        let model = servos[index].model
         payload[0] = UInt8(truncatingIfNeeded: model.modelNumber)
         payload[1] = UInt8(truncatingIfNeeded: model.modelNumber >> 8)
         payload[2] = model.firmwareVersion

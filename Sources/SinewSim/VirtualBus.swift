@@ -9,6 +9,7 @@ public enum VirtualBusError: Error, Sendable, Equatable, CustomStringConvertible
     case duplicateID(UInt8)
     case unsupportedBaudRate(Int, model: String, supported: [Int])
     case invalidPhysicsRate(Double)
+    case mixedProtocols(String, String)
 
     public var description: String {
         switch self {
@@ -19,6 +20,7 @@ public enum VirtualBusError: Error, Sendable, Equatable, CustomStringConvertible
             return "\(model) does not support \(rate) bit/s (supported: "
                 + supported.map(String.init).joined(separator: ", ") + ")"
         case .invalidPhysicsRate(let rate): return "physics rate \(rate) Hz must be at least 1000 Hz"
+        case .mixedProtocols(let a, let b): return "\(a) and \(b) speak different protocols and cannot share a bus"
         }
     }
 }
@@ -63,6 +65,7 @@ public struct VirtualBusStatistics: Sendable, Equatable {
 /// After the first exchanges warm it up, receiving, answering, reading replies and stepping the physics
 /// allocate nothing. Not thread-safe: use it from one thread (``VirtualBusServer`` does).
 public final class VirtualBus {
+    /// The model of the first servo (every servo's own model is `servos[i].model`).
     public let model: ServoModel
     public let options: VirtualBusOptions
     /// The servos, in the order their IDs were given.
@@ -116,18 +119,34 @@ public final class VirtualBus {
     ///   - model: the servo model of every servo on the bus.
     ///   - ids: bus IDs, 0…252, each once.
     ///   - startNs: the caller's clock at start; fault times count from here.
-    public init(
+    public convenience init(
         model: ServoModel, ids: [UInt8], options: VirtualBusOptions = VirtualBusOptions(), startNs: UInt64 = 0
     ) throws(VirtualBusError) {
-        guard !ids.isEmpty else { throw VirtualBusError.noServos }
+        try self.init(servos: ids.map { (model, $0) }, options: options, startNs: startNs)
+    }
+
+    /// A bus of servos of possibly different models that speak the same protocol (for example XM430 and
+    /// XL330 on one Dynamixel bus), in the given order.
+    public init(
+        servos list: [(model: ServoModel, id: UInt8)], options: VirtualBusOptions = VirtualBusOptions(),
+        startNs: UInt64 = 0
+    ) throws(VirtualBusError) {
+        guard let first = list.first else { throw VirtualBusError.noServos }
+        let model = first.model
+        let ids = list.map(\.id)
         var seen = Set<UInt8>()
         for id in ids {
             guard id <= 252 else { throw VirtualBusError.invalidID(id) }
             guard seen.insert(id).inserted else { throw VirtualBusError.duplicateID(id) }
         }
-        guard model.baudRateIndex(forBitsPerSecond: options.baudRate) != nil else {
-            throw VirtualBusError.unsupportedBaudRate(
-                options.baudRate, model: model.name, supported: model.baudRates.values.sorted())
+        for entry in list {
+            guard entry.model.baudRateIndex(forBitsPerSecond: options.baudRate) != nil else {
+                throw VirtualBusError.unsupportedBaudRate(
+                    options.baudRate, model: entry.model.name, supported: entry.model.baudRates.values.sorted())
+            }
+            guard entry.model.wireProtocol == model.wireProtocol else {
+                throw VirtualBusError.mixedProtocols(model.name, entry.model.name)
+            }
         }
         guard options.physicsRateHz >= 1000, options.physicsRateHz.isFinite else {
             throw VirtualBusError.invalidPhysicsRate(options.physicsRateHz)
@@ -135,11 +154,11 @@ public final class VirtualBus {
         self.model = model
         self.options = options
         isDynamixel = model.wireProtocol == .dynamixel2
-        servos = ids.map {
-            VirtualServo(model: model, id: $0, baudRate: options.baudRate, supplyVoltageV: options.supplyVoltageV)
+        servos = list.map {
+            VirtualServo(model: $0.model, id: $0.id, baudRate: options.baudRate, supplyVoltageV: options.supplyVoltageV)
         }
-        let inertia = DCMotorGearModel(model.physical).reflectedRotorInertiaKgM2
-        dynamics = FreeSpinningJoints(inertiasKgM2: [Double](repeating: inertia, count: ids.count))
+        dynamics = FreeSpinningJoints(
+            inertiasKgM2: list.map { DCMotorGearModel($0.model.physical).reflectedRotorInertiaKgM2 })
         hostBaudRate = options.baudRate
         self.startNs = startNs
         timeNs = startNs

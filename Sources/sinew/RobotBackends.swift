@@ -19,10 +19,14 @@ final class SimulatedRobot {
     let servers: [VirtualBusServer]
     let dynamics: [RobotJointDynamics]
     var transports: [String: any ByteTransport] = [:]
+    /// In lockstep mode, the simulated clock the loop drives.
+    var clock: LockstepBusTransport?
 
+    /// - Parameter lockstep: run in simulated time (as fast as the loop goes) instead of serving the bus in
+    ///   real time on its own thread.
     init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog, wireTiming: Bool = true,
-        faults: FaultInjection = .none
+        faults: FaultInjection = .none, lockstep: Bool = false
     ) throws {
         var buses: [VirtualBus] = []
         var servers: [VirtualBusServer] = []
@@ -37,21 +41,20 @@ final class SimulatedRobot {
         var start = model.midRangePositions
         for bus in moving {
             let joints = configuration.joints.filter { $0.bus == bus.name }
-            guard let servo = catalog.model(named: joints[0].servoModel) else {
-                throw ValidationError("no servo table for \(joints[0].servoModel)")
-            }
-            if let other = joints.first(where: { $0.servoModel != servo.name }) {
-                throw ValidationError(
-                    "the simulator models one servo type per bus; bus \"\(bus.name)\" has \(servo.name) and "
-                        + "\(other.servoModel)")
+            var servos: [ServoModel] = []
+            for joint in joints {
+                guard let servo = catalog.model(named: joint.servoModel) else {
+                    throw ValidationError("no servo table for \(joint.servoModel) (joint \(joint.name))")
+                }
+                servos.append(servo)
             }
             var options = VirtualBusOptions()
             options.baudRate = bus.baudRate
             options.wireTiming = wireTiming
             options.faults = faults
-            let ids = joints.map { UInt8($0.servoID) }
-            let virtualBus = try VirtualBus(model: servo, ids: ids, options: options)
-            let mappings = joints.map { joint in
+            let virtualBus = try VirtualBus(
+                servos: zip(servos, joints).map { ($0, UInt8($1.servoID)) }, options: options)
+            let mappings = zip(joints, servos).map { joint, servo in
                 JointServoMapping(
                     jointName: joint.name, servoID: UInt8(joint.servoID), servo: servo,
                     reducerRatio: joint.reducer.ratio, reducerEfficiency: joint.reducer.efficiency,
@@ -64,15 +67,21 @@ final class SimulatedRobot {
                 }
             }
             let robot = try RobotJointDynamics(
-                model: model, mappings: mappings, servoModels: joints.map { _ in servo }, initialPositions: start)
+                model: model, mappings: mappings, servoModels: servos, initialPositions: start)
             virtualBus.dynamics = robot
             for (i, state) in robot.servoShaftStates().enumerated() {
                 virtualBus.setJointState(
                     index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
             }
-            let (host, device) = BytePipe.makePair(baudRate: bus.baudRate)
-            servers.append(VirtualBusServer.serve(bus: virtualBus, transport: device))
-            transports[bus.name] = host
+            if lockstep {
+                let transport = LockstepBusTransport(bus: virtualBus)
+                clock = transport
+                transports[bus.name] = transport
+            } else {
+                let (host, device) = BytePipe.makePair(baudRate: bus.baudRate)
+                servers.append(VirtualBusServer.serve(bus: virtualBus, transport: device))
+                transports[bus.name] = host
+            }
             buses.append(virtualBus)
             dynamics.append(robot)
         }

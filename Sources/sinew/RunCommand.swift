@@ -35,9 +35,19 @@ struct Run: ParsableCommand {
     @Flag(help: "End with one JSON object instead of the human summary.")
     var json = false
 
+    @Flag(
+        help: ArgumentHelp(
+            "Simulate as fast as possible (sim backend): the loop drives simulated time tick by tick instead of "
+                + "waiting for the wall clock; the summary reports the real-time factor."))
+    var fast = false
+
+    func validate() throws {
+        if fast && backend != .sim { throw ValidationError("--fast runs the simulator only (--backend sim)") }
+    }
+
     func run() throws {
         let outcome = try RobotSession.run(
-            configurationPath: robot, backend: backend, port: port, duration: duration, statusLine: !json)
+            configurationPath: robot, backend: backend, port: port, duration: duration, statusLine: !json, fast: fast)
         if json { print(outcome.json.text) } else { print(outcome.summary) }
     }
 }
@@ -51,7 +61,7 @@ struct RunOutcome {
 enum RobotSession {
     static func run(
         configurationPath: String, backend: Backend, port: String?, duration: Double?, statusLine: Bool,
-        title: String? = nil
+        title: String? = nil, fast: Bool = false
     ) throws -> RunOutcome {
         let checked = try RobotConfiguration.loadChecked(contentsOf: configurationPath)
         let configuration = checked.configuration
@@ -63,7 +73,8 @@ enum RobotSession {
         let transports: [String: any ByteTransport]
         switch backend {
         case .sim:
-            let robot = try SimulatedRobot(configuration: configuration, model: model, catalog: catalog)
+            let robot = try SimulatedRobot(
+                configuration: configuration, model: model, catalog: catalog, lockstep: fast)
             simulated = robot
             transports = robot.transports
         case .pty, .serial:
@@ -72,7 +83,8 @@ enum RobotSession {
         defer { simulated?.stop() }
 
         let loop = try RobotLoop(
-            configuration: configuration, model: model, catalog: catalog, transports: transports)
+            configuration: configuration, model: model, catalog: catalog, transports: transports,
+            simulationClock: simulated?.clock)
         do {
             try loop.lifecycle.configure()
             try loop.lifecycle.activate()
@@ -89,7 +101,8 @@ enum RobotSession {
             configuration.loop.overrun == .skip ? .skip : .catchUp(max: configuration.loop.catchUpMax)
         let scheduler = Scheduler(
             configuration: SchedulerConfiguration(
-                rate: .fixed(hertz: rate), overrunPolicy: overrun, fifoPriority: configuration.loop.priority,
+                rate: fast ? .asFastAsPossible : .fixed(hertz: rate), overrunPolicy: overrun,
+                fifoPriority: fast ? nil : configuration.loop.priority,
                 cpu: configuration.loop.cpu, lockMemory: true, maxTicks: seconds.map { Int64($0 * rate) }),
             body: loop)
         if let title { printError(title) }
@@ -111,6 +124,9 @@ enum RobotSession {
         }
         if lastLine > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
         let report = try scheduler.join()
+        // Simulated seconds per wall-clock second: 1 when paced, more when --fast.
+        let simulatedSeconds = simulated?.clock.map { Double($0.nanoseconds) * 1e-9 } ?? Double(report.ticks) / rate
+        let realTimeFactor = simulatedSeconds / max(report.elapsedSeconds, 1e-9)
         let finalState = loop.lifecycle.state
         try? loop.lifecycle.shutdown()
 
@@ -143,7 +159,8 @@ enum RobotSession {
             ("final_state", .string("\(finalState)")), ("safety_events", eventsJSON),
             ("tracking_rms_rad", .number(loop.trackingRMSRad)),
             ("wake_p50_us", .number(report.wakeLateness.p50Us)), ("wake_p99_us", .number(report.wakeLateness.p99Us)),
-            ("compute_p99_us", .number(report.compute.p99Us)), ("bus", busJSON),
+            ("compute_p99_us", .number(report.compute.p99Us)), ("real_time_factor", .number(realTimeFactor)),
+            ("bus", busJSON),
         ])
         var summary = "\(configuration.name) (\(backend.rawValue)): \(report.ticks) ticks in "
         summary += String(
@@ -154,6 +171,11 @@ enum RobotSession {
             report.wakeLateness.p50Us, report.wakeLateness.p99Us, report.wakeLateness.maxUs, report.compute.p99Us)
         summary += String(
             format: "  tracking error (RMS over joints and ticks) %.2f mrad\n", 1000 * loop.trackingRMSRad)
+        if backend == .sim {
+            summary += String(
+                format: "  simulated %.2f s in %.2f s of wall time: real-time factor %.2f\n", simulatedSeconds,
+                report.elapsedSeconds, realTimeFactor)
+        }
         summary += "  final state: \(finalState)"
         if events.isEmpty {
             summary += ", no safety events"

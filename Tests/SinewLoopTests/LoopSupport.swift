@@ -18,7 +18,11 @@ final class SimulatedRig {
     let robot: RobotJointDynamics
     let loop: RobotLoop
 
-    init(robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none) throws {
+    /// - Parameter lockstep: the loop drives simulated time (no serving thread; the server exists but is not
+    ///   started).
+    init(
+        robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, lockstep: Bool = false
+    ) throws {
         let checked = try RobotConfiguration.loadChecked(
             contentsOf: "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml")
         configuration = checked.configuration
@@ -26,29 +30,53 @@ final class SimulatedRig {
         let catalog = try ServoCatalog.load(directory: "\(repositoryRoot)/Hardware/servos")
         let busConfig = configuration.buses[0]
         let joints = configuration.joints.filter { $0.bus == busConfig.name }
-        let servo = catalog.model(named: joints[0].servoModel)!
+        let servos = joints.map { catalog.model(named: $0.servoModel)! }
         var options = VirtualBusOptions()
         options.baudRate = busConfig.baudRate
         options.wireTiming = wireTiming
         options.faults = faults
-        bus = try VirtualBus(model: servo, ids: joints.map { UInt8($0.servoID) }, options: options)
-        let mappings = joints.map {
+        bus = try VirtualBus(servos: zip(servos, joints).map { ($0, UInt8($1.servoID)) }, options: options)
+        let mappings = zip(joints, servos).map { joint, servo in
             JointServoMapping(
-                jointName: $0.name, servoID: UInt8($0.servoID), servo: servo, reducerRatio: $0.reducer.ratio,
-                direction: Double($0.direction), offsetRad: $0.offsetRad)
+                jointName: joint.name, servoID: UInt8(joint.servoID), servo: servo, reducerRatio: joint.reducer.ratio,
+                direction: Double(joint.direction), offsetRad: joint.offsetRad)
         }
         robot = try RobotJointDynamics(
-            model: model, mappings: mappings, servoModels: joints.map { _ in servo },
-            initialPositions: model.midRangePositions)
+            model: model, mappings: mappings, servoModels: servos, initialPositions: model.midRangePositions)
         bus.dynamics = robot
         for (i, state) in robot.servoShaftStates().enumerated() {
             bus.setJointState(index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
         }
         let (host, device) = BytePipe.makePair(baudRate: busConfig.baudRate)
-        server = VirtualBusServer.serve(bus: bus, transport: device)
-        loop = try RobotLoop(
-            configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host])
+        if lockstep {
+            server = VirtualBusServer(bus: bus, transport: device)
+            let transport = LockstepBusTransport(bus: bus)
+            loop = try RobotLoop(
+                configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: transport],
+                simulationClock: transport)
+        } else {
+            server = VirtualBusServer.serve(bus: bus, transport: device)
+            loop = try RobotLoop(
+                configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host])
+        }
     }
 
     deinit { server.stop() }
+
+    /// Moves a joint of the simulated robot at once (as a hand would), keeping its position unless given.
+    func move(joint name: String, to positionRad: Double? = nil, velocityRadPerS: Double = 0) {
+        let j = model.jointIndex(named: name)!
+        server.withBus { bus in
+            robot.setJointState(
+                joint: j, positionRad: positionRad ?? robot.positions[j], velocityRadPerS: velocityRadPerS)
+            for s in robot.mappings.indices where robot.mappings[s].jointName == name {
+                let state = robot.shaftState(forServo: s)
+                bus.setJointState(index: s, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
+            }
+        }
+    }
 }
+
+/// The loop threads of these tests ask for SCHED_FIFO (granted to root, refused quietly otherwise), as
+/// `sinew run` does: other tests running in parallel must not starve a 500 Hz loop into bus timeouts.
+let loopTestPriority = 60
