@@ -53,6 +53,8 @@ struct BenchLoopCommandTests {
         #expect(achieved < wireLimit * 1.02)
         #expect((object["overruns"] as? Int ?? 0) > 0)
         #expect((object["skipped_deadlines"] as? Int ?? 0) > 0)
+        // Overrunning on purpose is not a fault here: the overrun rule is off, so the loop stays active.
+        #expect(object["final_state"] as? String == "active")
     }
 
     @Test func rejectsConflictingOptions() throws {
