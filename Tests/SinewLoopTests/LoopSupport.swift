@@ -21,7 +21,8 @@ final class SimulatedRig {
     /// - Parameter lockstep: the loop drives simulated time (no serving thread; the server exists but is not
     ///   started).
     init(
-        robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, lockstep: Bool = false
+        robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, lockstep: Bool = false,
+        runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs
     ) throws {
         let checked = try RobotConfiguration.loadChecked(
             contentsOf: "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml")
@@ -57,7 +58,8 @@ final class SimulatedRig {
         } else {
             server = VirtualBusServer.serve(bus: bus, transport: device)
             loop = try RobotLoop(
-                configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host])
+                configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host],
+                runMarginNs: runMarginNs)
         }
     }
 
