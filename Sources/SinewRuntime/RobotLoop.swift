@@ -185,9 +185,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
         calibrationSource: String = "calibration", emergencyStop: EmergencyStopSources = EmergencyStopSources(),
-        overrunBudget: Int = 10, simulationClock: (any SimulationClock)? = nil
+        overrunBudget: Int = 10, simulationClock: (any SimulationClock)? = nil,
+        runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs
     ) throws(RobotLoopError) {
         self.simulationClock = simulationClock
+        self.runMarginNs = runMarginNs
         simulatedPeriodNs = UInt64((1e9 / configuration.loop.rateHz).rounded())
         self.configuration = configuration
         self.calibration = calibration
@@ -254,7 +256,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             let wire: BusProtocol = bus.busProtocol == .dynamixel ? .dynamixel : .feetechSTS
             // Return Delay Time is set to 0 at configure; a small margin covers USB and scheduling.
             let timing = BusTiming(
-                returnDelayMicroseconds: 0, marginNanoseconds: Self.runMarginNs, perReplyNanoseconds: 50_000,
+                returnDelayMicroseconds: 0, marginNanoseconds: runMarginNs, perReplyNanoseconds: 50_000,
                 retries: 1, repliesToWrites: true)
             let master = BusMaster(transport: transport, protocol: wire, timing: timing)
             links.append(
@@ -360,7 +362,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// Deadline margin of one transaction while configuring (not real-time: be patient with slow USB
     /// adapters and busy machines) and while running (tight: a late reply must not stall the loop).
     static let configureMarginNs: UInt64 = 20_000_000
-    static let runMarginNs: UInt64 = 1_000_000
+    public static let defaultRunMarginNs: UInt64 = 1_000_000
+    /// Margin added to each running transaction's wire-time deadline, ns.
+    public let runMarginNs: UInt64
 
     public func onConfigure() throws(RobotLoopError) {
         for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
@@ -471,7 +475,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         try setTorque(on: true)
         startFromPresentPose()
-        for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs }
+        for bus in buses { bus.master.timing.marginNanoseconds = runMarginNs }
     }
 
     private func readPresentPose() throws(RobotLoopError) {
@@ -537,7 +541,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func onRecover() throws(RobotLoopError) {
         for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
-        defer { for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs } }
+        defer { for bus in buses { bus.master.timing.marginNanoseconds = runMarginNs } }
         for bus in buses {
             for slot in 0..<bus.ids.count {
                 // A servo that dropped torque on a hardware error needs clearing before it drives again:

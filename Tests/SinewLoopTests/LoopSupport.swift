@@ -23,7 +23,7 @@ final class SimulatedRig {
     ///   - calibration: the loop's calibration (named "test-calibration.json" in errors).
     init(
         robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, lockstep: Bool = false,
-        calibration: CalibrationFile? = nil
+        runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, calibration: CalibrationFile? = nil
     ) throws {
         let checked = try RobotConfiguration.loadChecked(
             contentsOf: "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml")
@@ -60,7 +60,7 @@ final class SimulatedRig {
             server = VirtualBusServer.serve(bus: bus, transport: device)
             loop = try RobotLoop(
                 configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host],
-                calibration: calibration, calibrationSource: "test-calibration.json")
+                calibration: calibration, calibrationSource: "test-calibration.json", runMarginNs: runMarginNs)
         }
     }
 
