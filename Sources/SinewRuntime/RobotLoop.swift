@@ -363,6 +363,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// adapters and busy machines) and while running (tight: a late reply must not stall the loop).
     static let configureMarginNs: UInt64 = 20_000_000
     public static let defaultRunMarginNs: UInt64 = 1_000_000
+    /// In lockstep simulation no reply is ever late in simulated time; the wall clock only measures how busy
+    /// the machine is, so deadlines must not depend on it.
+    public static let lockstepRunMarginNs: UInt64 = 1_000_000_000
     /// Margin added to each running transaction's wire-time deadline, ns.
     public let runMarginNs: UInt64
 
@@ -710,10 +713,12 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         if verdict.enteredThisTick {
             lifecycle.enterSafeState(cause: verdict.cause, jointIndex: verdict.jointIndex)
         }
-        lifecycleStateRaw.store(lifecycle.state.rawValue, ordering: .relaxed)
         if tick.shutdownRequested && !supervisor.isSafeStateLatched {
+            // SIGINT/SIGTERM: the robot goes to its safe state (hold or torque off per joint) before shutdown.
             supervisor.enterSafeStateWithoutFault()
+            lifecycle.enterSafeState(cause: nil, jointIndex: nil)
         }
+        lifecycleStateRaw.store(lifecycle.state.rawValue, ordering: .relaxed)
     }
 
     public func act(_ tick: inout TickInfo) {

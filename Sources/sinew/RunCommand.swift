@@ -97,7 +97,13 @@ enum RobotSession {
         let loop = try RobotLoop(
             configuration: configuration, model: model, catalog: catalog, transports: transports,
             calibration: calibration?.file, calibrationSource: calibration?.path ?? "calibration",
-            simulationClock: simulated?.clock)
+            simulationClock: simulated?.clock,
+            runMarginNs: fast ? RobotLoop.lockstepRunMarginNs : RobotLoop.defaultRunMarginNs)
+        do {
+            try loop.startEmergencyStopSources()
+        } catch {
+            printError("warning: \(error)")
+        }
         for warning in loop.limitsBeyondCalibratedRange() { printError("warning: \(warning)") }
         do {
             try loop.lifecycle.configure()

@@ -55,7 +55,8 @@ final class SimulatedRig {
             let transport = LockstepBusTransport(bus: bus)
             loop = try RobotLoop(
                 configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: transport],
-                calibration: calibration, calibrationSource: "test-calibration.json", simulationClock: transport)
+                calibration: calibration, calibrationSource: "test-calibration.json", simulationClock: transport,
+                runMarginNs: RobotLoop.lockstepRunMarginNs)
         } else {
             server = VirtualBusServer.serve(bus: bus, transport: device)
             loop = try RobotLoop(
