@@ -2,11 +2,11 @@
 /// time the bus stack itself (encode, decode, bookkeeping) without any wire or other thread.
 public final class CannedReplyTransport: ByteTransport, @unchecked Sendable {
     private let reply: UnsafeMutableRawBufferPointer
-    private var replyLength = 0
-    private var pending = 0
-    public private(set) var baudRate = 0
+    @exclusivity(unchecked) private var replyLength = 0
+    @exclusivity(unchecked) private var pending = 0
+    @exclusivity(unchecked) public private(set) var baudRate = 0
     /// Bytes written so far.
-    public private(set) var bytesWritten = 0
+    @exclusivity(unchecked) public private(set) var bytesWritten = 0
 
     /// `replies` is what every request that expects an answer gets back.
     public init(replies: [UInt8]) {

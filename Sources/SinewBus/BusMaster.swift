@@ -61,7 +61,9 @@ public struct PingReply: Sendable, Equatable {
 public final class BusMaster {
     public let transport: any ByteTransport
     public let busProtocol: BusProtocol
-    public var timing: BusTiming
+    // One control thread owns a bus master: the dynamic exclusivity checks on these would cost a
+    // quarter of the 6-servo cycle.
+    @exclusivity(unchecked) public var timing: BusTiming
 
     // Request bytes.
     private let request: UnsafeMutableRawBufferPointer
@@ -73,9 +75,12 @@ public final class BusMaster {
     private let slotOffsets: UnsafeMutableBufferPointer<Int>
     private let slotLengths: UnsafeMutableBufferPointer<Int>
     private let slotDone: UnsafeMutableBufferPointer<Bool>
-    private var slotCount = 0
+    @exclusivity(unchecked) private var slotCount = 0
     // Garbage bytes skipped during the current attempt (decoder counters are reset per accepted reply).
-    private var attemptDiscarded = 0
+    @exclusivity(unchecked) private var attemptDiscarded = 0
+    @exclusivity(unchecked) private var attemptDeadline = MonotonicInstant(nanoseconds: 0)
+    // When the last bytes arrived: the latency of the replies decoded from them.
+    @exclusivity(unchecked) private var lastArrival = MonotonicInstant(nanoseconds: 0)
     private let stats: UnsafeMutableBufferPointer<ServoStatistics>
     // Scratch for small reads (ping model numbers).
     private let scratch: UnsafeMutableRawBufferPointer
@@ -420,7 +425,24 @@ public final class BusMaster {
                 if !error.isRetryable || attempt >= timing.retries { throw error }
                 attempt += 1
                 stats[Int(error.servoID)].retries &+= 1
+                // Servos may still be answering the failed request: on a half-duplex wire a new request
+                // now would collide with them, so let the line go quiet first (bounded by that attempt's
+                // deadline).
+                waitForQuietLine()
             }
+        }
+    }
+
+    /// Reads and drops bytes until none arrive for 32 byte times (at least 200 µs) or the last attempt's
+    /// deadline passes.
+    private func waitForQuietLine() {
+        let quiet = Swift.max(wireTimeNanoseconds(byteCount: 32, baudRate: transport.baudRate), 200_000)
+        let buffer = scratch
+        while true {
+            let now = MonotonicInstant.now()
+            if now >= attemptDeadline { return }
+            let until = Swift.min(now.advanced(byNanoseconds: quiet), attemptDeadline)
+            guard let n = try? transport.read(into: buffer, deadline: until), n > 0 else { return }
         }
     }
 
@@ -474,6 +496,8 @@ public final class BusMaster {
         let start = MonotonicInstant.now()
         let deadline = start.advanced(
             byNanoseconds: budgetNanoseconds(requestBytes: requestBytes, replyBytes: replyBytes, replies: replies))
+        attemptDeadline = deadline
+        lastArrival = start
         do {
             try transport.write(UnsafeRawBufferPointer(rebasing: request[0..<requestBytes]), deadline: deadline)
         } catch {
@@ -530,8 +554,8 @@ public final class BusMaster {
                 }
             }
             // Need bytes. Checking the clock here (not only in read) also bounds a flood of bytes that
-            // never forms the awaited replies.
-            if MonotonicInstant.now() > deadline {
+            // never forms the awaited replies; the arrival time of the last bytes is recent enough.
+            if lastArrival > deadline {
                 throw BusError(
                     servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
             }
@@ -547,6 +571,8 @@ public final class BusMaster {
                 throw BusError(
                     servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
             }
+            // One clock read per arrival serves both the replies' latency and the next deadline check.
+            lastArrival = MonotonicInstant.now()
             if dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
         }
         if let deferred {
@@ -614,7 +640,7 @@ public final class BusMaster {
             feetechDecoder.resetStatistics()
         }
         stats[Int(id)].replies &+= 1
-        stats[Int(id)].latency.record(nanoseconds: MonotonicInstant.now().nanoseconds(since: start))
+        stats[Int(id)].latency.record(nanoseconds: lastArrival.nanoseconds(since: start))
     }
 
     private func acceptFastSyncReply(

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// ROBOTIS Dynamixel Protocol 2.0 codec (see ../shared/PROTOCOLS.md): CRC-16/BUYPASS, byte stuffing,
 /// instruction and status packets. All encoders write into caller-provided memory and allocate nothing.
 public enum Dynamixel {
@@ -516,15 +520,16 @@ extension DynamixelFrame {
 /// separates concatenated packets, checks the CRC on the stuffed bytes and unstuffs in place.
 /// Fixed capacity, allocation-free after init. Not thread-safe: one reader.
 public final class DynamixelStreamDecoder {
-    @usableFromInline var window: ByteWindow
+    // One reader by contract; dynamic exclusivity checks cost more than the decoding itself.
+    @exclusivity(unchecked) @usableFromInline var window: ByteWindow
     /// Bytes skipped while looking for a header (garbage), since init or ``resetStatistics()``.
-    public private(set) var discardedBytes = 0
+    @exclusivity(unchecked) public private(set) var discardedBytes = 0
     /// Complete packets whose CRC did not match.
-    public private(set) var corruptPackets = 0
+    @exclusivity(unchecked) public private(set) var corruptPackets = 0
     /// Candidate packets longer than this many bytes (whole packet) are treated as garbage. A bus master
     /// sets it to the longest reply it expects, so a false header with a huge LEN inside garbage cannot
     /// hold back the real reply until the deadline. Defaults to the capacity.
-    public var maximumPacketLength: Int
+    @exclusivity(unchecked) public var maximumPacketLength: Int
 
     /// `capacity` bounds the largest packet that can be decoded (header + LEN).
     public init(capacity: Int = 1024) {
@@ -631,8 +636,20 @@ public final class DynamixelStreamDecoder {
                 return .corrupt(id: id, code: code)
             }
             // Unstuff the body (INST … last parameter) in place: after FF FF FD, a further FD is stuffing.
-            var read = Dynamixel.headerLength
-            var write = Dynamixel.headerLength
+            // Most packets have none; memchr finds the rare FD bytes faster than a byte loop.
+            var write = crcOffset
+            var read = crcOffset
+            var search = b + Dynamixel.headerLength + 2
+            while search < b + crcOffset {
+                guard let hit = memchr(search, 0xFD, b + crcOffset - search) else { break }
+                let at = hit.assumingMemoryBound(to: UInt8.self)
+                if at[-1] == 0xFF && at[-2] == 0xFF {
+                    write = Dynamixel.headerLength
+                    read = Dynamixel.headerLength
+                    break
+                }
+                search = at + 1
+            }
             var previous1: UInt8 = 0
             var previous2: UInt8 = 0
             while read < crcOffset {

@@ -262,15 +262,16 @@ public enum FeetechRequest {
 /// Finds Feetech packets in a byte stream (resync after garbage, split reads, concatenated packets).
 /// Fixed capacity, allocation-free after init. One reader.
 public final class FeetechStreamDecoder {
-    @usableFromInline var window: ByteWindow
+    // One reader by contract; dynamic exclusivity checks cost more than the decoding itself.
+    @exclusivity(unchecked) @usableFromInline var window: ByteWindow
     /// Bytes skipped while looking for a header (garbage).
-    public private(set) var discardedBytes = 0
+    @exclusivity(unchecked) public private(set) var discardedBytes = 0
     /// Complete packets whose checksum did not match.
-    public private(set) var corruptPackets = 0
+    @exclusivity(unchecked) public private(set) var corruptPackets = 0
     /// Candidate packets longer than this many bytes (whole packet) are treated as garbage. A bus master
     /// sets it to the longest reply it expects, so a false header with a huge LEN inside garbage cannot
     /// hold back the real reply until the deadline. Defaults to the capacity.
-    public var maximumPacketLength: Int
+    @exclusivity(unchecked) public var maximumPacketLength: Int
 
     public init(capacity: Int = 1024) {
         window = ByteWindow(capacity: Swift.max(capacity, 260))

@@ -127,13 +127,14 @@ public final class SerialPortTransport: ByteTransport, @unchecked Sendable {
         sp_free_port(port)
     }
 
-    /// The FTDI latency timer of the `ttyUSBn` behind `path`, in ms, when the driver exposes one.
-    public static func ftdiLatencyTimerMilliseconds(path: String) -> Int? {
+    /// The FTDI latency timer of the `ttyUSBn` behind `path`, in ms, when the driver exposes one
+    /// (`sysfsRoot` is for tests).
+    public static func ftdiLatencyTimerMilliseconds(path: String, sysfsRoot: String = "/sys") -> Int? {
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard realpath(path, &resolved) != nil else { return nil }
         let real = String(decoding: resolved.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard let name = real.split(separator: "/").last, name.hasPrefix("ttyUSB") else { return nil }
-        let file = "/sys/bus/usb-serial/devices/\(name)/latency_timer"
+        let file = "\(sysfsRoot)/bus/usb-serial/devices/\(name)/latency_timer"
         let fd = open(file, O_RDONLY | O_CLOEXEC)
         if fd < 0 { return nil }
         defer { close(fd) }
@@ -144,8 +145,8 @@ public final class SerialPortTransport: ByteTransport, @unchecked Sendable {
     }
 
     /// A warning with the fix when the FTDI latency timer behind `path` is above 1 ms; nil otherwise.
-    public static func ftdiLatencyWarning(path: String) -> String? {
-        guard let ms = ftdiLatencyTimerMilliseconds(path: path), ms > 1 else { return nil }
+    public static func ftdiLatencyWarning(path: String, sysfsRoot: String = "/sys") -> String? {
+        guard let ms = ftdiLatencyTimerMilliseconds(path: path, sysfsRoot: sysfsRoot), ms > 1 else { return nil }
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         _ = realpath(path, &resolved)
         let name =

@@ -27,7 +27,7 @@ import Testing
     defer { servos.stop() }
     let bus = BusMaster(
         transport: try PseudoTerminalTransport(path: primary.path), protocol: .dynamixel,
-        timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 30_000_000))
+        timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 300_000_000))
     let result = BusBenchmark.cyclesPerSecond(
         bus: bus, ids: [1, 2, 3, 4, 5, 6], readAddress: 126, readLength: 10, writeAddress: 116, writeLength: 4,
         seconds: 0.2)
