@@ -147,12 +147,16 @@ extension VirtualBus {
     @inline(__always)
     func forEachAddressed(_ id: UInt8, _ body: (Int) -> Void) {
         for index in servos.indices where (id == ServoID.broadcast || servos[index].busID == id) && hears(index) {
+            servos[index].lastInstructionNs = timeNs
             body(index)
         }
     }
 
     func hearingServo(id: UInt8) -> Int? {
-        for index in servos.indices where servos[index].busID == id && hears(index) { return index }
+        for index in servos.indices where servos[index].busID == id && hears(index) {
+            servos[index].lastInstructionNs = timeNs
+            return index
+        }
         return nil
     }
 

@@ -98,6 +98,7 @@ struct RegisterMap {
     var torqueEnable = -1, statusReturnLevel = -1, registeredInstruction = -1, hardwareErrorStatus = -1
     var velocityI = -1, velocityP = -1, positionD = -1, positionI = -1, positionP = -1
     var goalPWM = -1, goalCurrent = -1, goalVelocity = -1, profileAcceleration = -1, profileVelocity = -1
+    var busWatchdog = -1
     var goalPosition = -1, realtimeTick = -1, moving = -1, movingStatus = -1, movingThreshold = -1
     var presentPWM = -1, presentCurrent = -1, presentVelocity = -1, presentPosition = -1
     var velocityTrajectory = -1, positionTrajectory = -1, presentVoltage = -1, presentTemperature = -1
@@ -139,6 +140,7 @@ struct RegisterMap {
         profileVelocity = a("Profile Velocity")
         goalPosition = a("Goal Position")
         realtimeTick = a("Realtime Tick")
+        busWatchdog = a("Bus Watchdog")
         moving = a("Moving")
         movingStatus = a("Moving Status")
         movingThreshold = a("Moving Threshold")
@@ -230,6 +232,8 @@ public final class VirtualServo {
     var registeredLength = 0
 
     var timeNs: UInt64 = 0
+    /// When the servo last received an instruction addressed to it (feeds the Bus Watchdog).
+    var lastInstructionNs: UInt64 = 0
 
     /// - Parameters:
     ///   - id: bus ID, written to the ID register (as a factory-set servo that was configured once).
@@ -552,9 +556,33 @@ public final class VirtualServo {
                 if newValue > value(map.maxPosition) || newValue < value(map.minPosition) { return .dataLimit }
             }
             if register.address == map.torqueEnable, newValue != 0, isShutDown { return .resultFail }
+            if watchdogTripped, isGoal(register.address) { return .dataRange }
             cursor = register.address + register.size
         }
         return .ok
+    }
+
+    /// Bus Watchdog reads -1 (0xFF) after it expired; only writing 0 to it clears the state.
+    var watchdogTripped: Bool { map.busWatchdog >= 0 && memory[map.busWatchdog] == 0xFF }
+
+    func isGoal(_ address: Int) -> Bool {
+        address == map.goalPosition || address == map.goalVelocity || address == map.goalCurrent
+            || address == map.goalPWM
+    }
+
+    /// Dynamixel Bus Watchdog: with a period set (×20 ms) and no instruction for longer, the servo stops
+    /// (holds its position, zero velocity/PWM/current goals) and refuses goals until the period is written 0.
+    func updateWatchdog() {
+        guard map.busWatchdog >= 0 else { return }
+        let period = memory[map.busWatchdog]
+        guard period > 0 && period < 0x80 else { return }
+        if timeNs > lastInstructionNs + UInt64(period) * 20_000_000 {
+            memory[map.busWatchdog] = 0xFF
+            holdPresentPosition()
+            setValue(map.goalVelocity, 0)
+            setValue(map.goalPWM, 0)
+            setValue(map.goalCurrent, 0)
+        }
     }
 
     func dynamicLimit(for address: Int) -> Int64? {
@@ -651,6 +679,7 @@ public final class VirtualServo {
     /// returns the output-shaft torque. Allocation-free.
     public func actuatorOutput(dtS: Double) -> ActuatorOutput {
         updateProtection(dtS: dtS)
+        if isDynamixel { updateWatchdog() }
         let velocity = velocityRadPerS
         let vin = max(supplyVoltageV, 0.1)
         var emfDamping = 0.0

@@ -215,6 +215,22 @@ import Testing
         #expect(host.write(1, 64, [1]).first?.error == 0x81)
     }
 
+    @Test func busWatchdogStopsASilentController() throws {
+        let host = try TestHost(model: "xm430-w350", ids: [1])
+        _ = host.write(1, 11, [1])
+        _ = host.write(1, 64, [1])
+        _ = host.write(1, 98, [5])  // 100 ms
+        _ = host.write(1, 104, le32(100))
+        host.wait(seconds: 0.05)
+        #expect(host.read(1, 128, 4)[0].int32 > 10, "moving while the host talks")
+        host.wait(seconds: 0.5)
+        #expect(host.read(1, 98, 1).first?.parameters == [0xFF], "watchdog expired")
+        #expect(abs(host.read(1, 128, 4)[0].int32) < 3, "stopped")
+        #expect(host.write(1, 104, le32(100)).first?.error == 4, "goals refused")
+        #expect(host.write(1, 98, [0]).first?.error == 0)
+        #expect(host.write(1, 104, le32(100)).first?.error == 0)
+    }
+
     @Test func factoryResetRestoresDefaultsAfterTheReply() throws {
         let host = try TestHost(model: "xl330-m288", ids: [5])
         _ = host.write(5, 9, [0])
