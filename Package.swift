@@ -43,7 +43,8 @@ let package = Package(
         .target(name: "SinewBus", dependencies: ["SinewCore", "CSerialPort", "CSinewSystem"]),
         .target(name: "SinewDrivers", dependencies: ["SinewCore"]),
         .target(
-            name: "SinewSim", dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CSinewSystem"]),
+            name: "SinewSim",
+            dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CSinewSystem"]),
         .target(name: "SinewFusion", dependencies: ["SinewCore"]),
         // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
         // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
@@ -61,6 +62,9 @@ let package = Package(
                 "SinewCore",
                 "SinewKinematics",
                 "SinewFusion",
+                "SinewBus",
+                "SinewDrivers",
+                "SinewSim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
             Figures are medians over repeated runs. Compare them side by side with their peers in one run: \
             Benchmarks/kinematics-vs-pinocchio.sh measures Pinocchio on the same machine.
             """,
-        subcommands: [KinematicsBench.self, IKBench.self, FusionBench.self]
+        subcommands: [KinematicsBench.self, IKBench.self, FusionBench.self, BusBench.self]
     )
 }
 
