@@ -65,6 +65,7 @@ let package = Package(
                 "SinewBus",
                 "SinewDrivers",
                 "SinewSim",
+                "CRealtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CRealtime
 import Foundation
 import SinewBus
 import SinewDrivers
@@ -61,6 +62,8 @@ struct BusBench: ParsableCommand {
     @Flag(help: "Print one JSON object (keys in --help); null for a figure that could not be measured.")
     var json = false
 
+    static let rounds = 5
+
     func validate() throws {
         guard (1...32).contains(servos) else { throw ValidationError("--servos must be between 1 and 32") }
         guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
@@ -71,6 +74,9 @@ struct BusBench: ParsableCommand {
         let n = servos
         let ids = (1...n).map { ServoID($0) }
         let catalog = try ServoTables.load()
+        // The servers' threads inherit this: without it every timed wait of the virtual bus (a reply due
+        // in 150 µs) may oversleep by the default 50 µs slack, which the wire-timing figure would then show.
+        _ = sinew_rt_set_timer_slack_ns(1)
         let note: (String) -> Void = json ? { _ in } : { printError($0) }
 
         note("bus stack alone …")
@@ -88,24 +94,35 @@ struct BusBench: ParsableCommand {
         }
         let stackNs = stackRuns.sorted()[2]
 
-        note("bare floor over a pty …")
-        let floor: Double
-        do {
-            floor = try BusBenchmark.floorCyclesPerSecond(
-                protocol: p.busProtocol, servos: n, readLength: p.readLength, writeLength: p.writeLength,
-                seconds: seconds)
-        } catch {
-            throw CommandFailure("the bare pty floor failed: \(error)")
+        // The three pty figures are measured in alternating rounds and each reported as its median, so
+        // that a burst of load from other programs on the machine hits all of them alike.
+        note("bare floor, Sinew over a pty virtual bus, Sinew with wire timing on (\(Self.rounds) rounds) …")
+        let plain = try SinewBusRig(command: self, catalog: catalog, ids: ids, wireTiming: false)
+        let timed = try SinewBusRig(command: self, catalog: catalog, ids: ids, wireTiming: true)
+        var floorRuns: [Double] = []
+        var sinewRuns: [Double] = []
+        var wireRuns: [Double] = []
+        let slice = seconds / Double(Self.rounds)
+        for _ in 0..<Self.rounds {
+            do {
+                floorRuns.append(
+                    try BusBenchmark.floorCyclesPerSecond(
+                        protocol: p.busProtocol, servos: n, readLength: p.readLength, writeLength: p.writeLength,
+                        seconds: slice))
+            } catch {
+                throw CommandFailure("the bare pty floor failed: \(error)")
+            }
+            sinewRuns.append(plain.measure(seconds: slice))
+            wireRuns.append(timed.measure(seconds: slice))
         }
-
-        note("Sinew's bus master over a pty virtual bus …")
-        let sinew = try measureSinew(catalog: catalog, ids: ids, wireTiming: false)
+        plain.stop()
+        timed.stop()
+        let floor = median(floorRuns)
+        let sinew = (rate: median(sinewRuns), failures: plain.failures)
+        let wire = (rate: median(wireRuns), failures: timed.failures)
 
         note("official Python SDK over a pty virtual bus …")
         let python = try measurePython(catalog: catalog, servos: n)
-
-        note("Sinew's bus master with wire timing on …")
-        let wire = try measureSinew(catalog: catalog, ids: ids, wireTiming: true)
 
         let limit = BusBenchmark.wireLimitCyclesPerSecond(
             protocol: p.busProtocol, servos: n, readLength: p.readLength, writeLength: p.writeLength,
@@ -186,29 +203,6 @@ struct BusBench: ParsableCommand {
         }
     }
 
-    func measureSinew(catalog: ServoCatalog, ids: [ServoID], wireTiming: Bool) throws -> (rate: Double, failures: Int) {
-        let server = try serveBus(catalog: catalog, servos: ids.count, wireTiming: wireTiming)
-        defer { server.stop() }
-        let transport: PseudoTerminalTransport
-        do {
-            transport = try PseudoTerminalTransport(path: server.path ?? "", baudRate: 1_000_000)
-        } catch {
-            throw CommandFailure("cannot open the virtual bus's pty: \(error)")
-        }
-        let bus = BusMaster(
-            transport: transport, protocol: busProtocol.busProtocol,
-            timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 20_000_000, retries: 1))
-        let p = busProtocol
-        // Warm-up: first-touch page faults, the server's first replies.
-        _ = BusBenchmark.cyclesPerSecond(
-            bus: bus, ids: ids, readAddress: p.readAddress, readLength: p.readLength, writeAddress: p.writeAddress,
-            writeLength: p.writeLength, seconds: min(0.2, seconds))
-        let result = BusBenchmark.cyclesPerSecond(
-            bus: bus, ids: ids, readAddress: p.readAddress, readLength: p.readLength, writeAddress: p.writeAddress,
-            writeLength: p.writeLength, seconds: seconds)
-        return (result.cyclesPerSecond, result.failures)
-    }
-
     struct PythonResult {
         var cyclesPerSecond: Double?
         var errors: Int?
@@ -274,4 +268,51 @@ struct BusBench: ParsableCommand {
             cyclesPerSecond: rate, errors: errors,
             note: errors.map { $0 > 0 ? "\($0) SDK transactions failed" : nil } ?? nil)
     }
+}
+
+func median(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return .nan }
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1
+        ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+/// Sinew's bus master on a pty to a served virtual bus, for repeated cycle-rate measurements.
+final class SinewBusRig {
+    let server: VirtualBusServer
+    let bus: BusMaster
+    let ids: [ServoID]
+    let p: BenchBusProtocol
+    var failures = 0
+
+    init(command: BusBench, catalog: ServoCatalog, ids: [ServoID], wireTiming: Bool) throws {
+        server = try command.serveBus(catalog: catalog, servos: ids.count, wireTiming: wireTiming)
+        let transport: PseudoTerminalTransport
+        do {
+            transport = try PseudoTerminalTransport(path: server.path ?? "", baudRate: 1_000_000)
+        } catch {
+            server.stop()
+            throw CommandFailure("cannot open the virtual bus's pty: \(error)")
+        }
+        p = command.busProtocol
+        self.ids = ids
+        // Return Delay Time 0 on the servos; a wide margin so that a loaded machine costs rate, not failures.
+        bus = BusMaster(
+            transport: transport, protocol: p.busProtocol,
+            timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 20_000_000, retries: 1))
+        // Warm-up: first-touch page faults, the server's first replies.
+        _ = measure(seconds: 0.05)
+        failures = 0
+    }
+
+    /// Cycles per second over about `seconds`; failed cycles are added to ``failures``.
+    func measure(seconds: Double) -> Double {
+        let result = BusBenchmark.cyclesPerSecond(
+            bus: bus, ids: ids, readAddress: p.readAddress, readLength: p.readLength, writeAddress: p.writeAddress,
+            writeLength: p.writeLength, seconds: seconds)
+        failures += result.failures
+        return result.cyclesPerSecond
+    }
+
+    func stop() { server.stop() }
 }
