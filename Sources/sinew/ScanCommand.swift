@@ -11,9 +11,9 @@ struct ScanCommand: ParsableCommand {
         discussion: """
             Without --port, lists the serial ports the system knows (path, USB VID:PID, serial number, \
             description) and scans each. Each probe is one PING per ID and rate; a missing servo costs its \
-            reply deadline (wire time + Return Delay Time 500 µs + 3 ms margin), so a full scan of IDs 0-252 at \
-            every rate of both protocols takes about 15 s per port: narrow it with --protocol, --baud and --ids \
-            when you know them. Progress goes to standard error; the servos found (ID, model from \
+            reply deadline (wire time + Return Delay Time 500 µs + --margin-ms), so a full scan of IDs 0-252 at \
+            every rate of both protocols takes about 15 s per serial port (over a minute on a pseudo-terminal): \
+            narrow it with --protocol, --baud and --ids when you know them. Progress goes to standard error; the servos found (ID, model from \
             Hardware/servos when the model number is known, model number, firmware version) to standard output.
 
             Dynamixel rates tried with --baud all: 57600 (factory default), 1000000, 115200, 2000000, 3000000, \
@@ -37,6 +37,13 @@ struct ScanCommand: ParsableCommand {
 
     @Option(help: "IDs to probe, e.g. 1-6, 1,3,5 or 1-3,7.")
     var ids = "0-252"
+
+    @Option(
+        help: ArgumentHelp(
+            "Extra wait per probe beyond wire time and Return Delay Time, ms (default: 3 for serial ports, 20 for "
+                + "pseudo-terminals, where a program on a possibly busy machine answers).",
+            valueName: "ms"))
+    var marginMs: Double?
 
     @Flag(help: "Print one JSON array of the servos found: port, protocol, baud, id, model, model_number, firmware.")
     var json = false
@@ -86,6 +93,9 @@ struct ScanCommand: ParsableCommand {
         _ = try protocols()
         _ = try baudRates()
         _ = try idRanges()
+        if let marginMs, !(marginMs >= 0 && marginMs <= 10_000) {
+            throw ValidationError("--margin-ms must be between 0 and 10000")
+        }
     }
 
     func run() throws {
@@ -133,10 +143,12 @@ struct ScanCommand: ParsableCommand {
             if let serial = transport as? SerialPortTransport, let warning = serial.latencyWarning {
                 printError("warning: " + warning)
             }
+            let margin = marginMs ?? (transport is PseudoTerminalTransport ? 20 : 3)
+            let timing = BusTiming(marginNanoseconds: UInt64(margin * 1e6), retries: 0)
             let total = protocols.reduce(0) { $0 + (rates ?? $1.scanBaudRates).count } * idCount
             var done = 0
             portScan: for p in protocols {
-                let bus = BusMaster(transport: transport, protocol: p, timing: BusTiming(retries: 0))
+                let bus = BusMaster(transport: transport, protocol: p, timing: timing)
                 for rate in rates ?? p.scanBaudRates {
                     progress.begin(path: path, protocol: p, baudRate: rate)
                     var foundHere = 0
