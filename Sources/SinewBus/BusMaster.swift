@@ -328,6 +328,9 @@ public final class BusMaster {
         guard busProtocol == .dynamixel else {
             throw BusError(servoID: ServoID.broadcast, instruction: .bulkRead, cause: .unsupported)
         }
+        guard entries.count <= 253 else {
+            throw BusError(servoID: ServoID.broadcast, instruction: .bulkRead, cause: .encoding(.invalidArgument))
+        }
         var offset = 0
         for i in 0..<entries.count {
             slotIDs[i] = entries[i].id
@@ -335,7 +338,7 @@ public final class BusMaster {
             slotLengths[i] = Int(entries[i].length)
             offset += Int(entries[i].length)
         }
-        guard data.count >= offset, entries.count <= 253 else {
+        guard data.count >= offset else {
             throw BusError(servoID: ServoID.broadcast, instruction: .bulkRead, cause: .encoding(.invalidArgument))
         }
         let n = try encode(ServoID.broadcast, .bulkRead) { (out) throws(CodecError) in
@@ -478,6 +481,11 @@ public final class BusMaster {
         }
         let replies = fast ? 1 : slotCount
         let firstID = slotIDs[0]
+        // A reply that cannot fit the decoder would only ever look truncated.
+        let capacity = dynamixel ? dynamixelDecoder.capacity : feetechDecoder.capacity
+        if longestReply > capacity || (!dynamixel && longestReply > 4 + 255) {
+            throw BusError(servoID: firstID, instruction: instruction, cause: .encoding(.packetTooLong))
+        }
         do {
             try transport.flushInput()
         } catch {

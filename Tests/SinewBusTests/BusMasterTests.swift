@@ -339,3 +339,22 @@ private final class NoiseTransport: ByteTransport {
         }
     }
 }
+
+@Test func oversizedRequestsAreRefusedUpFront() {
+    let (near, _) = BytePipe.makePair()
+    let bus = BusMaster(transport: near, protocol: .dynamixel, maximumPacketBytes: 256)
+    #expect(throws: BusError(servoID: 1, instruction: .read, cause: .encoding(.packetTooLong))) {
+        _ = try bus.read(id: 1, address: 0, length: 300)
+    }
+    let feetech = BusMaster(transport: near, protocol: .feetechSTS)
+    #expect(throws: BusError(servoID: 1, instruction: .read, cause: .encoding(.invalidArgument))) {
+        _ = try feetech.read(id: 1, address: 300, length: 2)
+    }
+    let entries = [BulkEntry](repeating: BulkEntry(id: 1, address: 0, length: 1), count: 300)
+    var out = [UInt8](repeating: 0, count: 300)
+    #expect(throws: BusError.self) {
+        try entries.withUnsafeBufferPointer { e in
+            try out.withUnsafeMutableBytes { try bus.bulkRead(entries: e, into: $0) }
+        }
+    }
+}
