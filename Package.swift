@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "sinew", targets: ["sinew"]),
         .library(name: "SinewKinematics", targets: ["SinewKinematics"]),
         .library(name: "SinewBus", targets: ["SinewBus"]),
+        .library(name: "SinewDrivers", targets: ["SinewDrivers"]),
+        .library(name: "SinewSim", targets: ["SinewSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,9 +44,7 @@ let package = Package(
         .target(name: "CSinewSystem"),
         .target(name: "SinewBus", dependencies: ["SinewCore", "CSerialPort", "CSinewSystem"]),
         .target(name: "SinewDrivers", dependencies: ["SinewCore"]),
-        .target(
-            name: "SinewSim",
-            dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CSinewSystem"]),
+        .target(name: "SinewSim", dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers"]),
         .target(name: "SinewFusion", dependencies: ["SinewCore"]),
         // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
         // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.

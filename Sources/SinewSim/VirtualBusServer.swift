@@ -136,8 +136,22 @@ public final class VirtualBusServer: @unchecked Sendable {
         thread.start()
     }
 
+    /// Whether the serving thread got real-time (SCHED_FIFO) scheduling; false where the system refuses.
+    public var isRealTime: Bool { realTime.load(ordering: .acquiring) }
+    private let realTime = Atomic<Bool>(false)
+
+    /// Emulating hardware timing: a client like the vendor SDKs gives up after ~34 ms, so on a loaded
+    /// machine the serving thread asks for SCHED_FIFO (it sleeps in ppoll between packets, so it cannot
+    /// starve others). Without the privilege it keeps the default scheduler.
+    func requestRealTimeScheduling() {
+        var parameters = sched_param()
+        parameters.sched_priority = 10
+        realTime.store(pthread_setschedparam(pthread_self(), SCHED_FIFO, &parameters) == 0, ordering: .releasing)
+    }
+
     func run() {
         defer { finished.signal() }
+        requestRealTimeScheduling()
         while !stopRequested.load(ordering: .acquiring) {
             if !serviceOnce(maximumWaitNs: Self.idleWaitNs) { return }
         }

@@ -751,13 +751,15 @@ public final class VirtualServo {
 
     func dynamixelDuty(dtS: Double, vin: Double) -> Double {
         let actual = positionRad * countsPerRad
-        let velocityUnits = velocityRadPerS * 60 / (2 * Double.pi) / 0.229
+        // Goals other than position are in register direction; Drive Mode "reverse" flips it.
+        let direction: Double = reversed ? -1 : 1
+        let velocityUnits = direction * velocityRadPerS * 60 / (2 * Double.pi) / 0.229
         let pwmLimit = Double(value(map.pwmLimit))
         let rpmPerUnit = 0.229 / 60 * Double(model.countsPerTurn)  // counts/s per velocity unit
         var pwm: Double
         switch operatingMode {
         case 0:  // current: ideal inner current loop
-            let target = Double(value(map.goalCurrent)) * milliampsPerCurrentUnit / 1000
+            let target = direction * Double(value(map.goalCurrent)) * milliampsPerCurrentUnit / 1000
             let voltage = motor.voltageV(forCurrentA: target, outputVelocityRadPerS: velocityRadPerS)
             pwm = voltage / vin * 885
         case 1:  // velocity: PI on 0.229 rpm units, gains as the e-manual scales them
@@ -769,10 +771,10 @@ public final class VirtualServo {
             let ki = Double(value(map.velocityI)) / 65536
             let integralLimit = ki > 0 ? pwmLimit / ki : 0
             velocityIntegral = max(-integralLimit, min(integralLimit, velocityIntegral))
-            pwm = kp * error + ki * velocityIntegral
-            trajectoryVelocity = goal
+            pwm = direction * (kp * error + ki * velocityIntegral)
+            trajectoryVelocity = direction * goal * rpmPerUnit
         case 16:
-            pwm = Double(value(map.goalPWM))
+            pwm = direction * Double(value(map.goalPWM))
         default:  // 3, 4, 5: position PID behind the profile generator
             let goal = actualFromRegisterCounts(value(map.goalPosition), near: actual)
             advanceTrajectory(
@@ -790,7 +792,6 @@ public final class VirtualServo {
                 + Double(value(map.positionD)) / 16 * derivative
         }
         pwm = max(-pwmLimit, min(pwmLimit, pwm))
-        if reversed { pwm = -pwm }
         return pwm / 885
     }
 
@@ -893,7 +894,9 @@ public final class VirtualServo {
                 map.presentCurrent, Int64((currentSign * currentA * 1000 / milliampsPerCurrentUnit).rounded()))
             setValue(map.presentPWM, Int64((currentSign * duty * 885).rounded()))
             setValue(
-                map.velocityTrajectory, Int64((trajectoryVelocity / Double(model.countsPerTurn) * 60 / 0.229).rounded())
+                map.velocityTrajectory,
+                Int64(
+                    ((reversed ? -1 : 1) * trajectoryVelocity / Double(model.countsPerTurn) * 60 / 0.229).rounded())
             )
             setValue(map.positionTrajectory, registerCountsFromActual(trajectoryCounts))
             setValue(map.realtimeTick, Int64((timeNs / 1_000_000) % 32768))

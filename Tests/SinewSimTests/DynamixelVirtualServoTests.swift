@@ -215,6 +215,25 @@ import Testing
         #expect(host.write(1, 64, [1]).first?.error == 0x81)
     }
 
+    @Test func reverseDriveModeKeepsRegisterDirections() throws {
+        let host = try TestHost(model: "xl330-m288", ids: [1])
+        _ = host.write(1, 10, [1])
+        _ = host.write(1, 11, [4])  // extended position: reversed counts are negative
+        _ = host.write(1, 64, [1])
+        let start = host.read(1, 132, 4)[0].int32
+        _ = host.write(1, 116, le32(start + 500))
+        host.wait(seconds: 1.0)
+        #expect(abs(host.read(1, 132, 4)[0].int32 - (start + 500)) < 15)
+        #expect(host.bus.servos[0].positionRad < Double.pi, "the shaft turned the other way")
+        _ = host.write(1, 64, [0])
+        _ = host.write(1, 11, [1])
+        _ = host.write(1, 64, [1])
+        _ = host.write(1, 104, le32(-100))
+        host.wait(seconds: 1.0)
+        #expect(abs(host.read(1, 128, 4)[0].int32 + 100) <= 5)
+        #expect(host.bus.servos[0].velocityRadPerS > 0)
+    }
+
     @Test func busWatchdogStopsASilentController() throws {
         let host = try TestHost(model: "xm430-w350", ids: [1])
         _ = host.write(1, 11, [1])

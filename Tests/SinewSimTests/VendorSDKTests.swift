@@ -27,7 +27,8 @@ import Testing
                 script, "--protocol", protocolName, "--port", port, "--ids", "1-6", "--baud", "1000000",
                 "--model-number", String(model.modelNumber),
             ], timeoutSeconds: 120)
-        #expect(result.status == 0, "vendor SDK checks failed:\n\(result.output)")
+        let busState = server.withBus { "bus: \($0.statistics), host rate \($0.hostBaudRate)" }
+        #expect(result.status == 0, "vendor SDK checks failed:\n\(result.output)\n\(busState)")
         #expect(result.output.contains(" passed, 0 failed"), "\(result.output)")
     }
 }

@@ -66,6 +66,19 @@ import Testing
     }
 }
 
+/// What `sinew scan` does against `sinew virtual-bus`: only the right protocol at the right rate answers.
+@Test func scanFindsTheVirtualServos() throws {
+    let bus = try VirtualBus(model: try loadModel("sts3215"), ids: [1, 2, 4])
+    let server = try VirtualBusServer.servePseudoTerminal(bus: bus)
+    defer { server.stop() }
+    let results = try BusScan.scan(
+        port: server.path, protocols: [.dynamixel, .feetechSTS], baudRates: [57_600, 1_000_000], ids: 0...5,
+        timing: BusTiming(marginNanoseconds: 30_000_000, retries: 0))
+    #expect(results.map(\.id) == [1, 2, 4])
+    #expect(results.allSatisfy { $0.busProtocol == .feetechSTS && $0.baudRate == 1_000_000 && $0.modelNumber == 777 })
+    #expect(results.first?.firmwareVersion == 3)
+}
+
 /// The serving loop over the byte pipe, driven on the test thread: request in, replies out, no allocation.
 @Test func servingOverThePipeIsAllocationFree() throws {
     var options = VirtualBusOptions()
