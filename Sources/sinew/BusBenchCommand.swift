@@ -31,22 +31,30 @@ struct BusBench: ParsableCommand {
         discussion: """
             One cycle = one SYNC_READ of position, velocity and current from N servos + one SYNC_WRITE of their \
             goal positions (Dynamixel X: 10 bytes read at 126, 4 written at 116; Feetech STS: 15 bytes read at \
-            56, 2 written at 42). Measured in one run, each for --seconds:
+            56, 2 written at 42). With --json, one object with these keys (and a few informative ones):
 
-              stack_ns_per_cycle         Sinew's bus master encoding the requests and decoding N replies, \
-            in-process, no wire (median of 5 runs); goal ≤ 2000 ns for 6 servos.
-              sinew_cycles_per_s         Sinew's bus master over a pty to a virtual bus with wire timing off.
-              python_sdk_cycles_per_s    the official SDK (dynamixel-sdk / feetech-servo-sdk) running \
-            Benchmarks/python/sdk_cycle_rate.py against the same kind of virtual bus; goal: Sinew ≥ 10×. Needs \
-            the SDKs in .build/pyenv (make pyenv) or a Python in $SINEW_PYTHON; null when missing.
-              floor_cycles_per_s         a minimal termios master and a minimal responder thread on a pty, \
-            answering each request with precomputed bytes of the real length; goal: Sinew ≥ 0.7 of it.
-              wire_emulated_cycles_per_s Sinew's bus master with wire timing on at 1 Mbit/s, Return Delay \
-            Time 0.
-              wire_limit_cycles_per_s    what the bytes allow at 1 Mbit/s, 10 bits per byte, Return Delay \
-            Time 0 (PROTOCOLS.md); goal: wire_emulated ≥ 90% of it.
+            stack_ns_per_cycle: Sinew's bus master encoding the requests and decoding N replies, in-process, no \
+            wire (median of 5 runs). Goal: ≤ 2000 ns for 6 servos.
 
-            A default run takes about 15 s. Example:
+            sinew_cycles_per_s: Sinew's bus master over a pty to a virtual bus with wire timing off.
+
+            python_sdk_cycles_per_s: the official SDK (dynamixel-sdk or feetech-servo-sdk) running \
+            Benchmarks/python/sdk_cycle_rate.py against the same kind of virtual bus. Goal: Sinew ≥ 10×. Needs \
+            the SDKs in .build/pyenv (`make pyenv`) or a Python named by $SINEW_PYTHON; null when missing.
+
+            floor_cycles_per_s: a minimal termios master and a minimal responder thread on a pty, answering each \
+            request with precomputed bytes of the real length. Goal: Sinew ≥ 0.7 of it.
+
+            wire_emulated_cycles_per_s: Sinew's bus master with wire timing on, 1 Mbit/s, Return Delay Time 0.
+
+            wire_limit_cycles_per_s: what the bytes allow at 1 Mbit/s, 10 bits per byte, Return Delay Time 0 \
+            (PROTOCOLS.md). Goal: wire_emulated ≥ 90% of it.
+
+            The floor and the two Sinew rates are measured in 5 alternating rounds of --seconds/5 each (median \
+            reported), the SDK for --seconds; all at SCHED_FIFO 10, like the virtual bus's own thread, when the \
+            system allows it. A default run takes about 10 s.
+
+            Example:
               sinew bench bus --protocol feetech --servos 6 --json
             """)
 

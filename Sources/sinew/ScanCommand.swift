@@ -23,7 +23,7 @@ struct ScanCommand: ParsableCommand {
             Examples:
               sinew scan
               sinew scan --port /dev/ttyACM0 --protocol feetech --baud 1000000
-              sinew scan --port /tmp/so101-bus --protocol feetech --baud 1000000 --ids 1-6 --json
+              sinew scan --port /tmp/so101 --protocol feetech --baud 1000000 --ids 1-6
             """)
 
     @Option(help: "Port to scan: a device (/dev/ttyUSB0, /dev/serial/by-id/…), a pty or a virtual-bus link.")
