@@ -161,6 +161,35 @@ struct VirtualBusCommandTests {
         #expect(bus.process.terminationStatus == 0)
     }
 
+    @Test func faultsAreInjected() throws {
+        let bus = try SinewChild([
+            "virtual-bus", "--model", "xm430-w350", "--ids", "1-4", "--fault", "silent=3,corrupt=0",
+        ])
+        defer { bus.kill() }
+        let path = try #require(bus.firstLine(within: 120), "no pty path printed; stderr: \(bus.stderr)")
+        #expect(bus.stdout.contains("silent=3"), "the description names the faults")
+        let scan = try runSinew(
+            [
+                "scan", "--port", path, "--protocol", "dynamixel", "--baud", "1000000", "--ids", "1-4", "--json",
+                "--margin-ms", "200",
+            ], within: 120)
+        let servos = try #require(jsonArray(scan.stdout), "not a JSON array: \(scan.stdout)")
+        #expect(servos.compactMap { $0["id"] as? Int } == [1, 2, 4])
+        #expect(servos.allSatisfy { $0["model"] as? String == "xm430-w350" })
+        bus.signal(SIGTERM)
+        #expect(bus.wait(within: 60))
+        #expect(bus.process.terminationStatus == 0)
+    }
+
+    @Test func scanWithoutAPortListsTheSystemsPorts() throws {
+        // One probe per port and protocol: quick whatever serial ports this machine has.
+        let result = try runSinew(
+            ["scan", "--protocol", "feetech", "--baud", "1000000", "--ids", "1", "--json"], within: 300)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(jsonArray(result.stdout) != nil, "stdout stays one JSON array: \(result.stdout)")
+        #expect(result.stderr.contains("Serial ports:") || result.stderr.contains("No serial ports found"))
+    }
+
     @Test(arguments: [
         (["--protocol", "feetech", "--model", "xl330-m288"], "dynamixel servo"),
         (["--model", "sts9999"], "unknown servo model"),
