@@ -38,7 +38,7 @@ pyenv:
 
 test: deps pyenv
 	$(SWIFT) build -c $(CONFIG) --build-tests
-	$(SWIFT) test -c $(CONFIG) --skip-build
+	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(SWIFT) test -c $(CONFIG) --skip-build
 	$(MAKE) --no-print-directory lint
 
 lint:

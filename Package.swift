@@ -44,7 +44,9 @@ let package = Package(
         .target(name: "CSinewSystem"),
         .target(name: "SinewBus", dependencies: ["SinewCore", "CSerialPort", "CSinewSystem"]),
         .target(name: "SinewDrivers", dependencies: ["SinewCore"]),
-        .target(name: "SinewSim", dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers"]),
+        .target(
+            name: "SinewSim",
+            dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CSinewSystem"]),
         .target(name: "SinewFusion", dependencies: ["SinewCore"]),
         // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
         // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
@@ -52,7 +54,8 @@ let package = Package(
         .target(
             name: "SinewRuntime",
             dependencies: [
-                "SinewCore", "SinewKinematics", "CRealtime", .product(name: "Yams", package: "Yams"),
+                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CRealtime",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
@@ -65,6 +68,7 @@ let package = Package(
                 "SinewBus",
                 "SinewDrivers",
                 "SinewSim",
+                "SinewRuntime",
                 "CRealtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -83,6 +87,10 @@ let package = Package(
             name: "SinewSimTests",
             dependencies: ["SinewSim", "SinewKinematics", "SinewBus", "SinewDrivers", "CAllocCounter"]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "CAllocCounter"]),
+        // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.
+        .testTarget(
+            name: "SinewLoopTests",
+            dependencies: ["SinewRuntime", "SinewSim", "SinewBus", "SinewDrivers", "SinewKinematics", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

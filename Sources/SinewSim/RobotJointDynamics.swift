@@ -82,6 +82,20 @@ public final class RobotJointDynamics: JointDynamics {
         }
     }
 
+    /// Moves a joint of the robot (by hand, in a test), rad or m and rad/s or m/s; the servos see it at the
+    /// next physics step, or at once through `shaftState(forServo:)` and `VirtualBus.setJointState`.
+    public func setJointState(joint: Int, positionRad: Double, velocityRadPerS: Double = 0) {
+        positions[joint] = positionRad
+        velocities[joint] = velocityRadPerS
+    }
+
+    /// The shaft angle (rad) and speed (rad/s) of a bus servo for the robot's current joint state.
+    public func shaftState(forServo s: Int) -> (positionRad: Double, velocityRadPerS: Double) {
+        let m = mappings[s]
+        let j = servoJoint[s]
+        return (m.shaftAngleRad(forJointPositionRad: positions[j]), m.direction * m.reducerRatio * velocities[j])
+    }
+
     public func step(
         outputs: UnsafeBufferPointer<ActuatorOutput>, dtS: Double, positionsRad: UnsafeMutableBufferPointer<Double>,
         velocitiesRadPerS: UnsafeMutableBufferPointer<Double>

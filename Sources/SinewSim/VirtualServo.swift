@@ -603,8 +603,10 @@ public final class VirtualServo {
         if map.torqueEnable >= 0, range.contains(map.torqueEnable) {
             let written = memory[map.torqueEnable]
             if !isDynamixel {
-                // Feetech has no REBOOT: a torque-enable write clears latched protection.
-                faults.subtract(faults.subtracting(injectedFaults))
+                // Feetech has no REBOOT: a torque-enable write clears latched protection, injected faults
+                // included (they stand for real protection events).
+                faults = []
+                injectedFaults = []
                 if written == 128 {
                     calibrateMiddle()
                     memory[map.torqueEnable] = torqueBefore ? 1 : 0

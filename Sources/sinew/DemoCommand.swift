@@ -5,15 +5,32 @@ import SinewKinematics
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show Sinew on the shipped SO-101 arm (no hardware needed).",
+        abstract: "Run the simulated SO-101 arm through the whole stack (no hardware needed).",
         discussion: """
-            Loads Hardware/robots/so101/so101.urdf, moves it through a pick-and-place-like joint trajectory \
-            computing the gripper pose, the gravity torques each servo must hold and the Jacobian on the way, \
-            solves inverse kinematics back from the poses it reached, and times the kinematics core. The \
-            simulated robot on its virtual servo bus will take this command's place when it lands.
+            Runs Hardware/robots/so101/robot.yaml on the simulated robot: six virtual STS3215 servos on a \
+            Feetech bus at 1 Mbit/s with wire-time emulation, driven by the arm's rigid-body physics. The loop \
+            configures the servos, ramps from the present pose and follows a pick-and-place trajectory for about \
+            10 s, with a live status line (rate, tracking error, bus errors, safety state) and a summary with the \
+            loop's latency percentiles at the end. --kinematics shows the kinematics core on the same arm instead.
             """)
 
+    @Flag(help: "Show the kinematics and dynamics of the arm (poses, gravity torques, IK, timing) instead.")
+    var kinematics = false
+
     func run() throws {
+        if kinematics {
+            try runKinematics()
+            return
+        }
+        let path = try HardwareDirectory.locate() + "/robots/so101/robot.yaml"
+        let outcome = try RobotSession.run(
+            configurationPath: path, backend: .sim, port: nil, duration: nil, statusLine: true,
+            title: "Sinew demo: simulated SO-101 arm, \(path)")
+        print(outcome.summary)
+        print("\nNext: sinew run \(path) --json   ·   sinew demo --kinematics   ·   sinew --help")
+    }
+
+    func runKinematics() throws {
         let urdf = try HardwareDirectory.locate() + "/robots/so101/so101.urdf"
         let model = try RobotModel(urdf: urdf)
         let w = KinematicsWorkspace(model: model)

@@ -90,6 +90,14 @@ import Testing
     let bus = BusMaster(
         transport: near, protocol: .dynamixel,
         timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 30_000_000))
+    // Wait until the responder thread serves (on a loaded machine it may start late): the scan itself
+    // keeps its tight per-ID budget.
+    var ready = false
+    for _ in 0..<100 where !ready {
+        ready = (try? bus.ping(7)) != nil
+    }
+    #expect(ready)
+    bus.resetStatistics()
     var progressCalls = 0
     let found = try bus.scan(ids: 0...40, baudRates: [1_000_000], portName: "pipe") { p in
         progressCalls += 1

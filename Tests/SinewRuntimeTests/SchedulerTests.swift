@@ -108,7 +108,7 @@ final class OverrunBody: ControlTickBody, @unchecked Sendable {
         #expect(report.overruns >= 1)
         #expect(gap >= 4 * Self.periodNs && gap % Self.periodNs == 0)
         #expect(report.skippedDeadlines >= gap / Self.periodNs - 1)
-        #expect(body.overrunsInARowSeen[6] == 1)
+        #expect(body.overrunsInARowSeen[6] >= 1)
         for k in 1..<10 { #expect((body.deadlines[k] - body.deadlines[0]) % Self.periodNs == 0) }
     }
 
@@ -124,7 +124,9 @@ final class OverrunBody: ControlTickBody, @unchecked Sendable {
         #expect(d[6] - d[5] == Self.periodNs)
         #expect(d[7] - d[5] == 2 * Self.periodNs)
         #expect(d[8] - d[5] >= 4 * Self.periodNs && (d[8] - d[5]) % Self.periodNs == 0)
-        #expect(body.overrunsInARowSeen[7] == 2)
+        // At least the two caught-up ticks overran in a row (earlier ticks may have too, when this shared
+        // machine preempts the loop thread).
+        #expect(body.overrunsInARowSeen[7] >= 2)
         #expect(report.overruns >= 3)
         #expect(report.skippedDeadlines >= 1)
     }

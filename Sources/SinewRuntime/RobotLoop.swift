@@ -1,0 +1,690 @@
+import Foundation
+import SinewBus
+import SinewCore
+import SinewDrivers
+import SinewKinematics
+import Synchronization
+
+/// Why the robot loop could not be set up, configured or activated: which bus, servo and what happened.
+public struct RobotLoopError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One pass of sense → estimate → decide → guard → act → record for a robot described by a `robot.yaml`:
+/// servos on one or more buses (each behind a `ByteTransport`: a real port, a pseudo-terminal or the
+/// simulator's in-process pipe — the loop cannot tell them apart), the joint layer, a built-in policy and
+/// the safety supervisor. Also the lifecycle node: configure checks and sets up the servos, activate ramps
+/// from the present pose.
+///
+/// Every buffer is allocated at init; the stage methods allocate nothing.
+public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendable {
+    // @unchecked: the stage methods run on the loop thread only; other threads read the Atomic status.
+    public typealias Failure = RobotLoopError
+
+    /// One bus: its master, its servos and where their registers sit.
+    final class BusLink {
+        let name: String
+        let master: BusMaster
+        let ids: UnsafeMutableBufferPointer<ServoID>
+        /// Configuration joint index of each servo (coupled second servos included, with their direction).
+        let joints: [Int]
+        let servoDirection: [Double]
+        let servoModel: ServoModel
+        let readAddress: UInt16
+        let readLength: Int
+        let readBuffer: UnsafeMutableRawBufferPointer
+        let positionSpec: RegisterSpec
+        let velocitySpec: RegisterSpec
+        let currentSpec: RegisterSpec?
+        let goalSpec: RegisterSpec
+        let torqueSpec: RegisterSpec
+        let writeBuffer: UnsafeMutableRawBufferPointer
+        let torqueBuffer: UnsafeMutableRawBufferPointer
+        let littleEndian: Bool
+
+        init(
+            name: String, master: BusMaster, ids: [ServoID], joints: [Int], servoDirection: [Double], servo: ServoModel
+        )
+            throws(RobotLoopError)
+        {
+            self.name = name
+            self.master = master
+            self.ids = .allocate(capacity: ids.count)
+            _ = self.ids.initialize(from: ids)
+            self.joints = joints
+            self.servoDirection = servoDirection
+            servoModel = servo
+            func spec(_ name: String) throws(RobotLoopError) -> RegisterSpec {
+                guard let s = servo.register(named: name) else {
+                    throw RobotLoopError("\(servo.name) has no register \"\(name)\" in its servo table")
+                }
+                return s
+            }
+            positionSpec = try spec("Present Position")
+            velocitySpec = try spec("Present Velocity")
+            currentSpec = servo.register(named: "Present Current")
+            goalSpec = try spec("Goal Position")
+            torqueSpec = try spec("Torque Enable")
+            // One read covers velocity, position and (where it sits close enough) current.
+            var lo = min(positionSpec.address, velocitySpec.address)
+            var hi = max(positionSpec.address + positionSpec.size, velocitySpec.address + velocitySpec.size)
+            if let c = currentSpec, abs(c.address - lo) < 24 {
+                lo = min(lo, c.address)
+                hi = max(hi, c.address + c.size)
+            }
+            readAddress = UInt16(lo)
+            readLength = hi - lo
+            readBuffer = .allocate(byteCount: readLength * ids.count, alignment: 8)
+            readBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+            writeBuffer = .allocate(byteCount: goalSpec.size * ids.count, alignment: 8)
+            writeBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+            torqueBuffer = .allocate(byteCount: ids.count, alignment: 8)
+            torqueBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+            littleEndian = servo.wireProtocol.isLittleEndian
+        }
+
+        deinit {
+            ids.deallocate()
+            readBuffer.deallocate()
+            writeBuffer.deallocate()
+            torqueBuffer.deallocate()
+        }
+
+        /// Decoded value of a register inside servo `slot`'s part of the read buffer.
+        @inline(__always) func value(_ spec: RegisterSpec, slot: Int) -> Int64 {
+            let base = slot * readLength + spec.address - Int(readAddress)
+            guard base >= 0, base + spec.size <= (slot + 1) * readLength else { return 0 }
+            var raw: UInt32 = 0
+            for k in 0..<spec.size {
+                let byte = UInt32(readBuffer[base + k])
+                raw |= littleEndian ? byte << UInt32(8 * k) : byte << UInt32(8 * (spec.size - 1 - k))
+            }
+            return spec.decode(raw: raw)
+        }
+
+        @inline(__always) func putGoal(_ counts: Int64, slot: Int) {
+            let raw = goalSpec.encode(counts)
+            let size = goalSpec.size
+            for k in 0..<size {
+                let shift = littleEndian ? 8 * k : 8 * (size - 1 - k)
+                writeBuffer[slot * size + k] = UInt8(truncatingIfNeeded: raw >> UInt32(shift))
+            }
+        }
+    }
+
+    public let configuration: RobotConfiguration
+    public let model: RobotModel
+    public let supervisor: SafetySupervisor
+    /// Joint mapping per configuration joint (its first servo).
+    public let mappings: [JointServoMapping]
+    let buses: [BusLink]
+    let workspace: KinematicsWorkspace
+    /// URDF-level joint index of each configuration joint.
+    let urdfIndex: [Int]
+    /// Link index of each workspace box's frame.
+    let boxLinks: [Int]
+    let urdfPositions: UnsafeMutableBufferPointer<Double>
+    /// The policy's target per configuration joint, and the pose the loop was activated from.
+    public let targetPositionRad: UnsafeMutableBufferPointer<Double>
+    let startPositionRad: UnsafeMutableBufferPointer<Double>
+    let waypointPositions: [UnsafeMutableBufferPointer<Double>]
+    let waypointEndS: [Double]
+    let trajectoryLoops: Bool
+    /// Joint torque currently on at the servos (the act stage switches it when the supervisor says so).
+    let torqueOnAtServo: UnsafeMutableBufferPointer<Bool>
+    public private(set) var lifecycle: Lifecycle<RobotLoop>!
+
+    // Per-tick bookkeeping.
+    var activatedAtNs: Int64 = 0
+    var lastCommandNs: Int64 = 0
+    var busErrorsThisTick = 0
+    var trackingSquares = 0.0
+    var trackingSamples = 0
+    /// Consecutive failed transactions per bus, and what the last failure was (for reports).
+    public private(set) var lastBusError: BusError?
+    public private(set) var busErrorCount = 0
+
+    /// Status for other threads: RMS tracking error (rad), bit pattern of a Double.
+    let trackingRMSBits = Atomic<UInt64>(0)
+    let lifecycleStateRaw = Atomic<UInt8>(0)
+
+    /// - Parameters:
+    ///   - transports: one per configured bus, by bus name.
+    ///   - catalog: servo tables (Hardware/servos).
+    ///   - calibration: zero counts per joint, when the robot was calibrated.
+    public init(
+        configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
+        transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
+        emergencyStop: EmergencyStopSources = EmergencyStopSources(), overrunBudget: Int = 10
+    ) throws(RobotLoopError) {
+        self.configuration = configuration
+        self.model = model
+        workspace = KinematicsWorkspace(model: model)
+        var urdf: [Int] = []
+        var maps: [JointServoMapping] = []
+        for joint in configuration.joints {
+            guard let j = model.jointIndex(named: joint.name) else {
+                throw RobotLoopError(
+                    "joint \"\(joint.name)\" (\(joint.location)) is not a moving joint of \(model.file)")
+            }
+            guard let servo = catalog.model(named: joint.servoModel) else {
+                throw RobotLoopError("joint \"\(joint.name)\": no servo table for \"\(joint.servoModel)\"")
+            }
+            urdf.append(j)
+            let zero = calibration?.entry(forJoint: joint.name).map { Double($0.zeroCounts) }
+            maps.append(
+                JointServoMapping(
+                    jointName: joint.name, servoID: UInt8(joint.servoID), servo: servo,
+                    reducerRatio: joint.reducer.ratio,
+                    reducerEfficiency: joint.reducer.efficiency, backlashRad: joint.reducer.backlashRad,
+                    direction: Double(joint.direction), offsetRad: joint.offsetRad, zeroCounts: zero))
+        }
+        urdfIndex = urdf
+        mappings = maps
+
+        var links: [BusLink] = []
+        for bus in configuration.buses {
+            guard let transport = transports[bus.name] else {
+                throw RobotLoopError("bus \"\(bus.name)\" (\(bus.location)) has no port to talk through")
+            }
+            var ids: [ServoID] = []
+            var joints: [Int] = []
+            var directions: [Double] = []
+            var servo: ServoModel?
+            for (i, joint) in configuration.joints.enumerated() where joint.bus == bus.name {
+                let model = catalog.model(named: joint.servoModel)!
+                if let s = servo, s.name != model.name {
+                    // One register layout per bus keeps the sync read and write to one packet each.
+                    guard
+                        s.register(named: "Present Position")?.address
+                            == model.register(named: "Present Position")?.address
+                    else {
+                        throw RobotLoopError(
+                            "bus \"\(bus.name)\" mixes \(s.name) and \(model.name), whose registers differ")
+                    }
+                }
+                servo = servo ?? model
+                ids.append(UInt8(joint.servoID))
+                joints.append(i)
+                directions.append(1)
+                if let coupled = joint.coupled {
+                    ids.append(UInt8(coupled.servoID))
+                    joints.append(i)
+                    directions.append(Double(coupled.direction))
+                }
+            }
+            guard let servoModel = servo else { continue }
+            let wire: BusProtocol = bus.busProtocol == .dynamixel ? .dynamixel : .feetechSTS
+            // Return Delay Time is set to 0 at configure; a small margin covers USB and scheduling.
+            let timing = BusTiming(
+                returnDelayMicroseconds: 0, marginNanoseconds: Self.runMarginNs, perReplyNanoseconds: 50_000,
+                retries: 1, repliesToWrites: true)
+            let master = BusMaster(transport: transport, protocol: wire, timing: timing)
+            links.append(
+                try BusLink(
+                    name: bus.name, master: master, ids: ids, joints: joints, servoDirection: directions,
+                    servo: servoModel))
+        }
+        buses = links
+
+        var boxes: [WorkspaceBox] = []
+        var boxLinks: [Int] = []
+        for box in configuration.safety.workspace {
+            guard let link = model.linkIndex(named: box.frame) else {
+                throw RobotLoopError(
+                    "workspace frame \"\(box.frame)\" (\(box.location)) is not a link of \(model.file)")
+            }
+            boxLinks.append(link)
+            boxes.append(
+                WorkspaceBox(
+                    frameName: box.frame, minM: (box.minM.x, box.minM.y, box.minM.z),
+                    maxM: (box.maxM.x, box.maxM.y, box.maxM.z)))
+        }
+        self.boxLinks = boxLinks
+        let limits = configuration.resolvedJointLimits(against: model)
+        let safety = configuration.safety
+        let jointLimits = configuration.joints.enumerated().map { i, joint in
+            JointSafetyLimits(
+                positionMinRad: limits[i].lowerRad, positionMaxRad: limits[i].upperRad,
+                positionMarginRad: safety.positionMarginRad, velocityLimitRadPerS: limits[i].velocityRadPerS,
+                effortLimitNm: limits[i].effortNm, maxStepRadPerTick: safety.maxStepRad,
+                stepFaultRadPerTick: 4 * safety.maxStepRad,
+                safeState: joint.safeState == .hold ? .hold : .torqueOff)
+        }
+        supervisor = SafetySupervisor(
+            configuration: SafetyConfiguration(
+                jointNames: configuration.joints.map(\.name), joints: jointLimits, workspaceBoxes: boxes,
+                commandTimeoutNs: Int64(safety.watchdogMs * 1e6), busErrorBudget: safety.busErrorBudget,
+                overrunBudget: overrunBudget),
+            emergencyStop: emergencyStop)
+
+        let n = configuration.joints.count
+        urdfPositions = .allocate(capacity: max(1, model.dofCount))
+        urdfPositions.initialize(repeating: 0)
+        targetPositionRad = .allocate(capacity: max(1, n))
+        targetPositionRad.initialize(repeating: 0)
+        startPositionRad = .allocate(capacity: max(1, n))
+        startPositionRad.initialize(repeating: 0)
+        torqueOnAtServo = .allocate(capacity: max(1, n))
+        torqueOnAtServo.initialize(repeating: false)
+        var ends: [Double] = []
+        var points: [UnsafeMutableBufferPointer<Double>] = []
+        var loops = false
+        if case .trajectory(let trajectory) = configuration.policy {
+            var t = 0.0
+            for waypoint in trajectory.waypoints {
+                t += waypoint.durationS
+                ends.append(t)
+                let p = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(1, n))
+                _ = p.initialize(from: waypoint.positionsRad)
+                points.append(p)
+            }
+            loops = trajectory.loop
+        }
+        waypointEndS = ends
+        waypointPositions = points
+        trajectoryLoops = loops
+        lifecycle = nil
+        lifecycle = Lifecycle(node: self)
+    }
+
+    deinit {
+        urdfPositions.deallocate()
+        targetPositionRad.deallocate()
+        startPositionRad.deallocate()
+        torqueOnAtServo.deallocate()
+        for p in waypointPositions { p.deallocate() }
+    }
+
+    /// Starts the e-stop sources robot.yaml names (a file whose presence stops the robot, a Unix socket
+    /// that stops it on any message) and SIGUSR1. Watchers run on their own threads and only set a flag the
+    /// guard stage polls.
+    public func startEmergencyStopSources() throws(RobotLoopError) {
+        let estop = supervisor.emergencyStop
+        do {
+            try estop.enableSignal(SIGUSR1)
+            if let file = configuration.safety.estop.file { try estop.watchFile(atPath: file) }
+            if let socket = configuration.safety.estop.socket { try estop.listen(onSocketAt: socket) }
+        } catch {
+            throw RobotLoopError("\(configuration.file): cannot start the e-stop sources: \(error)")
+        }
+    }
+
+    /// RMS difference between measured and targeted joint positions over the active ticks so far (rad).
+    public var trackingRMSRad: Double { Double(bitPattern: trackingRMSBits.load(ordering: .relaxed)) }
+
+    /// The lifecycle state as last seen by the loop (for status lines on other threads).
+    public var observedState: LifecycleState {
+        LifecycleState(rawValue: lifecycleStateRaw.load(ordering: .relaxed)) ?? .unconfigured
+    }
+
+    // MARK: Lifecycle hooks (not real-time, except onEnterSafeState)
+
+    /// Deadline margin of one transaction while configuring (not real-time: be patient with slow USB
+    /// adapters and busy machines) and while running (tight: a late reply must not stall the loop).
+    static let configureMarginNs: UInt64 = 20_000_000
+    static let runMarginNs: UInt64 = 1_000_000
+
+    public func onConfigure() throws(RobotLoopError) {
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
+        for bus in buses {
+            for (slot, id) in bus.ids.enumerated() {
+                let joint = configuration.joints[bus.joints[slot]].name
+                let reply: PingReply
+                do {
+                    reply = try bus.master.ping(id)
+                } catch {
+                    throw RobotLoopError(
+                        "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") does not answer: \(error)")
+                }
+                guard reply.modelNumber == bus.servoModel.modelNumber else {
+                    throw RobotLoopError(
+                        "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") is model number \(reply.modelNumber), "
+                            + "but the configuration expects a \(bus.servoModel.name) (\(bus.servoModel.modelNumber))")
+                }
+                // Settings live in EEPROM, writable with torque off only.
+                try writeRegister(bus, id: id, joint: joint, name: "Torque Enable", value: 0)
+                try writeRegister(bus, id: id, joint: joint, name: "Return Delay Time", value: 0)
+                if bus.servoModel.register(named: "Operating Mode") != nil {
+                    // Position control: 3 on Dynamixel X, 0 on Feetech STS.
+                    let mode: Int64 = bus.servoModel.wireProtocol == .dynamixel2 ? 3 : 0
+                    try writeRegister(bus, id: id, joint: joint, name: "Operating Mode", value: mode)
+                }
+            }
+        }
+    }
+
+    private func writeRegister(_ bus: BusLink, id: ServoID, joint: String, name: String, value: Int64)
+        throws(RobotLoopError)
+    {
+        guard let spec = bus.servoModel.register(named: name) else { return }
+        let readBack: Int64
+        do {
+            readBack = try writeAndReadBack(bus, id: id, spec: spec, value: value)
+        } catch {
+            throw RobotLoopError("bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\"): writing \(name): \(error)")
+        }
+        guard readBack == value else {
+            throw RobotLoopError(
+                "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") kept \(name) at \(readBack) after writing \(value)"
+            )
+        }
+    }
+
+    /// Writes one register and reads it back (the value the servo now holds).
+    private func writeAndReadBack(_ bus: BusLink, id: ServoID, spec: RegisterSpec, value: Int64) throws(BusError)
+        -> Int64
+    {
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: spec.size, alignment: 8)
+        defer { bytes.deallocate() }
+        let raw = spec.encode(value)
+        for k in 0..<spec.size {
+            let shift = bus.littleEndian ? 8 * k : 8 * (spec.size - 1 - k)
+            bytes[k] = UInt8(truncatingIfNeeded: raw >> UInt32(shift))
+        }
+        try bus.master.write(id: id, address: UInt16(spec.address), data: UnsafeRawBufferPointer(bytes))
+        try bus.master.read(id: id, address: UInt16(spec.address), into: bytes)
+        var readRaw: UInt32 = 0
+        for k in 0..<spec.size {
+            let byte = UInt32(bytes[k])
+            readRaw |= bus.littleEndian ? byte << UInt32(8 * k) : byte << UInt32(8 * (spec.size - 1 - k))
+        }
+        return spec.decode(raw: readRaw)
+    }
+
+    public func onCleanup() throws(RobotLoopError) {}
+
+    public func onActivate() throws(RobotLoopError) {
+        try readPresentPose()
+        for bus in buses {
+            for (slot, id) in bus.ids.enumerated() {
+                let j = bus.joints[slot]
+                let counts = mappings[j].counts(forJointPositionRad: supervisor.measuredPositionRad[j])
+                bus.putGoal(counts, slot: slot)
+                _ = id
+            }
+            // Goal first (the present pose), then torque: no jump.
+            do {
+                try bus.master.syncWrite(
+                    ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.goalSpec.address), length: bus.goalSpec.size,
+                    data: UnsafeRawBufferPointer(bus.writeBuffer))
+            } catch {
+                throw RobotLoopError("bus \"\(bus.name)\": cannot send the start pose: \(error)")
+            }
+        }
+        try setTorque(on: true)
+        startFromPresentPose()
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs }
+    }
+
+    private func readPresentPose() throws(RobotLoopError) {
+        for bus in buses {
+            do {
+                try bus.master.syncRead(
+                    ids: UnsafeBufferPointer(bus.ids), address: bus.readAddress, length: bus.readLength,
+                    into: bus.readBuffer)
+            } catch {
+                throw RobotLoopError("bus \"\(bus.name)\": cannot read the present pose: \(error)")
+            }
+            for slot in 0..<bus.ids.count where bus.servoDirection[slot] > 0 {
+                let j = bus.joints[slot]
+                supervisor.measuredPositionRad[j] = mappings[j].jointPositionRad(
+                    counts: bus.value(bus.positionSpec, slot: slot))
+            }
+        }
+    }
+
+    private func startFromPresentPose() {
+        for j in 0..<configuration.joints.count {
+            startPositionRad[j] = supervisor.measuredPositionRad[j]
+            targetPositionRad[j] = startPositionRad[j]
+            supervisor.commandedPositionRad[j] = startPositionRad[j]
+        }
+        supervisor.rearm()
+        activatedAtNs = Int64(MonotonicInstant.now().nanoseconds)
+        lastCommandNs = activatedAtNs
+        trackingSquares = 0
+        trackingSamples = 0
+    }
+
+    private func setTorque(on: Bool) throws(RobotLoopError) {
+        for bus in buses {
+            for slot in 0..<bus.ids.count { bus.torqueBuffer[slot] = on ? 1 : 0 }
+            do {
+                try bus.master.syncWrite(
+                    ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
+                    data: UnsafeRawBufferPointer(bus.torqueBuffer))
+            } catch {
+                throw RobotLoopError("bus \"\(bus.name)\": cannot switch torque \(on ? "on" : "off"): \(error)")
+            }
+        }
+        for j in 0..<configuration.joints.count { torqueOnAtServo[j] = on }
+    }
+
+    public func onDeactivate() throws(RobotLoopError) { try setTorque(on: false) }
+
+    public func onEnterSafeState(cause: SafetyCause?, jointIndex: Int?) {
+        // The act stage applies the supervisor's hold / torque-off outputs from this tick on.
+    }
+
+    public func onRecover() throws(RobotLoopError) {
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
+        defer { for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs } }
+        for bus in buses {
+            for slot in 0..<bus.ids.count {
+                // A servo that dropped torque on a hardware error needs clearing before it drives again:
+                // REBOOT on Dynamixel; a Torque Enable write on Feetech, which has no REBOOT.
+                if bus.servoModel.wireProtocol == .dynamixel2 {
+                    _ = try? bus.master.reboot(id: bus.ids[slot])
+                } else {
+                    bus.torqueBuffer[slot] = 0
+                }
+            }
+            if bus.servoModel.wireProtocol != .dynamixel2 {
+                _ = try? bus.master.syncWrite(
+                    ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
+                    data: UnsafeRawBufferPointer(bus.torqueBuffer))
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.05)
+        for j in 0..<configuration.joints.count { supervisor.hardwareErrorFlags[j] = 0 }
+        try readPresentPose()
+        for bus in buses {
+            for slot in 0..<bus.ids.count {
+                let j = bus.joints[slot]
+                bus.putGoal(mappings[j].counts(forJointPositionRad: supervisor.measuredPositionRad[j]), slot: slot)
+            }
+            _ = try? bus.master.syncWrite(
+                ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.goalSpec.address), length: bus.goalSpec.size,
+                data: UnsafeRawBufferPointer(bus.writeBuffer))
+        }
+        try setTorque(on: true)
+        startFromPresentPose()
+    }
+
+    public func onShutdown() throws(RobotLoopError) {
+        // Joints configured to hold keep torque (they carry weight); the others go limp.
+        for bus in buses {
+            for slot in 0..<bus.ids.count {
+                let j = bus.joints[slot]
+                bus.torqueBuffer[slot] = configuration.joints[j].safeState == .hold ? 1 : 0
+            }
+            _ = try? bus.master.syncWrite(
+                ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
+                data: UnsafeRawBufferPointer(bus.torqueBuffer))
+        }
+    }
+
+    // MARK: The tick
+
+    public func loopDidStart(_ tick: TickInfo) {
+        lifecycleStateRaw.store(lifecycle.state.rawValue, ordering: .relaxed)
+    }
+
+    public func sense(_ tick: inout TickInfo) {
+        busErrorsThisTick = 0
+        let waitStart = MonotonicInstant.now().nanoseconds
+        for bus in buses {
+            for slot in 0..<bus.ids.count { supervisor.readingFresh[bus.joints[slot]] = true }
+            do {
+                try bus.master.syncRead(
+                    ids: UnsafeBufferPointer(bus.ids), address: bus.readAddress, length: bus.readLength,
+                    into: bus.readBuffer)
+            } catch {
+                busErrorCount += 1
+                lastBusError = error
+                // A failure the bus master pins on one servo counts against that joint's readings (the
+                // supervisor names it once its budget is spent); anything else counts against the bus.
+                if !markFailure(bus, error) { busErrorsThisTick += 1 }
+                if case .hardwareError = error.cause {
+                } else {
+                    continue
+                }
+            }
+            for slot in 0..<bus.ids.count where bus.servoDirection[slot] > 0 {
+                let j = bus.joints[slot]
+                guard supervisor.readingFresh[j] else { continue }
+                let m = mappings[j]
+                supervisor.measuredPositionRad[j] = m.jointPositionRad(counts: bus.value(bus.positionSpec, slot: slot))
+                supervisor.measuredVelocityRadPerS[j] = m.jointVelocityRadPerS(
+                    raw: bus.value(bus.velocitySpec, slot: slot))
+                if let current = bus.currentSpec {
+                    supervisor.measuredEffortNm[j] = m.jointEffortNm(currentRaw: bus.value(current, slot: slot))
+                }
+            }
+        }
+        tick.waitNs += Int64(MonotonicInstant.now().nanoseconds - waitStart)
+    }
+
+    /// Marks what a failed read means for the joints; returns whether it was pinned on one servo.
+    private func markFailure(_ bus: BusLink, _ error: BusError) -> Bool {
+        var pinned = false
+        for slot in 0..<bus.ids.count where bus.ids[slot] == error.servoID {
+            let j = bus.joints[slot]
+            pinned = true
+            switch error.cause {
+            case .hardwareError(let bits), .statusError(let bits):
+                supervisor.hardwareErrorFlags[j] = bits == 0 ? 0x80 : bits
+            default:
+                supervisor.readingFresh[j] = false
+            }
+        }
+        if !pinned {
+            for slot in 0..<bus.ids.count { supervisor.readingFresh[bus.joints[slot]] = false }
+        }
+        return pinned
+    }
+
+    public func estimate(_ tick: inout TickInfo) {
+        guard !boxLinks.isEmpty else { return }
+        for i in 0..<model.dofCount { urdfPositions[i] = 0 }
+        for j in 0..<configuration.joints.count { urdfPositions[urdfIndex[j]] = supervisor.measuredPositionRad[j] }
+        for (i, joint) in model.joints.enumerated() {
+            if let m = joint.mimic { urdfPositions[i] = m.multiplier * urdfPositions[m.master] + m.offset }
+        }
+        workspace.forwardKinematics(UnsafeBufferPointer(urdfPositions))
+        for (b, link) in boxLinks.enumerated() {
+            let p = workspace.linkPose(link).translation
+            supervisor.framePositionM[3 * b] = p.0
+            supervisor.framePositionM[3 * b + 1] = p.1
+            supervisor.framePositionM[3 * b + 2] = p.2
+        }
+    }
+
+    public func decide(_ tick: inout TickInfo) {
+        let n = configuration.joints.count
+        let t = Double(tick.wakeNs - activatedAtNs) * 1e-9
+        if waypointEndS.isEmpty {
+            for j in 0..<n { targetPositionRad[j] = startPositionRad[j] }
+        } else {
+            let total = waypointEndS[waypointEndS.count - 1]
+            var time = t
+            if trajectoryLoops && time > total && total > waypointEndS[0] {
+                // Loop over the waypoints after the first approach from the start pose.
+                time =
+                    waypointEndS[0] + (time - waypointEndS[0]).truncatingRemainder(dividingBy: total - waypointEndS[0])
+            }
+            var segment = 0
+            while segment < waypointEndS.count - 1 && time > waypointEndS[segment] { segment += 1 }
+            let end = waypointPositions[segment]
+            let segmentEnd = waypointEndS[segment]
+            let segmentStart = segment == 0 ? 0 : waypointEndS[segment - 1]
+            let duration = segmentEnd - segmentStart
+            var s = duration > 0 ? (time - segmentStart) / duration : 1
+            s = max(0, min(1, s))
+            // Minimum-jerk blend: zero velocity and acceleration at both ends of every segment.
+            let blend = s * s * s * (10 - 15 * s + 6 * s * s)
+            for j in 0..<n {
+                let from = segment == 0 ? startPositionRad[j] : waypointPositions[segment - 1][j]
+                targetPositionRad[j] = from + blend * (end[j] - from)
+            }
+        }
+        for j in 0..<n { supervisor.commandedPositionRad[j] = targetPositionRad[j] }
+        lastCommandNs = tick.wakeNs
+    }
+
+    public func guardCommands(_ tick: inout TickInfo) {
+        let verdict = supervisor.guardTick(
+            SafetyTickInput(tick: tick, lastCommandTimeNs: lastCommandNs, busErrorsThisTick: busErrorsThisTick))
+        if verdict.enteredThisTick {
+            lifecycle.enterSafeState(cause: verdict.cause, jointIndex: verdict.jointIndex)
+        }
+        lifecycleStateRaw.store(lifecycle.state.rawValue, ordering: .relaxed)
+        if tick.shutdownRequested && !supervisor.isSafeStateLatched {
+            supervisor.enterSafeStateWithoutFault()
+        }
+    }
+
+    public func act(_ tick: inout TickInfo) {
+        let waitStart = MonotonicInstant.now().nanoseconds
+        for bus in buses {
+            var torqueChange = false
+            for slot in 0..<bus.ids.count {
+                let j = bus.joints[slot]
+                let on = supervisor.outputTorqueEnabled[j]
+                if on != torqueOnAtServo[j] { torqueChange = true }
+                bus.torqueBuffer[slot] = on ? 1 : 0
+                let m = mappings[j]
+                var counts = m.counts(forJointPositionRad: supervisor.outputPositionRad[j])
+                if bus.servoDirection[slot] < 0 {
+                    // A coupled second servo mirrors the first about the zero.
+                    counts = Int64(2 * m.zeroCounts) - counts
+                }
+                bus.putGoal(counts, slot: slot)
+            }
+            do {
+                try bus.master.syncWrite(
+                    ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.goalSpec.address), length: bus.goalSpec.size,
+                    data: UnsafeRawBufferPointer(bus.writeBuffer))
+                if torqueChange {
+                    try bus.master.syncWrite(
+                        ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
+                        data: UnsafeRawBufferPointer(bus.torqueBuffer))
+                    for slot in 0..<bus.ids.count {
+                        torqueOnAtServo[bus.joints[slot]] = bus.torqueBuffer[slot] != 0
+                    }
+                }
+            } catch {
+                busErrorCount += 1
+                lastBusError = error
+            }
+        }
+        tick.waitNs += Int64(MonotonicInstant.now().nanoseconds - waitStart)
+    }
+
+    public func record(_ tick: inout TickInfo) {
+        guard lifecycle.state == .active else { return }
+        for j in 0..<configuration.joints.count {
+            let e = supervisor.measuredPositionRad[j] - targetPositionRad[j]
+            trackingSquares += e * e
+        }
+        trackingSamples += configuration.joints.count
+        trackingRMSBits.store((trackingSquares / Double(trackingSamples)).squareRoot().bitPattern, ordering: .relaxed)
+    }
+
+    /// Per-bus statistics for reports: transactions, checksum errors, timeouts, retries per servo.
+    public func busStatistics() -> [(bus: String, servos: [(id: ServoID, statistics: ServoStatistics)])] {
+        buses.map { bus in (bus.name, bus.ids.map { ($0, bus.master.statistics(for: $0)) }) }
+    }
+}

@@ -1,0 +1,166 @@
+import ArgumentParser
+import Foundation
+import SinewBus
+import SinewDrivers
+import SinewKinematics
+import SinewRuntime
+import SinewSim
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a robot from its robot.yaml: configure the servos, activate, and follow the configured policy.",
+        discussion: """
+            The loop runs at the configured rate (loop.rate_hz) on its own real-time thread: sense (one sync read \
+            per bus) → estimate → decide (the policy) → guard (the safety supervisor) → act (one sync write per \
+            bus). Backends: `sim` (default) runs the simulated robot in this process behind virtual servos that \
+            answer the same bytes as real ones, with wire timing; `pty` talks to a pseudo-terminal (for example \
+            one served by `sinew virtual-bus`); `serial` to real servos on a serial port. Ctrl-C brings the robot \
+            to its safe state and stops. With --json the run ends with one JSON object: ticks, achieved_hz, \
+            overruns, final_state (active or safe), safety_events [{t, joint, cause}], tracking_rms_rad, bus.
+            Example: sinew run Hardware/robots/so101/robot.yaml --duration 5
+            """)
+
+    @Argument(help: "The robot's robot.yaml.")
+    var robot: String
+
+    @Option(help: "Where the buses lead: sim, pty or serial.")
+    var backend: Backend = .sim
+
+    @Option(help: "Port for a single-bus robot (pty or serial backend), overriding robot.yaml.")
+    var port: String?
+
+    @Option(help: "Stop after this many seconds (default: the trajectory's length, or until Ctrl-C for hold).")
+    var duration: Double?
+
+    @Flag(help: "End with one JSON object instead of the human summary.")
+    var json = false
+
+    func run() throws {
+        let outcome = try RobotSession.run(
+            configurationPath: robot, backend: backend, port: port, duration: duration, statusLine: !json)
+        if json { print(outcome.json.text) } else { print(outcome.summary) }
+    }
+}
+
+/// What a run of the loop reports.
+struct RunOutcome {
+    var json: JSONValue
+    var summary: String
+}
+
+enum RobotSession {
+    static func run(
+        configurationPath: String, backend: Backend, port: String?, duration: Double?, statusLine: Bool,
+        title: String? = nil
+    ) throws -> RunOutcome {
+        let checked = try RobotConfiguration.loadChecked(contentsOf: configurationPath)
+        let configuration = checked.configuration
+        let model = checked.model
+        for warning in checked.warnings { printError("warning: \(warning)") }
+        let catalog = try loadServoCatalog()
+
+        var simulated: SimulatedRobot?
+        let transports: [String: any ByteTransport]
+        switch backend {
+        case .sim:
+            let robot = try SimulatedRobot(configuration: configuration, model: model, catalog: catalog)
+            simulated = robot
+            transports = robot.transports
+        case .pty, .serial:
+            transports = try openTransports(configuration: configuration, backend: backend, port: port)
+        }
+        defer { simulated?.stop() }
+
+        let loop = try RobotLoop(
+            configuration: configuration, model: model, catalog: catalog, transports: transports)
+        do {
+            try loop.lifecycle.configure()
+            try loop.lifecycle.activate()
+        } catch {
+            throw ValidationError("\(configurationPath): \(error)")
+        }
+
+        let rate = configuration.loop.rateHz
+        var seconds = duration
+        if seconds == nil, case .trajectory(let trajectory) = configuration.policy, !trajectory.loop {
+            seconds = trajectory.durationS + 0.5
+        }
+        let overrun: OverrunPolicy =
+            configuration.loop.overrun == .skip ? .skip : .catchUp(max: configuration.loop.catchUpMax)
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(
+                rate: .fixed(hertz: rate), overrunPolicy: overrun, fifoPriority: configuration.loop.priority,
+                cpu: configuration.loop.cpu, lockMemory: true, maxTicks: seconds.map { Int64($0 * rate) }),
+            body: loop)
+        if let title { printError(title) }
+        let realtime = try scheduler.start()
+        printError("real time: \(realtime)")
+        let started = Date()
+        var lastLine = 0
+        while scheduler.isRunning {
+            Thread.sleep(forTimeInterval: 0.25)
+            guard statusLine else { continue }
+            let elapsed = Date().timeIntervalSince(started)
+            let ticks = scheduler.ticksCompleted
+            let line = String(
+                format: "\r%6.1f s  %7.1f Hz  overruns %lld  tracking %6.2f mrad  bus errors %d  %@", elapsed,
+                Double(ticks) / max(elapsed, 1e-3), scheduler.overrunsSoFarCount, 1000 * loop.trackingRMSRad,
+                loop.busErrorCount, "\(loop.observedState)".padding(toLength: 8, withPad: " ", startingAt: 0))
+            FileHandle.standardError.write(Data(line.utf8))
+            lastLine = line.count
+        }
+        if lastLine > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+        let report = try scheduler.join()
+        let finalState = loop.lifecycle.state
+        try? loop.lifecycle.shutdown()
+
+        let events = loop.supervisor.events.events
+        let eventsJSON = JSONValue.array(
+            events.map { event in
+                .object([
+                    ("t", .number(event.timeSeconds)),
+                    ("joint", loop.supervisor.jointName(event.jointIndex).map { .string($0) } ?? .null),
+                    ("cause", .string("\(event.cause)")),
+                ])
+            })
+        let busJSON = JSONValue.object(
+            loop.busStatistics().map { bus in
+                (
+                    bus.bus,
+                    .object([
+                        ("transactions", .integer(Int(bus.servos.reduce(0) { $0 + $1.statistics.transactions }))),
+                        ("replies", .integer(Int(bus.servos.reduce(0) { $0 + $1.statistics.replies }))),
+                        ("checksum_errors", .integer(Int(bus.servos.reduce(0) { $0 + $1.statistics.checksumErrors }))),
+                        ("timeouts", .integer(Int(bus.servos.reduce(0) { $0 + $1.statistics.timeouts }))),
+                        ("retries", .integer(Int(bus.servos.reduce(0) { $0 + $1.statistics.retries }))),
+                    ])
+                )
+            })
+        let json = JSONValue.object([
+            ("robot", .string(configuration.name)), ("backend", .string(backend.rawValue)),
+            ("ticks", .integer(Int(report.ticks))), ("achieved_hz", .number(report.achievedHz)),
+            ("target_hz", .number(rate)), ("overruns", .integer(Int(report.overruns))),
+            ("final_state", .string("\(finalState)")), ("safety_events", eventsJSON),
+            ("tracking_rms_rad", .number(loop.trackingRMSRad)),
+            ("wake_p50_us", .number(report.wakeLateness.p50Us)), ("wake_p99_us", .number(report.wakeLateness.p99Us)),
+            ("compute_p99_us", .number(report.compute.p99Us)), ("bus", busJSON),
+        ])
+        var summary = "\(configuration.name) (\(backend.rawValue)): \(report.ticks) ticks in "
+        summary += String(
+            format: "%.1f s, %.1f Hz (target %.0f), %lld overruns\n", report.elapsedSeconds, report.achievedHz, rate,
+            report.overruns)
+        summary += String(
+            format: "  wake-up lateness p50 %.1f µs, p99 %.1f µs, max %.1f µs; tick compute p99 %.1f µs\n",
+            report.wakeLateness.p50Us, report.wakeLateness.p99Us, report.wakeLateness.maxUs, report.compute.p99Us)
+        summary += String(
+            format: "  tracking error (RMS over joints and ticks) %.2f mrad\n", 1000 * loop.trackingRMSRad)
+        summary += "  final state: \(finalState)"
+        if events.isEmpty {
+            summary += ", no safety events"
+        } else {
+            summary +=
+                "\n  safety events:\n" + events.map { "    " + loop.supervisor.describe($0) }.joined(separator: "\n")
+        }
+        return RunOutcome(json: json, summary: summary)
+    }
+}

@@ -1,0 +1,56 @@
+import CAllocCounter
+import Foundation
+import SinewRuntime
+import Testing
+
+/// Runs the robot loop's stages and counts the loop thread's heap allocations between two ticks.
+final class CountingBody: ControlTickBody, @unchecked Sendable {
+    let loop: RobotLoop
+    let countFrom: Int64
+    let countTo: Int64
+    var allocationsAtStart: UInt64 = 0
+    var allocationsAtEnd: UInt64 = 0
+
+    init(loop: RobotLoop, countFrom: Int64, countTo: Int64) {
+        self.loop = loop
+        self.countFrom = countFrom
+        self.countTo = countTo
+    }
+
+    func loopDidStart(_ tick: TickInfo) { loop.loopDidStart(tick) }
+    func sense(_ tick: inout TickInfo) {
+        if tick.index == countFrom { allocationsAtStart = sinew_thread_allocations() }
+        loop.sense(&tick)
+    }
+    func estimate(_ tick: inout TickInfo) { loop.estimate(&tick) }
+    func decide(_ tick: inout TickInfo) { loop.decide(&tick) }
+    func guardCommands(_ tick: inout TickInfo) { loop.guardCommands(&tick) }
+    func act(_ tick: inout TickInfo) { loop.act(&tick) }
+    func record(_ tick: inout TickInfo) {
+        loop.record(&tick)
+        if tick.index == countTo {
+            allocationsAtEnd = sinew_thread_allocations()
+            tick.stopRequested = true
+        }
+    }
+}
+
+@Suite(.serialized) struct LoopAllocationTests {
+    /// The whole tick — sync read over the pipe to the simulated servos, joint layer, policy, safety
+    /// supervisor, sync write, record — allocates nothing once active, over 10,000 ticks.
+    @Test func tenThousandTicksWithoutAHeapAllocation() throws {
+        let rig = try SimulatedRig(wireTiming: false)
+        try rig.loop.lifecycle.configure()
+        try rig.loop.lifecycle.activate()
+        let body = CountingBody(loop: rig.loop, countFrom: 200, countTo: 10_200)
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(rate: .asFastAsPossible, maxTicks: 20_000), body: body)
+        let report = try scheduler.run()
+        #expect(report.ticks >= 10_200)
+        #expect(body.allocationsAtEnd - body.allocationsAtStart == 0, "allocations on the loop thread")
+        #expect(
+            rig.loop.lifecycle.state == .active,
+            "\(rig.loop.supervisor.events.events.map(rig.loop.supervisor.describe))")
+        #expect(rig.loop.busErrorCount == 0)
+    }
+}

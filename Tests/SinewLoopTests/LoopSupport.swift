@@ -1,0 +1,67 @@
+import Foundation
+import SinewBus
+import SinewDrivers
+import SinewKinematics
+import SinewRuntime
+import SinewSim
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+/// A shipped robot on the simulator: its virtual servos behind the robot's physics, served on an
+/// in-process pipe, and the loop talking to them.
+final class SimulatedRig {
+    let configuration: RobotConfiguration
+    let model: RobotModel
+    let bus: VirtualBus
+    let server: VirtualBusServer
+    let robot: RobotJointDynamics
+    let loop: RobotLoop
+
+    init(robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none) throws {
+        let checked = try RobotConfiguration.loadChecked(
+            contentsOf: "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml")
+        configuration = checked.configuration
+        model = checked.model
+        let catalog = try ServoCatalog.load(directory: "\(repositoryRoot)/Hardware/servos")
+        let busConfig = configuration.buses[0]
+        let joints = configuration.joints.filter { $0.bus == busConfig.name }
+        let servo = catalog.model(named: joints[0].servoModel)!
+        var options = VirtualBusOptions()
+        options.baudRate = busConfig.baudRate
+        options.wireTiming = wireTiming
+        options.faults = faults
+        bus = try VirtualBus(model: servo, ids: joints.map { UInt8($0.servoID) }, options: options)
+        let mappings = joints.map {
+            JointServoMapping(
+                jointName: $0.name, servoID: UInt8($0.servoID), servo: servo, reducerRatio: $0.reducer.ratio,
+                direction: Double($0.direction), offsetRad: $0.offsetRad)
+        }
+        robot = try RobotJointDynamics(
+            model: model, mappings: mappings, servoModels: joints.map { _ in servo },
+            initialPositions: model.midRangePositions)
+        bus.dynamics = robot
+        for (i, state) in robot.servoShaftStates().enumerated() {
+            bus.setJointState(index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
+        }
+        let (host, device) = BytePipe.makePair(baudRate: busConfig.baudRate)
+        server = VirtualBusServer.serve(bus: bus, transport: device)
+        loop = try RobotLoop(
+            configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host])
+    }
+
+    deinit { server.stop() }
+
+    /// Moves a joint of the simulated robot at once (as a hand would), keeping its position unless given.
+    func move(joint name: String, to positionRad: Double? = nil, velocityRadPerS: Double = 0) {
+        let j = model.jointIndex(named: name)!
+        server.withBus { bus in
+            robot.setJointState(
+                joint: j, positionRad: positionRad ?? robot.positions[j], velocityRadPerS: velocityRadPerS)
+            for s in robot.mappings.indices where robot.mappings[s].jointName == name {
+                let state = robot.shaftState(forServo: s)
+                bus.setJointState(index: s, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
+            }
+        }
+    }
+}
