@@ -52,7 +52,7 @@ struct BusBench: ParsableCommand {
 
             The floor and the two Sinew rates are measured in 5 alternating rounds of --seconds/5 each (median \
             reported), the SDK for --seconds; all at SCHED_FIFO 10, like the virtual bus's own thread, when the \
-            system allows it. A default run takes about 10 s.
+            system allows it (--real-time off: the default scheduler). A default run takes about 10 s.
 
             Example:
               sinew bench bus --protocol feetech --servos 6 --json
@@ -66,6 +66,13 @@ struct BusBench: ParsableCommand {
 
     @Option(help: "Duration of each cycle-rate measurement, seconds.")
     var seconds = 2.0
+
+    @Option(
+        help: ArgumentHelp(
+            "Run the measurement at SCHED_FIFO \(realTimePriority), like the virtual bus's serving thread (on|off). "
+                + "Off leaves the other programs on a shared machine their CPU (the SDK busy-polls).",
+            valueName: "on|off"))
+    var realTime = OnOff.on
 
     @Flag(help: "Print one JSON object (keys in --help); null for a figure that could not be measured.")
     var json = false
@@ -91,7 +98,7 @@ struct BusBench: ParsableCommand {
         // floor's responder or the Python SDK, every thread of the measurement runs at that priority when
         // the system allows it: this one, the threads it starts (the floor's responder inherits it) and the
         // SDK's process (inherits it across fork/exec).
-        let realTime = sinew_rt_set_fifo_priority(Self.realTimePriority) == 0
+        let realTime = self.realTime == .on && sinew_rt_set_fifo_priority(Self.realTimePriority) == 0
         defer {
             var normal = sched_param()
             pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal)
@@ -209,7 +216,9 @@ struct BusBench: ParsableCommand {
         print(
             realTime
                 ? "  (every thread and the SDK process at SCHED_FIFO \(Self.realTimePriority), timer slack 1 ns)"
-                : "  (default scheduler: SCHED_FIFO refused; the virtual bus's own thread may still have it)")
+                : self.realTime == .off
+                    ? "  (default scheduler, --real-time off; the virtual bus's own thread may still have SCHED_FIFO)"
+                    : "  (default scheduler: SCHED_FIFO refused; the virtual bus's own thread may still have it)")
         if sinew.failures + wire.failures > 0 {
             print("  failed cycles (not counted): \(sinew.failures) without wire timing, \(wire.failures) with")
         }
