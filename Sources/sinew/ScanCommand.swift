@@ -183,6 +183,7 @@ struct ScanCommand: ParsableCommand {
             print(JSONValue.array(found.map { Self.json($0, catalog: catalog) }).text)
             return
         }
+        if paths.isEmpty { return }
         if found.isEmpty {
             print(
                 "No servos found. Check power and wiring, the protocol and rate (--protocol, --baud all), "
