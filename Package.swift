@@ -69,6 +69,7 @@ let package = Package(
                 "SinewDrivers",
                 "SinewSim",
                 "SinewRuntime",
+                "CRealtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

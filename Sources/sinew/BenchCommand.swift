@@ -5,12 +5,13 @@ import SinewKinematics
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure what Sinew costs (release build, single thread).",
+        abstract: "Measure what Sinew costs (release build).",
         discussion: """
             Figures are medians over repeated runs. Compare them side by side with their peers in one run: \
-            Benchmarks/kinematics-vs-pinocchio.sh measures Pinocchio on the same machine.
+            Benchmarks/kinematics-vs-pinocchio.sh measures Pinocchio on the same machine; `sinew bench bus` runs \
+            the vendors' Python SDKs itself.
             """,
-        subcommands: [KinematicsBench.self, IKBench.self, FusionBench.self, LoopBench.self]
+        subcommands: [KinematicsBench.self, IKBench.self, FusionBench.self, BusBench.self, LoopBench.self]
     )
 }
 

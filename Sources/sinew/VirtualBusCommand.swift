@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import SinewBus
+import SinewDrivers
+import SinewSim
+
+struct VirtualBusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "virtual-bus",
+        abstract: "Serve simulated servos on a pseudo-terminal that any program opens like a serial port.",
+        discussion: """
+            The servos answer byte for byte like the real ones (control tables from Hardware/servos, motor and \
+            thermal models), so the vendors' SDKs, LeRobot and `sinew scan` work against them unchanged. The \
+            first line printed is the pseudo-terminal's path (e.g. /dev/pts/4), for scripts; a description \
+            follows. Runs until SIGINT (Ctrl-C) or SIGTERM, then removes the --link and exits 0.
+
+            Models: xl330-m288 and xm430-w350 (dynamixel), sts3215 (feetech). Fresh servos hold the factory \
+            defaults (Return Delay Time 250 = 500 µs included), at the --baud rate.
+
+            With --wire-timing on (the default) a reply becomes readable only when a real wire would have \
+            delivered it: (request + reply bytes) × 10 / baud, plus each servo's Return Delay Time, plus a few \
+            µs of firmware time. Off: replies are readable as soon as they are computed.
+
+            Faults (--fault, comma-separated, any subset): corrupt=P flips a byte in a reply with probability P \
+            (0-1, per reply packet); drop=P loses a reply with probability P; silent=ID never answers (repeat for \
+            several); overload=ID@SECONDS makes servo ID report an overload and drop torque SECONDS after start \
+            (cleared by REBOOT).
+
+            Example (then point any Feetech client at /tmp/so101):
+              sinew virtual-bus --protocol feetech --model sts3215 \\
+                --ids 1-6 --link /tmp/so101
+              sinew scan --port /tmp/so101 --protocol feetech --ids 1-6
+            """)
+
+    @Option(
+        name: .customLong("protocol"),
+        help: "dynamixel or feetech (must match the model; taken from the model when left out).")
+    var busProtocol: String?
+
+    @Option(help: "Servo model, lower-case as the vendor writes it: xl330-m288, xm430-w350, sts3215.")
+    var model: String
+
+    @Option(help: "Servo IDs (0-252), e.g. 1-6, 1,3,5 or 1-3,7.")
+    var ids = "1-6"
+
+    @Option(help: "Bus rate in bit/s; must be a rate the model supports.")
+    var baud = 1_000_000
+
+    @Option(
+        help: ArgumentHelp(
+            "Also make a symbolic link at PATH to the pseudo-terminal (replaces an existing link).",
+            valueName: "path"))
+    var link: String?
+
+    @Option(help: "Deliver replies no earlier than a real wire would (on|off).")
+    var wireTiming = OnOff.on
+
+    @Option(help: "Inject faults: corrupt=P,drop=P,silent=ID,overload=ID@SECONDS (P per reply packet, 0-1).")
+    var fault: String?
+
+    /// The bus the arguments describe; every argument mistake is a ValidationError naming it.
+    func makeBus(catalog: ServoCatalog) throws -> (VirtualBus, protocolName: String) {
+        let known = catalog.model(named: model)
+        let modelProtocol = known.map { $0.wireProtocol == .dynamixel2 ? "dynamixel" : "feetech" }
+        let protocolName = busProtocol?.lowercased() ?? modelProtocol ?? "dynamixel"
+        if let modelProtocol, ["dynamixel", "feetech"].contains(protocolName), protocolName != modelProtocol {
+            throw ValidationError(
+                "\(model.lowercased()) is a \(modelProtocol) servo, not \(protocolName): use --protocol "
+                    + "\(modelProtocol) (or leave --protocol out)")
+        }
+        do {
+            let bus = try VirtualBus.make(
+                catalog: catalog, protocolName: protocolName, modelName: model, ids: ids, baudRate: baud,
+                wireTiming: wireTiming == .on, faults: fault)
+            return (bus, protocolName)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func validate() throws {
+        // Only argument mistakes here (reported with this command's usage); a missing Hardware/ folder is
+        // reported by run().
+        guard let catalog = ServoTables.loadIfPresent() else { return }
+        _ = try makeBus(catalog: catalog)
+    }
+
+    func run() throws {
+        // Before any thread exists, so the server thread inherits the mask and sigwait below gets the signal.
+        blockTerminationSignals()
+        let (bus, protocolName) = try makeBus(catalog: try ServoTables.load())
+        let server: VirtualBusServer
+        do {
+            server = try VirtualBusServer.servePseudoTerminal(bus: bus, linkPath: link)
+        } catch {
+            throw CommandFailure(error.description)
+        }
+        let path = server.path ?? ""
+        var description =
+            "Serving \(bus.servos.count) virtual \(bus.model.name) servo\(bus.servos.count == 1 ? "" : "s") "
+            + "(\(protocolName), IDs \(ids), \(baud) bit/s, wire timing \(wireTiming.rawValue)) on \(path)"
+        if let link { description += " (link: \(link))" }
+        if let fault, !fault.isEmpty { description += ", faults \(fault)" }
+        printFlushed(path)
+        printFlushed(description + ". Open it like a serial port; Ctrl-C stops.")
+        let signal = waitForTerminationSignal()
+        let statistics = server.withBus { $0.statistics }
+        server.stop()
+        printError(
+            "virtual bus stopped (\(signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "SIGHUP")): "
+                + "\(statistics.requests) requests, \(statistics.replies) replies")
+    }
+}
