@@ -148,9 +148,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     // Per-tick bookkeeping.
     var activatedAtNs: Int64 = 0
+    var restartPolicyClock = false
     /// How long the approach from the present pose to the first waypoint takes, s: the configured
     /// duration, stretched so that no joint needs more than half its velocity limit.
-    var approachS = 0.0
+    public private(set) var approachS = 0.0
     var lastCommandNs: Int64 = 0
     var busErrorsThisTick = 0
     var trackingSquares = 0.0
@@ -593,6 +594,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     // MARK: The tick
 
     public func loopDidStart(_ tick: TickInfo) {
+        // The policy's clock starts with the loop: the gap between activation and the first tick is not part
+        // of the trajectory (the target stays the start pose until then).
+        restartPolicyClock = true
         lifecycleStateRaw.store(lifecycle.state.rawValue, ordering: .relaxed)
     }
 
@@ -672,6 +676,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func decide(_ tick: inout TickInfo) {
         let n = configuration.joints.count
+        if restartPolicyClock {
+            activatedAtNs = tick.wakeNs
+            restartPolicyClock = false
+        }
         var t = Double(tick.wakeNs - activatedAtNs) * 1e-9
         if let clock = simulationClock { t = Double(clock.nanoseconds - activatedAtSimulatedNs) * 1e-9 }
         // The approach may be stretched: map its time onto the configured first segment, and shift the rest.

@@ -22,6 +22,8 @@ public final class RobotJointDynamics: JointDynamics {
     let nextVelocities: UnsafeMutableBufferPointer<Double>
     /// Speed below which Coulomb friction is blended to zero, rad/s: keeps the model smooth at rest.
     let frictionBlendSpeed = 0.02
+    /// Where the mechanical stops sit beyond each joint's URDF limits, rad or m.
+    public var hardStopBeyondLimitRad = 0.05
 
     /// - Parameters:
     ///   - mappings: one per servo of the bus, in the bus's servo order; each names a moving joint of `model`.
@@ -122,6 +124,16 @@ public final class RobotJointDynamics: JointDynamics {
         for j in 0..<n {
             velocities[j] = nextVelocities[j]
             positions[j] += dtS * nextVelocities[j]
+            // Mechanical stops a little beyond the URDF's limits: an unpowered arm comes to rest on them
+            // instead of folding through itself (an inelastic stop).
+            let joint = model.joints[j]
+            if positions[j] > joint.upperLimit + hardStopBeyondLimitRad {
+                positions[j] = joint.upperLimit + hardStopBeyondLimitRad
+                velocities[j] = min(velocities[j], 0)
+            } else if positions[j] < joint.lowerLimit - hardStopBeyondLimitRad {
+                positions[j] = joint.lowerLimit - hardStopBeyondLimitRad
+                velocities[j] = max(velocities[j], 0)
+            }
         }
         // Mimic joints are held to their masters (a rigid coupling).
         for j in 0..<n {

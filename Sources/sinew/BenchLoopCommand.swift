@@ -102,7 +102,7 @@ struct LoopBench: ParsableCommand {
     }
 
     func run() throws {
-        let catalog = try loadServoCatalog()
+        let catalog = try ServoTables.load()
         let loaded = try loadRobot(catalog: catalog)
         let configuration = loaded.configuration
         let model = loaded.model

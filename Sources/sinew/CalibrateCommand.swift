@@ -44,7 +44,7 @@ struct Calibrate: ParsableCommand {
         let configuration = checked.configuration
         let model = checked.model
         for warning in checked.warnings { printError("warning: \(warning)") }
-        let catalog = try loadServoCatalog()
+        let catalog = try ServoTables.load()
         let outputPath =
             output
             ?? ((robot as NSString).deletingLastPathComponent as NSString).appendingPathComponent(

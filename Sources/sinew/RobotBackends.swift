@@ -24,9 +24,15 @@ final class SimulatedRobot {
 
     /// - Parameter lockstep: run in simulated time (as fast as the loop goes) instead of serving the bus in
     ///   real time on its own thread.
+    /// Pseudo-terminal path of each bus, by bus name, when served on pseudo-terminals.
+    var terminalPaths: [(bus: String, path: String, link: String?)] = []
+
+    /// - Parameter terminals: serve every bus on its own pseudo-terminal (with a link DIR/<bus name> when a
+    ///   directory is given) instead of an in-process pipe, for other processes to drive.
     init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog, wireTiming: Bool = true,
-        faults: FaultInjection = .none, lockstep: Bool = false
+        faults: FaultInjection = .none, lockstep: Bool = false, terminals: Bool = false,
+        linkDirectory: String? = nil
     ) throws {
         var buses: [VirtualBus] = []
         var servers: [VirtualBusServer] = []
@@ -73,7 +79,15 @@ final class SimulatedRobot {
                 virtualBus.setJointState(
                     index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
             }
-            if lockstep {
+            if terminals {
+                // A robot served for another process is found as it was left: powered, holding its pose (a
+                // fresh servo's torque-off default would let the arm fall before anyone connects).
+                for servo in virtualBus.servos { servo.setRegisterValue(named: "Torque Enable", 1) }
+                let link = linkDirectory.map { ($0 as NSString).appendingPathComponent(bus.name) }
+                let server = try VirtualBusServer.servePseudoTerminal(bus: virtualBus, linkPath: link)
+                servers.append(server)
+                terminalPaths.append((bus.name, server.path ?? "", link))
+            } else if lockstep {
                 let transport = LockstepBusTransport(bus: virtualBus)
                 clock = transport
                 transports[bus.name] = transport
@@ -122,8 +136,4 @@ func openTransports(
         }
     }
     return transports
-}
-
-func loadServoCatalog() throws -> ServoCatalog {
-    try ServoCatalog.load(directory: HardwareDirectory.locate() + "/servos")
 }

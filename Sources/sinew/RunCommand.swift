@@ -78,7 +78,7 @@ enum RobotSession {
         let configuration = checked.configuration
         let model = checked.model
         for warning in checked.warnings { printError("warning: \(warning)") }
-        let catalog = try loadServoCatalog()
+        let catalog = try ServoTables.load()
 
         var simulated: SimulatedRobot?
         let transports: [String: any ByteTransport]
@@ -184,6 +184,7 @@ enum RobotSession {
             ("target_hz", .number(rate)), ("overruns", .integer(Int(report.overruns))),
             ("final_state", .string("\(finalState)")), ("safety_events", eventsJSON),
             ("tracking_rms_rad", .number(loop.trackingRMSRad)),
+            ("approach_s", .number(loop.approachS)),
             ("wake_p50_us", .number(report.wakeLateness.p50Us)), ("wake_p99_us", .number(report.wakeLateness.p99Us)),
             ("compute_p99_us", .number(report.compute.p99Us)), ("real_time_factor", .number(realTimeFactor)),
             ("bus", busJSON), ("recording", recorded.map { .string($0.path) } ?? .null),

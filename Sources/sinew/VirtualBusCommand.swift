@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SinewBus
 import SinewDrivers
+import SinewRuntime
 import SinewSim
 
 struct VirtualBusCommand: ParsableCommand {
@@ -38,7 +39,17 @@ struct VirtualBusCommand: ParsableCommand {
     var busProtocol: String?
 
     @Option(help: "Servo model, lower-case as the vendor writes it: xl330-m288, xm430-w350, sts3215.")
-    var model: String
+    var model: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Serve a whole simulated robot instead: its physics behind its virtual servos, one pseudo-terminal per "
+                + "bus. Prints `BUS PATH` per bus.", valueName: "robot.yaml"))
+    var robot: String?
+
+    @Option(
+        help: ArgumentHelp("With --robot: also link DIR/<bus name> to each bus's pseudo-terminal.", valueName: "dir"))
+    var linkDir: String?
 
     @Option(help: "Servo IDs (0-252), e.g. 1-6, 1,3,5 or 1-3,7.")
     var ids = "1-6"
@@ -60,6 +71,7 @@ struct VirtualBusCommand: ParsableCommand {
 
     /// The bus the arguments describe; every argument mistake is a ValidationError naming it.
     func makeBus(catalog: ServoCatalog) throws -> (VirtualBus, protocolName: String) {
+        guard let model else { throw ValidationError("give --model (and --protocol, --ids), or --robot ROBOT.yaml") }
         let known = catalog.model(named: model)
         let modelProtocol = known.map { $0.wireProtocol == .dynamixel2 ? "dynamixel" : "feetech" }
         let protocolName = busProtocol?.lowercased() ?? modelProtocol ?? "dynamixel"
@@ -79,6 +91,13 @@ struct VirtualBusCommand: ParsableCommand {
     }
 
     func validate() throws {
+        if robot != nil {
+            if model != nil || busProtocol != nil {
+                throw ValidationError("--robot takes its servos from robot.yaml: drop --model/--protocol")
+            }
+            return
+        }
+        if linkDir != nil { throw ValidationError("--link-dir goes with --robot (a single bus takes --link)") }
         // Only argument mistakes here (reported with this command's usage); a missing Hardware/ folder is
         // reported by run().
         guard let catalog = ServoTables.loadIfPresent() else { return }
@@ -88,6 +107,10 @@ struct VirtualBusCommand: ParsableCommand {
     func run() throws {
         // Before any thread exists, so the server thread inherits the mask and sigwait below gets the signal.
         blockTerminationSignals()
+        if let robot {
+            try serveRobot(robot)
+            return
+        }
         let (bus, protocolName) = try makeBus(catalog: try ServoTables.load())
         let server: VirtualBusServer
         do {
@@ -109,5 +132,31 @@ struct VirtualBusCommand: ParsableCommand {
         printError(
             "virtual bus stopped (\(signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "SIGHUP")): "
                 + "\(statistics.requests) requests, \(statistics.replies) replies")
+    }
+
+    /// Serves every bus of a robot.yaml on its own pseudo-terminal, the robot's physics behind the servos.
+    func serveRobot(_ path: String) throws {
+        let checked = try RobotConfiguration.loadChecked(contentsOf: path)
+        var faults = FaultInjection.none
+        if let fault, !fault.isEmpty {
+            do {
+                faults = try FaultInjection.parse(fault)
+            } catch {
+                throw ValidationError("--fault: \(error)")
+            }
+        }
+        if let linkDir { try FileManager.default.createDirectory(atPath: linkDir, withIntermediateDirectories: true) }
+        let robot = try SimulatedRobot(
+            configuration: checked.configuration, model: checked.model, catalog: try ServoTables.load(),
+            wireTiming: wireTiming == .on, faults: faults, terminals: true, linkDirectory: linkDir)
+        for entry in robot.terminalPaths { printFlushed("\(entry.bus) \(entry.path)") }
+        printFlushed(
+            "Serving the simulated \(checked.configuration.name) (\(checked.configuration.joints.count) joints) on "
+                + robot.terminalPaths.map { "\($0.bus): \($0.link ?? $0.path)" }.joined(separator: ", ")
+                + ". Run it with: sinew run \(path) --backend pty --port PATH. Ctrl-C stops.")
+        let signal = waitForTerminationSignal()
+        robot.stop()
+        for entry in robot.terminalPaths { if let link = entry.link { unlink(link) } }
+        printError("virtual robot stopped (\(signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "SIGHUP"))")
     }
 }

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+/// A recorded run: loop time (s), and per joint the measured and targeted positions (rad).
+private struct Recording {
+    var times: [Double] = []
+    var positions: [String: [Double]] = [:]
+    var joints: [String] = []
+
+    init(path: String) throws {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        let header = lines[0].split(separator: ",").map(String.init)
+        let tColumn = header.firstIndex(of: "t_s")!
+        joints = header.filter { $0.hasSuffix(".position_rad") }.map { String($0.dropLast(".position_rad".count)) }
+        let columns = joints.map { header.firstIndex(of: $0 + ".position_rad")! }
+        for line in lines.dropFirst() {
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard fields.count == header.count, let t = Double(fields[tColumn]) else { continue }
+            times.append(t)
+            for (joint, column) in zip(joints, columns) {
+                positions[joint, default: []].append(Double(fields[column]) ?? .nan)
+            }
+        }
+    }
+
+    /// Linear interpolation of a joint's position at loop time `t`, nil outside the recording.
+    func position(_ joint: String, at t: Double) -> Double? {
+        var lo = 0
+        var hi = times.count - 1
+        guard hi > 0, t >= times[0], t <= times[hi] else { return nil }
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            if times[mid] <= t { lo = mid } else { hi = mid }
+        }
+        let f = (t - times[lo]) / max(times[hi] - times[lo], 1e-12)
+        let p = positions[joint]!
+        return p[lo] + f * (p[hi] - p[lo])
+    }
+}
+
+@Suite(.serialized) struct VirtualRobotTests {
+    /// The same robot.yaml, once on the in-process simulator and once over a pseudo-terminal against
+    /// `sinew virtual-bus --robot` in its own process, tracks the same trajectory: after the approach from
+    /// wherever each simulated arm started, the joint positions at equal trajectory times differ by at
+    /// most 1 mrad RMS.
+    @Test func simAndPtyBackendsTrackTheSameTrajectory() throws {
+        let robot = repositoryRoot + "/Hardware/robots/so101/robot.yaml"
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-vr-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: sinewExecutable)
+        server.arguments = ["virtual-bus", "--robot", robot, "--link-dir", dir]
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            server.terminate()
+            server.waitUntilExit()
+        }
+        // Its first line names the bus and its pseudo-terminal once it serves.
+        var first = Data()
+        while !first.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            first.append(chunk)
+        }
+        #expect(String(decoding: first, as: UTF8.self).hasPrefix("arm /dev/pts/"))
+
+        let pty = try runSinew([
+            "run", robot, "--backend", "pty", "--port", dir + "/arm", "--duration", "6", "--record", dir + "/pty.csv",
+            "--json",
+        ])
+        #expect(pty.status == 0, "\(pty.stderr)")
+        let sim = try runSinew(["run", robot, "--duration", "6", "--record", dir + "/sim.csv", "--json"])
+        #expect(sim.status == 0, "\(sim.stderr)")
+        let ptyJSON = try #require(jsonObject(pty.stdout))
+        let simJSON = try #require(jsonObject(sim.stdout))
+        #expect(ptyJSON["final_state"] as? String == "active" && simJSON["final_state"] as? String == "active")
+        let ptyApproach = try #require(ptyJSON["approach_s"] as? Double)
+        let simApproach = try #require(simJSON["approach_s"] as? Double)
+
+        let a = try Recording(path: dir + "/sim.csv")
+        let b = try Recording(path: dir + "/pty.csv")
+        var squares = 0.0
+        var count = 0
+        for (i, t) in a.times.enumerated() where t - simApproach >= 0.5 {
+            // Same trajectory time in the other run.
+            let other = t - simApproach + ptyApproach
+            for joint in a.joints {
+                guard let p = b.position(joint, at: other) else { continue }
+                let d = a.positions[joint]![i] - p
+                squares += d * d
+                count += 1
+            }
+        }
+        #expect(count > 1000)
+        let rms = (squares / Double(max(count, 1))).squareRoot()
+        #expect(rms <= 1e-3, "RMS difference \(rms * 1000) mrad")
+    }
+}
