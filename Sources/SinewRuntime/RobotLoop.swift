@@ -134,6 +134,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// Joint torque currently on at the servos (the act stage switches it when the supervisor says so).
     let torqueOnAtServo: UnsafeMutableBufferPointer<Bool>
     public private(set) var lifecycle: Lifecycle<RobotLoop>!
+    /// The IMU robot.yaml declares, when it was given a transport (estimate stage; see ``IMUDriver``).
+    public let imu: IMUDriver?
 
     // Per-tick bookkeeping.
     var activatedAtNs: Int64 = 0
@@ -153,12 +155,15 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     ///   - transports: one per configured bus, by bus name.
     ///   - catalog: servo tables (Hardware/servos).
     ///   - calibration: zero counts per joint, when the robot was calibrated.
+    ///   - imuTransport: where the IMU of robot.yaml's `imu:` section is read from (none: no IMU).
     public init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
-        emergencyStop: EmergencyStopSources = EmergencyStopSources(), overrunBudget: Int = 10
+        emergencyStop: EmergencyStopSources = EmergencyStopSources(), overrunBudget: Int = 10,
+        imuTransport: (any ByteTransport)? = nil
     ) throws(RobotLoopError) {
         self.configuration = configuration
+        imu = try IMUDriver.make(for: configuration, transport: imuTransport)
         self.model = model
         workspace = KinematicsWorkspace(model: model)
         var urdf: [Int] = []
@@ -577,6 +582,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     public func estimate(_ tick: inout TickInfo) {
+        imu?.poll()
         guard !boxLinks.isEmpty else { return }
         for i in 0..<model.dofCount { urdfPositions[i] = 0 }
         for j in 0..<configuration.joints.count { urdfPositions[urdfIndex[j]] = supervisor.measuredPositionRad[j] }

@@ -19,6 +19,9 @@ final class SimulatedRobot {
     let servers: [VirtualBusServer]
     let dynamics: [RobotJointDynamics]
     var transports: [String: any ByteTransport] = [:]
+    /// The IMU robot.yaml declares on a link (`port: virtual`), and the pipe end the loop reads it from.
+    var imu: VirtualLinkIMU?
+    var imuTransport: (any ByteTransport)?
 
     init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog, wireTiming: Bool = true,
@@ -66,6 +69,11 @@ final class SimulatedRobot {
             let robot = try RobotJointDynamics(
                 model: model, mappings: mappings, servoModels: joints.map { _ in servo }, initialPositions: start)
             virtualBus.dynamics = robot
+            if let (linkIMU, loopEnd) = try makeVirtualLinkIMU(configuration: configuration, robot: robot) {
+                virtualBus.dynamics = linkIMU
+                imu = linkIMU
+                imuTransport = loopEnd
+            }
             for (i, state) in robot.servoShaftStates().enumerated() {
                 virtualBus.setJointState(
                     index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)

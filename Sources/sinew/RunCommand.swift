@@ -61,18 +61,22 @@ enum RobotSession {
 
         var simulated: SimulatedRobot?
         let transports: [String: any ByteTransport]
+        var imuTransport: (any ByteTransport)?
         switch backend {
         case .sim:
             let robot = try SimulatedRobot(configuration: configuration, model: model, catalog: catalog)
             simulated = robot
             transports = robot.transports
+            imuTransport = robot.imuTransport
         case .pty, .serial:
             transports = try openTransports(configuration: configuration, backend: backend, port: port)
+            imuTransport = try openIMUTransport(configuration: configuration, backend: backend)
         }
         defer { simulated?.stop() }
 
         let loop = try RobotLoop(
-            configuration: configuration, model: model, catalog: catalog, transports: transports)
+            configuration: configuration, model: model, catalog: catalog, transports: transports,
+            imuTransport: imuTransport)
         do {
             try loop.lifecycle.configure()
             try loop.lifecycle.activate()
@@ -97,15 +101,23 @@ enum RobotSession {
         printError("real time: \(realtime)")
         let started = Date()
         var lastLine = 0
+        var imuComparison = IMUComparison()
         while scheduler.isRunning {
             Thread.sleep(forTimeInterval: 0.25)
+            if let imu = loop.imu,
+                let truth = simulated?.imu?.trueLinkOrientation(atSampleTimeS: imu.publishedSampleTimeS)
+            {
+                imuComparison.observe(estimate: imu.publishedLinkOrientation, truth: truth)
+            }
             guard statusLine else { continue }
             let elapsed = Date().timeIntervalSince(started)
             let ticks = scheduler.ticksCompleted
-            let line = String(
-                format: "\r%6.1f s  %7.1f Hz  overruns %lld  tracking %6.2f mrad  bus errors %d  %@", elapsed,
-                Double(ticks) / max(elapsed, 1e-3), scheduler.overrunsSoFarCount, 1000 * loop.trackingRMSRad,
-                loop.busErrorCount, "\(loop.observedState)".padding(toLength: 8, withPad: " ", startingAt: 0))
+            let line =
+                String(
+                    format: "\r%6.1f s  %7.1f Hz  overruns %lld  tracking %6.2f mrad  bus errors %d  %@", elapsed,
+                    Double(ticks) / max(elapsed, 1e-3), scheduler.overrunsSoFarCount, 1000 * loop.trackingRMSRad,
+                    loop.busErrorCount, "\(loop.observedState)".padding(toLength: 8, withPad: " ", startingAt: 0))
+                + (imuComparison.samples > 0 ? String(format: "  IMU tilt error %.1f°", imuComparison.lastDeg) : "")
             FileHandle.standardError.write(Data(line.utf8))
             lastLine = line.count
         }
@@ -144,6 +156,7 @@ enum RobotSession {
             ("tracking_rms_rad", .number(loop.trackingRMSRad)),
             ("wake_p50_us", .number(report.wakeLateness.p50Us)), ("wake_p99_us", .number(report.wakeLateness.p99Us)),
             ("compute_p99_us", .number(report.compute.p99Us)), ("bus", busJSON),
+            ("imu", imuComparison.samples > 0 ? imuComparison.json : .null),
         ])
         var summary = "\(configuration.name) (\(backend.rawValue)): \(report.ticks) ticks in "
         summary += String(
@@ -154,6 +167,9 @@ enum RobotSession {
             report.wakeLateness.p50Us, report.wakeLateness.p99Us, report.wakeLateness.maxUs, report.compute.p99Us)
         summary += String(
             format: "  tracking error (RMS over joints and ticks) %.2f mrad\n", 1000 * loop.trackingRMSRad)
+        if let imu = loop.imu, imuComparison.samples > 0 {
+            summary += imuComparison.summary(link: imu.linkName, samplesReceived: imu.samplesReceived) + "\n"
+        }
         summary += "  final state: \(finalState)"
         if events.isEmpty {
             summary += ", no safety events"

@@ -1,6 +1,7 @@
 import Foundation
 import SinewBus
 import SinewDrivers
+import SinewFusion
 import SinewKinematics
 import SinewRuntime
 import SinewSim
@@ -17,8 +18,12 @@ final class SimulatedRig {
     let server: VirtualBusServer
     let robot: RobotJointDynamics
     let loop: RobotLoop
+    /// The virtual IMU on the link robot.yaml names, when asked for (`withIMU`).
+    let imu: VirtualLinkIMU?
 
-    init(robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none) throws {
+    init(
+        robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, withIMU: Bool = false
+    ) throws {
         let checked = try RobotConfiguration.loadChecked(
             contentsOf: "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml")
         configuration = checked.configuration
@@ -41,13 +46,27 @@ final class SimulatedRig {
             model: model, mappings: mappings, servoModels: joints.map { _ in servo },
             initialPositions: model.midRangePositions)
         bus.dynamics = robot
+        var imuTransport: (any ByteTransport)?
+        if withIMU, let declared = configuration.imu {
+            let (loopEnd, deviceEnd) = BytePipe.makePair()
+            let linkIMU = try VirtualLinkIMU(
+                robot: robot, linkName: declared.link, mountingXYZ: declared.mountingXYZ,
+                mountingRPY: declared.mountingRPY, sensor: .consumerMEMS(sampleRateHz: declared.rateHz, seed: 3),
+                transport: deviceEnd)
+            bus.dynamics = linkIMU
+            imu = linkIMU
+            imuTransport = loopEnd
+        } else {
+            imu = nil
+        }
         for (i, state) in robot.servoShaftStates().enumerated() {
             bus.setJointState(index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
         }
         let (host, device) = BytePipe.makePair(baudRate: busConfig.baudRate)
         server = VirtualBusServer.serve(bus: bus, transport: device)
         loop = try RobotLoop(
-            configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host])
+            configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host],
+            imuTransport: imuTransport)
     }
 
     deinit { server.stop() }
