@@ -3,6 +3,10 @@ import SinewCore
 import SinewFusion
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A serial IMU speaking MAVLink 2 (HIGHRES_IMU, the message flight controllers and IMU boards stream;
 /// see `IMUProtocolMAVLink.swift` for why MAVLink) read inside the loop's estimate stage, and the
 /// orientation of the link it is mounted on, estimated by the 6-D ``AHRS`` (no magnetometer: heading is
@@ -89,6 +93,29 @@ public final class IMUDriver: @unchecked Sendable {
     public var publishedSampleCount: Int { publishedSamples.load(ordering: .relaxed) }
     /// Time stamp (s) of the last sample as of the last poll, for other threads.
     public var publishedSampleTimeS: Double { Double(bitPattern: publishedSampleTime.load(ordering: .relaxed)) }
+
+    /// Lets the AHRS take its first orientation from a still sensor (not real-time: call it while the robot
+    /// holds its pose, before the first tick). The AHRS averages its first second of samples to find "up";
+    /// taken while the arm already moves, the mean linear acceleration over that second (Δv / 1 s, e.g.
+    /// 0.5 m/s² for a gripper reaching 0.5 m/s) would tilt the start by ~3°, and that error would then
+    /// only fade with the inclination time constant (3 s). Waits up to twice the AHRS's start-up duration
+    /// for that many samples; returns the number received (0 when the IMU is silent).
+    @discardableResult
+    public func settle() -> Int {
+        hasFlushedBacklog = true
+        try? transport.flushInput()
+        let startup = ahrs.configuration.startupDurationS
+        let wanted = samplesReceived + Int((startup * sampleRateHz).rounded())
+        let start = MonotonicInstant.now()
+        let limitNs = UInt64(2 * startup * 1e9)
+        let before = samplesReceived
+        while samplesReceived < wanted, MonotonicInstant.now().nanoseconds(since: start) < limitNs {
+            poll()
+            var pause = timespec(tv_sec: 0, tv_nsec: 2_000_000)
+            nanosleep(&pause, nil)
+        }
+        return samplesReceived - before
+    }
 
     /// Reads what has arrived (never waits), decodes it and updates the estimate. Real-time safe.
     public func poll() {

@@ -419,6 +419,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             }
         }
         try setTorque(on: true)
+        imu?.settle()
         startFromPresentPose()
         for bus in buses { bus.master.timing.marginNanoseconds = Self.runMarginNs }
     }
