@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 // Sinew: a real-time control runtime for embodied robots. Layers point down this list (see README.md):
-// C shims → SinewCore → SinewKinematics / SinewBus → SinewDrivers → SinewSim / SinewFusion / SinewPolicy
+// C shims → SinewCore → SinewKinematics / SinewBus → SinewDrivers / SinewFusion → SinewSim / SinewPolicy
 // → SinewRuntime → the `sinew` command.
 import PackageDescription
 
@@ -46,7 +46,9 @@ let package = Package(
         .target(name: "SinewDrivers", dependencies: ["SinewCore"]),
         .target(
             name: "SinewSim",
-            dependencies: ["SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CSinewSystem"]),
+            dependencies: [
+                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "CSinewSystem",
+            ]),
         .target(name: "SinewFusion", dependencies: ["SinewCore"]),
         // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
         // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
@@ -54,7 +56,7 @@ let package = Package(
         .target(
             name: "SinewRuntime",
             dependencies: [
-                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "CRealtime",
+                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "CRealtime",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -85,12 +87,17 @@ let package = Package(
         .testTarget(name: "SinewDriversTests", dependencies: ["SinewDrivers"]),
         .testTarget(
             name: "SinewSimTests",
-            dependencies: ["SinewSim", "SinewKinematics", "SinewBus", "SinewDrivers", "CAllocCounter"]),
+            dependencies: [
+                "SinewSim", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "CAllocCounter",
+            ]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "CAllocCounter"]),
         // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.
         .testTarget(
             name: "SinewLoopTests",
-            dependencies: ["SinewRuntime", "SinewSim", "SinewBus", "SinewDrivers", "SinewKinematics", "CAllocCounter"]),
+            dependencies: [
+                "SinewRuntime", "SinewSim", "SinewBus", "SinewDrivers", "SinewKinematics", "SinewFusion",
+                "CAllocCounter",
+            ]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

@@ -23,13 +23,16 @@ public struct JointStateFilter: Sendable {
 
         /// - Parameters:
         ///   - encoderCountsPerTurn: counts per revolution (4096 for Dynamixel X / Feetech STS).
-        ///   - jerkSpectralDensity: (rad/s³)²/Hz; the default suits arms that change acceleration by
-        ///     tens of rad/s² within ~0.1 s, sampled at 500 Hz. On the pick-and-place test trajectory,
-        ///     1e3…1e5 traded a velocity-RMS gain over finite differences of 7.4…3.6 against a lag of
-        ///     0.30…0.04 ticks; 5e3 gave 6.8 and 0.14 ticks.
+        ///   - jerkSpectralDensity: (rad/s³)²/Hz. A white-jerk Kalman filter is optimal when this matches
+        ///     the motion's own jerk: q ≈ E[(Δa)²]/Δt. The simulated SO-101 on its pick-and-place
+        ///     trajectory (servo position control behind the rigid-body physics) measures 0.8–1.2e3; the
+        ///     default sits a factor 2 above it, so sharper moves than that one still lose little to lag.
+        ///     There, read through the loop at 500 Hz, 1e3…1e5 traded a velocity-RMS gain over finite
+        ///     differences of 7.4…3.2 against a lag of 0.39…0.19 ticks; 2e3 gave 6.6 and 0.35 ticks (the
+        ///     earlier default 5e3, tuned on a synthetic trajectory, gave only 5.5–5.6 on the real physics).
         ///   - positionWrapsEveryTurn: true for single-turn absolute encoders.
         public init(
-            encoderCountsPerTurn: Int = 4096, jerkSpectralDensity: Double = 5.0e3,
+            encoderCountsPerTurn: Int = 4096, jerkSpectralDensity: Double = 2.0e3,
             positionWrapsEveryTurn: Bool = false
         ) {
             self.encoderCountsPerTurn = encoderCountsPerTurn

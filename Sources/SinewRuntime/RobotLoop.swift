@@ -138,6 +138,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// Joint torque currently on at the servos (the act stage switches it when the supervisor says so).
     let torqueOnAtServo: UnsafeMutableBufferPointer<Bool>
     public private(set) var lifecycle: Lifecycle<RobotLoop>!
+    /// The IMU robot.yaml declares, when it was given a transport (estimate stage; see ``IMUDriver``).
+    public let imu: IMUDriver?
 
     /// Lockstep simulation: the loop moves simulated time to each tick's start and its policy runs on
     /// simulated time, so a run can go as fast as the machine allows. Nil: wall-clock time.
@@ -182,12 +184,13 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     ///   - calibration: zero counts per joint, when the robot was calibrated; configure refuses a servo that
     ///     does not match its entry.
     ///   - calibrationSource: the calibration's file, named in errors.
+    ///   - imuTransport: where the IMU of robot.yaml's `imu:` section is read from (none: no IMU).
     public init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
         calibrationSource: String = "calibration", emergencyStop: EmergencyStopSources = EmergencyStopSources(),
         overrunBudget: Int = 10, simulationClock: (any SimulationClock)? = nil,
-        runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs
+        runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, imuTransport: (any ByteTransport)? = nil
     ) throws(RobotLoopError) {
         self.simulationClock = simulationClock
         self.runMarginNs = runMarginNs
@@ -195,6 +198,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         self.configuration = configuration
         self.calibration = calibration
         self.calibrationSource = calibrationSource
+        imu = try IMUDriver.make(for: configuration, transport: imuTransport)
         self.model = model
         workspace = KinematicsWorkspace(model: model)
         var urdf: [Int] = []
@@ -478,6 +482,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             }
         }
         try setTorque(on: true)
+        imu?.settle()
         startFromPresentPose()
         for bus in buses { bus.master.timing.marginNanoseconds = runMarginNs }
     }
@@ -659,6 +664,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     public func estimate(_ tick: inout TickInfo) {
+        imu?.poll()
         guard !boxLinks.isEmpty else { return }
         for i in 0..<model.dofCount { urdfPositions[i] = 0 }
         for j in 0..<configuration.joints.count { urdfPositions[urdfIndex[j]] = supervisor.measuredPositionRad[j] }

@@ -21,6 +21,9 @@ final class SimulatedRobot {
     var transports: [String: any ByteTransport] = [:]
     /// In lockstep mode, the simulated clock the loop drives.
     var clock: LockstepBusTransport?
+    /// The IMU robot.yaml declares on a link (`port: virtual`), and the pipe end the loop reads it from.
+    var imu: VirtualLinkIMU?
+    var imuTransport: (any ByteTransport)?
 
     /// - Parameter lockstep: run in simulated time (as fast as the loop goes) instead of serving the bus in
     ///   real time on its own thread.
@@ -75,6 +78,11 @@ final class SimulatedRobot {
             let robot = try RobotJointDynamics(
                 model: model, mappings: mappings, servoModels: servos, initialPositions: start)
             virtualBus.dynamics = robot
+            if let (linkIMU, loopEnd) = try makeVirtualLinkIMU(configuration: configuration, robot: robot) {
+                virtualBus.dynamics = linkIMU
+                imu = linkIMU
+                imuTransport = loopEnd
+            }
             for (i, state) in robot.servoShaftStates().enumerated() {
                 virtualBus.setJointState(
                     index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)

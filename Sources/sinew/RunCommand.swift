@@ -82,14 +82,17 @@ enum RobotSession {
 
         var simulated: SimulatedRobot?
         let transports: [String: any ByteTransport]
+        var imuTransport: (any ByteTransport)?
         switch backend {
         case .sim:
             let robot = try SimulatedRobot(
                 configuration: configuration, model: model, catalog: catalog, lockstep: fast)
             simulated = robot
             transports = robot.transports
+            imuTransport = robot.imuTransport
         case .pty, .serial:
             transports = try openTransports(configuration: configuration, backend: backend, port: port)
+            imuTransport = try openIMUTransport(configuration: configuration, backend: backend)
         }
         defer { simulated?.stop() }
 
@@ -98,7 +101,8 @@ enum RobotSession {
             configuration: configuration, model: model, catalog: catalog, transports: transports,
             calibration: calibration?.file, calibrationSource: calibration?.path ?? "calibration",
             simulationClock: simulated?.clock,
-            runMarginNs: fast ? RobotLoop.lockstepRunMarginNs : RobotLoop.defaultRunMarginNs)
+            runMarginNs: fast ? RobotLoop.lockstepRunMarginNs : RobotLoop.defaultRunMarginNs, imuTransport: imuTransport
+        )
         do {
             try loop.startEmergencyStopSources()
         } catch {
@@ -133,17 +137,25 @@ enum RobotSession {
         printError("real time: \(realtime)")
         let started = Date()
         var lastLine = 0
+        var imuComparison = IMUComparison()
         while scheduler.isRunning {
             Thread.sleep(forTimeInterval: 0.25)
+            if let imu = loop.imu,
+                let truth = simulated?.imu?.trueLinkOrientation(atSampleTimeS: imu.publishedSampleTimeS)
+            {
+                imuComparison.observe(estimate: imu.publishedLinkOrientation, truth: truth)
+            }
             guard statusLine else { continue }
             let elapsed = Date().timeIntervalSince(started)
             let ticks = scheduler.ticksCompleted
             let wake = loop.recentLateness.percentiles()
-            let line = String(
-                format: "\r%6.1f s  %7.1f Hz  wake p50 %5.1f p99 %6.1f µs  overruns %lld  tracking %6.2f mrad  "
-                    + "bus errors %d  %@", elapsed, Double(ticks) / max(elapsed, 1e-3), wake.p50Us, wake.p99Us,
-                scheduler.overrunsSoFarCount, 1000 * loop.trackingRMSRad, loop.busErrorCount,
-                "\(loop.observedState)".padding(toLength: 8, withPad: " ", startingAt: 0))
+            let line =
+                String(
+                    format: "\r%6.1f s  %7.1f Hz  wake p50 %5.1f p99 %6.1f µs  overruns %lld  tracking %6.2f mrad  "
+                        + "bus errors %d  %@", elapsed, Double(ticks) / max(elapsed, 1e-3), wake.p50Us, wake.p99Us,
+                    scheduler.overrunsSoFarCount, 1000 * loop.trackingRMSRad, loop.busErrorCount,
+                    "\(loop.observedState)".padding(toLength: 8, withPad: " ", startingAt: 0))
+                + (imuComparison.samples > 0 ? String(format: "  IMU tilt error %.1f°", imuComparison.lastDeg) : "")
             FileHandle.standardError.write(Data(line.utf8))
             lastLine = line.count
         }
@@ -189,6 +201,7 @@ enum RobotSession {
             ("compute_p99_us", .number(report.compute.p99Us)), ("real_time_factor", .number(realTimeFactor)),
             ("bus", busJSON), ("recording", recorded.map { .string($0.path) } ?? .null),
             ("calibration", calibration.map { .string($0.path) } ?? .null),
+            ("imu", imuComparison.samples > 0 ? imuComparison.json : .null),
         ])
         var summary = "\(configuration.name) (\(backend.rawValue)): \(report.ticks) ticks in "
         summary += String(
@@ -205,6 +218,9 @@ enum RobotSession {
                 report.elapsedSeconds, realTimeFactor)
         }
         if let recorded { summary += "  recording: \(recorded.summary)\n" }
+        if let imu = loop.imu, imuComparison.samples > 0 {
+            summary += imuComparison.summary(link: imu.linkName, samplesReceived: imu.samplesReceived) + "\n"
+        }
         summary += "  final state: \(finalState)"
         if events.isEmpty {
             summary += ", no safety events"

@@ -69,16 +69,33 @@ private struct Recording {
         }
         #expect(String(decoding: first, as: UTF8.self).hasPrefix("arm /dev/pts/"))
 
-        let pty = try runSinew([
-            "run", robot, "--backend", "pty", "--port", dir + "/arm", "--duration", "6", "--record", dir + "/pty.csv",
-            "--json",
-        ])
-        #expect(pty.status == 0, "\(pty.stderr)")
-        let sim = try runSinew(["run", robot, "--duration", "6", "--record", dir + "/sim.csv", "--json"])
-        #expect(sim.status == 0, "\(sim.stderr)")
-        let ptyJSON = try #require(jsonObject(pty.stdout))
-        let simJSON = try #require(jsonObject(sim.stdout))
-        #expect(ptyJSON["final_state"] as? String == "active" && simJSON["final_state"] as? String == "active")
+        // Both runs are real-time; on a machine busy with the other tests a run can miss its deadlines long
+        // enough for the supervisor to stop it (overruns, late replies). That is the machine, not the
+        // behaviour under test: such a pair of runs is repeated, up to three times.
+        var ptyJSON: [String: Any] = [:]
+        var simJSON: [String: Any] = [:]
+        for attempt in 1...3 {
+            let pty = try runSinew([
+                "run", robot, "--backend", "pty", "--port", dir + "/arm", "--duration", "6", "--record",
+                dir + "/pty.csv", "--json",
+            ])
+            #expect(pty.status == 0, "\(pty.stderr)")
+            let sim = try runSinew(["run", robot, "--duration", "6", "--record", dir + "/sim.csv", "--json"])
+            #expect(sim.status == 0, "\(sim.stderr)")
+            ptyJSON = try #require(jsonObject(pty.stdout))
+            simJSON = try #require(jsonObject(sim.stdout))
+            let bothActive = [ptyJSON, simJSON].allSatisfy { $0["final_state"] as? String == "active" }
+            if bothActive { break }
+            let causes = [ptyJSON, simJSON].flatMap {
+                ($0["safety_events"] as? [[String: Any]] ?? []).compactMap { $0["cause"] as? String }
+            }
+            let timingOnly = causes.allSatisfy { ["overrun", "busErrors", "staleCommand"].contains($0) }
+            #expect(timingOnly, "a run went safe for \(causes)")
+            if !timingOnly || attempt == 3 {
+                Issue.record("runs did not stay active: \(causes)")
+                return
+            }
+        }
         let ptyApproach = try #require(ptyJSON["approach_s"] as? Double)
         let simApproach = try #require(simJSON["approach_s"] as? Double)
 

@@ -55,4 +55,22 @@ final class CountingBody: ControlTickBody, @unchecked Sendable {
             "\(rig.loop.supervisor.events.events.map(rig.loop.supervisor.describe))")
         #expect(rig.loop.busErrorCount == 0)
     }
+
+    /// The same with the IMU robot.yaml declares: the estimate stage reads its MAVLink bytes off the pipe,
+    /// decodes them and runs the AHRS every tick, still without a heap allocation.
+    @Test func tenThousandTicksWithTheIMUWithoutAHeapAllocation() throws {
+        let rig = try SimulatedRig(wireTiming: false, runMarginNs: 200_000_000, withIMU: true)
+        try rig.loop.lifecycle.configure()
+        try rig.loop.lifecycle.activate()
+        let body = CountingBody(loop: rig.loop, countFrom: 200, countTo: 10_200)
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(rate: .asFastAsPossible, maxTicks: 20_000), body: body)
+        let report = try scheduler.run()
+        let imu = try #require(rig.loop.imu)
+        print("IMU in the allocation run: \(imu.samplesReceived) samples over \(report.ticks) ticks")
+        #expect(report.ticks >= 10_200)
+        #expect(imu.samplesReceived > 20, "the IMU was read (the run lasts well under a second)")
+        #expect(body.allocationsAtEnd - body.allocationsAtStart == 0, "allocations on the loop thread")
+        #expect(rig.loop.lifecycle.state == .active)
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import SinewBus
 import SinewDrivers
+import SinewFusion
 import SinewKinematics
 import SinewRuntime
 import SinewSim
@@ -17,13 +18,16 @@ final class SimulatedRig {
     let server: VirtualBusServer
     let robot: RobotJointDynamics
     let loop: RobotLoop
+    /// The virtual IMU on the link robot.yaml names, when asked for (`withIMU`).
+    let imu: VirtualLinkIMU?
 
     /// - Parameters:
     ///   - lockstep: the loop drives simulated time (no serving thread; the server exists but is not started).
     ///   - calibration: the loop's calibration (named "test-calibration.json" in errors).
     init(
         robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, lockstep: Bool = false,
-        runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, calibration: CalibrationFile? = nil
+        runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, calibration: CalibrationFile? = nil,
+        withIMU: Bool = false
     ) throws {
         let checked = try RobotConfiguration.loadChecked(
             contentsOf: "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml")
@@ -46,6 +50,19 @@ final class SimulatedRig {
         robot = try RobotJointDynamics(
             model: model, mappings: mappings, servoModels: servos, initialPositions: model.midRangePositions)
         bus.dynamics = robot
+        var imuTransport: (any ByteTransport)?
+        if withIMU, let declared = configuration.imu {
+            let (loopEnd, deviceEnd) = BytePipe.makePair()
+            let linkIMU = try VirtualLinkIMU(
+                robot: robot, linkName: declared.link, mountingXYZ: declared.mountingXYZ,
+                mountingRPY: declared.mountingRPY, sensor: .consumerMEMS(sampleRateHz: declared.rateHz, seed: 3),
+                transport: deviceEnd)
+            bus.dynamics = linkIMU
+            imu = linkIMU
+            imuTransport = loopEnd
+        } else {
+            imu = nil
+        }
         for (i, state) in robot.servoShaftStates().enumerated() {
             bus.setJointState(index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
         }
@@ -61,7 +78,8 @@ final class SimulatedRig {
             server = VirtualBusServer.serve(bus: bus, transport: device)
             loop = try RobotLoop(
                 configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host],
-                calibration: calibration, calibrationSource: "test-calibration.json", runMarginNs: runMarginNs)
+                calibration: calibration, calibrationSource: "test-calibration.json", runMarginNs: runMarginNs,
+                imuTransport: imuTransport)
         }
     }
 
