@@ -110,6 +110,26 @@ public struct RegisterSpec: Sendable, Hashable {
         }
     }
 
+    /// The decoded value of this register in `bytes` at `offset` (the register's first byte), in the
+    /// protocol's byte order. Allocation-free.
+    @inlinable
+    public func load(from bytes: UnsafeRawBufferPointer, at offset: Int, littleEndian: Bool) -> Int64 {
+        var raw: UInt32 = 0
+        for k in 0..<size {
+            raw |= UInt32(bytes[offset + k]) << UInt32(8 * (littleEndian ? k : size - 1 - k))
+        }
+        return decode(raw: raw)
+    }
+
+    /// Encodes `value` into `bytes` at `offset`, in the protocol's byte order. Allocation-free.
+    @inlinable
+    public func store(_ value: Int64, into bytes: UnsafeMutableRawBufferPointer, at offset: Int, littleEndian: Bool) {
+        let raw = encode(value)
+        for k in 0..<size {
+            bytes[offset + k] = UInt8(truncatingIfNeeded: raw >> UInt32(8 * (littleEndian ? k : size - 1 - k)))
+        }
+    }
+
     /// Whether a decoded value lies within ``minimum``…``maximum`` (true when no range is given).
     @inlinable
     public func accepts(_ value: Int64) -> Bool {
@@ -247,12 +267,10 @@ public struct ServoModel: Sendable {
     /// holds it, every other byte is zero.
     public func factoryImage() -> [UInt8] {
         var image = [UInt8](repeating: 0, count: controlTableSize)
-        for register in registers {
-            guard let value = register.defaultValue else { continue }
-            let raw = register.encode(value)
-            for byte in 0..<register.size {
-                let shift = wireProtocol.isLittleEndian ? byte * 8 : (register.size - 1 - byte) * 8
-                image[register.address + byte] = UInt8(truncatingIfNeeded: raw >> UInt32(shift))
+        image.withUnsafeMutableBytes { bytes in
+            for register in registers {
+                guard let value = register.defaultValue else { continue }
+                register.store(value, into: bytes, at: register.address, littleEndian: wireProtocol.isLittleEndian)
             }
         }
         return image

@@ -99,21 +99,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         @inline(__always) func value(_ spec: RegisterSpec, slot: Int) -> Int64 {
             let base = slot * readLength + spec.address - Int(readAddress)
             guard base >= 0, base + spec.size <= (slot + 1) * readLength else { return 0 }
-            var raw: UInt32 = 0
-            for k in 0..<spec.size {
-                let byte = UInt32(readBuffer[base + k])
-                raw |= littleEndian ? byte << UInt32(8 * k) : byte << UInt32(8 * (spec.size - 1 - k))
-            }
-            return spec.decode(raw: raw)
+            return spec.load(from: UnsafeRawBufferPointer(readBuffer), at: base, littleEndian: littleEndian)
         }
 
         @inline(__always) func putGoal(_ counts: Int64, slot: Int) {
-            let raw = goalSpec.encode(counts)
-            let size = goalSpec.size
-            for k in 0..<size {
-                let shift = littleEndian ? 8 * k : 8 * (size - 1 - k)
-                writeBuffer[slot * size + k] = UInt8(truncatingIfNeeded: raw >> UInt32(shift))
-            }
+            goalSpec.store(counts, into: writeBuffer, at: slot * goalSpec.size, littleEndian: littleEndian)
         }
     }
 
@@ -446,19 +436,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     {
         let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: spec.size, alignment: 8)
         defer { bytes.deallocate() }
-        let raw = spec.encode(value)
-        for k in 0..<spec.size {
-            let shift = bus.littleEndian ? 8 * k : 8 * (spec.size - 1 - k)
-            bytes[k] = UInt8(truncatingIfNeeded: raw >> UInt32(shift))
-        }
+        spec.store(value, into: bytes, at: 0, littleEndian: bus.littleEndian)
         try bus.master.write(id: id, address: UInt16(spec.address), data: UnsafeRawBufferPointer(bytes))
         try bus.master.read(id: id, address: UInt16(spec.address), into: bytes)
-        var readRaw: UInt32 = 0
-        for k in 0..<spec.size {
-            let byte = UInt32(bytes[k])
-            readRaw |= bus.littleEndian ? byte << UInt32(8 * k) : byte << UInt32(8 * (spec.size - 1 - k))
-        }
-        return spec.decode(raw: readRaw)
+        return spec.load(from: UnsafeRawBufferPointer(bytes), at: 0, littleEndian: bus.littleEndian)
     }
 
     public func onCleanup() throws(RobotLoopError) {}

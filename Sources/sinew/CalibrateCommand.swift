@@ -275,20 +275,16 @@ final class CalibrationServos {
                 "bus \"\(servo.joint.bus)\": servo \(servo.joint.servoID) (joint \"\(servo.joint.name)\"): "
                     + "reading \(name): \(error)")
         }
-        let littleEndian = servo.model.wireProtocol.isLittleEndian
-        var raw: UInt32 = 0
-        for k in 0..<spec.size {
-            raw |= UInt32(bytes[k]) << UInt32(8 * (littleEndian ? k : spec.size - 1 - k))
+        return bytes.withUnsafeBytes {
+            spec.load(from: $0, at: 0, littleEndian: servo.model.wireProtocol.isLittleEndian)
         }
-        return spec.decode(raw: raw)
     }
 
     private func write(_ servo: Servo, register name: String, value: Int64) throws {
         let spec = try spec(servo, name)
-        let raw = spec.encode(value)
-        let littleEndian = servo.model.wireProtocol.isLittleEndian
-        let bytes = (0..<spec.size).map { k in
-            UInt8(truncatingIfNeeded: raw >> UInt32(8 * (littleEndian ? k : spec.size - 1 - k)))
+        var bytes = [UInt8](repeating: 0, count: spec.size)
+        bytes.withUnsafeMutableBytes {
+            spec.store(value, into: $0, at: 0, littleEndian: servo.model.wireProtocol.isLittleEndian)
         }
         do {
             try bytes.withUnsafeBytes { data in
