@@ -47,7 +47,8 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
     /// orientation. Its inclination (roll/pitch: heading has no reference without a magnetometer) stays
     /// within 3° of the physics' truth at every tick, while the link itself tilts by tens of degrees.
     @Test func estimatedLinkOrientationTracksTheTruthOnTheTrajectory() throws {
-        let rig = try SimulatedRig(wireTiming: true, withIMU: true)
+        // Patient deadlines: on a machine busy with other tests a late reply must not end the run early.
+        let rig = try SimulatedRig(wireTiming: true, runMarginNs: 50_000_000, withIMU: true)
         let truthIMU = try #require(rig.imu)
         try rig.loop.lifecycle.configure()
         try rig.loop.lifecycle.activate()
@@ -73,7 +74,8 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
             }
         }
         let scheduler = Scheduler(
-            configuration: SchedulerConfiguration(rate: .fixed(hertz: 500), maxTicks: ticks), body: body)
+            configuration: SchedulerConfiguration(
+                rate: .fixed(hertz: 500), fifoPriority: loopTestPriority, maxTicks: ticks), body: body)
         let report = try scheduler.run()
         let rms = (errorsDeg.map { $0 * $0 }.reduce(0, +) / Double(max(errorsDeg.count, 1))).squareRoot()
         let maximum = errorsDeg.max() ?? .infinity
@@ -107,7 +109,7 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
     /// regression of measured minus true position on the true velocity checks the alignment (≈ 0), and
     /// the finite difference, which estimates the velocity half a tick back, checks the method (≈ 0.5).
     @Test func jointStateFilterBeatsFiniteDifferencesOnTheSimulatedArm() throws {
-        let rig = try SimulatedRig(wireTiming: true)
+        let rig = try SimulatedRig(wireTiming: true, runMarginNs: 50_000_000)
         let n = rig.loop.configuration.joints.count
         let urdf = rig.loop.configuration.joints.map { rig.model.jointIndex(named: $0.name)! }
         let history = PhysicsHistory(robot: rig.robot, joints: urdf)
@@ -135,7 +137,8 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
             }
         }
         let scheduler = Scheduler(
-            configuration: SchedulerConfiguration(rate: .fixed(hertz: 500), maxTicks: 5_200), body: body)
+            configuration: SchedulerConfiguration(
+                rate: .fixed(hertz: 500), fifoPriority: loopTestPriority, maxTicks: 5_200), body: body)
         _ = try scheduler.run()
         expectActiveOrTimingSafe(rig, activeTicks: tickTimeS.count, minimumActiveTicks: 2_500)
 
