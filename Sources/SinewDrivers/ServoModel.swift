@@ -36,6 +36,41 @@ public enum RegisterEncoding: Sendable, Hashable {
     case signMagnitude(signBit: Int)
 }
 
+extension RegisterEncoding {
+    /// The decoded value of the low `size` bytes of `raw`.
+    @inlinable
+    public func decode(raw: UInt32, size: Int) -> Int64 {
+        let bits = size * 8
+        let masked = bits >= 32 ? UInt64(raw) : UInt64(raw) & ((1 << UInt64(bits)) - 1)
+        switch self {
+        case .unsigned:
+            return Int64(masked)
+        case .twosComplement:
+            let signBit = UInt64(1) << UInt64(bits - 1)
+            return masked & signBit != 0 ? Int64(masked) - Int64(1 << UInt64(bits)) : Int64(masked)
+        case .signMagnitude(let signBit):
+            let sign = UInt64(1) << UInt64(signBit)
+            let magnitude = Int64(masked & (sign - 1))
+            return masked & sign != 0 ? -magnitude : magnitude
+        }
+    }
+
+    /// The raw bits of a decoded value in a `size`-byte field; magnitudes too large are clamped to it.
+    @inlinable
+    public func encode(_ value: Int64, size: Int) -> UInt32 {
+        let bits = size * 8
+        let mask: UInt64 = bits >= 32 ? 0xFFFF_FFFF : (1 << UInt64(bits)) - 1
+        switch self {
+        case .unsigned, .twosComplement:
+            return UInt32(truncatingIfNeeded: UInt64(bitPattern: value) & mask)
+        case .signMagnitude(let signBit):
+            let sign = UInt64(1) << UInt64(signBit)
+            let magnitude = min(value.magnitude, sign - 1)
+            return UInt32(truncatingIfNeeded: (value < 0 ? magnitude | sign : magnitude) & mask)
+        }
+    }
+}
+
 /// One entry of a servo's control table.
 public struct RegisterSpec: Sendable, Hashable {
     /// Name as the vendor writes it (e.g. "Goal Position"); lookups are by this name.
@@ -79,36 +114,11 @@ public struct RegisterSpec: Sendable, Hashable {
 
     /// The decoded value of raw register bits (the low `size` bytes of `raw`).
     @inlinable
-    public func decode(raw: UInt32) -> Int64 {
-        let bits = size * 8
-        let masked = bits >= 32 ? UInt64(raw) : UInt64(raw) & ((1 << UInt64(bits)) - 1)
-        switch encoding {
-        case .unsigned:
-            return Int64(masked)
-        case .twosComplement:
-            let signBit = UInt64(1) << UInt64(bits - 1)
-            return masked & signBit != 0 ? Int64(masked) - Int64(1 << UInt64(bits)) : Int64(masked)
-        case .signMagnitude(let signBit):
-            let sign = UInt64(1) << UInt64(signBit)
-            let magnitude = Int64(masked & (sign - 1))
-            return masked & sign != 0 ? -magnitude : magnitude
-        }
-    }
+    public func decode(raw: UInt32) -> Int64 { encoding.decode(raw: raw, size: size) }
 
     /// The raw register bits of a decoded value; magnitudes too large for the field are clamped to it.
     @inlinable
-    public func encode(_ value: Int64) -> UInt32 {
-        let bits = size * 8
-        let mask: UInt64 = bits >= 32 ? 0xFFFF_FFFF : (1 << UInt64(bits)) - 1
-        switch encoding {
-        case .unsigned, .twosComplement:
-            return UInt32(truncatingIfNeeded: UInt64(bitPattern: value) & mask)
-        case .signMagnitude(let signBit):
-            let sign = UInt64(1) << UInt64(signBit)
-            let magnitude = min(value.magnitude, sign - 1)
-            return UInt32(truncatingIfNeeded: (value < 0 ? magnitude | sign : magnitude) & mask)
-        }
-    }
+    public func encode(_ value: Int64) -> UInt32 { encoding.encode(value, size: size) }
 
     /// The decoded value of this register in `bytes` at `offset` (the register's first byte), in the
     /// protocol's byte order. Allocation-free.

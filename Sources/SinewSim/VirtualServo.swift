@@ -52,35 +52,10 @@ struct RegisterLayout {
     }
 
     @inline(__always)
-    func decode(raw: UInt32) -> Int64 {
-        let bits = size * 8
-        let masked = bits >= 32 ? UInt64(raw) : UInt64(raw) & ((1 << UInt64(bits)) - 1)
-        switch encoding {
-        case .unsigned:
-            return Int64(masked)
-        case .twosComplement:
-            let signBit = UInt64(1) << UInt64(bits - 1)
-            return masked & signBit != 0 ? Int64(masked) - Int64(1 << UInt64(bits)) : Int64(masked)
-        case .signMagnitude(let signBit):
-            let sign = UInt64(1) << UInt64(signBit)
-            let magnitude = Int64(masked & (sign - 1))
-            return masked & sign != 0 ? -magnitude : magnitude
-        }
-    }
+    func decode(raw: UInt32) -> Int64 { encoding.decode(raw: raw, size: size) }
 
     @inline(__always)
-    func encode(_ value: Int64) -> UInt32 {
-        let bits = size * 8
-        let mask: UInt64 = bits >= 32 ? 0xFFFF_FFFF : (1 << UInt64(bits)) - 1
-        switch encoding {
-        case .unsigned, .twosComplement:
-            return UInt32(truncatingIfNeeded: UInt64(bitPattern: value) & mask)
-        case .signMagnitude(let signBit):
-            let sign = UInt64(1) << UInt64(signBit)
-            let magnitude = min(value.magnitude, sign - 1)
-            return UInt32(truncatingIfNeeded: (value < 0 ? magnitude | sign : magnitude) & mask)
-        }
-    }
+    func encode(_ value: Int64) -> UInt32 { encoding.encode(value, size: size) }
 
     @inline(__always)
     func accepts(_ value: Int64) -> Bool {
