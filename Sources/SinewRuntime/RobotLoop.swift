@@ -118,6 +118,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     let urdfIndex: [Int]
     /// Link index of each workspace box's frame.
     let boxLinks: [Int]
+    /// The URDF's mimic joints, resolved once so the tick does not walk the model's joint descriptions.
+    let mimicJoints: [(joint: Int, master: Int, multiplier: Double, offset: Double)]
     let urdfPositions: UnsafeMutableBufferPointer<Double>
     /// The policy's target per configuration joint, and the pose the loop was activated from.
     public let targetPositionRad: UnsafeMutableBufferPointer<Double>
@@ -275,6 +277,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     maxM: (box.maxM.x, box.maxM.y, box.maxM.z)))
         }
         self.boxLinks = boxLinks
+        mimicJoints = model.joints.enumerated().compactMap { i, joint in
+            joint.mimic.map { (i, $0.master, $0.multiplier, $0.offset) }
+        }
         let limits = configuration.resolvedJointLimits(against: model)
         let safety = configuration.safety
         let jointLimits = configuration.joints.enumerated().map { i, joint in
@@ -445,15 +450,21 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     public func onCleanup() throws(RobotLoopError) {}
 
     public func onActivate() throws(RobotLoopError) {
+        try holdPresentPoseWithTorque()
+        imu?.settle()
+        startFromPresentPose()
+        for bus in buses { bus.master.timing.marginNanoseconds = runMarginNs }
+    }
+
+    /// Reads the present pose, sends it as every servo's goal, then switches torque on: goal first, so
+    /// nothing jumps (activation and recovery).
+    private func holdPresentPoseWithTorque() throws(RobotLoopError) {
         try readPresentPose()
         for bus in buses {
-            for (slot, id) in bus.ids.enumerated() {
+            for slot in 0..<bus.ids.count {
                 let j = bus.joints[slot]
-                let counts = mappings[j].counts(forJointPositionRad: supervisor.measuredPositionRad[j])
-                bus.putGoal(counts, slot: slot)
-                _ = id
+                bus.putGoal(mappings[j].counts(forJointPositionRad: supervisor.measuredPositionRad[j]), slot: slot)
             }
-            // Goal first (the present pose), then torque: no jump.
             do {
                 try bus.master.syncWrite(
                     ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.goalSpec.address), length: bus.goalSpec.size,
@@ -463,9 +474,6 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             }
         }
         try setTorque(on: true)
-        imu?.settle()
-        startFromPresentPose()
-        for bus in buses { bus.master.timing.marginNanoseconds = runMarginNs }
     }
 
     private func readPresentPose() throws(RobotLoopError) {
@@ -550,17 +558,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         Thread.sleep(forTimeInterval: 0.05)
         for j in 0..<configuration.joints.count { supervisor.hardwareErrorFlags[j] = 0 }
-        try readPresentPose()
-        for bus in buses {
-            for slot in 0..<bus.ids.count {
-                let j = bus.joints[slot]
-                bus.putGoal(mappings[j].counts(forJointPositionRad: supervisor.measuredPositionRad[j]), slot: slot)
-            }
-            _ = try? bus.master.syncWrite(
-                ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.goalSpec.address), length: bus.goalSpec.size,
-                data: UnsafeRawBufferPointer(bus.writeBuffer))
-        }
-        try setTorque(on: true)
+        try holdPresentPoseWithTorque()
         startFromPresentPose()
     }
 
@@ -649,9 +647,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         guard !boxLinks.isEmpty else { return }
         for i in 0..<model.dofCount { urdfPositions[i] = 0 }
         for j in 0..<configuration.joints.count { urdfPositions[urdfIndex[j]] = supervisor.measuredPositionRad[j] }
-        for (i, joint) in model.joints.enumerated() {
-            if let m = joint.mimic { urdfPositions[i] = m.multiplier * urdfPositions[m.master] + m.offset }
-        }
+        for m in mimicJoints { urdfPositions[m.joint] = m.multiplier * urdfPositions[m.master] + m.offset }
         workspace.forwardKinematics(UnsafeBufferPointer(urdfPositions))
         for (b, link) in boxLinks.enumerated() {
             let p = workspace.linkPose(link).translation
