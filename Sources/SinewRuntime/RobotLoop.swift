@@ -205,12 +205,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             }
             urdf.append(j)
             let zero = calibration?.entry(forJoint: joint.name).map { Double($0.zeroCounts) }
-            maps.append(
-                JointServoMapping(
-                    jointName: joint.name, servoID: UInt8(joint.servoID), servo: servo,
-                    reducerRatio: joint.reducer.ratio,
-                    reducerEfficiency: joint.reducer.efficiency, backlashRad: joint.reducer.backlashRad,
-                    direction: Double(joint.direction), offsetRad: joint.offsetRad, zeroCounts: zero))
+            maps.append(joint.servoMapping(servo: servo, zeroCounts: zero))
         }
         urdfIndex = urdf
         mappings = maps

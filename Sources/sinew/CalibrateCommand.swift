@@ -236,10 +236,7 @@ final class CalibrationServos {
                     "bus \"\(joint.bus)\": servo \(joint.servoID) (joint \"\(joint.name)\") is model number "
                         + "\(reply.modelNumber), but the configuration expects a \(model.name) (\(model.modelNumber))")
             }
-            let mapping = JointServoMapping(
-                jointName: joint.name, servoID: UInt8(joint.servoID), servo: model, reducerRatio: joint.reducer.ratio,
-                reducerEfficiency: joint.reducer.efficiency, backlashRad: joint.reducer.backlashRad,
-                direction: Double(joint.direction), offsetRad: joint.offsetRad)
+            let mapping = joint.servoMapping(servo: model)
             servos.append(
                 Servo(
                     joint: joint, model: model, mapping: mapping, master: master, reportedModelNumber: reply.modelNumber

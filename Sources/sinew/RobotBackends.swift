@@ -63,13 +63,7 @@ final class SimulatedRobot {
             options.faults = faults
             let virtualBus = try VirtualBus(
                 servos: zip(servos, joints).map { ($0, UInt8($1.servoID)) }, options: options)
-            let mappings = zip(joints, servos).map { joint, servo in
-                JointServoMapping(
-                    jointName: joint.name, servoID: UInt8(joint.servoID), servo: servo,
-                    reducerRatio: joint.reducer.ratio, reducerEfficiency: joint.reducer.efficiency,
-                    backlashRad: joint.reducer.backlashRad, direction: Double(joint.direction),
-                    offsetRad: joint.offsetRad)
-            }
+            let mappings = zip(joints, servos).map { joint, servo in joint.servoMapping(servo: servo) }
             for joint in joints {
                 if let j = model.jointIndex(named: joint.name), let p = joint.limits.positionRad {
                     start[j] = min(max(start[j], p.lower), p.upper)

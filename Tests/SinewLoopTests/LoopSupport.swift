@@ -42,11 +42,7 @@ final class SimulatedRig {
         options.wireTiming = wireTiming
         options.faults = faults
         bus = try VirtualBus(servos: zip(servos, joints).map { ($0, UInt8($1.servoID)) }, options: options)
-        let mappings = zip(joints, servos).map { joint, servo in
-            JointServoMapping(
-                jointName: joint.name, servoID: UInt8(joint.servoID), servo: servo, reducerRatio: joint.reducer.ratio,
-                direction: Double(joint.direction), offsetRad: joint.offsetRad)
-        }
+        let mappings = zip(joints, servos).map { joint, servo in joint.servoMapping(servo: servo) }
         robot = try RobotJointDynamics(
             model: model, mappings: mappings, servoModels: servos, initialPositions: model.midRangePositions)
         bus.dynamics = robot
