@@ -27,10 +27,24 @@ final class ObservingBody: ControlTickBody, @unchecked Sendable {
     func record(_ tick: inout TickInfo) { loop.record(&tick) }
 }
 
-/// Checks that the loop stayed active, or went safe only for a timing cause that a loaded test machine
-/// can trigger (overruns, late replies, a stale command) after at least `minimumActiveTicks`; these tests
-/// score estimation, and they score it over the active part of the run.
-func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActiveTicks: Int) {
+/// Why a run says more about the test machine than about the code, or nil when it does not: the loop went
+/// safe only for causes a loaded machine triggers (overruns, late replies, a stale command, or a
+/// trajectory step after the loop stalled for tens of milliseconds), or a stall that long happened at all.
+/// These tests score estimation over the active part of an undisturbed run.
+func machineDisturbance(_ rig: SimulatedRig, longestTickIntervalS: Double) -> String? {
+    let events = rig.loop.supervisor.events.events
+    let description = events.map(rig.loop.supervisor.describe).joined(separator: "; ")
+    let stalled = longestTickIntervalS > 0.02
+    var timing: Set<SafetyCause> = [.overrun, .busErrors, .staleCommand]
+    if stalled { timing.insert(.stepLimit) }
+    if rig.loop.lifecycle.state != .active && events.allSatisfy({ timing.contains($0.cause) }) {
+        return "safe after a longest tick interval of \(Int(1000 * longestTickIntervalS)) ms: \(description)"
+    }
+    return stalled ? "the loop stalled for \(Int(1000 * longestTickIntervalS)) ms" : nil
+}
+
+/// Checks that the loop stayed active for at least `minimumActiveTicks`, and names what ended it if not.
+func expectActiveLongEnough(_ rig: SimulatedRig, activeTicks: Int, minimumActiveTicks: Int) {
     let events = rig.loop.supervisor.events.events
     let description = events.map(rig.loop.supervisor.describe).joined(separator: "; ")
     if rig.loop.lifecycle.state != .active {
@@ -41,12 +55,23 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
     #expect(activeTicks >= minimumActiveTicks, "active for \(activeTicks) ticks: \(description)")
 }
 
+/// Runs `attempt` up to three times while the machine spoiled the run (it returns false after printing
+/// why); the last attempt is scored whatever happened. A busy shared machine can stall a SCHED_FIFO
+/// thread for tens of milliseconds; a test of estimation must not fail for that.
+func retryingDisturbedRuns(_ attempt: (_ isLastAttempt: Bool) throws -> Bool) rethrows {
+    for index in 1...3 where try attempt(index == 3) { return }
+}
+
 @Suite(.serialized) struct EstimationInTheLoopTests {
     /// The simulated SO-101 follows its pick-and-place trajectory with the virtual MAVLink IMU on
     /// gripper_link (robot.yaml); the loop's estimate stage reads it and the 6-D AHRS estimates the link's
     /// orientation. Its inclination (roll/pitch: heading has no reference without a magnetometer) stays
     /// within 3° of the physics' truth at every tick, while the link itself tilts by tens of degrees.
     @Test func estimatedLinkOrientationTracksTheTruthOnTheTrajectory() throws {
+        try retryingDisturbedRuns { isLastAttempt in try estimatedLinkOrientationRun(isLastAttempt: isLastAttempt) }
+    }
+
+    func estimatedLinkOrientationRun(isLastAttempt: Bool) throws -> Bool {
         // Patient deadlines: on a machine busy with other tests a late reply must not end the run early.
         let rig = try SimulatedRig(wireTiming: true, runMarginNs: 50_000_000, withIMU: true)
         let truthIMU = try #require(rig.imu)
@@ -59,7 +84,13 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
         // Ticks of the trajectory (10.4 s at 500 Hz); the first 0.2 s let the AHRS take its first samples.
         let ticks: Int64 = 5_200
         var activeTicks = 0
+        var previousWakeNs: Int64?
+        var longestTickIntervalS = 0.0
         let body = ObservingBody(loop: rig.loop) { tick in
+            if let previous = previousWakeNs {
+                longestTickIntervalS = max(longestTickIntervalS, Double(tick.wakeNs - previous) * 1e-9)
+            }
+            previousWakeNs = tick.wakeNs
             guard rig.loop.lifecycle.state == .active else { return }
             activeTicks += 1
             // Compared with the truth at the instant of the last sample the AHRS took.
@@ -77,6 +108,10 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
             configuration: SchedulerConfiguration(
                 rate: .fixed(hertz: 500), fifoPriority: loopTestPriority, maxTicks: ticks), body: body)
         let report = try scheduler.run()
+        if !isLastAttempt, let reason = machineDisturbance(rig, longestTickIntervalS: longestTickIntervalS) {
+            print("IMU in the loop: run again, \(reason)")
+            return false
+        }
         let rms = (errorsDeg.map { $0 * $0 }.reduce(0, +) / Double(max(errorsDeg.count, 1))).squareRoot()
         let maximum = errorsDeg.max() ?? .infinity
         print(
@@ -85,13 +120,14 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
                     "IMU on gripper_link over %lld ticks: %d samples, link tilted up to %.1f°; inclination error "
                     + "RMS %.2f°, max %.2f°, final %.2f°",
                 report.ticks, imu.samplesReceived, tiltRangeDeg, rms, maximum, errorsDeg.last ?? .nan))
-        expectActiveOrTimingSafe(rig, activeTicks: activeTicks, minimumActiveTicks: 2_500)
+        expectActiveLongEnough(rig, activeTicks: activeTicks, minimumActiveTicks: 2_500)
         #expect(Double(imu.samplesReceived) > 0.9 * 200 * Double(ticks) / 500, "about 200 samples per second")
         #expect(imu.decoder.checksumErrors == 0)
         #expect(tiltRangeDeg > 20, "the trajectory tilts the link")
         #expect(errorsDeg.count > 2_000)
         #expect(maximum < 3, "inclination error bounded at every tick")
         #expect(rms < 1)
+        return true
     }
 
     /// Joint velocity from the encoder positions the loop reads (4096 counts per turn, through the joint
@@ -109,6 +145,10 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
     /// regression of measured minus true position on the true velocity checks the alignment (≈ 0), and
     /// the finite difference, which estimates the velocity half a tick back, checks the method (≈ 0.5).
     @Test func jointStateFilterBeatsFiniteDifferencesOnTheSimulatedArm() throws {
+        try retryingDisturbedRuns { isLastAttempt in try jointStateFilterRun(isLastAttempt: isLastAttempt) }
+    }
+
+    func jointStateFilterRun(isLastAttempt: Bool) throws -> Bool {
         let rig = try SimulatedRig(wireTiming: true, runMarginNs: 50_000_000)
         let n = rig.loop.configuration.joints.count
         let urdf = rig.loop.configuration.joints.map { rig.model.jointIndex(named: $0.name)! }
@@ -140,7 +180,12 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
             configuration: SchedulerConfiguration(
                 rate: .fixed(hertz: 500), fifoPriority: loopTestPriority, maxTicks: 5_200), body: body)
         _ = try scheduler.run()
-        expectActiveOrTimingSafe(rig, activeTicks: tickTimeS.count, minimumActiveTicks: 2_500)
+        let intervals = zip(tickTimeS.dropFirst(), tickTimeS).map { $0 - $1 }
+        if !isLastAttempt, let reason = machineDisturbance(rig, longestTickIntervalS: intervals.max() ?? 0) {
+            print("Joint velocity filter: run again, \(reason)")
+            return false
+        }
+        expectActiveLongEnough(rig, activeTicks: tickTimeS.count, minimumActiveTicks: 2_500)
 
         // Scored after 0.2 s of settling. A read that fails on a loaded machine (a timeout) leaves the last
         // value for one tick, which both estimators see alike; a handful at most.
@@ -245,7 +290,6 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
                     rms(filtered), ratio, lagTicks, lagErrorTicks))
             if q == JointStateFilter.Parameters().jerkSpectralDensity { shipped = (ratio, lagTicks, lagErrorTicks) }
         }
-        let intervals = zip(tickTimeS.dropFirst(), tickTimeS).map { $0 - $1 }
         lines.append(
             String(
                 format: "  tick interval max %.2f ms; %d of %d intervals over 3 ms", 1000 * (intervals.max() ?? 0),
@@ -256,6 +300,7 @@ func expectActiveOrTimingSafe(_ rig: SimulatedRig, activeTicks: Int, minimumActi
         #expect(abs(differenceLagTicks - 0.5) < 3 * differenceLagErrorTicks + 0.05, "the method sees the half tick")
         #expect(shipped.ratio >= 5, "velocity RMS error vs finite differences")
         #expect(abs(shipped.lag) + 3 * shipped.error < 1, "lag in ticks, with its uncertainty")
+        return true
     }
 }
 
