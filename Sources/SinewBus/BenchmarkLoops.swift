@@ -11,10 +11,15 @@ private final class FloorResponder: @unchecked Sendable {
     let readRequestBytes: Int
     let writeRequestBytes: Int
     let reply: [UInt8]
+    let busyPoll: Bool
     let stop = Atomic<Bool>(false)
     let finished = Atomic<Bool>(false)
 
-    init(transport: PseudoTerminalTransport, readRequestBytes: Int, writeRequestBytes: Int, reply: [UInt8]) {
+    init(
+        transport: PseudoTerminalTransport, readRequestBytes: Int, writeRequestBytes: Int, reply: [UInt8],
+        busyPoll: Bool
+    ) {
+        self.busyPoll = busyPoll
         self.transport = transport
         self.readRequestBytes = readRequestBytes
         self.writeRequestBytes = writeRequestBytes
@@ -29,7 +34,10 @@ private final class FloorResponder: @unchecked Sendable {
             reply.withUnsafeBytes { answer in
                 while !stop.load(ordering: .relaxed) {
                     let deadline = MonotonicInstant.now().advanced(byNanoseconds: 20_000_000)
-                    guard let n = try? transport.read(into: buf, deadline: deadline) else { break }
+                    let spinUntil = busyPoll ? deadline : MonotonicInstant(nanoseconds: 0)
+                    guard let n = try? transport.read(into: buf, spinUntil: spinUntil, deadline: deadline) else {
+                        break
+                    }
                     var left = n
                     while left > 0 {
                         let take = Swift.min(left, cycle - received)
@@ -94,9 +102,11 @@ extension BusBenchmark {
     /// real length, waits for the replies' total length in bytes, writes a sync-write request; a minimal
     /// responder on the pty's other side answers each read request with precomputed bytes. No decoding,
     /// no checks: what the pty and two threads cost. Returns cycles per second over about `seconds`.
+    /// With `busyPoll` both sides poll without sleeping (as Sinew's bus master and virtual bus do with
+    /// busy polling on): the pty's own cost without the threads' wake-ups.
     public static func floorCyclesPerSecond(
         protocol busProtocol: BusProtocol, servos: Int = 6, readLength: Int = 10, writeLength: Int = 4,
-        seconds: Double = 2
+        seconds: Double = 2, busyPoll: Bool = false
     ) throws(TransportError) -> Double {
         let n = Swift.max(1, Swift.min(servos, 253))
         let dynamixel = busProtocol == .dynamixel
@@ -109,8 +119,8 @@ extension BusBenchmark {
         let primary = try PseudoTerminalTransport.createPair()
         let client = try PseudoTerminalTransport(path: primary.path)
         let responder = FloorResponder(
-            transport: primary, readRequestBytes: readRequest.count, writeRequestBytes: writeRequest.count, reply: reply
-        )
+            transport: primary, readRequestBytes: readRequest.count, writeRequestBytes: writeRequest.count, reply: reply,
+            busyPoll: busyPoll)
         let context = Unmanaged.passRetained(responder).toOpaque()
         var thread = pthread_t()
         let created = pthread_create(
@@ -146,7 +156,8 @@ extension BusBenchmark {
             try client.write(UnsafeRawBufferPointer(readBytes), deadline: deadline)
             var got = 0
             while got < reply.count {
-                let k = try client.read(into: buf, deadline: deadline)
+                let k = try client.read(
+                    into: buf, spinUntil: busyPoll ? deadline : MonotonicInstant(nanoseconds: 0), deadline: deadline)
                 if k == 0 { throw .system(call: "read", errno: ETIMEDOUT) }
                 got += k
             }

@@ -133,6 +133,15 @@ public final class BytePipeEnd: ByteTransport, @unchecked Sendable {
         }
     }
 
+    public func readAvailable(into buffer: UnsafeMutableRawBufferPointer) throws(TransportError) -> Int {
+        let n = incoming.pop(into: buffer)
+        if n == 0 && (peerClosed.load(ordering: .acquiring) || closedFlag.load(ordering: .acquiring)) {
+            if incoming.isEmpty { throw .closed }
+            return incoming.pop(into: buffer)
+        }
+        return n
+    }
+
     public func flushInput() throws(TransportError) { incoming.discardAll() }
 
     public func setBaudRate(_ bitsPerSecond: Int) throws(TransportError) {

@@ -170,6 +170,10 @@ public final class SerialPortTransport: ByteTransport, @unchecked Sendable {
         try DescriptorIO.read(fd: fileDescriptor, into: buffer, deadline: deadline)
     }
 
+    public func readAvailable(into buffer: UnsafeMutableRawBufferPointer) throws(TransportError) -> Int {
+        try DescriptorIO.readAvailable(fd: fileDescriptor, into: buffer)
+    }
+
     public func flushInput() throws(TransportError) {
         try check(sp_flush(port, SP_BUF_INPUT), "sp_flush")
     }

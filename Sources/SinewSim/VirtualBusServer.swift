@@ -34,6 +34,13 @@ public final class VirtualBusServer: @unchecked Sendable {
     let transport: any ByteTransport
     let terminal: PseudoTerminalTransport?
     let followTerminalBaudRate: Bool
+    /// After traffic (bytes received or a reply written), the serving loop polls without sleeping for
+    /// this long, and it waits for a reply falling due within it the same way: a real servo answers
+    /// without an operating system's wake-up, and a client measuring its own speed should not be paying
+    /// for the simulator's. 0 (the default): it sleeps in the kernel between packets.
+    public let busyPollNanoseconds: UInt64
+    /// When traffic last passed, ns (CLOCK_MONOTONIC); only the serving loop touches it.
+    private var lastTrafficNs: UInt64 = 0
     let lock = NSLock()
     let stopRequested = Atomic<Bool>(false)
     let finished = DispatchSemaphore(value: 0)
@@ -47,8 +54,9 @@ public final class VirtualBusServer: @unchecked Sendable {
 
     init(
         bus: VirtualBus, transport: any ByteTransport, terminal: PseudoTerminalTransport?, linkPath: String?,
-        followTerminalBaudRate: Bool
+        followTerminalBaudRate: Bool, busyPollNanoseconds: UInt64
     ) {
+        self.busyPollNanoseconds = busyPollNanoseconds
         self.bus = bus
         self.transport = transport
         self.terminal = terminal
@@ -69,8 +77,9 @@ public final class VirtualBusServer: @unchecked Sendable {
     /// and starts serving. Clients open ``path`` (or the link) at the bus's baud rate.
     /// - Parameter followTerminalBaudRate: when true, the rate a client sets on the terminal is the host's
     ///   rate: servos configured for another rate do not hear it, as on a real bus.
+    /// - Parameter busyPollNanoseconds: see ``busyPollNanoseconds``.
     public static func servePseudoTerminal(
-        bus: VirtualBus, linkPath: String? = nil, followTerminalBaudRate: Bool = true
+        bus: VirtualBus, linkPath: String? = nil, followTerminalBaudRate: Bool = true, busyPollNanoseconds: UInt64 = 0
     ) throws(VirtualBusServerError) -> VirtualBusServer {
         let terminal: PseudoTerminalTransport
         do {
@@ -89,22 +98,26 @@ public final class VirtualBusServer: @unchecked Sendable {
         }
         let server = VirtualBusServer(
             bus: bus, transport: terminal, terminal: terminal, linkPath: linkPath,
-            followTerminalBaudRate: followTerminalBaudRate)
+            followTerminalBaudRate: followTerminalBaudRate, busyPollNanoseconds: busyPollNanoseconds)
         server.start()
         return server
     }
 
     /// Starts serving over any transport, e.g. one end of `BytePipe.makePair()`.
-    public static func serve(bus: VirtualBus, transport: any ByteTransport) -> VirtualBusServer {
-        let server = VirtualBusServer(bus: bus, transport: transport)
+    public static func serve(
+        bus: VirtualBus, transport: any ByteTransport, busyPollNanoseconds: UInt64 = 0
+    ) -> VirtualBusServer {
+        let server = VirtualBusServer(bus: bus, transport: transport, busyPollNanoseconds: busyPollNanoseconds)
         server.start()
         return server
     }
 
     /// A server over `transport` that is not running yet: call ``start()``, or drive it yourself with
     /// ``serviceOnce(maximumWaitNs:)``.
-    public convenience init(bus: VirtualBus, transport: any ByteTransport) {
-        self.init(bus: bus, transport: transport, terminal: nil, linkPath: nil, followTerminalBaudRate: false)
+    public convenience init(bus: VirtualBus, transport: any ByteTransport, busyPollNanoseconds: UInt64 = 0) {
+        self.init(
+            bus: bus, transport: transport, terminal: nil, linkPath: nil, followTerminalBaudRate: false,
+            busyPollNanoseconds: busyPollNanoseconds)
         lock.lock()
         bus.rebaseClock(toNs: MonotonicInstant.now().nanoseconds)
         lock.unlock()
@@ -179,17 +192,26 @@ public final class VirtualBusServer: @unchecked Sendable {
             } catch {
                 if error == .closed && terminal == nil { return false }
             }
+            lastTrafficNs = now
         }
         var deadline = now + maximumWaitNs
         if let next, next < deadline { deadline = max(next, now) }
+        var spinUntil = now
+        if busyPollNanoseconds > 0 {
+            spinUntil = max(now, lastTrafficNs &+ busyPollNanoseconds)
+            if let next, next <= now + busyPollNanoseconds { spinUntil = max(spinUntil, next) }
+        }
         let count: Int
         do {
-            count = try transport.read(into: input, deadline: MonotonicInstant(nanoseconds: deadline))
+            count = try transport.read(
+                into: input, spinUntil: MonotonicInstant(nanoseconds: spinUntil),
+                deadline: MonotonicInstant(nanoseconds: deadline))
         } catch {
             return !(error == .closed && terminal == nil)
         }
         if count > 0 {
             now = MonotonicInstant.now().nanoseconds
+            lastTrafficNs = now
             lock.lock()
             if followTerminalBaudRate, let rate = terminal?.terminalBaudRate { bus.hostBaudRate = rate }
             bus.receive(UnsafeRawBufferPointer(rebasing: input[0..<count]), atNs: now)

@@ -74,10 +74,21 @@ struct BusBench: ParsableCommand {
             valueName: "on|off"))
     var realTime = OnOff.on
 
+    @Option(
+        help: ArgumentHelp(
+            "Busy polling (on|off): Sinew's bus master, the virtual bus and the floor's two ends poll without "
+                + "sleeping while a reply is due, saving a thread wake-up per packet at the price of busy cores.",
+            valueName: "on|off"))
+    var busyPoll = OnOff.on
+
     @Flag(help: "Print one JSON object (keys in --help); null for a figure that could not be measured.")
     var json = false
 
     static let rounds = 5
+    /// With --busy-poll on: the virtual bus polls this long after traffic (longer than a cycle's gap), and
+    /// the bus master this long past a reply's expected arrival.
+    static let serverBusyPollNs: UInt64 = 2_000_000
+    static let masterBusyPollNs: UInt64 = 200_000
     /// The serving thread's priority in SinewSim's VirtualBusServer.
     static let realTimePriority: Int32 = 10
 
@@ -134,7 +145,7 @@ struct BusBench: ParsableCommand {
                 floorRuns.append(
                     try BusBenchmark.floorCyclesPerSecond(
                         protocol: p.busProtocol, servos: n, readLength: p.readLength, writeLength: p.writeLength,
-                        seconds: slice))
+                        seconds: slice, busyPoll: busyPoll == .on))
             } catch {
                 throw CommandFailure("the bare pty floor failed: \(error)")
             }
@@ -231,7 +242,8 @@ struct BusBench: ParsableCommand {
                 catalog: catalog, protocolName: busProtocol.rawValue, modelName: busProtocol.modelName,
                 ids: "1-\(servos)", baudRate: 1_000_000, wireTiming: wireTiming)
             for servo in bus.servos { servo.setRegisterValue(named: "Return Delay Time", 0) }
-            return try VirtualBusServer.servePseudoTerminal(bus: bus)
+            return try VirtualBusServer.servePseudoTerminal(
+                bus: bus, busyPollNanoseconds: busyPoll == .on ? Self.serverBusyPollNs : 0)
         } catch let error as VirtualBusServerError {
             throw CommandFailure(error.description)
         } catch {
@@ -335,7 +347,9 @@ final class SinewBusRig {
         // Return Delay Time 0 on the servos; a wide margin so that a loaded machine costs rate, not failures.
         bus = BusMaster(
             transport: transport, protocol: p.busProtocol,
-            timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 20_000_000, retries: 1))
+            timing: BusTiming(
+                returnDelayMicroseconds: 0, marginNanoseconds: 20_000_000, retries: 1,
+                busyPollNanoseconds: command.busyPoll == .on ? BusBench.masterBusyPollNs : 0))
         // Warm-up: first-touch page faults, the server's first replies.
         _ = measure(seconds: 0.05)
         failures = 0

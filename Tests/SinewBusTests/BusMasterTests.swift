@@ -172,6 +172,45 @@ private func expectError(
     #expect(bus.statistics(for: 5).statusErrors == 1)
 }
 
+/// Busy polling changes how the master waits, not what it sees or when it gives up.
+@Test func busyPollingReadsTheSameRepliesAndKeepsTheDeadline() throws {
+    var timing = testTiming
+    timing.busyPollNanoseconds = 200_000
+    let (bus, servos) = makeBus(timing: timing)
+    defer { servos.stop() }
+    let ids: [ServoID] = [1, 2, 3, 4, 5, 6]
+    let expected: [UInt8] = ids.flatMap { [$0, 0, 0, 0] }
+    #expect(try syncRead(bus, ids, address: 132, length: 4) == expected)
+    servos.inject(.silent, id: 3)
+    let budget = bus.budgetNanoseconds(requestBytes: 20, replyBytes: 6 * 15, replies: 6)
+    let e = expectError(bus, budget: budget) { () throws(BusError) in
+        _ = try syncRead(bus, ids, address: 132, length: 4)
+    }
+    #expect(e == BusError(servoID: 3, instruction: .syncRead, cause: .timeout))
+    servos.inject(.none, id: 0)
+    #expect(try syncRead(bus, ids, address: 132, length: 4) == expected)
+}
+
+/// After a clean exchange the master leaves the line alone (no flush, which costs system calls every
+/// cycle): noise that comes in after the replies is skipped by the next exchange's decoder, never taken
+/// for a reply, and counted.
+@Test func noiseAfterACleanExchangeIsSkippedByTheNext() throws {
+    for busProtocol in [BusProtocol.dynamixel, .feetechSTS] {
+        let (bus, servos) = makeBus(busProtocol, timing: relaxedTiming)
+        defer { servos.stop() }
+        let ids: [ServoID] = [1, 2, 3, 4, 5, 6]
+        let address: UInt16 = busProtocol == .dynamixel ? 132 : 56
+        let expected: [UInt8] = ids.flatMap { busProtocol == .dynamixel ? [$0, 0, 0, 0] : [$0, 0] }
+        let length = busProtocol == .dynamixel ? 4 : 2
+        servos.inject(.noiseAfter, id: 6, count: 3)
+        for _ in 0..<4 {
+            #expect(try syncRead(bus, ids, address: address, length: length) == expected)
+            usleep(3_000)  // the noise arrives 1 ms after the replies
+        }
+        #expect(bus.statistics(for: 1).discardedBytes > 0, "\(busProtocol)")
+    }
+}
+
 @Test func feetechFaultsToo() throws {
     let (bus, servos) = makeBus(.feetechSTS)
     defer { servos.stop() }

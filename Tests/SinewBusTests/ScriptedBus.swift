@@ -15,6 +15,8 @@ enum Fault: Equatable {
     case garbageBefore
     /// Sets this error byte in the reply.
     case errorByte(UInt8)
+    /// Sends the correct reply, then noise 1 ms later (after the master has its replies).
+    case noiseAfter
 }
 
 /// Servos behind the far end of a byte pipe, answering on their own thread from 256-byte register
@@ -30,6 +32,8 @@ final class ScriptedBus: @unchecked Sendable {
     private var running = true
     private var thread: Thread?
     private(set) var requestsSeen = 0
+    /// Noise to send after the current replies (``Fault/noiseAfter``).
+    private var lateNoise: [UInt8] = []
 
     init(end: any ByteTransport, protocol busProtocol: BusProtocol, ids: [ServoID]) {
         self.end = end
@@ -101,6 +105,16 @@ final class ScriptedBus: @unchecked Sendable {
                     try end.write($0, deadline: MonotonicInstant.now().advanced(byNanoseconds: 100_000_000))
                 }
             }
+            let noise: [UInt8] = lock.withLock {
+                defer { lateNoise = [] }
+                return lateNoise
+            }
+            if !noise.isEmpty {
+                usleep(1_000)
+                try? noise.withUnsafeBytes {
+                    try end.write($0, deadline: MonotonicInstant.now().advanced(byNanoseconds: 100_000_000))
+                }
+            }
         }
     }
 
@@ -123,6 +137,9 @@ final class ScriptedBus: @unchecked Sendable {
         case .garbageOnly: return [0x11, 0x22, 0x33, 0x44, 0x55]
         case .garbageBefore: return [0x00, 0xFF, 0x13, 0xFF, 0xFF, 0x42] + reply
         case .errorByte(let e): return rebuild(id, e)
+        case .noiseAfter:
+            lock.withLock { lateNoise += [0x00, 0x13, 0x42, 0x55, 0xAA] }
+            return reply
         }
     }
 

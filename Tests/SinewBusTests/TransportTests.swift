@@ -156,3 +156,46 @@ import Testing
     try "1\n".write(toFile: devices + "/latency_timer", atomically: true, encoding: .utf8)
     #expect(SerialPortTransport.ftdiLatencyWarning(path: link, sysfsRoot: root + "/sys") == nil)
 }
+
+/// The busy-polling read on a pty and on the in-process pipe: bytes written from
+/// another thread while it spins are returned; with nothing coming it spins, then sleeps, and returns 0
+/// at the deadline.
+@Test func busyPollingReadReturnsBytesAndHonoursTheDeadline() throws {
+    let primary = try PseudoTerminalTransport.createPair()
+    let client = try PseudoTerminalTransport(path: primary.path)
+    let (pipeA, pipeB) = BytePipe.makePair()
+    let pairs: [(any ByteTransport, any ByteTransport)] = [(primary, client), (pipeA, pipeB)]
+    for (writerEnd, readerEnd) in pairs {
+        // The writer thread owns this end until it is done (joined below through the reads).
+        nonisolated(unsafe) let writerEnd = writerEnd
+        let writer = Thread {
+            usleep(500)
+            let bytes: [UInt8] = [7, 8, 9]
+            try? bytes.withUnsafeBytes { try writerEnd.write($0, deadline: .now().advanced(byNanoseconds: 10_000_000)) }
+        }
+        writer.start()
+        var buffer = [UInt8](repeating: 0, count: 8)
+        var total = 0
+        let deadline = MonotonicInstant.now().advanced(byNanoseconds: 1_000_000_000)
+        while total < 3 {
+            let n = try buffer.withUnsafeMutableBytes {
+                try readerEnd.read(
+                    into: UnsafeMutableRawBufferPointer(rebasing: $0[total...]), spinUntil: deadline, deadline: deadline)
+            }
+            #expect(n > 0)
+            if n == 0 { break }
+            total += n
+        }
+        #expect(Array(buffer[0..<3]) == [7, 8, 9])
+        let start = MonotonicInstant.now()
+        let n = try buffer.withUnsafeMutableBytes {
+            try readerEnd.read(
+                into: $0, spinUntil: start.advanced(byNanoseconds: 2_000_000),
+                deadline: start.advanced(byNanoseconds: 5_000_000))
+        }
+        let waited = MonotonicInstant.now().nanoseconds(since: start)
+        #expect(n == 0)
+        #expect(waited >= 5_000_000 && waited < 100_000_000, "waited \(waited) ns")
+        #expect(try buffer.withUnsafeMutableBytes { try readerEnd.readAvailable(into: $0) } == 0)
+    }
+}
