@@ -27,11 +27,12 @@ public struct BusTiming: Sendable, Equatable {
     /// Response Status Level 1 — both the factory default).
     public var repliesToWrites: Bool
     /// Busy polling while replies are awaited: 0 (the default) sleeps in the kernel until bytes arrive;
-    /// otherwise the master polls without sleeping until this long after the replies are expected (wire
-    /// time of the bytes + return delays + per-reply time, counted from the request), then sleeps. It
-    /// saves a thread wake-up per arrival (tens of µs on a virtual machine, more than the wire time of a
-    /// short reply on a pty) at the price of a busy core while a transaction is in flight: for a loop on
-    /// an isolated core, or a benchmark.
+    /// otherwise the master sleeps until this long before the replies are due (wire time of the bytes +
+    /// return delays, from the request), polls without sleeping until this long after the per-reply
+    /// allowance on top, then sleeps again. It saves the thread wake-up on the last reply (tens of µs on
+    /// a virtual machine, more than the wire time of a short reply on a pty) at the price of a busy core
+    /// over that stretch: for a loop on an isolated core, or a benchmark. A value longer than the wire
+    /// time polls from the request on.
     public var busyPollNanoseconds: UInt64
 
     public init(
@@ -520,10 +521,16 @@ public final class BusMaster {
         let start = MonotonicInstant.now()
         let budget = budgetNanoseconds(requestBytes: requestBytes, replyBytes: replyBytes, replies: replies)
         let deadline = start.advanced(byNanoseconds: budget)
-        // Busy polling ends this long after the replies are expected (the budget without its margin).
-        let spinUntil =
-            timing.busyPollNanoseconds == 0
-            ? start : start.advanced(byNanoseconds: budget - timing.marginNanoseconds + timing.busyPollNanoseconds)
+        // Busy polling covers the stretch around the replies' arrival: from `busyPoll` before the wire
+        // and return delays would bring them to `busyPoll` after the firmware allowance too.
+        var spinFrom = start
+        var spinUntil = start
+        if timing.busyPollNanoseconds > 0 {
+            let perReply = UInt64(replies) * timing.perReplyNanoseconds
+            let due = budget - timing.marginNanoseconds - perReply
+            spinFrom = start.advanced(byNanoseconds: due > timing.busyPollNanoseconds ? due - timing.busyPollNanoseconds : 0)
+            spinUntil = start.advanced(byNanoseconds: due + perReply + timing.busyPollNanoseconds)
+        }
         attemptDeadline = deadline
         lastArrival = start
         do {
@@ -591,7 +598,7 @@ public final class BusMaster {
                 dynamixel ? dynamixelDecoder.writableBuffer(minimum: 64) : feetechDecoder.writableBuffer(minimum: 64)
             let n: Int
             do {
-                n = try transport.read(into: buffer, spinUntil: spinUntil, deadline: deadline)
+                n = try transport.read(into: buffer, spinFrom: spinFrom, spinUntil: spinUntil, deadline: deadline)
             } catch {
                 throw BusError(servoID: firstPending(), instruction: instruction, cause: .transport(error))
             }

@@ -77,17 +77,27 @@ extension ByteTransport {
         try read(into: buffer, deadline: MonotonicInstant(nanoseconds: 0))
     }
 
-    /// Busy-polling read: tries ``readAvailable(into:)`` without sleeping until `spinUntil` (at most
-    /// `deadline`), then sleeps in ``read(into:deadline:)`` until `deadline`. Spinning trades a CPU for
-    /// latency: a sleeping reader pays a wake-up (tens of µs on a virtual machine) per arrival, a spinning
-    /// one sees the bytes within a system call. Use it where a reply is due soon and the thread may burn
-    /// its core meanwhile (an isolated real-time core, a benchmark). Returns the count; 0 at the deadline.
+    /// Busy-polling read: sleeps in ``read(into:deadline:)`` until `spinFrom` (returning early with
+    /// bytes that come sooner), then tries ``readAvailable(into:)`` without sleeping until `spinUntil`,
+    /// then sleeps again until `deadline` (all capped at `deadline`). Spinning trades a CPU for latency:
+    /// a sleeping reader pays a wake-up (tens of µs on a virtual machine) per arrival, a spinning one sees
+    /// the bytes within a system call. Spin over the stretch when the bytes are due, on a thread that may
+    /// burn its core meanwhile (an isolated real-time core, a benchmark): two SCHED_FIFO threads spinning
+    /// without pause on a 2-core machine run into the kernel's real-time throttling (by default 50 ms of
+    /// every second). Returns the count; 0 at the deadline.
     @inlinable
     public func read(
-        into buffer: UnsafeMutableRawBufferPointer, spinUntil: MonotonicInstant, deadline: MonotonicInstant
+        into buffer: UnsafeMutableRawBufferPointer, spinFrom: MonotonicInstant = MonotonicInstant(nanoseconds: 0),
+        spinUntil: MonotonicInstant, deadline: MonotonicInstant
     ) throws(TransportError) -> Int {
         let spinEnd = spinUntil < deadline ? spinUntil : deadline
-        if MonotonicInstant.now() < spinEnd {
+        var now = MonotonicInstant.now()
+        if now < spinFrom && spinFrom < spinEnd {
+            let n = try read(into: buffer, deadline: spinFrom)
+            if n > 0 { return n }
+            now = MonotonicInstant.now()
+        }
+        if now < spinEnd {
             repeat {
                 let n = try readAvailable(into: buffer)
                 if n > 0 { return n }

@@ -214,16 +214,21 @@ extension RobotConfiguration {
         public let overrun: OverrunPolicy
         /// With `catchUp`: most ticks run late back to back (≥ 1); default 3.
         public let catchUpMax: Int
+        /// While the loop waits for servo replies it polls without sleeping until this many µs after they
+        /// are due (`BusTiming.busyPollNanoseconds`); 0 (the default) sleeps in the kernel. For a loop on an
+        /// isolated core: it saves a thread wake-up per bus transaction and burns that core meanwhile.
+        public let busyPollUs: Double
 
         public init(
             rateHz: Double = 500, priority: Int = 80, cpu: Int? = nil, overrun: OverrunPolicy = .skip,
-            catchUpMax: Int = 3
+            catchUpMax: Int = 3, busyPollUs: Double = 0
         ) {
             self.rateHz = rateHz
             self.priority = priority
             self.cpu = cpu
             self.overrun = overrun
             self.catchUpMax = catchUpMax
+            self.busyPollUs = busyPollUs
         }
     }
 

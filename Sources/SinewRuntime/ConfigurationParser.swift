@@ -15,7 +15,7 @@ extension RobotConfiguration {
         static let reducer = ["ratio", "backlash_rad", "efficiency"]
         static let limits = ["position_rad", "velocity_rad_s", "effort_nm"]
         static let coupled = ["id", "direction"]
-        static let loop = ["rate_hz", "priority", "cpu", "overrun", "catch_up_max"]
+        static let loop = ["rate_hz", "priority", "cpu", "overrun", "catch_up_max", "busy_poll_us"]
         static let holdPolicy = ["type"]
         static let trajectoryPolicy = ["type", "waypoints", "loop"]
         static let waypoint = ["positions_rad", "duration_s"]
@@ -313,7 +313,9 @@ private struct Parser {
                 "rate_hz", default: 500, unit: "Hz", where: { $0 > 0 && $0 <= 100_000 }, "in (0, 100000]"),
             priority: try fields.int("priority", default: 80, where: { (1...99).contains($0) }, "in 1–99 (SCHED_FIFO)"),
             cpu: cpu, overrun: try fields.word("overrun", default: .skip),
-            catchUpMax: try fields.int("catch_up_max", default: 3, where: { $0 >= 1 }, "≥ 1 (ticks)"))
+            catchUpMax: try fields.int("catch_up_max", default: 3, where: { $0 >= 1 }, "≥ 1 (ticks)"),
+            busyPollUs: try fields.double(
+                "busy_poll_us", default: 0, unit: "µs", where: { $0 >= 0 && $0 <= 1_000_000 }, "in [0, 1000000]"))
     }
 
     func policy(_ node: Node, joints: [RobotConfiguration.Joint]) throws(ConfigurationError)

@@ -249,7 +249,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             // Return Delay Time is set to 0 at configure; a small margin covers USB and scheduling.
             let timing = BusTiming(
                 returnDelayMicroseconds: 0, marginNanoseconds: runMarginNs, perReplyNanoseconds: 50_000,
-                retries: 1, repliesToWrites: true)
+                retries: 1, repliesToWrites: true,
+                busyPollNanoseconds: UInt64((configuration.loop.busyPollUs * 1000).rounded()))
             let master = BusMaster(transport: transport, protocol: wire, timing: timing)
             links.append(
                 try BusLink(

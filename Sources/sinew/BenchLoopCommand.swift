@@ -31,6 +31,11 @@ struct LoopBench: ParsableCommand {
             rate several times the wire limit shows the wire itself). --as-fast-as-possible runs the ticks back \
             to back. Above the wire limit the safety supervisor's overrun rule is off (every tick overruns on \
             purpose); every other rule stays on.
+            Busy polling (--busy-poll-us, default 50): the loop's bus master sleeps until 50 µs before a reply is \
+            due and polls from there, and the simulated servos poll over the last 200 µs (or the loop's figure, if \
+            longer) before a reply falls due and after each packet, instead of paying a thread wake-up each time. It is the robot.yaml \
+            setting loop.busy_poll_us, off in the shipped robots (it burns CPU while the bus is busy); \
+            --busy-poll-us 0 measures the sleeping loop.
             Goals on a 2-core machine: wake-up p99 ≤ 1.2 × the bare loop's; compute p99 ≤ 20 µs for 6 joints; \
             achieved ≥ 95% of the wire limit when the wire is the bottleneck.
             Example: sinew bench loop --rate 500 --duration 10
@@ -69,6 +74,19 @@ struct LoopBench: ParsableCommand {
     @Flag(help: "Run the ticks back to back without sleeping (no wake-up lateness and no bare loop then).")
     var asFastAsPossible = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Busy polling around each servo reply's due time, µs (loop.busy_poll_us; the benchmark's own default "
+                + "is \(Int(LoopBench.defaultBusyPollUs)), whatever the robot.yaml says; 0: sleep while waiting). "
+                + "> 0 also makes the simulated servos poll instead of sleeping.",
+            valueName: "us"))
+    var busyPollUs: Double = LoopBench.defaultBusyPollUs
+
+    /// The runtime at its fastest: the loop and the simulated servos poll over the last 50 µs before a
+    /// reply is due instead of paying a thread wake-up each (tens of µs on a virtual machine, several
+    /// percent of a 1.7 ms cycle).
+    static let defaultBusyPollUs = 50.0
+
     @Flag(help: "Virtual servos answer at once instead of when the wire would have delivered their replies.")
     var noWireTiming = false
 
@@ -96,6 +114,9 @@ struct LoopBench: ParsableCommand {
         if let baud, baud <= 0 { throw ValidationError("--baud must be a positive number of bit/s") }
         if !(duration > 0 && duration.isFinite) { throw ValidationError("--duration must be positive") }
         if let priority, !(1...99).contains(priority) { throw ValidationError("--priority must be between 1 and 99") }
+        if !(busyPollUs >= 0 && busyPollUs <= 1_000_000) {
+            throw ValidationError("--busy-poll-us must be in [0, 1000000]")
+        }
         if asFastAsPossible && rate != nil {
             throw ValidationError("--rate and --as-fast-as-possible exclude each other")
         }
@@ -148,7 +169,8 @@ struct LoopBench: ParsableCommand {
 
         let result = LoopBenchResult(
             robot: configuration.name, joints: configuration.joints.count, wire: wire, wireLimitHz: wireLimitHz,
-            targetHz: asFastAsPossible ? nil : hertz, wireTiming: !noWireTiming, report: run.report,
+            targetHz: asFastAsPossible ? nil : hertz, wireTiming: !noWireTiming, busyPollUs: busyPollUs,
+            report: run.report,
             realtime: run.realtime, bareRealtime: bareRealtime, bare: LatencySummary(samplesNs: bareSamples),
             bytesPerTick: run.bytesPerTick, finalState: run.finalState, safetyEvents: run.safetyEvents,
             firstSafetyEvent: run.firstSafetyEvent)
@@ -247,7 +269,7 @@ struct LoopBench: ParsableCommand {
         }
         let loop = RobotConfiguration.Loop(
             rateHz: rate ?? c.loop.rateHz, priority: priority ?? c.loop.priority, cpu: cpu ?? c.loop.cpu,
-            overrun: .skip, catchUpMax: c.loop.catchUpMax)
+            overrun: .skip, catchUpMax: c.loop.catchUpMax, busyPollUs: busyPollUs)
         let configuration = RobotConfiguration(
             name: c.name, file: c.file, modelPath: c.modelPath, buses: buses, joints: c.joints, loop: loop,
             policy: c.policy, safety: c.safety, recording: c.recording, imu: c.imu)
@@ -434,6 +456,7 @@ struct LoopBenchResult {
     /// nil when running as fast as possible.
     var targetHz: Double?
     var wireTiming: Bool
+    var busyPollUs: Double
     var report: LoopReport
     var realtime: RealtimeSetupReport
     var bareRealtime: RealtimeSetupReport?
@@ -463,6 +486,7 @@ struct LoopBenchResult {
         var members: [(String, JSONValue)] = [
             ("robot", .string(robot)), ("joints", .integer(joints)),
             ("target_hz", optional(targetHz)), ("wire_timing", .bool(wireTiming)),
+            ("busy_poll_us", .number(busyPollUs)),
             ("ticks", .integer(Int(report.ticks))), ("duration_s", .number(report.elapsedSeconds)),
             ("achieved_hz", .number(report.achievedHz)), ("overruns", .integer(Int(report.overruns))),
             ("skipped_deadlines", .integer(Int(report.skippedDeadlines))),
@@ -528,7 +552,11 @@ struct LoopBenchResult {
         lines.append(
             "\(robot): \(joints) joints, \(rateText), \(report.ticks) ticks in "
                 + String(format: "%.2f s", report.elapsedSeconds) + (wireTiming ? "" : " (no wire timing)"))
-        lines.append("real time: \(realtime)")
+        lines.append(
+            "real time: \(realtime)"
+                + (busyPollUs > 0
+                    ? String(format: " / busy polling %.0f µs around each reply (--busy-poll-us 0: sleep)", busyPollUs)
+                    : " / no busy polling"))
         lines.append("")
         lines.append("µs".padding(toLength: 22, withPad: " ", startingAt: 0) + "      p50      p99    p99.9      max")
         if report.wakeLateness.count > 0 { lines.append(row("wake-up lateness", report.wakeLateness)) }

@@ -85,10 +85,14 @@ struct BusBench: ParsableCommand {
     var json = false
 
     static let rounds = 5
-    /// With --busy-poll on: the virtual bus polls this long after traffic (longer than a cycle's gap), and
-    /// the bus master this long past a reply's expected arrival.
+    /// With --busy-poll on and wire timing off (replies at once, whatever the wire time says): the
+    /// virtual bus polls this long after traffic (longer than a cycle's gap), and the bus master from its
+    /// request on (longer than the wire time its arithmetic expects).
     static let serverBusyPollNs: UInt64 = 2_000_000
-    static let masterBusyPollNs: UInt64 = 200_000
+    static let masterBusyPollNs: UInt64 = 5_000_000
+    /// With wire timing on: both poll over this stretch around each reply's due time and sleep otherwise
+    /// (spinning through every transaction on both cores would run into real-time throttling).
+    static let wireTimedBusyPollNs: UInt64 = 100_000
     /// The serving thread's priority in SinewSim's VirtualBusServer.
     static let realTimePriority: Int32 = 10
 
@@ -243,7 +247,8 @@ struct BusBench: ParsableCommand {
                 ids: "1-\(servos)", baudRate: 1_000_000, wireTiming: wireTiming)
             for servo in bus.servos { servo.setRegisterValue(named: "Return Delay Time", 0) }
             return try VirtualBusServer.servePseudoTerminal(
-                bus: bus, busyPollNanoseconds: busyPoll == .on ? Self.serverBusyPollNs : 0)
+                bus: bus,
+                busyPollNanoseconds: busyPoll == .off ? 0 : wireTiming ? Self.wireTimedBusyPollNs : Self.serverBusyPollNs)
         } catch let error as VirtualBusServerError {
             throw CommandFailure(error.description)
         } catch {
@@ -349,7 +354,8 @@ final class SinewBusRig {
             transport: transport, protocol: p.busProtocol,
             timing: BusTiming(
                 returnDelayMicroseconds: 0, marginNanoseconds: 20_000_000, retries: 1,
-                busyPollNanoseconds: command.busyPoll == .on ? BusBench.masterBusyPollNs : 0))
+                busyPollNanoseconds: command.busyPoll == .off
+                    ? 0 : wireTiming ? BusBench.wireTimedBusyPollNs : BusBench.masterBusyPollNs))
         // Warm-up: first-touch page faults, the server's first replies.
         _ = measure(seconds: 0.05)
         failures = 0

@@ -32,11 +32,15 @@ final class SimulatedRobot {
 
     /// - Parameter terminals: serve every bus on its own pseudo-terminal (with a link DIR/<bus name> when a
     ///   directory is given) instead of an in-process pipe, for other processes to drive.
+    /// - Parameter busyPollNanoseconds: the virtual buses' busy polling (``VirtualBusServer``); by default
+    ///   on (at least 200 µs) when the robot's loop busy-polls (`loop.busy_poll_us`), off otherwise.
     init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog, wireTiming: Bool = true,
         faults: FaultInjection = .none, lockstep: Bool = false, terminals: Bool = false,
-        linkDirectory: String? = nil
+        linkDirectory: String? = nil, busyPollNanoseconds: UInt64? = nil
     ) throws {
+        let loopBusyPollNs = UInt64((configuration.loop.busyPollUs * 1000).rounded())
+        let serverBusyPollNs = busyPollNanoseconds ?? (loopBusyPollNs > 0 ? max(loopBusyPollNs, 200_000) : 0)
         var buses: [VirtualBus] = []
         var servers: [VirtualBusServer] = []
         var dynamics: [RobotJointDynamics] = []
@@ -86,7 +90,8 @@ final class SimulatedRobot {
                 // fresh servo's torque-off default would let the arm fall before anyone connects).
                 for servo in virtualBus.servos { servo.setRegisterValue(named: "Torque Enable", 1) }
                 let link = linkDirectory.map { ($0 as NSString).appendingPathComponent(bus.name) }
-                let server = try VirtualBusServer.servePseudoTerminal(bus: virtualBus, linkPath: link)
+                let server = try VirtualBusServer.servePseudoTerminal(
+                    bus: virtualBus, linkPath: link, busyPollNanoseconds: serverBusyPollNs)
                 servers.append(server)
                 terminalPaths.append((bus.name, server.path ?? "", link))
             } else if lockstep {
@@ -95,7 +100,8 @@ final class SimulatedRobot {
                 transports[bus.name] = transport
             } else {
                 let (host, device) = BytePipe.makePair(baudRate: bus.baudRate)
-                servers.append(VirtualBusServer.serve(bus: virtualBus, transport: device))
+                servers.append(
+                    VirtualBusServer.serve(bus: virtualBus, transport: device, busyPollNanoseconds: serverBusyPollNs))
                 transports[bus.name] = host
             }
             buses.append(virtualBus)

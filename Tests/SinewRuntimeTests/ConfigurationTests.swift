@@ -223,7 +223,9 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
     @Test func unknownKeyWithoutACloseMatchListsTheValidKeys() {
         let error = parseError(fullYAML(replacingLine: 33, with: "  frobnicate: 3"))
         #expect(error?.kind == .unknownKey && error?.suggestion == nil && error?.keyPath == "loop")
-        #expect(error?.description.contains("expected one of rate_hz, priority, cpu, overrun, catch_up_max") == true)
+        #expect(
+            error?.description.contains("expected one of rate_hz, priority, cpu, overrun, catch_up_max, busy_poll_us")
+                == true)
     }
 
     @Test func unknownJointInAWaypointMapSuggestsAJointName() {
@@ -373,6 +375,14 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         } catch {
             #expect(error.kind == .unreadableFile && error.found == "no such file")
         }
+    }
+
+    /// `loop.busy_poll_us` (line 35 holds `catch_up_max` in the full example): µs, ≥ 0, default 0.
+    @Test func busyPollingIsALoopSetting() throws {
+        #expect(try parse(fullYAML).loop.busyPollUs == 0)
+        #expect(try parse(fullYAML(replacingLine: 35, with: "  busy_poll_us: 40")).loop.busyPollUs == 40)
+        let negative = parseError(fullYAML(replacingLine: 35, with: "  busy_poll_us: -5"))
+        #expect(negative?.keyPath == "loop.busy_poll_us" || negative?.description.contains("busy_poll_us") == true)
     }
 
     @Test func suggestionDistance() {
