@@ -119,7 +119,8 @@ extension BusBenchmark {
         let primary = try PseudoTerminalTransport.createPair()
         let client = try PseudoTerminalTransport(path: primary.path)
         let responder = FloorResponder(
-            transport: primary, readRequestBytes: readRequest.count, writeRequestBytes: writeRequest.count, reply: reply,
+            transport: primary, readRequestBytes: readRequest.count, writeRequestBytes: writeRequest.count,
+            reply: reply,
             busyPoll: busyPoll)
         let context = Unmanaged.passRetained(responder).toOpaque()
         var thread = pthread_t()

@@ -528,7 +528,8 @@ public final class BusMaster {
         if timing.busyPollNanoseconds > 0 {
             let perReply = UInt64(replies) * timing.perReplyNanoseconds
             let due = budget - timing.marginNanoseconds - perReply
-            spinFrom = start.advanced(byNanoseconds: due > timing.busyPollNanoseconds ? due - timing.busyPollNanoseconds : 0)
+            spinFrom = start.advanced(
+                byNanoseconds: due > timing.busyPollNanoseconds ? due - timing.busyPollNanoseconds : 0)
             spinUntil = start.advanced(byNanoseconds: due + perReply + timing.busyPollNanoseconds)
         }
         attemptDeadline = deadline

@@ -248,7 +248,8 @@ struct BusBench: ParsableCommand {
             for servo in bus.servos { servo.setRegisterValue(named: "Return Delay Time", 0) }
             return try VirtualBusServer.servePseudoTerminal(
                 bus: bus,
-                busyPollNanoseconds: busyPoll == .off ? 0 : wireTiming ? Self.wireTimedBusyPollNs : Self.serverBusyPollNs)
+                busyPollNanoseconds: busyPoll == .off
+                    ? 0 : wireTiming ? Self.wireTimedBusyPollNs : Self.serverBusyPollNs)
         } catch let error as VirtualBusServerError {
             throw CommandFailure(error.description)
         } catch {

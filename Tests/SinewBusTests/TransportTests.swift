@@ -180,7 +180,8 @@ import Testing
         while total < 3 {
             let n = try buffer.withUnsafeMutableBytes {
                 try readerEnd.read(
-                    into: UnsafeMutableRawBufferPointer(rebasing: $0[total...]), spinUntil: deadline, deadline: deadline)
+                    into: UnsafeMutableRawBufferPointer(rebasing: $0[total...]), spinUntil: deadline, deadline: deadline
+                )
             }
             #expect(n > 0)
             if n == 0 { break }
