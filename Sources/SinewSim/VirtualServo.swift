@@ -398,11 +398,17 @@ public final class VirtualServo {
     }
 
     /// Applies an ID or baud-rate change after the reply to the write that made it has gone out.
+    /// Runs after every request: the table lookup only when the baud-rate register changed.
     func commitBusSettings() {
         busID = memory[map.id]
-        let index = Int(memory[map.baudRate])
-        if let rate = model.baudRates[index] { busBaudRate = rate }
+        let index = memory[map.baudRate]
+        if index == committedBaudIndex { return }
+        committedBaudIndex = index
+        if let rate = model.baudRates[Int(index)] { busBaudRate = rate }
     }
+
+    /// The Baud Rate register value ``busBaudRate`` was last taken from (nil: not yet).
+    private var committedBaudIndex: UInt8?
 
     /// Forces a fault (fault injection); it stays until REBOOT (Dynamixel) or a torque-enable write (Feetech).
     public func injectFault(_ fault: ServoFault) {
