@@ -43,9 +43,11 @@ struct BenchLoopCommandTests {
     /// Asked for far more than the wire allows, the loop overruns every tick and skips to the next deadline:
     /// the emulated wire, not the rate, bounds what it achieves.
     @Test func rateAboveTheWireLimitIsBoundByTheWire() throws {
-        let result = try runSinew(["bench", "loop", "--rate", "5000", "--duration", "0.5", "--json"])
+        let (result, parsed) = try runSinewStayingActive([
+            "bench", "loop", "--rate", "5000", "--duration", "0.5", "--json",
+        ])
         #expect(result.status == 0, "stderr: \(result.stderr)")
-        let object = try #require(jsonObject(result.stdout), "not one JSON object: \(result.stdout)")
+        let object = try #require(parsed, "not one JSON object: \(result.stdout)")
         #expect(object["wire_is_bottleneck"] as? Bool == true)
         let wireLimit = try #require(object["wire_limit_hz"] as? Double)
         let achieved = try #require(object["achieved_hz"] as? Double)

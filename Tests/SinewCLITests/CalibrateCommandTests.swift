@@ -37,10 +37,12 @@ import Testing
             #expect(joint["model_number"] as? Int == 777)
         }
 
-        let run = try runSinew(["run", robot, "--calibration", file, "--duration", "1", "--json"])
+        let (run, parsed) = try runSinewStayingActive([
+            "run", robot, "--calibration", file, "--duration", "1", "--json",
+        ])
         #expect(run.status == 0, "\(run.stderr)")
-        let report = try #require(jsonObject(run.stdout), "\(run.stdout)")
-        #expect(report["final_state"] as? String == "active")
+        let report = try #require(parsed, "\(run.stdout)")
+        #expect(report["final_state"] as? String == "active", "\(report["safety_events"] ?? "")")
         #expect((report["ticks"] as? Int ?? 0) > 100)
         #expect(report["calibration"] as? String == file)
 
