@@ -50,6 +50,11 @@ struct BusBench: ParsableCommand {
             wire_limit_cycles_per_s: what the bytes allow at 1 Mbit/s, 10 bits per byte, Return Delay Time 0 \
             (PROTOCOLS.md). Goal: wire_emulated ≥ 90% of it.
 
+            Busy polling (--busy-poll, on by default) applies to every party alike: the virtual bus (also the \
+            one the SDK talks to) and the floor's responder poll instead of sleeping between packets, Sinew's bus \
+            master and the floor's master poll while a reply is due. Off, each packet costs a thread wake-up on \
+            each side, which on a virtual machine outweighs everything else.
+
             The floor and the two Sinew rates are measured in 5 alternating rounds of --seconds/5 each (median \
             reported), the SDK for --seconds; all at SCHED_FIFO 10, like the virtual bus's own thread, when the \
             system allows it (--real-time off: the default scheduler). A default run takes about 10 s.
@@ -189,6 +194,7 @@ struct BusBench: ParsableCommand {
                     ("read_bytes_per_servo", .integer(p.readLength)),
                     ("write_bytes_per_servo", .integer(p.writeLength)),
                     ("seconds_per_measurement", .number(seconds)), ("real_time_scheduling", .bool(realTime)),
+                    ("busy_poll", .bool(busyPoll == .on)),
                     ("sinew_vs_python_sdk", vsPython.map { .number(($0 * 100).rounded() / 100) } ?? .null),
                     ("sinew_vs_floor", .number((vsFloor * 1000).rounded() / 1000)),
                     ("wire_emulated_vs_limit", .number((ofWire * 1000).rounded() / 1000)),
@@ -234,6 +240,10 @@ struct BusBench: ParsableCommand {
                 : self.realTime == .off
                     ? "  (default scheduler, --real-time off; the virtual bus's own thread may still have SCHED_FIFO)"
                     : "  (default scheduler: SCHED_FIFO refused; the virtual bus's own thread may still have it)")
+        print(
+            busyPoll == .on
+                ? "  (busy polling on every side, the SDK's virtual bus included; --busy-poll off: sleeping waits)"
+                : "  (no busy polling: every packet costs a thread wake-up on each side)")
         if sinew.failures + wire.failures > 0 {
             print("  failed cycles (not counted): \(sinew.failures) without wire timing, \(wire.failures) with")
         }
