@@ -126,6 +126,12 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         let report = try #require(jsonObject(run.stdout))
         #expect(report["recording"] as? String == path)
+        // The keys `sinew run --json` promises.
+        for key in ["ticks", "achieved_hz", "overruns", "final_state", "safety_events", "tracking_rms_rad", "bus"] {
+            #expect(report[key] != nil, "missing \(key)")
+        }
+        #expect(report["safety_events"] is [Any])
+        #expect(["active", "safe"].contains(report["final_state"] as? String ?? ""))
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         #expect(lines.first?.hasPrefix("tick,t_s,state,") == true)
         #expect(lines.count == 1 + (report["ticks"] as? Int ?? -1))
