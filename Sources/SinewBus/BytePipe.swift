@@ -119,12 +119,8 @@ public final class BytePipeEnd: ByteTransport, @unchecked Sendable {
         -> Int
     {
         while true {
-            let n = incoming.pop(into: buffer)
+            let n = try readAvailable(into: buffer)
             if n > 0 { return n }
-            if peerClosed.load(ordering: .acquiring) || closedFlag.load(ordering: .acquiring) {
-                if incoming.isEmpty { throw .closed }
-                continue
-            }
             let r = sinew_wait_readable(incoming.dataEvent, deadline.nanoseconds)
             if r < 0 { throw .system(call: "ppoll", errno: -r) }
             if r == 2 { throw .closed }

@@ -121,13 +121,8 @@ enum DescriptorIO {
         fd: Int32, into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicInstant
     ) throws(TransportError) -> Int {
         while true {
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            let n = try readAvailable(fd: fd, into: buffer)
             if n > 0 { return n }
-            if n < 0 {
-                let e = errno
-                if e == EIO { throw .closed }
-                if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { throw .system(call: "read", errno: e) }
-            }
             // n == 0 on a terminal is "nothing now" (VMIN 0), not end of file: the poll tells hang-ups apart.
             let r = sinew_wait_readable(fd, deadline.nanoseconds)
             if r == 0 { return 0 }

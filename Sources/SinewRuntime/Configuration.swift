@@ -230,6 +230,9 @@ extension RobotConfiguration {
             self.catchUpMax = catchUpMax
             self.busyPollUs = busyPollUs
         }
+
+        /// ``busyPollUs`` for `BusTiming.busyPollNanoseconds` and the simulator's servers.
+        public var busyPollNanoseconds: UInt64 { UInt64((busyPollUs * 1000).rounded()) }
     }
 
     /// A joint-space waypoint: reach `positionsRad` (one per configured joint, in `RobotConfiguration.joints`

@@ -250,7 +250,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             let timing = BusTiming(
                 returnDelayMicroseconds: 0, marginNanoseconds: runMarginNs, perReplyNanoseconds: 50_000,
                 retries: 1, repliesToWrites: true,
-                busyPollNanoseconds: UInt64((configuration.loop.busyPollUs * 1000).rounded()))
+                busyPollNanoseconds: configuration.loop.busyPollNanoseconds)
             let master = BusMaster(transport: transport, protocol: wire, timing: timing)
             links.append(
                 try BusLink(

@@ -32,15 +32,16 @@ final class SimulatedRobot {
 
     /// - Parameter terminals: serve every bus on its own pseudo-terminal (with a link DIR/<bus name> when a
     ///   directory is given) instead of an in-process pipe, for other processes to drive.
-    /// - Parameter busyPollNanoseconds: the virtual buses' busy polling (``VirtualBusServer``); by default
-    ///   on (at least 200 µs) when the robot's loop busy-polls (`loop.busy_poll_us`), off otherwise.
+    ///
+    /// The virtual buses busy-poll (``VirtualBusServer``, at least 200 µs) when the robot's loop does
+    /// (`loop.busy_poll_us`), and sleep between packets otherwise.
     init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog, wireTiming: Bool = true,
         faults: FaultInjection = .none, lockstep: Bool = false, terminals: Bool = false,
-        linkDirectory: String? = nil, busyPollNanoseconds: UInt64? = nil
+        linkDirectory: String? = nil
     ) throws {
-        let loopBusyPollNs = UInt64((configuration.loop.busyPollUs * 1000).rounded())
-        let serverBusyPollNs = busyPollNanoseconds ?? (loopBusyPollNs > 0 ? max(loopBusyPollNs, 200_000) : 0)
+        let loopBusyPollNs = configuration.loop.busyPollNanoseconds
+        let serverBusyPollNs = loopBusyPollNs > 0 ? max(loopBusyPollNs, 200_000) : 0
         var buses: [VirtualBus] = []
         var servers: [VirtualBusServer] = []
         var dynamics: [RobotJointDynamics] = []

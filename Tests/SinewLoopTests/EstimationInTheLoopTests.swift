@@ -27,6 +27,10 @@ final class ObservingBody: ControlTickBody, @unchecked Sendable {
     func record(_ tick: inout TickInfo) { loop.record(&tick) }
 }
 
+/// Safety causes a loaded test machine can trigger in a real-time run: missed deadlines, late replies, a
+/// command gone stale meanwhile.
+let machineTimingCauses: Set<SafetyCause> = [.overrun, .busErrors, .staleCommand]
+
 /// Why a run says more about the test machine than about the code, or nil when it does not: the loop went
 /// safe only for causes a loaded machine triggers (overruns, late replies, a stale command, or a
 /// trajectory step after the loop stalled for tens of milliseconds), or a stall that long happened at all.
@@ -35,8 +39,7 @@ func machineDisturbance(_ rig: SimulatedRig, longestTickIntervalS: Double) -> St
     let events = rig.loop.supervisor.events.events
     let description = events.map(rig.loop.supervisor.describe).joined(separator: "; ")
     let stalled = longestTickIntervalS > 0.02
-    var timing: Set<SafetyCause> = [.overrun, .busErrors, .staleCommand]
-    if stalled { timing.insert(.stepLimit) }
+    let timing = stalled ? machineTimingCauses.union([.stepLimit]) : machineTimingCauses
     if rig.loop.lifecycle.state != .active && events.allSatisfy({ timing.contains($0.cause) }) {
         return "safe after a longest tick interval of \(Int(1000 * longestTickIntervalS)) ms: \(description)"
     }
@@ -49,8 +52,7 @@ func expectActiveLongEnough(_ rig: SimulatedRig, activeTicks: Int, minimumActive
     let description = events.map(rig.loop.supervisor.describe).joined(separator: "; ")
     if rig.loop.lifecycle.state != .active {
         print("loop went to the safe state after \(activeTicks) active ticks: \(description)")
-        let timing: Set<SafetyCause> = [.overrun, .busErrors, .staleCommand]
-        #expect(events.allSatisfy { timing.contains($0.cause) }, "\(description)")
+        #expect(events.allSatisfy { machineTimingCauses.contains($0.cause) }, "\(description)")
     }
     #expect(activeTicks >= minimumActiveTicks, "active for \(activeTicks) ticks: \(description)")
 }
