@@ -132,23 +132,7 @@ public struct JointStateFilter: Sendable {
             let turn = 2 * Double.pi
             innovation -= turn * (innovation / turn).rounded()
         }
-        let inverseS = 1 / (p00 + r)
-        let k0 = p00 * inverseS
-        let k1 = p01 * inverseS
-        let k2 = p02 * inverseS
-        positionRad += k0 * innovation
-        velocityRadPerS += k1 * innovation
-        accelerationRadPerS2 += k2 * innovation
-        // P ← P − K S Kᵀ, i.e. minus the outer product of column 0 of P over S.
-        let c0 = p00
-        let c1 = p01
-        let c2 = p02
-        p00 -= k0 * c0
-        p01 -= k0 * c1
-        p02 -= k0 * c2
-        p11 -= k1 * c1
-        p12 -= k1 * c2
-        p22 -= k2 * c2
+        fuse(innovation: innovation, variance: r, column: (p00, p01, p02), observedVariance: p00)
     }
 
     /// Fuses a position given in encoder counts (see `Parameters.encoderCountsPerTurn`).
@@ -161,23 +145,8 @@ public struct JointStateFilter: Sendable {
     /// inflate the variance for slow servo filters.
     public mutating func updateVelocity(_ measuredRadPerS: Double, varianceRad2PerS2 r: Double) {
         guard isInitialised else { return }
-        let innovation = measuredRadPerS - velocityRadPerS
-        let inverseS = 1 / (p11 + r)
-        let k0 = p01 * inverseS
-        let k1 = p11 * inverseS
-        let k2 = p12 * inverseS
-        positionRad += k0 * innovation
-        velocityRadPerS += k1 * innovation
-        accelerationRadPerS2 += k2 * innovation
-        let c0 = p01
-        let c1 = p11
-        let c2 = p12
-        p00 -= k0 * c0
-        p01 -= k0 * c1
-        p02 -= k0 * c2
-        p11 -= k1 * c1
-        p12 -= k1 * c2
-        p22 -= k2 * c2
+        fuse(
+            innovation: measuredRadPerS - velocityRadPerS, variance: r, column: (p01, p11, p12), observedVariance: p11)
     }
 
     /// Fuses an acceleration, rad/s², e.g. derived from the servo current as
@@ -185,23 +154,31 @@ public struct JointStateFilter: Sendable {
     /// knows the model, with its variance, (rad/s²)².
     public mutating func updateAcceleration(_ measuredRadPerS2: Double, varianceRad2PerS4 r: Double) {
         guard isInitialised else { return }
-        let innovation = measuredRadPerS2 - accelerationRadPerS2
-        let inverseS = 1 / (p22 + r)
-        let k0 = p02 * inverseS
-        let k1 = p12 * inverseS
-        let k2 = p22 * inverseS
+        fuse(
+            innovation: measuredRadPerS2 - accelerationRadPerS2, variance: r, column: (p02, p12, p22),
+            observedVariance: p22)
+    }
+
+    /// The scalar Kalman update all three measurements share. The measured component has variance
+    /// `observedVariance` and P-column `column` (its covariances with position, velocity, acceleration):
+    /// K = column / S with S = observedVariance + r, x ← x + K·innovation, P ← P − K·columnᵀ.
+    @inline(__always)
+    private mutating func fuse(
+        innovation: Double, variance r: Double, column c: (Double, Double, Double), observedVariance: Double
+    ) {
+        let inverseS = 1 / (observedVariance + r)
+        let k0 = c.0 * inverseS
+        let k1 = c.1 * inverseS
+        let k2 = c.2 * inverseS
         positionRad += k0 * innovation
         velocityRadPerS += k1 * innovation
         accelerationRadPerS2 += k2 * innovation
-        let c0 = p02
-        let c1 = p12
-        let c2 = p22
-        p00 -= k0 * c0
-        p01 -= k0 * c1
-        p02 -= k0 * c2
-        p11 -= k1 * c1
-        p12 -= k1 * c2
-        p22 -= k2 * c2
+        p00 -= k0 * c.0
+        p01 -= k0 * c.1
+        p02 -= k0 * c.2
+        p11 -= k1 * c.1
+        p12 -= k1 * c.2
+        p22 -= k2 * c.2
     }
 }
 
