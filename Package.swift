@@ -79,16 +79,19 @@ let package = Package(
             name: "sinew-bench-estimation", dependencies: ["SinewFusion"], path: "Benchmarks/EstimationBench"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
+        // Test-only: helpers more than one test target needs (running processes, the Python environment).
+        .target(name: "SinewTestSupport", path: "Tests/SinewTestSupport"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
         .testTarget(name: "SinewCLITests", dependencies: ["sinew"]),
         .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter"]),
-        .testTarget(name: "SinewFusionTests", dependencies: ["SinewFusion", "CAllocCounter"]),
+        .testTarget(name: "SinewFusionTests", dependencies: ["SinewFusion", "CAllocCounter", "SinewTestSupport"]),
         .testTarget(name: "SinewBusTests", dependencies: ["SinewBus", "CAllocCounter"]),
         .testTarget(name: "SinewDriversTests", dependencies: ["SinewDrivers"]),
         .testTarget(
             name: "SinewSimTests",
             dependencies: [
                 "SinewSim", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "CAllocCounter",
+                "SinewTestSupport",
             ]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "CAllocCounter"]),
         // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.

@@ -1,56 +1,10 @@
 import Foundation
 import SinewFusion
+import SinewTestSupport
 import Testing
 
-/// Runs `executable` with `arguments`; returns exit status and combined output.
-private func runProcess(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    do {
-        try process.run()
-    } catch {
-        return (-1, "could not start \(executable): \(error)")
-    }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-/// The Python of `<repo>/.build/pyenv` with pymavlink, creating the environment when missing (pip from
-/// PyPI, bounded to two minutes). Returns nil and records an issue saying why when that is impossible:
-/// the cross-check must fail loudly rather than pass without running.
-private func pythonWithPymavlink() -> String? {
-    let root = estimationRepositoryRoot()
-    let venv = root.appendingPathComponent(".build/pyenv").path
-    let python = venv + "/bin/python"
-    if FileManager.default.isExecutableFile(atPath: python), runProcess(python, ["-c", "import pymavlink"]).status == 0
-    {
-        return python
-    }
-    let create = runProcess("/usr/bin/env", ["python3", "-m", "venv", venv])
-    guard create.status == 0 else {
-        Issue.record("cannot create \(venv) (python3 -m venv failed, status \(create.status)):\n\(create.output)")
-        return nil
-    }
-    let install = runProcess(
-        "/usr/bin/env",
-        [
-            "timeout", "120", venv + "/bin/pip", "install", "--quiet", "--disable-pip-version-check", "--timeout", "20",
-            "pymavlink",
-        ])
-    guard install.status == 0, runProcess(python, ["-c", "import pymavlink"]).status == 0 else {
-        let reason =
-            "cannot install pymavlink from PyPI into \(venv) (status \(install.status)); the MAVLink cross-check "
-            + "needs it. Output:\n\(install.output)"
-        Issue.record(Comment(rawValue: reason))
-        return nil
-    }
-    return python
-}
+/// The repository's Python environment (`make pyenv`), where pymavlink lives.
+private let pyenvDirectory = estimationRepositoryRoot().appendingPathComponent(".build/pyenv").path
 
 /// glibc's pseudo-terminal calls, looked up at run time: Swift's Glibc module hides them behind
 /// _XOPEN_SOURCE, and a test does not justify a C shim.
@@ -161,7 +115,7 @@ private func virtualIMUStream() -> [MAVLinkIMUMessage] {
     static let script = estimationRepositoryRoot().appendingPathComponent("Tests/python/imu_decode_check.py").path
 
     @Test func pymavlinkDecodesOurVirtualIMUStream() throws {
-        guard let python = pythonWithPymavlink() else { return }
+        guard let python = pythonWithPymavlink(venv: pyenvDirectory) else { return }
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         var encoder = MAVLinkEncoder(systemID: 1, componentID: 200)
@@ -193,7 +147,7 @@ private func virtualIMUStream() -> [MAVLinkIMUMessage] {
     /// The same stream written live to a pseudo-terminal, as a serial IMU (or the simulator's virtual one)
     /// would send it, and read by pymavlink from the pty's device path.
     @Test func pymavlinkReadsTheVirtualIMUOnAPseudoTerminal() throws {
-        guard let python = pythonWithPymavlink() else { return }
+        guard let python = pythonWithPymavlink(venv: pyenvDirectory) else { return }
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         // 2 s of the virtual IMU at 400 Hz on a wobbling body; the expected values are rebuilt here from
@@ -278,7 +232,7 @@ private func virtualIMUStream() -> [MAVLinkIMUMessage] {
     }
 
     @Test func weDecodePymavlinkEncodedStream() throws {
-        guard let python = pythonWithPymavlink() else { return }
+        guard let python = pythonWithPymavlink(venv: pyenvDirectory) else { return }
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let frames = directory.appendingPathComponent("frames.bin")

@@ -4,6 +4,7 @@ import SinewDrivers
 import SinewFusion
 import SinewKinematics
 import SinewSim
+import SinewTestSupport
 import Testing
 
 /// The SO-101 arm under its servos' position control with a virtual MAVLink IMU on `gripper_link`.
@@ -170,7 +171,7 @@ private func decodeSamples(_ bytes: [UInt8]) -> (samples: [IMUSensorSample], hea
     /// pymavlink (PyPI, an independent decoder) reads the virtual link IMU's stream from a pseudo-terminal:
     /// every HIGHRES_IMU the arm's IMU wrote (datasheet errors included), with its values, in order.
     @Test func pymavlinkReadsTheLinkIMUOnAPseudoTerminal() throws {
-        guard let python = pythonWithPymavlink() else { return }
+        guard let python = pythonWithPymavlink(venv: ArmWithIMU.repository + "/.build/pyenv") else { return }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-link-imu-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -247,44 +248,4 @@ private func fields(_ message: MAVLinkIMUMessage, sequence: Int) -> [String: Any
     default: break
     }
     return result
-}
-
-private func runProcess(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    do {
-        try process.run()
-    } catch {
-        return (-1, "could not start \(executable): \(error)")
-    }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-/// The Python of `<repo>/.build/pyenv` (made by `make pyenv`) with pymavlink, installed from PyPI when
-/// missing; records an issue and returns nil when impossible, so the check fails loudly instead of passing.
-private func pythonWithPymavlink() -> String? {
-    let venv = ArmWithIMU.repository + "/.build/pyenv"
-    let python = venv + "/bin/python"
-    if FileManager.default.isExecutableFile(atPath: python), runProcess(python, ["-c", "import pymavlink"]).status == 0
-    {
-        return python
-    }
-    let create = runProcess("/usr/bin/env", ["python3", "-m", "venv", venv])
-    let install = runProcess(
-        "/usr/bin/env",
-        [
-            "timeout", "120", venv + "/bin/pip", "install", "--quiet", "--disable-pip-version-check", "--timeout", "20",
-            "pymavlink",
-        ])
-    guard create.status == 0, install.status == 0, runProcess(python, ["-c", "import pymavlink"]).status == 0 else {
-        Issue.record(Comment(rawValue: "cannot set up pymavlink in \(venv):\n\(create.output)\n\(install.output)"))
-        return nil
-    }
-    return python
 }
