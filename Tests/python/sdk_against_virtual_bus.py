@@ -40,66 +40,24 @@ class Checks:
 def dynamixel(args, checks):
     import dynamixel_sdk as sdk
 
-    port = sdk.PortHandler(args.port)
-    packet = sdk.PacketHandler(2.0)
-    checks.check("open port", port.openPort())
-    checks.check("set baud rate", port.setBaudRate(args.baud))
-    torque, goal, present = 64, 116, 132
-
-    for servo in args.ids:
-        model, result, error = packet.ping(port, servo)
-        checks.check(f"ping {servo}", result == sdk.COMM_SUCCESS and error == 0 and model == args.model_number,
-                     f"model={model} result={packet.getTxRxResult(result)} error={error}")
-
-    for servo in args.ids:
-        result, error = packet.write1ByteTxRx(port, servo, torque, 1)
-        checks.check(f"torque on {servo}", result == sdk.COMM_SUCCESS and error == 0, packet.getTxRxResult(result))
-    value, result, _ = packet.read1ByteTxRx(port, args.ids[0], torque)
-    checks.check("torque reads back on", result == sdk.COMM_SUCCESS and value == 1, f"value={value}")
-
-    first = args.ids[0]
-    result, error = packet.write4ByteTxRx(port, first, goal, 2500)
-    checks.check("write Goal Position", result == sdk.COMM_SUCCESS and error == 0, packet.getTxRxResult(result))
-    value, result, _ = packet.read4ByteTxRx(port, first, goal)
-    checks.check("read Goal Position", result == sdk.COMM_SUCCESS and value == 2500, f"value={value}")
-    time.sleep(1.5)
-    value, result, _ = packet.read4ByteTxRx(port, first, present)
-    checks.check("Present Position reaches the goal", result == sdk.COMM_SUCCESS and abs(value - 2500) < 20,
-                 f"value={value} result={packet.getTxRxResult(result)}")
-
-    writer = sdk.GroupSyncWrite(port, packet, goal, 4)
-    goals = {servo: 1500 + 200 * n for n, servo in enumerate(args.ids)}
-    for servo, target in goals.items():
-        writer.addParam(servo, list(target.to_bytes(4, "little")))
-    checks.check("GroupSyncWrite", writer.txPacket() == sdk.COMM_SUCCESS)
-    time.sleep(1.5)
-    reader = sdk.GroupSyncRead(port, packet, present, 4)
-    for servo in args.ids:
-        reader.addParam(servo)
-    result = reader.txRxPacket()
-    checks.check("GroupSyncRead", result == sdk.COMM_SUCCESS, packet.getTxRxResult(result))
-    for servo, target in goals.items():
-        available = reader.isAvailable(servo, present, 4)
-        value = reader.getData(servo, present, 4) if available else None
-        checks.check(f"GroupSyncRead {servo} at its goal", available and abs(value - target) < 20,
-                     f"value={value} goal={target}")
-
-    for servo in args.ids:
-        result, error = packet.write1ByteTxRx(port, servo, torque, 0)
-        checks.check(f"torque off {servo}", result == sdk.COMM_SUCCESS and error == 0)
-    value, result, _ = packet.read1ByteTxRx(port, first, torque)
-    checks.check("torque reads back off", result == sdk.COMM_SUCCESS and value == 0, f"value={value}")
-    port.closePort()
+    # X series: Torque Enable 64, Goal Position 116 and Present Position 132, 4 bytes each.
+    exercise(sdk, sdk.PacketHandler(2.0), args, checks, torque=64, goal=116, present=132, width=4)
 
 
 def feetech(args, checks):
     import scservo_sdk as sdk
 
+    # STS/SMS (protocol end 0: little-endian): Torque Enable 40, Goal Position 42, Present Position 56.
+    exercise(sdk, sdk.PacketHandler(0), args, checks, torque=40, goal=42, present=56, width=2)
+
+
+def exercise(sdk, packet, args, checks, torque, goal, present, width):
+    """The same checks through either SDK: scservo_sdk mirrors dynamixel_sdk's API."""
+    write_position = getattr(packet, f"write{width}ByteTxRx")
+    read_position = getattr(packet, f"read{width}ByteTxRx")
     port = sdk.PortHandler(args.port)
-    packet = sdk.PacketHandler(0)  # STS/SMS: little-endian
     checks.check("open port", port.openPort())
     checks.check("set baud rate", port.setBaudRate(args.baud))
-    torque, goal, present = 40, 42, 56
 
     for servo in args.ids:
         model, result, error = packet.ping(port, servo)
@@ -113,29 +71,29 @@ def feetech(args, checks):
     checks.check("torque reads back on", result == sdk.COMM_SUCCESS and value == 1, f"value={value}")
 
     first = args.ids[0]
-    result, error = packet.write2ByteTxRx(port, first, goal, 2500)
+    result, error = write_position(port, first, goal, 2500)
     checks.check("write Goal Position", result == sdk.COMM_SUCCESS and error == 0, packet.getTxRxResult(result))
-    value, result, _ = packet.read2ByteTxRx(port, first, goal)
+    value, result, _ = read_position(port, first, goal)
     checks.check("read Goal Position", result == sdk.COMM_SUCCESS and value == 2500, f"value={value}")
     time.sleep(1.5)
-    value, result, _ = packet.read2ByteTxRx(port, first, present)
+    value, result, _ = read_position(port, first, present)
     checks.check("Present Position reaches the goal", result == sdk.COMM_SUCCESS and abs(value - 2500) < 20,
                  f"value={value} result={packet.getTxRxResult(result)}")
 
-    writer = sdk.GroupSyncWrite(port, packet, goal, 2)
+    writer = sdk.GroupSyncWrite(port, packet, goal, width)
     goals = {servo: 1500 + 200 * n for n, servo in enumerate(args.ids)}
     for servo, target in goals.items():
-        writer.addParam(servo, [target & 0xFF, target >> 8])
+        writer.addParam(servo, list(target.to_bytes(width, "little")))
     checks.check("GroupSyncWrite", writer.txPacket() == sdk.COMM_SUCCESS)
     time.sleep(1.5)
-    reader = sdk.GroupSyncRead(port, packet, present, 2)
+    reader = sdk.GroupSyncRead(port, packet, present, width)
     for servo in args.ids:
         reader.addParam(servo)
     result = reader.txRxPacket()
     checks.check("GroupSyncRead", result == sdk.COMM_SUCCESS, packet.getTxRxResult(result))
     for servo, target in goals.items():
-        available = reader.isAvailable(servo, present, 2)
-        value = reader.getData(servo, present, 2) if available else None
+        available = reader.isAvailable(servo, present, width)
+        value = reader.getData(servo, present, width) if available else None
         checks.check(f"GroupSyncRead {servo} at its goal", available and abs(value - target) < 20,
                      f"value={value} goal={target}")
 
