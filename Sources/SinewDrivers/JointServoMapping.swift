@@ -7,8 +7,9 @@ import Foundation
 ///
 /// Positions: `joint = offsetRad + direction · (counts − zeroCounts) / countsPerRad / reducerRatio`.
 /// The servo's shaft angle, as the simulator's virtual servo holds it, is `counts / countsPerRad`.
-/// Backlash is a property of the mechanism: it is kept here for the simulator and for limit margins, and
-/// does not enter the conversions.
+/// Backlash is a property of the mechanism: the simulator models it (the servo reads its own shaft, up to
+/// half the play from the joint) and the safety supervisor widens the joint's command margin by half of it.
+/// It does not enter the conversions.
 public struct JointServoMapping: Sendable {
     /// URDF name of the joint.
     public var jointName: String

@@ -194,6 +194,12 @@ extension RobotConfiguration {
             self.coupled = coupled
             self.location = location
         }
+
+        /// How far inside its position limits the joint's commands are kept, rad: the safety margin plus half
+        /// the reducer's play, since the servo reads its own shaft and the joint may sit that far beyond it.
+        public func commandMarginRad(_ safety: Safety) -> Double {
+            safety.positionMarginRad + reducer.backlashRad / 2
+        }
     }
 
     /// What the loop does when a tick ends after the next deadline.

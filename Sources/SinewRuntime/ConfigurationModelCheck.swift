@@ -105,12 +105,13 @@ extension RobotConfiguration {
                     }
                     let lower = max(urdf.lowerLimit, joint.limits.positionRad?.lower ?? -.infinity)
                     let upper = min(urdf.upperLimit, joint.limits.positionRad?.upper ?? .infinity)
-                    if q < lower + safety.positionMarginRad || q > upper - safety.positionMarginRad {
+                    let margin = joint.commandMarginRad(safety)
+                    if q < lower + margin || q > upper - margin {
                         warnings.append(
                             ConfigurationWarning(
                                 at: waypoint.location, keyPath: path,
-                                "\(q) rad is within the \(safety.positionMarginRad) rad safety margin of the limits "
-                                    + "[\(lower), \(upper)]; commands there are clamped"))
+                                "\(q) rad is within the \(margin) rad safety margin (half the backlash included) of "
+                                    + "the limits [\(lower), \(upper)]; commands there are clamped"))
                     }
                 }
             }

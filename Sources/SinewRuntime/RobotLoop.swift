@@ -281,7 +281,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         let jointLimits = configuration.joints.enumerated().map { i, joint in
             JointSafetyLimits(
                 positionMinRad: limits[i].lowerRad, positionMaxRad: limits[i].upperRad,
-                positionMarginRad: safety.positionMarginRad, velocityLimitRadPerS: limits[i].velocityRadPerS,
+                positionMarginRad: joint.commandMarginRad(safety), velocityLimitRadPerS: limits[i].velocityRadPerS,
                 effortLimitNm: limits[i].effortNm, maxStepRadPerTick: safety.maxStepRad,
                 stepFaultRadPerTick: 4 * safety.maxStepRad,
                 safeState: joint.safeState == .hold ? .hold : .torqueOff)

@@ -7,6 +7,13 @@ import SinewKinematics
 /// where the joints put them. Mimic joints follow their masters; joints without a servo are passive.
 ///
 /// The joint state here is the simulator's ground truth (URDF-level joint order, rad and rad/s).
+///
+/// Backlash (a mapping's `backlashRad`, free play at the joint) makes the reducer's input side a body of its
+/// own: the servo's shaft, with the rotor's reflected inertia, drives the joint only while it presses on one
+/// flank of the play. When the contact torque would pull instead of push, the shaft lets go, crosses the play
+/// under the servo's torque alone, and meets the other flank in an inelastic impact. The servos therefore
+/// read their own shafts, which differ from the joint by up to half the play, as real encoders on the motor
+/// side of a reducer do. Without backlash the shaft is rigidly tied to the joint.
 public final class RobotJointDynamics: JointDynamics {
     public let model: RobotModel
     /// Per bus servo (in the bus's order): the joint it drives and how.
@@ -20,6 +27,18 @@ public final class RobotJointDynamics: JointDynamics {
     let damping: UnsafeMutableBufferPointer<Double>
     let armature: UnsafeMutableBufferPointer<Double>
     let nextVelocities: UnsafeMutableBufferPointer<Double>
+    /// Per joint, the inertia on its axis that no servo brings (a floor for passive joints), kg·m² or kg.
+    let baseArmature: UnsafeMutableBufferPointer<Double>
+    /// Per servo, the rotor's inertia reflected to the joint through both gearboxes, kg·m² or kg.
+    let servoArmature: UnsafeMutableBufferPointer<Double>
+    /// Per servo, where its shaft sits in the play, in joint units: shaft = joint + play, |play| ≤ backlash/2.
+    let playRad: UnsafeMutableBufferPointer<Double>
+    /// Per servo, its shaft's speed in joint units, rad/s (the joint's own while in contact).
+    let shaftVelocityRadPerS: UnsafeMutableBufferPointer<Double>
+    /// Per servo, the flank its shaft presses on: +1 or −1 (driving the joint that way), 0 while crossing the
+    /// play. Always +1 without backlash.
+    let contactSide: UnsafeMutableBufferPointer<Double>
+    let hasBacklash: Bool
     /// Speed below which Coulomb friction is blended to zero, rad/s: keeps the model smooth at rest.
     let frictionBlendSpeed = 0.02
     /// Where the mechanical stops sit beyond each joint's URDF limits, rad or m.
@@ -52,9 +71,20 @@ public final class RobotJointDynamics: JointDynamics {
         damping = .allocate(capacity: max(n, 1))
         armature = .allocate(capacity: max(n, 1))
         nextVelocities = .allocate(capacity: max(n, 1))
-        for buffer in [positions, velocities, efforts, damping, armature, nextVelocities] {
+        baseArmature = .allocate(capacity: max(n, 1))
+        for buffer in [positions, velocities, efforts, damping, armature, nextVelocities, baseArmature] {
             buffer.initialize(repeating: 0)
         }
+        let servoCount = max(mappings.count, 1)
+        servoArmature = .allocate(capacity: servoCount)
+        playRad = .allocate(capacity: servoCount)
+        shaftVelocityRadPerS = .allocate(capacity: servoCount)
+        contactSide = .allocate(capacity: servoCount)
+        for buffer in [servoArmature, playRad, shaftVelocityRadPerS] { buffer.initialize(repeating: 0) }
+        // With play, a shaft starts in its middle, free; without, it is tied to the joint from the start.
+        contactSide.initialize(repeating: 1)
+        for (s, mapping) in mappings.enumerated() where mapping.backlashRad > 0 { contactSide[s] = 0 }
+        hasBacklash = mappings.contains { $0.backlashRad > 0 }
         var q = initialPositions ?? [Double](repeating: 0, count: n)
         guard q.count == n else {
             throw RobotSimulationError("\(q.count) initial joint positions given for \(n) joints")
@@ -64,24 +94,25 @@ public final class RobotJointDynamics: JointDynamics {
         for (s, mapping) in mappings.enumerated() where s < servoModels.count {
             // The rotor's inertia, seen through the servo's gearbox and then the joint's reducer.
             let rotor = DCMotorGearModel(servoModels[s].physical).reflectedRotorInertiaKgM2
-            armature[joints[s]] += rotor * mapping.reducerRatio * mapping.reducerRatio
+            servoArmature[s] = rotor * mapping.reducerRatio * mapping.reducerRatio
         }
         // A passive joint still needs some inertia on its axis for the mass matrix to stay invertible when
         // its link is massless.
-        for j in 0..<n where armature[j] == 0 { armature[j] = 1e-6 }
+        for j in 0..<n where !joints.contains(j) { baseArmature[j] = 1e-6 }
+        for (s, j) in joints.enumerated() { shaftVelocityRadPerS[s] = velocities[j] }
     }
 
     deinit {
-        for buffer in [positions, velocities, efforts, damping, armature, nextVelocities] { buffer.deallocate() }
+        for buffer in [positions, velocities, efforts, damping, armature, nextVelocities, baseArmature] {
+            buffer.deallocate()
+        }
+        for buffer in [servoArmature, playRad, shaftVelocityRadPerS, contactSide] { buffer.deallocate() }
     }
 
     /// Shaft angles (rad) and speeds (rad/s) of every servo for the current joint state, so the virtual
     /// servos start where the robot is. Call once after creating the bus.
     public func servoShaftStates() -> [(positionRad: Double, velocityRadPerS: Double)] {
-        mappings.enumerated().map { s, m in
-            let j = servoJoint[s]
-            return (m.shaftAngleRad(forJointPositionRad: positions[j]), m.direction * m.reducerRatio * velocities[j])
-        }
+        mappings.indices.map(shaftState(forServo:))
     }
 
     /// Moves a joint of the robot (by hand, in a test), rad or m and rad/s or m/s; the servos see it at the
@@ -89,19 +120,29 @@ public final class RobotJointDynamics: JointDynamics {
     public func setJointState(joint: Int, positionRad: Double, velocityRadPerS: Double = 0) {
         positions[joint] = positionRad
         velocities[joint] = velocityRadPerS
+        for (s, j) in servoJoint.enumerated() where j == joint && contactSide[s] != 0 {
+            shaftVelocityRadPerS[s] = velocityRadPerS
+        }
     }
 
-    /// The shaft angle (rad) and speed (rad/s) of a bus servo for the robot's current joint state.
+    /// The shaft angle (rad) and speed (rad/s) of a bus servo for the robot's current joint state (and,
+    /// with backlash, where its shaft sits in the play).
     public func shaftState(forServo s: Int) -> (positionRad: Double, velocityRadPerS: Double) {
         let m = mappings[s]
         let j = servoJoint[s]
-        return (m.shaftAngleRad(forJointPositionRad: positions[j]), m.direction * m.reducerRatio * velocities[j])
+        return (
+            m.shaftAngleRad(forJointPositionRad: positions[j] + playRad[s]),
+            m.direction * m.reducerRatio * shaftVelocityRadPerS[s]
+        )
     }
 
-    public func step(
-        outputs: UnsafeBufferPointer<ActuatorOutput>, dtS: Double, positionsRad: UnsafeMutableBufferPointer<Double>,
-        velocitiesRadPerS: UnsafeMutableBufferPointer<Double>
-    ) {
+    /// Where servo `s`'s shaft sits in its reducer's play, in joint units (rad or m): the servo reads the
+    /// joint plus this. Zero without backlash.
+    public func playRad(forServo s: Int) -> Double { playRad[s] }
+
+    /// Joint forces, their slopes and the inertia on each axis for this step: the URDF's damping and
+    /// friction, and every servo whose shaft presses on its joint.
+    func loadJoints(outputs: UnsafeBufferPointer<ActuatorOutput>) {
         let n = model.dofCount
         for j in 0..<n {
             let joint = model.joints[j]
@@ -110,17 +151,80 @@ public final class RobotJointDynamics: JointDynamics {
             let coulomb = joint.friction * max(-1, min(1, v / frictionBlendSpeed))
             efforts[j] = -joint.damping * v - coulomb
             damping[j] = joint.damping
+            armature[j] = baseArmature[j]
         }
-        for s in 0..<min(outputs.count, mappings.count) {
+        for s in 0..<min(outputs.count, mappings.count) where contactSide[s] != 0 {
             let m = mappings[s]
             let j = servoJoint[s]
             efforts[j] += m.direction * m.reducerRatio * m.reducerEfficiency * outputs[s].torqueNm
             damping[j] += m.reducerRatio * m.reducerRatio * outputs[s].dampingNmsPerRad
+            armature[j] += servoArmature[s]
         }
-        workspace.semiImplicitStep(
-            positions: UnsafeBufferPointer(positions), velocities: UnsafeBufferPointer(velocities),
-            efforts: UnsafeBufferPointer(efforts), damping: UnsafeBufferPointer(damping),
-            armature: UnsafeBufferPointer(armature), dt: dtS, velocitiesOut: nextVelocities)
+        for j in 0..<n where armature[j] == 0 { armature[j] = 1e-6 }
+    }
+
+    /// Lets go of every shaft whose contact torque, over the step just computed, would pull its joint
+    /// back instead of pushing it; true when any did (the step must then be computed again).
+    func releaseShaftsThatWouldPull(outputs: UnsafeBufferPointer<ActuatorOutput>, dtS: Double) -> Bool {
+        var released = false
+        for s in 0..<min(outputs.count, mappings.count) where contactSide[s] != 0 && mappings[s].backlashRad > 0 {
+            let m = mappings[s]
+            let j = servoJoint[s]
+            let change = nextVelocities[j] - velocities[j]
+            // What the servo side delivers through the flank: its torque at the new speed, less what it
+            // takes to accelerate its own rotor along with the joint.
+            let delivered =
+                m.direction * m.reducerRatio * m.reducerEfficiency * outputs[s].torqueNm
+                - m.reducerRatio * m.reducerRatio * outputs[s].dampingNmsPerRad * change
+                - servoArmature[s] * change / dtS
+            if contactSide[s] * delivered < 0 {
+                contactSide[s] = 0
+                released = true
+            }
+        }
+        return released
+    }
+
+    /// Moves the shafts that are crossing their play under their servos' torque alone, and engages any that
+    /// reaches a flank: an inelastic impact that shares the momentum of the shaft and of its joint.
+    func moveFreeShafts(outputs: UnsafeBufferPointer<ActuatorOutput>, dtS: Double) {
+        var massMatrixReady = false
+        for s in 0..<min(outputs.count, mappings.count) where contactSide[s] == 0 {
+            let m = mappings[s]
+            let j = servoJoint[s]
+            let inertia = servoArmature[s] > 0 ? servoArmature[s] : 1e-6
+            let torque = m.direction * m.reducerRatio * outputs[s].torqueNm
+            let slope = m.reducerRatio * m.reducerRatio * outputs[s].dampingNmsPerRad
+            shaftVelocityRadPerS[s] += dtS * torque / (inertia + dtS * slope)
+            playRad[s] += dtS * (shaftVelocityRadPerS[s] - velocities[j])
+            let half = 0.5 * m.backlashRad
+            guard abs(playRad[s]) >= half else { continue }
+            let side: Double = playRad[s] > 0 ? 1 : -1
+            playRad[s] = side * half
+            if !massMatrixReady {
+                workspace.computeMassMatrix(UnsafeBufferPointer(positions))
+                massMatrixReady = true
+            }
+            let jointInertia = workspace.massMatrix(row: j, column: j) + armature[j]
+            let common =
+                (inertia * shaftVelocityRadPerS[s] + jointInertia * velocities[j]) / (inertia + jointInertia)
+            velocities[j] = common
+            shaftVelocityRadPerS[s] = common
+            contactSide[s] = side
+        }
+    }
+
+    public func step(
+        outputs: UnsafeBufferPointer<ActuatorOutput>, dtS: Double, positionsRad: UnsafeMutableBufferPointer<Double>,
+        velocitiesRadPerS: UnsafeMutableBufferPointer<Double>
+    ) {
+        let n = model.dofCount
+        loadJoints(outputs: outputs)
+        integrateJoints(dtS: dtS)
+        if hasBacklash && releaseShaftsThatWouldPull(outputs: outputs, dtS: dtS) {
+            loadJoints(outputs: outputs)
+            integrateJoints(dtS: dtS)
+        }
         for j in 0..<n {
             velocities[j] = nextVelocities[j]
             positions[j] += dtS * nextVelocities[j]
@@ -141,12 +245,22 @@ public final class RobotJointDynamics: JointDynamics {
             positions[j] = mimic.multiplier * positions[mimic.master] + mimic.offset
             velocities[j] = mimic.multiplier * velocities[mimic.master]
         }
+        if hasBacklash { moveFreeShafts(outputs: outputs, dtS: dtS) }
+        // A shaft in contact moves with its joint (its play stays at the flank).
+        for s in 0..<mappings.count where contactSide[s] != 0 { shaftVelocityRadPerS[s] = velocities[servoJoint[s]] }
         for s in 0..<min(positionsRad.count, mappings.count) {
             let m = mappings[s]
             let j = servoJoint[s]
-            positionsRad[s] = m.shaftAngleRad(forJointPositionRad: positions[j])
-            velocitiesRadPerS[s] = m.direction * m.reducerRatio * velocities[j]
+            positionsRad[s] = m.shaftAngleRad(forJointPositionRad: positions[j] + playRad[s])
+            velocitiesRadPerS[s] = m.direction * m.reducerRatio * shaftVelocityRadPerS[s]
         }
+    }
+
+    func integrateJoints(dtS: Double) {
+        workspace.semiImplicitStep(
+            positions: UnsafeBufferPointer(positions), velocities: UnsafeBufferPointer(velocities),
+            efforts: UnsafeBufferPointer(efforts), damping: UnsafeBufferPointer(damping),
+            armature: UnsafeBufferPointer(armature), dt: dtS, velocitiesOut: nextVelocities)
     }
 }
 

@@ -24,13 +24,16 @@ final class SimulatedRig {
     /// - Parameters:
     ///   - lockstep: the loop drives simulated time (no serving thread; the server exists but is not started).
     ///   - calibration: the loop's calibration (named "test-calibration.json" in errors).
+    ///   - backlashRad: when above 0, every joint's reducer gets this much play (robot.yaml `backlash_rad`).
     init(
         robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, lockstep: Bool = false,
         runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, calibration: CalibrationFile? = nil,
-        withIMU: Bool = false
+        withIMU: Bool = false, backlashRad: Double = 0
     ) throws {
-        let checked = try RobotConfiguration.loadChecked(
-            contentsOf: "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml")
+        var path = "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml"
+        if backlashRad > 0 { path = try Self.shippedConfiguration(path, withBacklashRad: backlashRad) }
+        let checked = try RobotConfiguration.loadChecked(contentsOf: path)
+        if backlashRad > 0 { try? FileManager.default.removeItem(atPath: path) }
         configuration = checked.configuration
         model = checked.model
         let catalog = try ServoCatalog.load(directory: "\(repositoryRoot)/Hardware/servos")
@@ -80,6 +83,26 @@ final class SimulatedRig {
     }
 
     deinit { server.stop() }
+
+    /// A copy of a shipped robot.yaml (in a temporary directory, its model path made absolute) whose every
+    /// joint has a reducer with `backlashRad` of play.
+    static func shippedConfiguration(_ path: String, withBacklashRad backlashRad: Double) throws -> String {
+        let directory = (path as NSString).deletingLastPathComponent
+        var lines: [String] = []
+        for line in try String(contentsOfFile: path, encoding: .utf8).components(separatedBy: "\n") {
+            if line.hasPrefix("model: ") {
+                lines.append("model: \(directory)/\(line.dropFirst("model: ".count))")
+            } else {
+                lines.append(line)
+            }
+            if line.hasPrefix("    servo: ") { lines.append("    reducer: {backlash_rad: \(backlashRad)}") }
+        }
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "sinew-backlash-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString).yaml"
+        ).path
+        try lines.joined(separator: "\n").write(toFile: copy, atomically: true, encoding: .utf8)
+        return copy
+    }
 
     /// Moves a joint of the simulated robot at once (as a hand would), keeping its position unless given.
     func move(joint name: String, to positionRad: Double? = nil, velocityRadPerS: Double = 0) {

@@ -162,6 +162,8 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect(trajectory.durationS == 4)
 
         #expect(c.safety.positionMarginRad == 0.05 && c.safety.velocityLimitScale == 0.5)
+        // Commands stay half the reducer's play further inside the limits.
+        #expect(abs(pan.commandMarginRad(c.safety) - 0.055) < 1e-15 && lift.commandMarginRad(c.safety) == 0.05)
         #expect(c.safety.maxStepRad == 0.02 && c.safety.watchdogMs == 20 && c.safety.busErrorBudget == 3)
         #expect(c.safety.workspace.count == 1)
         #expect(c.safety.workspace[0].frame == "gripper_frame_link")
