@@ -115,6 +115,7 @@ private struct Recording {
         }
         #expect(count > 1000)
         let rms = (squares / Double(max(count, 1))).squareRoot()
+        print("sim and pty backends on the same trajectory: RMS difference \(rms * 1000) mrad over \(count) samples")
         #expect(rms <= 1e-3, "RMS difference \(rms * 1000) mrad")
     }
 }
