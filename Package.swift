@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 // Sinew: a real-time control runtime for embodied robots. Layers point down this list (see README.md):
-// C shims → SinewCore → SinewKinematics / SinewBus → SinewDrivers / SinewFusion → SinewSim / SinewPolicy
-// → SinewRuntime → the `sinew` command.
+// C shims → SinewCore → SinewKinematics / SinewBus → SinewDrivers / SinewFusion → SinewSim
+// → SinewRuntime (with the built-in hold and trajectory policies) → the `sinew` command. The pluggable
+// policy layer (learned, remote) is its own module when it comes.
 import PackageDescription
 
 let package = Package(
