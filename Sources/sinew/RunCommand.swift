@@ -14,9 +14,11 @@ struct Run: ParsableCommand {
             per bus) → estimate → decide (the policy) → guard (the safety supervisor) → act (one sync write per \
             bus). Backends: `sim` (default) runs the simulated robot in this process behind virtual servos that \
             answer the same bytes as real ones, with wire timing; `pty` talks to a pseudo-terminal (for example \
-            one served by `sinew virtual-bus`); `serial` to real servos on a serial port. Ctrl-C brings the robot \
-            to its safe state and stops. With --json the run ends with one JSON object: ticks, achieved_hz, \
-            overruns, final_state (active or safe), safety_events [{t, joint, cause}], tracking_rms_rad, bus.
+            one served by `sinew virtual-bus`); `serial` to real servos on a serial port. Ctrl-C (SIGINT) or \
+            SIGTERM brings the robot to its safe state (torque off, or holding for joints with safe_state: hold) \
+            and stops. With --json the run ends with one JSON object: ticks, achieved_hz, overruns, final_state \
+            (active or safe), stopped_by (duration, SIGINT, SIGTERM), safety_events [{t, joint, cause}], \
+            tracking_rms_rad, bus.
             --calibration (or robot.yaml's `calibration:`) uses the zeros recorded by `sinew calibrate` and refuses \
             a servo that does not match its entry. --record (or robot.yaml's `recording:`) writes every tick's \
             snapshot to a CSV file from a non-real-time thread; it is flushed and closed at the end of the run \
@@ -165,6 +167,7 @@ enum RobotSession {
         let simulatedSeconds = simulated?.clock.map { Double($0.nanoseconds) * 1e-9 } ?? Double(report.ticks) / rate
         let realTimeFactor = simulatedSeconds / max(report.elapsedSeconds, 1e-9)
         let finalState = loop.lifecycle.state
+        let stoppedBy = Self.stoppedBy(report.stopReason)
         try? loop.lifecycle.shutdown()
         let recorded = try recording?.finish()
 
@@ -194,7 +197,8 @@ enum RobotSession {
             ("robot", .string(configuration.name)), ("backend", .string(backend.rawValue)),
             ("ticks", .integer(Int(report.ticks))), ("achieved_hz", .number(report.achievedHz)),
             ("target_hz", .number(rate)), ("overruns", .integer(Int(report.overruns))),
-            ("final_state", .string("\(finalState)")), ("safety_events", eventsJSON),
+            ("final_state", .string("\(finalState)")), ("stopped_by", .string(stoppedBy)),
+            ("safety_events", eventsJSON),
             ("tracking_rms_rad", .number(loop.trackingRMSRad)),
             ("approach_s", .number(loop.approachS)),
             ("wake_p50_us", .number(report.wakeLateness.p50Us)), ("wake_p99_us", .number(report.wakeLateness.p99Us)),
@@ -221,6 +225,15 @@ enum RobotSession {
         if let imu = loop.imu, imuComparison.samples > 0 {
             summary += imuComparison.summary(link: imu.linkName, samplesReceived: imu.samplesReceived) + "\n"
         }
+        if report.stopReason == .shutdownSignal {
+            // What the signal did to the robot: the safe state, then torque per joint as configured.
+            let holding = configuration.joints.filter { $0.safeState == .hold }.map(\.name)
+            let limp = configuration.joints.filter { $0.safeState != .hold }.map(\.name)
+            summary += "  stopped by \(stoppedBy): safe state, then shutdown"
+            if !limp.isEmpty { summary += "; torque off: " + limp.joined(separator: ", ") }
+            if !holding.isEmpty { summary += "; holding with torque on: " + holding.joined(separator: ", ") }
+            summary += (recorded == nil ? "" : "; recording flushed") + "; ports closed\n"
+        }
         summary += "  final state: \(finalState)"
         if events.isEmpty {
             summary += ", no safety events"
@@ -229,5 +242,15 @@ enum RobotSession {
                 "\n  safety events:\n" + events.map { "    " + loop.supervisor.describe($0) }.joined(separator: "\n")
         }
         return RunOutcome(json: json, summary: summary)
+    }
+
+    /// What ended the run, as `--json` reports it in `stopped_by`.
+    static func stoppedBy(_ reason: LoopStopReason) -> String {
+        switch reason {
+        case .maxTicks: return "duration"
+        case .shutdownSignal: return ShutdownSignals.signal == SIGTERM ? "SIGTERM" : "SIGINT"
+        case .stopRequested, .bodyRequested: return "request"
+        case .sleepFailed(let errno): return "clock_nanosleep failed (errno \(errno))"
+        }
     }
 }

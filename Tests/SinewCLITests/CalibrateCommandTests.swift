@@ -109,6 +109,8 @@ import Testing
         let report = try #require(jsonObject(String(decoding: output, as: UTF8.self)))
         let ticks = try #require(report["ticks"] as? Int)
         #expect(ticks < 20 * 500)
+        #expect(report["stopped_by"] as? String == "SIGINT")
+        #expect(report["final_state"] as? String == "safe", "the signal brings the robot to its safe state")
         let text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(text.hasSuffix("\n"))
         let lines = text.split(separator: "\n")
@@ -127,10 +129,13 @@ import Testing
         let report = try #require(jsonObject(run.stdout))
         #expect(report["recording"] as? String == path)
         // The keys `sinew run --json` promises.
-        for key in ["ticks", "achieved_hz", "overruns", "final_state", "safety_events", "tracking_rms_rad", "bus"] {
+        for key in [
+            "ticks", "achieved_hz", "overruns", "final_state", "stopped_by", "safety_events", "tracking_rms_rad", "bus",
+        ] {
             #expect(report[key] != nil, "missing \(key)")
         }
         #expect(report["safety_events"] is [Any])
+        #expect(report["stopped_by"] as? String == "duration")
         #expect(["active", "safe"].contains(report["final_state"] as? String ?? ""))
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         #expect(lines.first?.hasPrefix("tick,t_s,state,") == true)
