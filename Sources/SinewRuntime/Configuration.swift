@@ -363,11 +363,23 @@ extension RobotConfiguration {
         public let mountingRPY: SIMD3<Double>
         /// Sample rate (Hz, > 0); default 100.
         public let rateHz: Double
+        /// Serial line rate of a device port, bit/s; default 921600, what MAVLink IMU boards commonly stream at
+        /// (HIGHRES_IMU at 400 Hz needs about 300 kbit/s).
+        public let baudRate: Int
         public let location: SourceLocation
+
+        /// The protocols an IMU may speak: MAVLink 2 (HIGHRES_IMU or SCALED_IMU), or `virtual`, the simulator's
+        /// IMU (which speaks MAVLink 2 too).
+        public static let protocols = ["mavlink", "virtual"]
+        /// Serial line rates a device port can be set to, bit/s (the Linux termios rates from 9600 up).
+        public static let baudRates = [
+            9_600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800, 500_000, 576_000, 921_600, 1_000_000,
+            1_152_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000, 3_500_000, 4_000_000,
+        ]
 
         public init(
             port: Port, imuProtocol: String = "virtual", link: String, mountingXYZ: SIMD3<Double> = .zero,
-            mountingRPY: SIMD3<Double> = .zero, rateHz: Double = 100,
+            mountingRPY: SIMD3<Double> = .zero, rateHz: Double = 100, baudRate: Int = 921_600,
             location: SourceLocation = SourceLocation(file: "")
         ) {
             self.port = port
@@ -376,6 +388,7 @@ extension RobotConfiguration {
             self.mountingXYZ = mountingXYZ
             self.mountingRPY = mountingRPY
             self.rateHz = rateHz
+            self.baudRate = baudRate
             self.location = location
         }
     }

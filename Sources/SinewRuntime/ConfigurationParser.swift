@@ -26,7 +26,7 @@ extension RobotConfiguration {
         static let workspaceBox = ["frame", "min", "max"]
         static let estop = ["file", "socket"]
         static let recording = ["enabled", "path", "decimation"]
-        static let imu = ["port", "protocol", "link", "mounting", "rate_hz"]
+        static let imu = ["port", "protocol", "link", "mounting", "rate_hz", "baud"]
         static let mounting = ["xyz", "rpy"]
     }
 
@@ -488,10 +488,23 @@ private struct Parser {
             if let node = mounting["xyz"] { xyz = try reader.vector3(node, "imu.mounting.xyz", unit: "m") }
             if let node = mounting["rpy"] { rpy = try reader.vector3(node, "imu.mounting.rpy", unit: "rad") }
         }
+        var imuProtocol = "virtual"
+        if let protocolNode = fields["protocol"] {
+            let protocols = RobotConfiguration.IMU.protocols
+            let expected = "one of " + protocols.joined(separator: ", ")
+            imuProtocol = try reader.string(protocolNode, fields.childPath("protocol"), expected: expected).lowercased()
+            if imuProtocol == "mavlink2" { imuProtocol = "mavlink" }
+            guard protocols.contains(imuProtocol) else {
+                throw reader.error(.invalidValue, protocolNode, fields.childPath("protocol"), expected: expected)
+            }
+        }
+        let baudRates = RobotConfiguration.IMU.baudRates
         return RobotConfiguration.IMU(
-            port: port, imuProtocol: try fields.string("protocol", default: "virtual") ?? "virtual", link: link,
-            mountingXYZ: xyz, mountingRPY: rpy,
+            port: port, imuProtocol: imuProtocol, link: link, mountingXYZ: xyz, mountingRPY: rpy,
             rateHz: try fields.double("rate_hz", default: 100, unit: "Hz", where: { $0 > 0 }, "> 0"),
+            baudRate: try fields.int(
+                "baud", default: 921_600, where: baudRates.contains,
+                "among the serial rates " + baudRates.map(String.init).joined(separator: ", ") + " (bit/s)"),
             location: reader.location(node))
     }
 }

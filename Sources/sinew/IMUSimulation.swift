@@ -27,10 +27,9 @@ func openIMUTransport(configuration: RobotConfiguration, backend: Backend) throw
         return nil
     }
     do {
-        // MAVLink IMU boards commonly stream at 921600 bit/s (HIGHRES_IMU at 400 Hz needs ~300 kbit/s).
         switch backend {
-        case .serial: return try SerialPortTransport(path: path, baudRate: 921_600)
-        case .pty, .sim: return try PseudoTerminalTransport(path: path, baudRate: 921_600)
+        case .serial: return try SerialPortTransport(path: path, baudRate: declared.baudRate)
+        case .pty, .sim: return try PseudoTerminalTransport(path: path, baudRate: declared.baudRate)
         }
     } catch {
         throw ValidationError("imu: cannot open \(path): \(error)")

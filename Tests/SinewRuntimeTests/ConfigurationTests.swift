@@ -66,7 +66,7 @@ private let fullYAML = """
       decimation: 5
     imu:
       port: virtual
-      protocol: bno055
+      protocol: mavlink
       link: base_link
       mounting: {xyz: [0.01, 0, 0.02], rpy: [0, 0, 1.5708]}
       rate_hz: 200
@@ -174,7 +174,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect(c.recording == RobotConfiguration.Recording(enabled: true, path: "out/run1", decimation: 5))
 
         let imu = try #require(c.imu)
-        #expect(imu.port == .virtual && imu.imuProtocol == "bno055" && imu.link == "base_link")
+        #expect(imu.port == .virtual && imu.imuProtocol == "mavlink" && imu.link == "base_link")
         #expect(imu.mountingXYZ == SIMD3(0.01, 0, 0.02) && imu.mountingRPY == SIMD3(0, 0, 1.5708) && imu.rateHz == 200)
     }
 
@@ -288,6 +288,8 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
             "safety.workspace[0].min"),
         ErrorCase(55, "  decimation: 0", .invalidValue, 55, 15, "recording.decimation"),
         ErrorCase(57, "  port: COM3", .invalidValue, 57, 9, "imu.port"),
+        ErrorCase(58, "  protocol: bno055", .invalidValue, 58, 13, "imu.protocol"),
+        ErrorCase(61, "  baud: 12345", .invalidValue, 61, 9, "imu.baud"),
     ])
     func errorNamesFileLineColumnAndKeyPath(_ c: ErrorCase) {
         let (kind, errorLine, errorColumn, keyPath) = (c.kind, c.errorLine, c.errorColumn, c.keyPath)
@@ -380,6 +382,14 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
     }
 
     /// `loop.busy_poll_us` (line 35 holds `catch_up_max` in the full example): µs, ≥ 0, default 0.
+    @Test func imuSerialRateAndProtocol() throws {
+        #expect(try parse(fullYAML).imu?.baudRate == 921_600)
+        #expect(try parse(fullYAML(replacingLine: 61, with: "  baud: 115200")).imu?.baudRate == 115_200)
+        #expect(try parse(fullYAML(replacingLine: 58, with: "  protocol: MAVLink2")).imu?.imuProtocol == "mavlink")
+        let unknown = parseError(fullYAML(replacingLine: 58, with: "  protocol: bno055"))
+        #expect(unknown?.description.contains("one of mavlink, virtual") == true, "\(String(describing: unknown))")
+    }
+
     @Test func busyPollingIsALoopSetting() throws {
         #expect(try parse(fullYAML).loop.busyPollUs == 0)
         #expect(try parse(fullYAML(replacingLine: 35, with: "  busy_poll_us: 40")).loop.busyPollUs == 40)
