@@ -138,7 +138,7 @@ enum RobotSession {
         let realtime = try scheduler.start()
         printError("real time: \(realtime)")
         let started = Date()
-        var lastLine = 0
+        let status = StatusLine()
         var imuComparison = IMUComparison()
         while scheduler.isRunning {
             Thread.sleep(forTimeInterval: 0.25)
@@ -151,17 +151,19 @@ enum RobotSession {
             let elapsed = Date().timeIntervalSince(started)
             let ticks = scheduler.ticksCompleted
             let wake = loop.recentLateness.percentiles()
+            // Most important first: a narrow terminal cuts the end of the line.
+            let state = "\(loop.observedState)"
             let line =
-                String(
-                    format: "\r%6.1f s  %7.1f Hz  wake p50 %5.1f p99 %6.1f µs  overruns %lld  tracking %6.2f mrad  "
-                        + "bus errors %d  %@", elapsed, Double(ticks) / max(elapsed, 1e-3), wake.p50Us, wake.p99Us,
-                    scheduler.overrunsSoFarCount, 1000 * loop.trackingRMSRad, loop.busErrorCount,
-                    "\(loop.observedState)".padding(toLength: 8, withPad: " ", startingAt: 0))
+                state + String(repeating: " ", count: max(1, 7 - state.count))
+                + String(
+                    format: "%5.1f s %6.1f Hz  tracking %5.1f mrad  overruns %lld  bus errors %d  "
+                        + "wake p50/p99 %3.0f/%3.0f µs", elapsed, Double(ticks) / max(elapsed, 1e-3),
+                    1000 * loop.trackingRMSRad, scheduler.overrunsSoFarCount, loop.busErrorCount, wake.p50Us,
+                    wake.p99Us)
                 + (imuComparison.samples > 0 ? String(format: "  IMU tilt error %.1f°", imuComparison.lastDeg) : "")
-            FileHandle.standardError.write(Data(line.utf8))
-            lastLine = line.count
+            status.show(line)
         }
-        if lastLine > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+        status.finish()
         let report = try scheduler.join()
         // Simulated seconds per wall-clock second: 1 when paced, more when --fast.
         let simulatedSeconds = simulated?.clock.map { Double($0.nanoseconds) * 1e-9 } ?? Double(report.ticks) / rate
