@@ -11,7 +11,13 @@ struct RobotFileOptions: ParsableArguments {
     var fixedBase = false
 
     func loadModel() throws -> RobotModel {
-        try RobotModel(urdf: urdf, fixedBase: fixedBase)
+        do {
+            return try RobotModel(urdf: urdf, fixedBase: fixedBase)
+        } catch {
+            // The library says "load with a fixed base"; on the command line that is a flag.
+            guard error.kind == .unsupportedJointType else { throw error }
+            throw CommandFailure("\(error) (pass --fixed-base)")
+        }
     }
 }
 

@@ -125,6 +125,29 @@ import Testing
         #expect(result.stderr.contains("zero"))
     }
 
+    /// A floating base (a humanoid, a mobile manipulator) is refused with the flag that accepts it, and
+    /// `--fixed-base` then loads the robot with that joint held fixed.
+    @Test func aFloatingBaseNamesTheFlagThatFixesIt() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-float-\(getpid()).urdf").path
+        try """
+        <robot name="walker">
+          <link name="world"/>
+          <link name="pelvis"><inertial><mass value="5"/><inertia ixx="0.1" iyy="0.1" izz="0.1" ixy="0" ixz="0" iyz="0"/></inertial></link>
+          <link name="thigh"><inertial><mass value="2"/><inertia ixx="0.1" iyy="0.1" izz="0.1" ixy="0" ixz="0" iyz="0"/></inertial></link>
+          <joint name="root" type="floating"><parent link="world"/><child link="pelvis"/></joint>
+          <joint name="hip" type="revolute"><parent link="pelvis"/><child link="thigh"/><axis xyz="0 1 0"/>
+            <limit lower="-1" upper="1" effort="100" velocity="10"/></joint>
+        </robot>
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let refused = try runSinew(["kinematics", "info", path])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("\"floating\"") && refused.stderr.contains("--fixed-base"), "\(refused.stderr)")
+        let fixed = try runSinew(["kinematics", "info", path, "--fixed-base"])
+        #expect(fixed.status == 0, "\(fixed.stderr)")
+        #expect(fixed.stdout.contains("1 moving joints") || fixed.stdout.contains("1 moving joint"), "\(fixed.stdout)")
+    }
+
     @Test func benchmarksPrintTheirJSONKeys() throws {
         let urdf = "\(kinematicsReferenceDirectory)/ur5_robot.urdf"
         let kinematics = try runSinew(["bench", "kinematics", urdf, "--json", "--calls", "200"])
