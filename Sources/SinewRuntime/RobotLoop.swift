@@ -338,7 +338,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         let estop = supervisor.emergencyStop
         do {
             try estop.enableSignal(SIGUSR1)
-            if let file = configuration.safety.estop.file { try estop.watchFile(atPath: file) }
+            if let file = configuration.safety.estop.file { estop.watchFile(atPath: file) }
             if let socket = configuration.safety.estop.socket { try estop.listen(onSocketAt: socket) }
         } catch {
             throw RobotLoopError("\(configuration.file): cannot start the e-stop sources: \(error)")

@@ -39,7 +39,7 @@ func runSinew(_ arguments: [String], input: String? = nil) throws -> CommandResu
     // Standard error goes to a file, so a chatty child can never block on a full pipe while we read stdout.
     let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-test-\(UUID().uuidString).err")
         .path
-    FileManager.default.createFile(atPath: errPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: errPath) }
     let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
     process.standardOutput = out

@@ -7,6 +7,9 @@ private struct Recording {
     var positions: [String: [Double]] = [:]
     var joints: [String] = []
 
+    /// The longest interval between two ticks' wake-ups (s): a machine that stalled the loop shows here.
+    var longestTickIntervalS: Double { zip(times, times.dropFirst()).map { $1 - $0 }.max() ?? 0 }
+
     init(path: String) throws {
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
         let header = lines[0].split(separator: ",").map(String.init)
@@ -70,10 +73,11 @@ private struct Recording {
         #expect(String(decoding: first, as: UTF8.self).hasPrefix("arm /dev/pts/"))
 
         // Both runs are real-time; on a machine busy with the other tests a run can miss its deadlines long
-        // enough for the supervisor to stop it (overruns, late replies). That is the machine, not the
-        // behaviour under test: such a pair of runs is repeated, up to three times.
-        var ptyJSON: [String: Any] = [:]
-        var simJSON: [String: Any] = [:]
+        // enough for the supervisor to stop it (overruns, late replies), or stall for tens of milliseconds and
+        // catch up, which moves the arm off the other run's path. That is the machine, not the behaviour under
+        // test: such a pair of runs is repeated, up to three times, and the last pair is scored whatever happened.
+        var rms = Double.nan
+        var count = 0
         for attempt in 1...3 {
             let pty = try runSinew([
                 "run", robot, "--backend", "pty", "--port", dir + "/arm", "--duration", "6", "--record",
@@ -82,40 +86,54 @@ private struct Recording {
             #expect(pty.status == 0, "\(pty.stderr)")
             let sim = try runSinew(["run", robot, "--duration", "6", "--record", dir + "/sim.csv", "--json"])
             #expect(sim.status == 0, "\(sim.stderr)")
-            ptyJSON = try #require(jsonObject(pty.stdout))
-            simJSON = try #require(jsonObject(sim.stdout))
+            let ptyJSON = try #require(jsonObject(pty.stdout))
+            let simJSON = try #require(jsonObject(sim.stdout))
             let bothActive = [ptyJSON, simJSON].allSatisfy { $0["final_state"] as? String == "active" }
-            if bothActive { break }
-            let causes = [ptyJSON, simJSON].flatMap {
-                ($0["safety_events"] as? [[String: Any]] ?? []).compactMap { $0["cause"] as? String }
+            if !bothActive {
+                let causes = [ptyJSON, simJSON].flatMap {
+                    ($0["safety_events"] as? [[String: Any]] ?? []).compactMap { $0["cause"] as? String }
+                }
+                let timingOnly = causes.allSatisfy(timingSafetyCauses.contains)
+                #expect(timingOnly, "a run went safe for \(causes)")
+                if !timingOnly || attempt == 3 {
+                    Issue.record("runs did not stay active: \(causes)")
+                    return
+                }
+                continue
             }
-            let timingOnly = causes.allSatisfy { ["overrun", "busErrors", "staleCommand"].contains($0) }
-            #expect(timingOnly, "a run went safe for \(causes)")
-            if !timingOnly || attempt == 3 {
-                Issue.record("runs did not stay active: \(causes)")
-                return
-            }
-        }
-        let ptyApproach = try #require(ptyJSON["approach_s"] as? Double)
-        let simApproach = try #require(simJSON["approach_s"] as? Double)
+            let ptyApproach = try #require(ptyJSON["approach_s"] as? Double)
+            let simApproach = try #require(simJSON["approach_s"] as? Double)
 
-        let a = try Recording(path: dir + "/sim.csv")
-        let b = try Recording(path: dir + "/pty.csv")
-        var squares = 0.0
-        var count = 0
-        for (i, t) in a.times.enumerated() where t - simApproach >= 0.5 {
-            // Same trajectory time in the other run.
-            let other = t - simApproach + ptyApproach
-            for joint in a.joints {
-                guard let p = b.position(joint, at: other) else { continue }
-                let d = a.positions[joint]![i] - p
-                squares += d * d
-                count += 1
+            let a = try Recording(path: dir + "/sim.csv")
+            let b = try Recording(path: dir + "/pty.csv")
+            var squares = 0.0
+            count = 0
+            for (i, t) in a.times.enumerated() where t - simApproach >= 0.5 {
+                // Same trajectory time in the other run.
+                let other = t - simApproach + ptyApproach
+                for joint in a.joints {
+                    guard let p = b.position(joint, at: other) else { continue }
+                    let d = a.positions[joint]![i] - p
+                    squares += d * d
+                    count += 1
+                }
             }
+            rms = (squares / Double(max(count, 1))).squareRoot()
+            let stallS = max(a.longestTickIntervalS, b.longestTickIntervalS)
+            let timeouts = [ptyJSON, simJSON].map(busTimeouts).reduce(0, +)
+            guard attempt < 3, stallS > 0.02 || timeouts > 0 else { break }
+            print(
+                "sim and pty backends: RMS difference \(rms * 1000) mrad on a disturbed pair (a loop stalled for "
+                    + "\(Int(stallS * 1000)) ms, \(timeouts) bus timeouts); run again")
         }
         #expect(count > 1000)
-        let rms = (squares / Double(max(count, 1))).squareRoot()
         print("sim and pty backends on the same trajectory: RMS difference \(rms * 1000) mrad over \(count) samples")
         #expect(rms <= 1e-3, "RMS difference \(rms * 1000) mrad")
     }
+}
+
+/// Bus timeouts over every bus of a `sinew run --json` report: on a fault-free simulated bus only a stalled
+/// machine makes a reply late.
+private func busTimeouts(_ report: [String: Any]) -> Int {
+    (report["bus"] as? [String: [String: Any]] ?? [:]).values.compactMap { $0["timeouts"] as? Int }.reduce(0, +)
 }
