@@ -65,6 +65,11 @@ func jsonObject(_ text: String) -> [String: Any]? {
 /// command gone stale meanwhile.
 let timingSafetyCauses: Set<String> = ["overrun", "busErrors", "staleCommand"]
 
+/// The causes of the safety events a `sinew run --json` report lists, in order.
+func safetyCauses(in report: [String: Any]) -> [String] {
+    (report["safety_events"] as? [[String: Any]] ?? []).compactMap { $0["cause"] as? String }
+}
+
 /// `sinew ARGUMENTS` (a `run … --json`), repeated up to three times while it ends in the safe state for
 /// timing causes only: on a machine busy with the other tests that is the machine, not the behaviour under
 /// test. Returns the last run and its JSON report; a safe state for any other cause is returned at once
@@ -76,7 +81,7 @@ func runSinewStayingActive(_ arguments: [String]) throws -> (result: CommandResu
         let report = jsonObject(result.stdout)
         last = (result, report)
         guard let report, report["final_state"] as? String == "safe" else { break }
-        let causes = (report["safety_events"] as? [[String: Any]] ?? []).compactMap { $0["cause"] as? String }
+        let causes = safetyCauses(in: report)
         guard causes.allSatisfy(timingSafetyCauses.contains) else { break }
         if attempt < 3 { print("sinew \(arguments.joined(separator: " ")): safe for \(causes); run again") }
     }

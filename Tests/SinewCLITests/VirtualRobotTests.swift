@@ -90,9 +90,7 @@ private struct Recording {
             let simJSON = try #require(jsonObject(sim.stdout))
             let bothActive = [ptyJSON, simJSON].allSatisfy { $0["final_state"] as? String == "active" }
             if !bothActive {
-                let causes = [ptyJSON, simJSON].flatMap {
-                    ($0["safety_events"] as? [[String: Any]] ?? []).compactMap { $0["cause"] as? String }
-                }
+                let causes = [ptyJSON, simJSON].flatMap(safetyCauses)
                 let timingOnly = causes.allSatisfy(timingSafetyCauses.contains)
                 #expect(timingOnly, "a run went safe for \(causes)")
                 if !timingOnly || attempt == 3 {
