@@ -3,10 +3,10 @@
 #   make test   installs what is missing, builds, runs every test and the format check
 SWIFT ?= swift
 CONFIG ?= release
-APT_PACKAGES := libeigen3-dev libserialport-dev pkg-config python3 python3-venv
+APT_PACKAGES := libeigen3-dev libserialport-dev pkg-config python3 python3-venv tmux
 BIN := .build/$(CONFIG)/sinew
 
-.PHONY: demo test deps build lint format clean pyenv
+.PHONY: demo test deps build lint format clean pyenv install uninstall
 
 deps:
 	@missing=""; \
@@ -20,7 +20,11 @@ deps:
 	  else echo "Missing system packages:$$missing"; \
 	       echo "Run as root:  apt-get update && apt-get install -y$$missing"; exit 1; fi; \
 	fi
-	@command -v $(SWIFT) >/dev/null 2>&1 || { echo "Swift 6.1 or later is needed (https://www.swift.org/install/linux/)"; exit 1; }
+	@command -v $(SWIFT) >/dev/null 2>&1 || { echo "Swift 6.2 or later is needed (https://www.swift.org/install/linux/)"; exit 1; }
+	@v=$$($(SWIFT) --version 2>/dev/null | sed -n 's/.*Swift version \([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1 \2/p' | head -n 1); \
+	set -- $$v; if [ -z "$$1" ] || [ "$$1" -lt 6 ] || { [ "$$1" -eq 6 ] && [ "$$2" -lt 2 ]; }; then \
+	  echo "Swift 6.2 or later is needed (the code uses InlineArray); found: $$($(SWIFT) --version 2>&1 | head -n 1)"; \
+	  echo "Install it from https://www.swift.org/install/linux/"; exit 1; fi
 
 build: deps
 	$(SWIFT) build -c $(CONFIG)
@@ -30,10 +34,12 @@ demo: build
 
 # Third-party Python clients the tests run against Sinew (vendor SDKs, pymavlink), in a venv under .build.
 PYENV := .build/pyenv
+# Reinstalled whenever Tests/python/requirements.txt changes (a copy of the installed list is kept beside it).
 pyenv:
-	@if ! $(PYENV)/bin/python -c "import dynamixel_sdk, scservo_sdk, pymavlink" 2>/dev/null; then \
+	@if ! cmp -s Tests/python/requirements.txt $(PYENV)/requirements.installed || ! [ -x $(PYENV)/bin/python ]; then \
 	  echo "Installing the Python clients used by the tests into $(PYENV)"; \
-	  python3 -m venv $(PYENV) && $(PYENV)/bin/pip install --quiet --disable-pip-version-check -r Tests/python/requirements.txt; \
+	  python3 -m venv $(PYENV) && $(PYENV)/bin/pip install --quiet --disable-pip-version-check -r Tests/python/requirements.txt \
+	    && cp Tests/python/requirements.txt $(PYENV)/requirements.installed; \
 	fi
 
 test: deps pyenv
@@ -47,5 +53,36 @@ lint:
 format:
 	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks
 
+# `make install PREFIX=/opt/sinew` (default /usr/local; DESTDIR for staging): the sinew executable, built with
+# the Swift runtime linked in (it runs on a controller without a Swift toolchain), in PREFIX/bin, and its data
+# (servo tables, shipped robots, udev rules) in PREFIX/share/sinew/Hardware, where the executable looks first.
+PREFIX ?= /usr/local
+INSTALL_BUILD := .build-install
+install: deps
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(INSTALL_BUILD) --product sinew
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/sinew"
+	install -s -m 755 $(INSTALL_BUILD)/release/sinew "$(DESTDIR)$(PREFIX)/bin/sinew"
+	rm -rf "$(DESTDIR)$(PREFIX)/share/sinew/Hardware"
+	cp -R Hardware "$(DESTDIR)$(PREFIX)/share/sinew/Hardware"
+	@echo "Installed $(DESTDIR)$(PREFIX)/bin/sinew and its data in $(DESTDIR)$(PREFIX)/share/sinew/Hardware"
+
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/bin/sinew"
+	rm -rf "$(DESTDIR)$(PREFIX)/share/sinew"
+
 clean:
-	rm -rf .build
+	rm -rf .build $(INSTALL_BUILD)
+
+# Pinocchio (PyPI `pin`) in a venv under .build, shared by the two targets below (Benchmarks/pinocchio/build.sh).
+.PHONY: pinocchio-venv reference-kinematics bench-pinocchio
+PINOCCHIO_VENV := .build/pinocchio-venv
+pinocchio-venv:
+	@sh Benchmarks/pinocchio/build.sh --venv
+
+# Regenerates Tests/Fixtures/kinematics/*.pinocchio.json (see its README.md; generate_reference.py --check compares).
+reference-kinematics: pinocchio-venv
+	$(PINOCCHIO_VENV)/bin/python Tests/Fixtures/kinematics/generate_reference.py
+
+# Sinew's kinematics core and Pinocchio side by side on this machine (Benchmarks/kinematics-vs-pinocchio.sh).
+bench-pinocchio: deps pinocchio-venv
+	sh Benchmarks/kinematics-vs-pinocchio.sh

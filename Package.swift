@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 // Sinew: a real-time control runtime for embodied robots. Layers point down this list (see README.md):
 // C shims → SinewCore → SinewKinematics / SinewBus → SinewDrivers / SinewFusion → SinewSim
 // → SinewRuntime (with the built-in hold and trajectory policies) → the `sinew` command. The pluggable
@@ -83,8 +83,10 @@ let package = Package(
         // Test-only: helpers more than one test target needs (running processes, the Python environment).
         .target(name: "SinewTestSupport", path: "Tests/SinewTestSupport"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
-        .testTarget(name: "SinewCLITests", dependencies: ["sinew"]),
-        .testTarget(name: "SinewKinematicsTests", dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter"]),
+        .testTarget(name: "SinewCLITests", dependencies: ["sinew", "SinewTestSupport"]),
+        .testTarget(
+            name: "SinewKinematicsTests",
+            dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter", "SinewTestSupport"]),
         .testTarget(name: "SinewFusionTests", dependencies: ["SinewFusion", "CAllocCounter", "SinewTestSupport"]),
         .testTarget(name: "SinewBusTests", dependencies: ["SinewBus", "CAllocCounter"]),
         .testTarget(name: "SinewDriversTests", dependencies: ["SinewDrivers"]),

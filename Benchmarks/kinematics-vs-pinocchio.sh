@@ -1,16 +1,17 @@
 #!/bin/sh
 # Sinew's kinematics core and Pinocchio, measured side by side in one run on this machine.
-# Usage: Benchmarks/kinematics-vs-pinocchio.sh [URDF...]   (default: the UR5 and Panda reference URDFs)
-# Needs ../shared/tools/pinocchio-bench (first run installs the `pin` wheel in a venv and compiles: ~4 min).
+# Usage: Benchmarks/kinematics-vs-pinocchio.sh [URDF...]   (default: the UR5 and Panda in Tests/Fixtures/kinematics)
+# The Pinocchio side is Benchmarks/pinocchio (its build.sh installs the `pin` wheel in .build/pinocchio-venv and
+# compiles pinbench.cpp into .build/pinocchio-bench; first run about 3 min, cached afterwards).
 # Prints, per robot, Sinew's and Pinocchio's median ns per call and the ratio Sinew / Pinocchio (< 1: Sinew faster).
 set -e
 cd "$(dirname "$0")/.."
-SHARED=${SINEW_SHARED_DIR:-../shared}
-[ $# -gt 0 ] || set -- "$SHARED/reference/kinematics/ur5_robot.urdf" "$SHARED/reference/kinematics/panda.urdf"
+[ $# -gt 0 ] || set -- Tests/Fixtures/kinematics/ur5_robot.urdf Tests/Fixtures/kinematics/panda.urdf
+sh Benchmarks/pinocchio/build.sh
 swift build -c release --product sinew >/dev/null
 for urdf in "$@"; do
   ours=$(.build/release/sinew bench kinematics "$urdf" --json)
-  theirs=$(sh "$SHARED/tools/pinocchio-bench/run.sh" "$urdf" | tail -n 1)
+  theirs=$(.build/pinocchio-bench/pinbench "$urdf")
   python3 - "$urdf" "$ours" "$theirs" <<'PY'
 import json, sys
 urdf, ours, theirs = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])

@@ -101,7 +101,7 @@ public enum BusBenchmark {
 
     /// The most cycles per second the wire allows: one sync read of `readLength` bytes from `servos`
     /// servos (each paying `returnDelayMicroseconds`) plus one sync write of `writeLength` bytes, at
-    /// `baudRate` bit/s, 10 bits per byte (PROTOCOLS.md: Dynamixel, 6 servos, 4+4 bytes, 1 Mbit/s → ~650).
+    /// `baudRate` bit/s, 10 bits per byte (docs/protocols.md: Dynamixel, 6 servos, 4+4 bytes, 1 Mbit/s → ~650).
     public static func wireLimitCyclesPerSecond(
         protocol busProtocol: BusProtocol, servos: Int = 6, readLength: Int = 4, writeLength: Int = 4,
         baudRate: Int = 1_000_000, returnDelayMicroseconds: Int = 0

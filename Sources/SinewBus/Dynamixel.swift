@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// ROBOTIS Dynamixel Protocol 2.0 codec (see ../shared/PROTOCOLS.md): CRC-16/BUYPASS, byte stuffing,
+/// ROBOTIS Dynamixel Protocol 2.0 codec (see docs/protocols.md): CRC-16/BUYPASS, byte stuffing,
 /// instruction and status packets. All encoders write into caller-provided memory and allocate nothing.
 public enum Dynamixel {
     /// Header length before the instruction byte: `FF FF FD 00 ID LEN_L LEN_H`.

@@ -1,4 +1,4 @@
-/// Feetech SCS/STS/SMS codec (see ../shared/PROTOCOLS.md): `FF FF ID LEN INST|ERR params CHK` with
+/// Feetech SCS/STS/SMS codec (see docs/protocols.md): `FF FF ID LEN INST|ERR params CHK` with
 /// `LEN = params + 2` and `CHK = ~(ID + LEN + INST + Σparams)`. STS/SMS registers are little-endian,
 /// SCS big-endian: pass the series' ``ByteOrder`` where a multi-byte value is written or read.
 public enum Feetech {

@@ -15,7 +15,7 @@ public struct BROADError: Error, Sendable, CustomStringConvertible {
 }
 
 /// One BROAD trial (Laidig et al., "BROAD — A Benchmark for Robust Inertial Orientation Estimation", Data 6(7),
-/// 2021) in the CSV layout of `shared/reference/imu/broad/`.
+/// 2021) in the CSV layout of `Tests/Fixtures/imu/broad/` (its README.md lists the columns).
 public struct BROADTrial: Sendable {
     /// File name without directory and extension, e.g. `25_disturbed_tapping_B`.
     public var name: String

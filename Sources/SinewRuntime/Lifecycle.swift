@@ -1,6 +1,6 @@
 import Synchronization
 
-/// States of a robot's lifecycle (DESIGN.md, like ros2_control's): unconfigured → configured (ports open,
+/// States of a robot's lifecycle (docs/design.md, like ros2_control's): unconfigured → configured (ports open,
 /// servos found and checked, model loaded) → active (torque on, soft start from the present pose) →
 /// safe (hold or torque off, per joint) → recovered → active; shutdown is final.
 public enum LifecycleState: UInt8, Sendable, CaseIterable, CustomStringConvertible {

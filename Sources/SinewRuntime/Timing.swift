@@ -1,7 +1,7 @@
 import CRealtime
 import Histogram
 
-/// The stages of one tick, in the order they run (DESIGN.md, "The loop: one tick").
+/// The stages of one tick, in the order they run (docs/design.md, "One tick").
 public enum TickStage: Int, CaseIterable, Sendable {
     case sense = 0
     case estimate

@@ -29,7 +29,7 @@ struct KinematicsBench: ParsableCommand {
         discussion: """
             Each figure is the median over 7 runs of the mean time of --calls calls, cycling through 256 random \
             configurations (joint values, velocities and accelerations uniform in [-1, 1]), as Pinocchio's \
-            benchmark in shared/tools/pinocchio-bench does. The Jacobian is that of the deepest link.
+            benchmark (Benchmarks/pinocchio/pinbench.cpp) does. The Jacobian is that of the deepest link.
             """)
 
     @OptionGroup var robot: RobotFileOptions

@@ -294,7 +294,7 @@ struct LoopBench: ParsableCommand {
         var simulatedCyclesPerSecond: Double
     }
 
-    /// Per bus, from the protocol's packet sizes (PROTOCOLS.md) and the registers `RobotLoop` reads and
+    /// Per bus, from the protocol's packet sizes (docs/protocols.md) and the registers `RobotLoop` reads and
     /// writes: one read of Present Position and Present Velocity (and Present Current where it sits within
     /// 24 bytes of them), one write of Goal Position; Return Delay Time 0, as configure sets it.
     func wireLimits(configuration: RobotConfiguration, catalog: ServoCatalog) throws -> [WireLimit] {

@@ -48,7 +48,7 @@ struct BusBench: ParsableCommand {
             wire_emulated_cycles_per_s: Sinew's bus master with wire timing on, 1 Mbit/s, Return Delay Time 0.
 
             wire_limit_cycles_per_s: what the bytes allow at 1 Mbit/s, 10 bits per byte, Return Delay Time 0 \
-            (PROTOCOLS.md). Goal: wire_emulated ≥ 90% of it.
+            (docs/protocols.md). Goal: wire_emulated ≥ 90% of it.
 
             Busy polling (--busy-poll, on by default) applies to every party alike: the virtual bus (also the \
             one the SDK talks to) and the floor's responder poll instead of sleeping between packets, Sinew's bus \

@@ -16,9 +16,12 @@ struct Run: ParsableCommand {
             answer the same bytes as real ones, with wire timing; `pty` talks to a pseudo-terminal (for example \
             one served by `sinew virtual-bus`); `serial` to real servos on a serial port. Ctrl-C (SIGINT) or \
             SIGTERM brings the robot to its safe state (torque off, or holding for joints with safe_state: hold) \
-            and stops. With --json the run ends with one JSON object: ticks, achieved_hz, overruns, final_state \
-            (active or safe), stopped_by (duration, SIGINT, SIGTERM), safety_events [{t, joint, cause}], \
-            tracking_rms_rad, bus.
+            and stops. E-stops (the robot goes to its safe state and the run goes on until its end): the key `e` \
+            or the space bar in the terminal the run was started from, SIGUSR1, and robot.yaml's \
+            safety.estop.file (the file appears) and safety.estop.socket (a line `estop`). With --json the run \
+            ends with one JSON object: ticks, achieved_hz, overruns, final_state (active or safe), stopped_by \
+            (duration, SIGINT, SIGTERM), safety_events [{t, joint, cause, detail}], tracking_rms_rad, bus, … — \
+            every key is described in docs/run-json.md.
             --calibration (or robot.yaml's `calibration:`) uses the zeros recorded by `sinew calibrate` and refuses \
             a servo that does not match its entry. --record (or robot.yaml's `recording:`) writes every tick's \
             snapshot to a CSV file from a non-real-time thread; it is flushed and closed at the end of the run \
@@ -135,6 +138,9 @@ enum RobotSession {
         let recording = try options.startRecording(loop: loop, configuration: configuration)
         ShutdownSignals.install()
         defer { ShutdownSignals.restoreDefaults() }
+        let estop = loop.supervisor.emergencyStop
+        let keys = TerminalKeys { estop.pressKeyboardStop() }
+        defer { keys.finish() }
         let realtime = try scheduler.start()
         printError("real time: \(realtime)")
         let started = Date()
@@ -161,9 +167,11 @@ enum RobotSession {
                     1000 * loop.trackingRMSRad, scheduler.overrunsSoFarCount, loop.busErrorCount, wake.p50Us,
                     wake.p99Us)
                 + (imuComparison.samples > 0 ? String(format: "  IMU tilt error %.1f°", imuComparison.lastDeg) : "")
+                + (keys.isActive ? "  (\(TerminalKeys.hint))" : "")
             status.show(line)
         }
         status.finish()
+        keys.finish()
         let report = try scheduler.join()
         // Simulated seconds per wall-clock second: 1 when paced, more when --fast.
         let simulatedSeconds = simulated?.clock.map { Double($0.nanoseconds) * 1e-9 } ?? Double(report.ticks) / rate
@@ -180,6 +188,8 @@ enum RobotSession {
                     ("t", .number(event.timeSeconds)),
                     ("joint", loop.supervisor.jointName(event.jointIndex).map { .string($0) } ?? .null),
                     ("cause", .string("\(event.cause)")),
+                    // Which bound, or for an e-stop its source (signal, file, socket, keyboard).
+                    ("detail", event.detail.utf8CodeUnitCount > 0 ? .string("\(event.detail)") : .null),
                 ])
             })
         let busJSON = JSONValue.object(

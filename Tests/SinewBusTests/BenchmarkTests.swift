@@ -2,7 +2,7 @@ import SinewBus
 import Testing
 
 @Test func wireLimitMatchesProtocolsDoc() {
-    // PROTOCOLS.md: 6 servos at 1 Mbit/s, return delay 0 → read 1.10 ms + write 0.44 ms → ~650 cycles/s.
+    // docs/protocols.md: 6 servos at 1 Mbit/s, return delay 0 → read 1.10 ms + write 0.44 ms → ~650 cycles/s.
     let limit = BusBenchmark.wireLimitCyclesPerSecond(protocol: .dynamixel, servos: 6)
     #expect(abs(limit - 1 / 1.54e-3) < 1)
     // 12 servos → ~357.

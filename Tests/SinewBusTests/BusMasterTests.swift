@@ -250,7 +250,7 @@ private func expectError(
     let bus = BusMaster(
         transport: near, protocol: .dynamixel,
         timing: BusTiming(returnDelayMicroseconds: 0, marginNanoseconds: 0, perReplyNanoseconds: 0))
-    // PROTOCOLS.md: 6-servo sync read of 4 bytes = (14 + 6) + 15·6 bytes = 1.10 ms at 1 Mbit/s.
+    // docs/protocols.md: 6-servo sync read of 4 bytes = (14 + 6) + 15·6 bytes = 1.10 ms at 1 Mbit/s.
     #expect(bus.budgetNanoseconds(requestBytes: 20, replyBytes: 90, replies: 6) == 1_100_000)
     bus.timing.returnDelayMicroseconds = 500
     #expect(bus.budgetNanoseconds(requestBytes: 20, replyBytes: 90, replies: 6) == 4_100_000)

@@ -175,7 +175,7 @@ private func randomPacket(_ rng: inout XorShift, dynamixel: Bool, into out: Unsa
                     into: UnsafeMutableRawBufferPointer(rebasing: replies[offset...]))
             }
             dxl.append(UnsafeRawBufferPointer(rebasing: replies[0..<offset]))
-            while case .frame(let f) = dxl.next() { sum &+= Int(f.parameters[0]) }
+            while case .frame(let f) = dxl.next() { sum &+= Int(f.parameters.first ?? 0) }
             sum &+= try Dynamixel.encodeSyncWrite(
                 address: 116, length: 4, ids: ids, data: UnsafeRawBufferPointer(goals), into: request)
             // Feetech
@@ -187,7 +187,7 @@ private func randomPacket(_ rng: inout XorShift, dynamixel: Bool, into out: Unsa
                     into: UnsafeMutableRawBufferPointer(rebasing: replies[offset...]))
             }
             ftc.append(UnsafeRawBufferPointer(rebasing: replies[0..<offset]))
-            while case .frame(let f) = ftc.next() { sum &+= Int(f.parameters[0]) }
+            while case .frame(let f) = ftc.next() { sum &+= Int(f.parameters.first ?? 0) }
             sum &+= try Feetech.encodeSyncWrite(
                 address: 42, length: 2, ids: ids, data: UnsafeRawBufferPointer(goals), into: request)
         }

@@ -33,7 +33,7 @@ import Testing
         }
     }
     #expect(
-        Array(write[0..<14]) == [0xFF, 0xFF, 0xFD, 0x00, 0x01, 0x09, 0x00, 0x03, 0x74, 0x00, 0x00, 0x02, 0x00, 0x00])
+        Array(write.prefix(14)) == [0xFF, 0xFF, 0xFD, 0x00, 0x01, 0x09, 0x00, 0x03, 0x74, 0x00, 0x00, 0x02, 0x00, 0x00])
     let ids: [ServoID] = [1, 2]
     let data: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
     let sync = try ids.withUnsafeBufferPointer { ids in
@@ -43,13 +43,13 @@ import Testing
             }
         }
     }
-    // SYNC_WRITE of N servos × 4 bytes is 14 + 5·N bytes (PROTOCOLS.md).
-    #expect(sync.count == 14 + 5 * 2)
+    // SYNC_WRITE of N servos × 4 bytes is 14 + 5·N bytes (docs/protocols.md).
+    try #require(sync.count == 14 + 5 * 2)
     #expect(Array(sync[7..<22]) == [0x83, 0x74, 0x00, 0x04, 0x00, 1, 1, 2, 3, 4, 2, 5, 6, 7, 8])
 }
 
 private func crcBytes(_ packet: [UInt8]) -> [UInt8] {
-    let crc = packet[0..<(packet.count - 2)].withUnsafeBytes { Dynamixel.crc16($0) }
+    let crc = packet.dropLast(2).withUnsafeBytes { Dynamixel.crc16($0) }
     return [UInt8(crc & 0xFF), UInt8(crc >> 8)]
 }
 
@@ -60,6 +60,7 @@ private func crcBytes(_ packet: [UInt8]) -> [UInt8] {
             try Dynamixel.encodeWrite(id: 3, address: 0x1234, data: data, into: out)
         }
     }
+    try #require(packet.count >= 10)
     let body = Array(packet[8..<(packet.count - 2)])
     #expect(body == [0x34, 0x12, 0xFF, 0xFF, 0xFD, 0xFD, 0x01, 0xFF, 0xFF, 0xFD, 0xFD, 0xFD])
     #expect(Int(packet[5]) | Int(packet[6]) << 8 == packet.count - 7)
@@ -90,7 +91,7 @@ private func crcBytes(_ packet: [UInt8]) -> [UInt8] {
     #expect(frame.id == 7)
     #expect(frame.statusError & Dynamixel.alertBit != 0)
     #expect(frame.statusError & 0x7F == 7)
-    #expect(Array(frame.parameters) == params)
+    try #require(Array(frame.parameters) == params)
     #expect(frame.parameters.loadUInt16(at: 0) == 1200)
 }
 
@@ -204,7 +205,7 @@ private func crcBytes(_ packet: [UInt8]) -> [UInt8] {
             }
         }
     }
-    #expect(unstuffed.count == Dynamixel.fastSyncReplyLength(servoCount: 3, length: 4))
+    try #require(unstuffed.count == Dynamixel.fastSyncReplyLength(servoCount: 3, length: 4))
     let firstCRCAt = 8 + 6
     let crc = unstuffed[0..<firstCRCAt].withUnsafeBytes { Dynamixel.crc16($0) }
     #expect(UInt16(unstuffed[firstCRCAt]) | UInt16(unstuffed[firstCRCAt + 1]) << 8 == crc)
@@ -214,6 +215,7 @@ private func crcBytes(_ packet: [UInt8]) -> [UInt8] {
     let a = try encoded { try Dynamixel.encodePing(id: 1, into: $0) }
     let b = try encoded { try Dynamixel.encodeRead(id: 2, address: 132, length: 4, into: $0) }
     var corruptA = a
+    try #require(corruptA.count > 8)
     corruptA[8] ^= 0x01
     let stream: [UInt8] = [0x00, 0xFF, 0xFF, 0x12, 0xFF, 0xFF, 0xFD] + a + [0xFF, 0xFF] + corruptA + b + a
     // Feed in every split size from 1 to 7 bytes.

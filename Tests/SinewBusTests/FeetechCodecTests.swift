@@ -29,6 +29,7 @@ import Testing
     }
     #expect(f.id == 1)
     #expect(f.statusError == Feetech.errorOverload)
+    try #require(f.parameters.count >= 2)
     #expect(f.parameters.loadUInt16(at: 0) == 2048)
     #expect(f.parameters.loadUInt16(at: 0, .bigEndian) == 0x0008)
 }
@@ -55,7 +56,7 @@ import Testing
             }
         }
     }
-    #expect(Array(packet[0..<5]) == [0xFF, 0xFF, 0xFE, 4 + 3 * 2, 0x83])
+    #expect(Array(packet.prefix(5)) == [0xFF, 0xFF, 0xFE, 4 + 3 * 2, 0x83])
     let decoder = FeetechStreamDecoder()
     // Without a bound, `FF FF 00 FF` would announce a 259-byte packet and hold the real one back.
     decoder.maximumPacketLength = 64
@@ -87,6 +88,7 @@ import Testing
     let a = try encoded { try Feetech.encodePing(id: 1, into: $0) }
     let b = try encoded { try Feetech.encodeRead(id: 2, address: 56, length: 2, into: $0) }
     var bad = b
+    try #require(bad.count > 6)
     bad[6] ^= 0x40
     let stream: [UInt8] = [0x13, 0xFF] + a + [0xFF, 0xFF, 0xFF] + bad + b + a
     for chunk in 1...5 {

@@ -10,8 +10,9 @@ private let officialPython = ProcessInfo.processInfo.environment["SINEW_PYTHON"]
 private func runOfficialMaster(_ kind: String, port: String) throws -> [String: Any] {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("python/official_sdk_master.py").path
+    let python = try #require(officialPython)
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: officialPython!)
+    process.executableURL = URL(fileURLWithPath: python)
     process.arguments = [script, kind, port]
     let pipe = Pipe()
     process.standardOutput = pipe

@@ -72,9 +72,8 @@ final class ScriptedBus: @unchecked Sendable {
         }
     }
 
-    func register(_ id: ServoID, _ address: Int, _ length: Int) -> [UInt8] {
-        lock.withLock { Array(tables[id]![address..<address + length]) }
-    }
+    /// `length` bytes of servo `id`'s register table from `address` (see `read`).
+    func register(_ id: ServoID, _ address: Int, _ length: Int) -> [UInt8] { read(id, address, length) }
 
     private var isRunning: Bool { lock.withLock { running } }
 
@@ -144,7 +143,7 @@ final class ScriptedBus: @unchecked Sendable {
     }
 
     private func dxlStatus(_ id: ServoID, _ error: UInt8, _ params: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 300)
+        var out = [UInt8](repeating: 0, count: 2 * params.count + 32)  // room for byte stuffing
         let n = params.withUnsafeBytes { p in
             out.withUnsafeMutableBytes { try! Dynamixel.encodeStatus(id: id, error: error, parameters: p, into: $0) }
         }
@@ -152,7 +151,7 @@ final class ScriptedBus: @unchecked Sendable {
     }
 
     private func ftcStatus(_ id: ServoID, _ error: UInt8, _ params: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 300)
+        var out = [UInt8](repeating: 0, count: params.count + 32)
         let n = params.withUnsafeBytes { p in
             out.withUnsafeMutableBytes { try! Feetech.encodeStatus(id: id, error: error, parameters: p, into: $0) }
         }
@@ -164,14 +163,21 @@ final class ScriptedBus: @unchecked Sendable {
         return faulted(make(id, 0, params), id: id) { make($0, $1, params) }
     }
 
+    /// `length` bytes of servo `id`'s table from `address`, as a request (the master's, any values) asks:
+    /// bytes beyond the 256-byte table read as 0; a servo that does not exist has none.
     private func read(_ id: ServoID, _ address: Int, _ length: Int) -> [UInt8] {
-        lock.withLock { Array(tables[id]![address..<address + length]) }
+        lock.withLock {
+            guard let table = tables[id] else { return [] }
+            return (address..<address + max(length, 0)).map { table.indices.contains($0) ? table[$0] : 0 }
+        }
     }
 
+    /// Writes into servo `id`'s table; bytes beyond the 256-byte table are dropped.
     private func write(_ id: ServoID, _ address: Int, _ data: UnsafeRawBufferPointer) {
         lock.withLock {
-            guard tables[id] != nil else { return }
-            for (k, b) in data.enumerated() { tables[id]![address + k] = b }
+            guard var table = tables[id] else { return }
+            for (k, b) in data.enumerated() where table.indices.contains(address + k) { table[address + k] = b }
+            tables[id] = table
         }
     }
 
@@ -195,7 +201,7 @@ final class ScriptedBus: @unchecked Sendable {
             let listed = ids.filter(exists)
             let errors = [UInt8](repeating: 0, count: listed.count)
             let data = listed.flatMap { read($0, Int(a), Int(l)) }
-            var out = [UInt8](repeating: 0, count: 1024)
+            var out = [UInt8](repeating: 0, count: 2 * (data.count + 4 * listed.count) + 32)  // with byte stuffing
             let n = listed.withUnsafeBufferPointer { i in
                 errors.withUnsafeBufferPointer { e in
                     data.withUnsafeBytes { d in

@@ -1,4 +1,5 @@
 import Foundation
+import SinewTestSupport
 import Testing
 
 @Suite("sinew bench loop")

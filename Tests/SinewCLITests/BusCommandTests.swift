@@ -1,4 +1,5 @@
 import Foundation
+import SinewTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -8,7 +9,7 @@ import Testing
 /// A `sinew` child whose output goes to files (never a pipe that could fill up), so a test can read what it
 /// printed while it runs, stop it with a signal, and be sure it is gone afterwards.
 final class SinewChild {
-    let process = Process()
+    let process: Process
     let outPath: String
     let errPath: String
 
@@ -19,8 +20,7 @@ final class SinewChild {
         errPath = base + ".err"
         _ = FileManager.default.createFile(atPath: outPath, contents: nil)
         _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: sinewExecutable)
-        process.arguments = arguments
+        process = sinewProcess(arguments)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         process.standardInput = FileHandle.nullDevice

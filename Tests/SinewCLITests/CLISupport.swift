@@ -1,4 +1,5 @@
 import Foundation
+import SinewTestSupport
 
 /// Runs the `sinew` executable built beside the test bundle and captures what it prints.
 struct CommandResult {
@@ -7,17 +8,8 @@ struct CommandResult {
     var stderr: String
 }
 
-let sharedDirectory: String = {
-    if let dir = ProcessInfo.processInfo.environment["SINEW_SHARED_DIR"] { return dir }
-    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    return repo.deletingLastPathComponent().appendingPathComponent("shared").path
-}()
-
-let repositoryRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-
-let kinematicsReferenceDirectory = sharedDirectory + "/reference/kinematics"
+/// The path of a file in Tests/Fixtures/kinematics (reference robots), or an error naming it when missing.
+func kinematicsFixture(_ name: String) throws -> String { try fixture("kinematics/" + name) }
 
 /// The `sinew` binary of the same build as this test bundle.
 let sinewExecutable: String = {
@@ -30,10 +22,21 @@ let sinewExecutable: String = {
     return repositoryRoot + "/.build/release/sinew"
 }()
 
-func runSinew(_ arguments: [String], input: String? = nil) throws -> CommandResult {
+/// The environment of every `sinew` a test starts: the child ends when the test process does, even when the
+/// test process crashes (`SINEW_EXIT_WITH_PARENT`, see Sources/sinew/ParentWatch.swift).
+let sinewChildEnvironment = ProcessInfo.processInfo.environment.merging(["SINEW_EXIT_WITH_PARENT": "1"]) { $1 }
+
+/// A `Process` for the `sinew` of this build, started with `sinewChildEnvironment`.
+func sinewProcess(_ arguments: [String]) -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: sinewExecutable)
     process.arguments = arguments
+    process.environment = sinewChildEnvironment
+    return process
+}
+
+func runSinew(_ arguments: [String], input: String? = nil) throws -> CommandResult {
+    let process = sinewProcess(arguments)
     let out = Pipe()
     let inPipe = Pipe()
     // Standard error goes to a file, so a chatty child can never block on a full pipe while we read stdout.

@@ -1,4 +1,5 @@
 import Foundation
+import SinewTestSupport
 import Testing
 
 @Suite(.serialized) struct CalibrateCommandTests {
@@ -88,9 +89,7 @@ import Testing
         let dir = try scratchDirectory("sigint")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/interrupted.csv"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: sinewExecutable)
-        process.arguments = ["run", robot, "--duration", "20", "--record", path, "--json"]
+        let process = sinewProcess(["run", robot, "--duration", "20", "--record", path, "--json"])
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
@@ -115,7 +114,7 @@ import Testing
         #expect(text.hasSuffix("\n"))
         let lines = text.split(separator: "\n")
         #expect(lines.count == 1 + ticks)
-        let columns = lines[0].split(separator: ",").count
+        let columns = try #require(lines.first).split(separator: ",").count
         #expect(lines.last?.split(separator: ",", omittingEmptySubsequences: false).count == columns)
     }
 

@@ -1,20 +1,21 @@
 import Foundation
+import SinewTestSupport
 import Testing
 
 @Suite(.serialized) struct KinematicsCommandTests {
     @Test func evalMatchesTheReferenceAndReportsBadLinesWithoutStopping() throws {
         let reference = try #require(
             jsonObject(
-                try String(contentsOfFile: "\(kinematicsReferenceDirectory)/panda.pinocchio.json", encoding: .utf8)))
+                try String(contentsOfFile: kinematicsFixture("panda.pinocchio.json"), encoding: .utf8)))
         let sample = try #require((reference["samples"] as? [[String: Any]])?.first)
         var joints = try #require(sample["joints"] as? [String: Double])
         joints["panda_finger_joint2"] = nil  // a mimic joint left out follows its master
         let line = String(decoding: try JSONSerialization.data(withJSONObject: ["joints": joints]), as: UTF8.self)
         let input = [line, "{\"joints\": {\"no_such_joint\": 1}}", "not json", line].joined(separator: "\n")
-        let result = try runSinew(["kinematics", "eval", "\(kinematicsReferenceDirectory)/panda.urdf"], input: input)
+        let result = try runSinew(["kinematics", "eval", kinematicsFixture("panda.urdf")], input: input)
         #expect(result.status == 1)
         let lines = result.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.count == 4)
+        try #require(lines.count == 4, "\(result.stdout)")
         #expect(lines[1].contains("\"error\"") && lines[1].contains("no_such_joint") && lines[1].contains("line 2"))
         #expect(lines[2].contains("\"error\""))
         let output = try #require(jsonObject(lines[3]))
@@ -43,9 +44,13 @@ import Testing
         let expectedMass = try #require(sample["mass_matrix"] as? [String: Any])
         let expectedOrder = try #require(expectedMass["order"] as? [String])
         let expectedRows = try #require(expectedMass["rows"] as? [[Double]])
+        try #require(Set(order) == Set(expectedOrder) && rows.count == order.count)
         for (a, nameA) in expectedOrder.enumerated() {
             for (b, nameB) in expectedOrder.enumerated() {
-                let got = rows[order.firstIndex(of: nameA)!][order.firstIndex(of: nameB)!]
+                let row = try #require(order.firstIndex(of: nameA))
+                let column = try #require(order.firstIndex(of: nameB))
+                try #require(rows[row].count == order.count)
+                let got = rows[row][column]
                 #expect(abs(got - expectedRows[a][b]) <= max(1e-9, 1e-7 * abs(expectedRows[a][b])))
             }
         }
@@ -53,28 +58,30 @@ import Testing
 
     @Test func evalHonoursFrame() throws {
         let result = try runSinew(
-            ["kinematics", "eval", "\(kinematicsReferenceDirectory)/ur5_robot.urdf", "--frame", "tool0"],
+            ["kinematics", "eval", kinematicsFixture("ur5_robot.urdf"), "--frame", "tool0"],
             input: "{\"joints\": {}}\n{\"joints\": {\"elbow_joint\": 1.0, \"wrist_1_joint\": 0}}\n"
                 + "{\"joints\": {\"elbow_joint\": true}}\n")
         #expect(result.status == 1)
         let lines = result.stdout.split(separator: "\n")
-        #expect(lines.count == 3 && !lines[1].contains("error") && lines[2].contains("expected a number"))
+        try #require(lines.count == 3, "\(result.stdout)")
+        #expect(!lines[1].contains("error") && lines[2].contains("expected a number"))
         let output = try #require(jsonObject(String(lines[0])))
         #expect((output["jacobian"] as? [String: Any])?["frame"] as? String == "tool0")
         let bad = try runSinew([
-            "kinematics", "eval", "\(kinematicsReferenceDirectory)/ur5_robot.urdf", "--frame", "nope",
+            "kinematics", "eval", kinematicsFixture("ur5_robot.urdf"), "--frame", "nope",
         ])
         #expect(bad.status != 0 && bad.stderr.contains("nope"))
     }
 
     @Test func ikSolvesAReachableTargetAndReportsTheResidualOtherwise() throws {
-        let urdf = "\(kinematicsReferenceDirectory)/ur5_robot.urdf"
+        let urdf = try kinematicsFixture("ur5_robot.urdf")
         let eval = try runSinew(
             ["kinematics", "eval", urdf, "--frame", "tool0"],
             input: "{\"joints\": {\"shoulder_lift_joint\": -1.0, \"elbow_joint\": 1.2, \"wrist_2_joint\": 0.4}}\n")
         let pose = try #require((jsonObject(eval.stdout)?["link_poses"] as? [String: [[Double]]])?["tool0"])
         // Quaternion from the rotation matrix (trace is positive for this pose or close enough to use the w branch).
         let m = pose
+        try #require(m.count == 4 && m.allSatisfy { $0.count == 4 })
         let w = (max(0, 1 + m[0][0] + m[1][1] + m[2][2])).squareRoot() / 2
         let q = [w, (m[2][1] - m[1][2]) / (4 * w), (m[0][2] - m[2][0]) / (4 * w), (m[1][0] - m[0][1]) / (4 * w)]
         let target = [m[0][3], m[1][3], m[2][3]] + q
@@ -98,7 +105,7 @@ import Testing
     }
 
     @Test func infoShowsTreeLimitsMimicAndMasses() throws {
-        let result = try runSinew(["kinematics", "info", "\(kinematicsReferenceDirectory)/panda.urdf"])
+        let result = try runSinew(["kinematics", "info", kinematicsFixture("panda.urdf")])
         #expect(result.status == 0)
         #expect(result.stdout.contains("9 moving joints (1 mimic)"))
         #expect(result.stdout.contains("mimic: 1·panda_finger_joint1 + 0"))
@@ -149,7 +156,7 @@ import Testing
     }
 
     @Test func benchmarksPrintTheirJSONKeys() throws {
-        let urdf = "\(kinematicsReferenceDirectory)/ur5_robot.urdf"
+        let urdf = try kinematicsFixture("ur5_robot.urdf")
         let kinematics = try runSinew(["bench", "kinematics", urdf, "--json", "--calls", "200"])
         let k = try #require(jsonObject(kinematics.stdout))
         for key in ["fk_ns", "jacobian_ns", "rnea_ns", "crba_ns", "aba_ns"] { #expect(k[key] is Double, "\(key)") }

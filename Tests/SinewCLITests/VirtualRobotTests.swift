@@ -1,4 +1,5 @@
 import Foundation
+import SinewTestSupport
 import Testing
 
 /// A recorded run: loop time (s), and per joint the measured and targeted positions (rad).
@@ -12,10 +13,10 @@ private struct Recording {
 
     init(path: String) throws {
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
-        let header = lines[0].split(separator: ",").map(String.init)
-        let tColumn = header.firstIndex(of: "t_s")!
+        let header = try #require(lines.first, "empty recording \(path)").split(separator: ",").map(String.init)
+        let tColumn = try #require(header.firstIndex(of: "t_s"), "no t_s column in \(path)")
         joints = header.filter { $0.hasSuffix(".position_rad") }.map { String($0.dropLast(".position_rad".count)) }
-        let columns = joints.map { header.firstIndex(of: $0 + ".position_rad")! }
+        let columns = joints.compactMap { header.firstIndex(of: $0 + ".position_rad") }
         for line in lines.dropFirst() {
             let fields = line.split(separator: ",", omittingEmptySubsequences: false)
             guard fields.count == header.count, let t = Double(fields[tColumn]) else { continue }
@@ -36,7 +37,7 @@ private struct Recording {
             if times[mid] <= t { lo = mid } else { hi = mid }
         }
         let f = (t - times[lo]) / max(times[hi] - times[lo], 1e-12)
-        let p = positions[joint]!
+        guard let p = positions[joint] else { return nil }
         return p[lo] + f * (p[hi] - p[lo])
     }
 }
@@ -52,9 +53,7 @@ private struct Recording {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
 
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: sinewExecutable)
-        server.arguments = ["virtual-bus", "--robot", robot, "--link-dir", dir]
+        let server = sinewProcess(["virtual-bus", "--robot", robot, "--link-dir", dir])
         let out = Pipe()
         server.standardOutput = out
         server.standardError = FileHandle.nullDevice

@@ -29,7 +29,7 @@ let servoTableDirectory: String = {
         }
     }
 
-    /// Addresses and sizes from shared/PROTOCOLS.md.
+    /// Addresses and sizes from docs/protocols.md.
     @Test(arguments: ["xl330-m288", "xm430-w350"])
     func dynamixelRegistersAtProtocolAddresses(model name: String) throws {
         let model = try #require(catalog.model(named: name))
@@ -61,6 +61,7 @@ let servoTableDirectory: String = {
         #expect(model.register(named: "Present Position")?.encoding == .twosComplement)
         #expect(model.register(named: "Model Number")?.access == .readOnly)
         let image = model.factoryImage()
+        try #require(image.count > 68, "\(name): control table of \(image.count) bytes")
         #expect(Int(image[0]) | Int(image[1]) << 8 == Int(model.modelNumber))
         #expect(image[9] == 250 && image[7] == 1 && image[68] == 2)
     }
@@ -96,6 +97,7 @@ let servoTableDirectory: String = {
         #expect(model.register(named: "Goal Position")?.encoding == .signMagnitude(signBit: 15))
         #expect(model.baudRates[0] == 1_000_000 && model.defaultBaudRate == 1_000_000)
         let image = model.factoryImage()
+        try #require(image.count > 4, "control table of \(image.count) bytes")
         #expect(image[3] == 0x09 && image[4] == 0x03)  // 777 little-endian
     }
 

@@ -43,6 +43,7 @@ func mavlinkDecodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAV
         let frame = try mavlinkEncodeFrame(&encoder, .highResIMU(imu))
         #expect(frame == hexBytes(Self.pymavlinkHighResIMU))
         // Two trailing zero bytes (sensor id, high byte of the field bitmap) are truncated.
+        try #require(frame.count > 1)
         #expect(frame[1] == 61)
         #expect(encoder.sequence == 9)
     }
@@ -101,6 +102,7 @@ func mavlinkDecodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAV
         }
         // A copy of the second frame with one payload bit flipped must be rejected.
         var corrupted = frames[1]
+        try #require(corrupted.count > 12)
         corrupted[12] ^= 0x10
         stream += corrupted
         var decoder = MAVLinkDecoder()
@@ -111,6 +113,7 @@ func mavlinkDecodeAll(_ bytes: [UInt8], _ decoder: inout MAVLinkDecoder) -> [MAV
         #expect(decoder.framesDecoded == messages.count)
         #expect(decoder.sequenceGaps == 0)
         // An all-zero SCALED_IMU still sends one payload byte.
+        try #require(frames[3].count > 1)
         #expect(frames[3][1] == 1)
     }
 

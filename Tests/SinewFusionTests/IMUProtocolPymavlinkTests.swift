@@ -4,8 +4,6 @@ import SinewTestSupport
 import Testing
 
 /// The repository's Python environment (`make pyenv`), where pymavlink lives.
-private let pyenvDirectory = estimationRepositoryRoot().appendingPathComponent(".build/pyenv").path
-
 /// glibc's pseudo-terminal calls, looked up at run time: Swift's Glibc module hides them behind
 /// _XOPEN_SOURCE, and a test does not justify a C shim.
 private struct PseudoTerminalFunctions {
@@ -115,7 +113,7 @@ private func virtualIMUStream() -> [MAVLinkIMUMessage] {
     static let script = estimationRepositoryRoot().appendingPathComponent("Tests/python/imu_decode_check.py").path
 
     @Test func pymavlinkDecodesOurVirtualIMUStream() throws {
-        guard let python = pythonWithPymavlink(venv: pyenvDirectory) else { return }
+        let python = try testPython(importing: ["pymavlink"])
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         var encoder = MAVLinkEncoder(systemID: 1, componentID: 200)
@@ -147,7 +145,7 @@ private func virtualIMUStream() -> [MAVLinkIMUMessage] {
     /// The same stream written live to a pseudo-terminal, as a serial IMU (or the simulator's virtual one)
     /// would send it, and read by pymavlink from the pty's device path.
     @Test func pymavlinkReadsTheVirtualIMUOnAPseudoTerminal() throws {
-        guard let python = pythonWithPymavlink(venv: pyenvDirectory) else { return }
+        let python = try testPython(importing: ["pymavlink"])
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         // 2 s of the virtual IMU at 400 Hz on a wobbling body; the expected values are rebuilt here from
@@ -232,7 +230,7 @@ private func virtualIMUStream() -> [MAVLinkIMUMessage] {
     }
 
     @Test func weDecodePymavlinkEncodedStream() throws {
-        guard let python = pythonWithPymavlink(venv: pyenvDirectory) else { return }
+        let python = try testPython(importing: ["pymavlink"])
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let frames = directory.appendingPathComponent("frames.bin")

@@ -1,15 +1,10 @@
 import CAllocCounter
 import Foundation
 import SinewFusion
+import SinewTestSupport
 import Testing
 
-/// `shared/reference/imu/broad` beside the checkout, or under $SINEW_SHARED_DIR.
-private let broadDirectory: String = {
-    if let dir = ProcessInfo.processInfo.environment["SINEW_SHARED_DIR"] { return dir + "/reference/imu/broad" }
-    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    return repo.deletingLastPathComponent().appendingPathComponent("shared/reference/imu/broad").path
-}()
+/// Five BROAD trials in Tests/Fixtures/imu/broad (source, citation and licence in its README.md).
 
 private let broadFiles = [
     "02_undisturbed_slow_rotation_B", "07_undisturbed_fast_rotation_B", "16_undisturbed_fast_translation_B",
@@ -205,11 +200,8 @@ private func randomOrientation(_ noise: inout OrientationTestNoise) -> Orientati
     #expect(final < 0.5 * degree)
 }
 
-@Test(.enabled(if: FileManager.default.fileExists(atPath: broadDirectory), "BROAD reference data not found"))
-func broadTrialsMeanErrorStaysBelowBound() throws {
-    let trials = try broadFiles.map { name throws(BROADError) in
-        try BROADTrial.load(path: broadDirectory + "/" + name + ".csv")
-    }
+@Test func broadTrialsMeanErrorStaysBelowBound() throws {
+    let trials = try broadFiles.map { name in try BROADTrial.load(path: try fixture("imu/broad/\(name).csv")) }
     #expect(trials.allSatisfy { $0.count > 40_000 })
     let summary = BROADEvaluation.evaluate(trials)
     // Achieved 1.56° total (1.38° heading, 0.64° inclination); Madgwick's best is 4.83°.

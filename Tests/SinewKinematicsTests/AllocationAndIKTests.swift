@@ -6,7 +6,7 @@ import Testing
 @Suite struct WorkspaceAllocationTests {
     /// Every computation of the workspace and the IK solver runs without touching the heap.
     @Test func kinematicsAndDynamicsDoNotAllocate() throws {
-        let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/panda.urdf")
+        let model = try RobotModel(urdf: kinematicsFixture("panda.urdf"))
         let w = KinematicsWorkspace(model: model)
         let ik = InverseKinematicsSolver(model: model)
         let n = model.dofCount
@@ -15,7 +15,7 @@ import Testing
         let a = UnsafeMutableBufferPointer<Double>.allocate(capacity: n)
         defer { for b in [q, v, a] { b.deallocate() } }
         for i in 0..<n { (q[i], v[i], a[i]) = (0.1 * Double(i), 0.2, -0.3) }
-        let hand = model.linkIndex(named: "panda_hand")!
+        let hand = try #require(model.linkIndex(named: "panda_hand"))
         w.forwardKinematics(UnsafeBufferPointer(q))
         let target = w.linkPose(hand)
         func run() {
@@ -38,7 +38,7 @@ import Testing
 @Suite struct InverseKinematicsTests {
     @Test(arguments: [("panda", "panda_hand"), ("ur5_robot", "tool0"), ("kinova", "j2s6s200_end_effector")])
     func reachesRandomReachableTargets(robot: String, linkName: String) throws {
-        let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/\(robot).urdf")
+        let model = try RobotModel(urdf: kinematicsFixture("\(robot).urdf"))
         let w = KinematicsWorkspace(model: model)
         let ik = InverseKinematicsSolver(model: model)
         let link = try #require(model.linkIndex(named: linkName))
@@ -68,32 +68,33 @@ import Testing
     }
 
     @Test func unreachableTargetReportsTheResidual() throws {
-        let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/ur5_robot.urdf")
+        let model = try RobotModel(urdf: kinematicsFixture("ur5_robot.urdf"))
         let ik = InverseKinematicsSolver(model: model)
         var options = ik.options
         options.timeBudgetSeconds = 0.002
         ik.options = options
         let far = RigidTransform(translation: (5, 0, 0), quaternion: (1, 0, 0, 0))
-        let solution = ik.solve(link: model.linkIndex(named: "tool0")!, target: far, seed: model.midRangePositions)
+        let tool = try #require(model.linkIndex(named: "tool0"))
+        let solution = ik.solve(link: tool, target: far, seed: model.midRangePositions)
         #expect(!solution.converged)
         #expect(solution.positionError > 3)
     }
 
     @Test func mimicFoldingSumsFollowerColumnsIntoTheirMaster() throws {
-        let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/panda.urdf")
+        let model = try RobotModel(urdf: kinematicsFixture("panda.urdf"))
         let folding = model.mimicFolding
         #expect(folding.hasMimicJoints && folding.controlCount == model.dofCount - 1)
         let w = KinematicsWorkspace(model: model)
         let q = model.midRangePositions
-        #expect(
-            q[model.jointIndex(named: "panda_finger_joint2")!] == q[model.jointIndex(named: "panda_finger_joint1")!])
-        w.frameJacobian(q, link: model.linkIndex(named: "panda_rightfinger")!)
+        let f1 = try #require(model.jointIndex(named: "panda_finger_joint1"))
+        let f2 = try #require(model.jointIndex(named: "panda_finger_joint2"))
+        #expect(q[f2] == q[f1])
+        let rightFinger = try #require(model.linkIndex(named: "panda_rightfinger"))
+        w.frameJacobian(q, link: rightFinger)
         var folded = [Double](repeating: 0, count: 6 * folding.controlCount)
         folded.withUnsafeMutableBufferPointer { out in folding.foldJacobian(UnsafeBufferPointer(w.jacobian), into: out)
         }
-        let f1 = model.jointIndex(named: "panda_finger_joint1")!
-        let f2 = model.jointIndex(named: "panda_finger_joint2")!
-        let control = folding.independentJoints.firstIndex(of: f1)!
+        let control = try #require(folding.independentJoints.firstIndex(of: f1))
         for r in 0..<6 {
             #expect(
                 abs(folded[6 * control + r] - (w.jacobian(row: r, column: f1) + w.jacobian(row: r, column: f2))) < 1e-15

@@ -77,8 +77,9 @@ import Testing
         #expect(model.joints.map(\.name) == ["jx", "jy", "jz"])
         let w = KinematicsWorkspace(model: model)
         let q = [0.25, -0.5, 0.125]
+        let z = try #require(model.linkIndex(named: "z"))
         w.forwardKinematics(q)
-        let p = w.linkPose(model.linkIndex(named: "z")!).translation
+        let p = w.linkPose(z).translation
         #expect(abs(p.0 - 1.25) < 1e-15 && abs(p.1 + 0.5) < 1e-15 && abs(p.2 - 0.625) < 1e-15)
         w.gravityEfforts(q)
         #expect(abs(w.efforts[0]) < 1e-12 && abs(w.efforts[1]) < 1e-12)
@@ -86,7 +87,7 @@ import Testing
         w.computeMassMatrix(q)
         let expected = [[ma + mb + mc, 0, 0], [0, mb + mc, 0], [0, 0, mc]]
         for r in 0..<3 { for c in 0..<3 { #expect(abs(w.massMatrix(row: r, column: c) - expected[r][c]) < 1e-12) } }
-        w.frameJacobian(q, link: model.linkIndex(named: "z")!)
+        w.frameJacobian(q, link: z)
         for c in 0..<3 { for r in 0..<6 { #expect(w.jacobian(row: r, column: c) == (r == c ? 1 : 0)) } }
     }
 
@@ -106,7 +107,7 @@ import Testing
     }
 
     @Test func continuousJointsWrapAround() throws {
-        let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/kinova.urdf")
+        let model = try RobotModel(urdf: kinematicsFixture("kinova.urdf"))
         let continuous = model.joints.indices.filter { model.joints[$0].type == .continuous }
         #expect(continuous.count == 3)
         for j in continuous {
@@ -114,6 +115,7 @@ import Testing
         }
         let w = KinematicsWorkspace(model: model)
         var q = [0.3, 2.9, 1.1, -0.7, 3.0, 0.5]
+        try #require(q.count == model.dofCount)
         w.forwardKinematics(q)
         let before = model.links.indices.map { matrix(w.linkPose($0)) }
         for j in continuous { q[j] += 2 * Double.pi * Double(j % 2 == 0 ? 3 : -2) }
@@ -130,7 +132,7 @@ import Testing
 
     @Test(arguments: robots)
     func jacobianIsTheDerivativeOfForwardKinematics(robot: String) throws {
-        let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/\(robot).urdf")
+        let model = try RobotModel(urdf: kinematicsFixture("\(robot).urdf"))
         let w = KinematicsWorkspace(model: model)
         var random = TestRandom(state: 7)
         let h = 1e-6
@@ -171,7 +173,7 @@ import Testing
     /// Gravity torques are the gradient of the potential energy computed from the link poses.
     @Test(arguments: robots)
     func gravityTorqueIsTheGradientOfPotentialEnergy(robot: String) throws {
-        let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/\(robot).urdf")
+        let model = try RobotModel(urdf: kinematicsFixture("\(robot).urdf"))
         let w = KinematicsWorkspace(model: model)
         func potential(_ q: [Double]) -> Double {
             w.forwardKinematics(q)
@@ -202,7 +204,7 @@ import Testing
     /// RNEA, CRBA and ABA describe the same dynamics: τ = M·a + b(q, v), and ABA inverts RNEA.
     @Test(arguments: robots)
     func inverseAndForwardDynamicsAgree(robot: String) throws {
-        let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/\(robot).urdf")
+        let model = try RobotModel(urdf: kinematicsFixture("\(robot).urdf"))
         let w = KinematicsWorkspace(model: model)
         let n = model.dofCount
         var random = TestRandom(state: 13)

@@ -2,7 +2,7 @@ import Foundation
 import SinewKinematics
 import Testing
 
-/// Every robot in shared/reference/kinematics against the values Pinocchio computed for it.
+/// Every robot in Tests/Fixtures/kinematics against the values Pinocchio computed for it.
 @Suite struct PinocchioReferenceTests {
     static let robots = ["double_pendulum", "kinova", "panda", "so101", "ur5_robot"]
 
@@ -12,7 +12,7 @@ import Testing
     }
 
     static func reference(_ robot: String) throws -> Reference {
-        let data = try Data(contentsOf: URL(fileURLWithPath: "\(kinematicsReferenceDirectory)/\(robot).pinocchio.json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: kinematicsFixture("\(robot).pinocchio.json")))
         let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         return Reference(
             jacobianFrame: try #require(json["jacobian_frame"] as? String),
@@ -25,7 +25,7 @@ import Testing
 
     @Test(arguments: robots)
     func matchesPinocchio(robot: String) throws {
-        let model = try RobotModel(urdf: "\(kinematicsReferenceDirectory)/\(robot).urdf")
+        let model = try RobotModel(urdf: kinematicsFixture("\(robot).urdf"))
         let reference = try Self.reference(robot)
         let workspace = KinematicsWorkspace(model: model)
         let n = model.dofCount

@@ -1,16 +1,13 @@
 import Foundation
 import SinewCore
 import SinewKinematics
+import SinewTestSupport
 
-/// The `shared/` folder beside the checkout (reference data), or $SINEW_SHARED_DIR.
-let sharedDirectory: String = {
-    if let dir = ProcessInfo.processInfo.environment["SINEW_SHARED_DIR"] { return dir }
-    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    return repo.deletingLastPathComponent().appendingPathComponent("shared").path
-}()
+/// The reference robots and Pinocchio's values for them (Tests/Fixtures/kinematics, see its README.md).
+let kinematicsReferenceDirectory = fixturesDirectory + "/kinematics"
 
-let kinematicsReferenceDirectory = sharedDirectory + "/reference/kinematics"
+/// The path of a file in Tests/Fixtures/kinematics, or an error naming it when it is missing.
+func kinematicsFixture(_ name: String) throws -> String { try fixture("kinematics/" + name) }
 
 let here = SourceLocation(file: "test")
 

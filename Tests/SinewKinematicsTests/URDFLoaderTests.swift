@@ -3,8 +3,8 @@ import SinewCore
 import SinewKinematics
 import Testing
 
-private func referenceURDF(_ name: String) -> String {
-    sharedDirectory + "/reference/kinematics/" + name
+private func referenceURDF(_ name: String) throws -> String {
+    try kinematicsFixture(name)
 }
 
 private func loadReference(_ name: String) throws -> RobotDescription {
@@ -77,7 +77,7 @@ struct URDFLoaderReferenceTests {
         #expect(robot.name == name)
         #expect(robot.links.count == links)
         #expect(robot.joints.count == joints)
-        #expect(robot.file == referenceURDF(file))
+        #expect(robot.file == (try referenceURDF(file)))
         for joint in robot.joints {
             let (x, y, z) = joint.axis
             #expect(close((x * x + y * y + z * z).squareRoot(), 1), "axis of \(joint.name) is not unit")
@@ -87,7 +87,7 @@ struct URDFLoaderReferenceTests {
 
     @Test("every URDF in the reference directory loads")
     func everyFileLoads() throws {
-        let directory = sharedDirectory + "/reference/kinematics"
+        let directory = kinematicsReferenceDirectory
         let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".urdf") }
         #expect(files.count >= 5)
         for file in files {

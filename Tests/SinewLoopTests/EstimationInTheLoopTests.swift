@@ -153,7 +153,9 @@ func retryingDisturbedRuns(_ attempt: (_ isLastAttempt: Bool) throws -> Bool) re
     func jointStateFilterRun(isLastAttempt: Bool) throws -> Bool {
         let rig = try SimulatedRig(wireTiming: true, runMarginNs: 50_000_000)
         let n = rig.loop.configuration.joints.count
-        let urdf = rig.loop.configuration.joints.map { rig.model.jointIndex(named: $0.name)! }
+        let urdf = try rig.loop.configuration.joints.map { joint in
+            try #require(rig.model.jointIndex(named: joint.name))
+        }
         let history = PhysicsHistory(robot: rig.robot, joints: urdf)
         rig.server.withBus { bus in
             history.inner = bus.dynamics
@@ -196,6 +198,8 @@ func retryingDisturbedRuns(_ attempt: (_ isLastAttempt: Bool) throws -> Bool) re
         // value for one tick, which both estimators see alike; a handful at most.
         #expect(rig.loop.busErrorCount <= 5)
         let first = 100
+        // Every joint's series has one entry per active tick; scoring needs at least two past `first`.
+        try #require(tickTimeS.count >= first + 2, "active for \(tickTimeS.count) ticks: too few to score")
         func velocities(_ q: Double?) -> [[Double]] {
             (0..<n).map { j in
                 var filter = JointStateFilter(parameters: .init(jerkSpectralDensity: q ?? 0))
@@ -286,7 +290,7 @@ func retryingDisturbedRuns(_ attempt: (_ isLastAttempt: Bool) throws -> Bool) re
                 format: "Joint velocity on the simulated SO-101 (500 Hz, 4096 counts/turn, %d joints × %d ticks): "
                     + "encoder sampled %.2f ticks before the truth; true jerk density %.2e (rad/s³)²/Hz; finite "
                     + "difference RMS %.4f rad/s, lag %.2f ± %.2f ticks",
-                n, measured[0].count - first, samplingOffsetS / dt, trueJerkDensity, differenceRMS, differenceLagTicks,
+                n, tickTimeS.count - first, samplingOffsetS / dt, trueJerkDensity, differenceRMS, differenceLagTicks,
                 differenceLagErrorTicks)
         ]
         var shipped = (ratio: 0.0, lag: Double.infinity, error: Double.infinity)
@@ -372,7 +376,7 @@ final class PhysicsHistory: JointDynamics {
                 break
             }
         }
-        let chosen = matched ?? steps - 1
+        let chosen = matched ?? max(steps - 1, 0)
         let slot = chosen % Self.depth
         let previous = (chosen + Self.depth - 1) % Self.depth
         let joints = joints.indices.map { i in

@@ -89,7 +89,7 @@ final class StopWhenSafe: ControlTickBody, @unchecked Sendable {
         // The rate itself is a benchmark figure (`sinew run --json` prints it); here only that the loop ran on.
         #expect(report.achievedHz > 0.5 * rig.configuration.loop.rateHz)
         #expect(rig.loop.trackingRMSRad < 0.05)
-        let statistics = rig.loop.busStatistics()[0].servos
+        let statistics = try #require(rig.loop.busStatistics().first).servos
         #expect(statistics.reduce(0) { $0 + $1.statistics.checksumErrors + $1.statistics.timeouts } > 0)
         return true
     }

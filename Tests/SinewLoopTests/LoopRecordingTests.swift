@@ -50,10 +50,11 @@ func temporaryFile(_ name: String) -> String {
         #expect(recorder.dropped == 0)
 
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 1 + 100)
+        try #require(lines.count == 1 + 100)
         let header = lines[0].split(separator: ",").map(String.init)
         let names = rig.configuration.joints.map(\.name)
-        #expect(header.count == 11 + 5 * names.count)
+        try #require(!names.isEmpty)
+        try #require(header.count == 11 + 5 * names.count)
         #expect(Array(header.prefix(5)) == ["tick", "t_s", "state", "safety_cause", "wake_lateness_ns"])
         #expect(
             Array(header[11..<16]) == [
@@ -85,6 +86,7 @@ func temporaryFile(_ name: String) -> String {
         #expect(worstTracking < 0.2)
         // The last snapshot is the loop's last recorded tick: its target is the loop's current target.
         let last = lines[lines.count - 1].split(separator: ",", omittingEmptySubsequences: false)
+        try #require(last.count == header.count)
         for j in 0..<names.count {
             #expect(abs((Double(last[15 + 5 * j]) ?? .nan) - rig.loop.targetPositionRad[j]) < 0.02)
         }
@@ -115,16 +117,20 @@ func temporaryFile(_ name: String) -> String {
         -> CalibrationFile
     {
         let catalog = try ServoCatalog.load(directory: "\(repositoryRoot)/Hardware/servos")
-        let joints = rig.configuration.joints.map { joint in
-            let servo = catalog.model(named: joint.servoModel)!
+        let joints = try rig.configuration.joints.map { joint throws -> CalibrationFile.Joint in
+            let servo = try #require(catalog.model(named: joint.servoModel))
             let zero = Int64(servo.countsPerTurn / 2)
             return CalibrationFile.Joint(
                 joint: joint.name, bus: joint.bus, servoID: UInt8(joint.servoID), servoModel: joint.servoModel,
                 modelNumber: servo.modelNumber, zeroCounts: zero, minCounts: zero - 1000, maxCounts: zero + 1000)
         }
         var file = CalibrationFile(robot: rig.configuration.name, recorded: "test", joints: joints)
+        try #require(!file.joints.isEmpty)
         file.joints[0].zeroCounts += zeroShift
-        if let modelNumber { file.joints[2].modelNumber = modelNumber }
+        if let modelNumber {
+            try #require(file.joints.count > 2)
+            file.joints[2].modelNumber = modelNumber
+        }
         return file
     }
 
@@ -135,9 +141,11 @@ func temporaryFile(_ name: String) -> String {
         let rig = try SimulatedRig(wireTiming: false, calibration: calibration(for: probe, zeroShift: 100))
         try rig.loop.lifecycle.configure()
         try rig.loop.lifecycle.activate()
+        let pan = try #require(rig.configuration.joints.first)
         let countsPerRad = rig.loop.mappings[0].countsPerRad
         // shoulder_pan turns about the vertical: gravity leaves it where the simulation put it.
-        let truth = rig.robot.positions[rig.model.jointIndex(named: rig.configuration.joints[0].name)!]
+        let panInModel = try #require(rig.model.jointIndex(named: pan.name))
+        let truth = rig.robot.positions[panInModel]
         let measured = rig.loop.supervisor.measuredPositionRad[0]
         #expect(abs(measured - (truth - 100 / countsPerRad)) < 2 / countsPerRad, "\(measured) vs \(truth)")
         #expect(rig.loop.mappings[0].zeroCounts == 2048 + 100)
@@ -169,6 +177,7 @@ func temporaryFile(_ name: String) -> String {
             file.joints[i].maxCounts = 4095
         }
         #expect(try SimulatedRig(wireTiming: false, calibration: file).loop.limitsBeyondCalibratedRange().isEmpty)
+        try #require(file.joints.count > 1)
         file.joints[1].maxCounts = 2048 + 300
         let warnings = try SimulatedRig(wireTiming: false, calibration: file).loop.limitsBeyondCalibratedRange()
         #expect(warnings.count == 1)
@@ -179,6 +188,7 @@ func temporaryFile(_ name: String) -> String {
     @Test func aJointWithoutCalibrationIsRefused() throws {
         let probe = try SimulatedRig(wireTiming: false)
         var file = try calibration(for: probe)
+        try #require(!file.joints.isEmpty)
         file.joints.removeLast()
         let rig = try SimulatedRig(wireTiming: false, calibration: file)
         #expect(throws: (any Error).self) { try rig.loop.lifecycle.configure() }

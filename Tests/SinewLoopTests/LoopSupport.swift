@@ -5,6 +5,7 @@ import SinewFusion
 import SinewKinematics
 import SinewRuntime
 import SinewSim
+import Testing
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().path
@@ -37,9 +38,9 @@ final class SimulatedRig {
         configuration = checked.configuration
         model = checked.model
         let catalog = try ServoCatalog.load(directory: "\(repositoryRoot)/Hardware/servos")
-        let busConfig = configuration.buses[0]
+        let busConfig = try #require(checked.configuration.buses.first)
         let joints = configuration.joints.filter { $0.bus == busConfig.name }
-        let servos = joints.map { catalog.model(named: $0.servoModel)! }
+        let servos = try joints.map { joint in try #require(catalog.model(named: joint.servoModel)) }
         var options = VirtualBusOptions()
         options.baudRate = busConfig.baudRate
         options.wireTiming = wireTiming
@@ -104,9 +105,10 @@ final class SimulatedRig {
         return copy
     }
 
-    /// Moves a joint of the simulated robot at once (as a hand would), keeping its position unless given.
-    func move(joint name: String, to positionRad: Double? = nil, velocityRadPerS: Double = 0) {
-        let j = model.jointIndex(named: name)!
+    /// Moves joint `j` (the model's index, `model.jointIndex(named:)`) of the simulated robot at once (as a
+    /// hand would), keeping its position unless given.
+    func move(joint j: Int, to positionRad: Double? = nil, velocityRadPerS: Double = 0) {
+        let name = model.joints[j].name
         server.withBus { bus in
             robot.setJointState(
                 joint: j, positionRad: positionRad ?? robot.positions[j], velocityRadPerS: velocityRadPerS)

@@ -83,7 +83,8 @@ enum Provocation: String, CaseIterable, Sendable {
         try rig.loop.lifecycle.configure()
         try rig.loop.lifecycle.activate()
         let body = ProvokedLoop(loop: rig.loop, provokeAt: Self.provokeAt)
-        let elbow = rig.configuration.jointIndex(named: "elbow_flex")!
+        let elbow = try #require(rig.configuration.jointIndex(named: "elbow_flex"))
+        let elbowInModel = try #require(rig.model.jointIndex(named: "elbow_flex"))
         let elbowServo = rig.configuration.joints[elbow].servoID
         let supervisor = rig.loop.supervisor
         var expectedJoint: Int? = elbow
@@ -93,11 +94,11 @@ enum Provocation: String, CaseIterable, Sendable {
             // Someone pushes the elbow past its range.
             let upper = supervisor.configuration.joints[elbow].positionMaxRad
             body.beforeSense = { tick in
-                if tick == Self.provokeAt { rig.move(joint: "elbow_flex", to: upper + 0.2) }
+                if tick == Self.provokeAt { rig.move(joint: elbowInModel, to: upper + 0.2) }
             }
         case .velocityLimit:
             body.beforeSense = { tick in
-                if tick == Self.provokeAt { rig.move(joint: "elbow_flex", velocityRadPerS: 40) }
+                if tick == Self.provokeAt { rig.move(joint: elbowInModel, velocityRadPerS: 40) }
             }
         case .effortLimit:
             // A servo reporting a load far beyond the joint's effort limit.
@@ -107,6 +108,7 @@ enum Provocation: String, CaseIterable, Sendable {
             body.afterDecide = { _ in supervisor.commandedPositionRad[elbow] += 1.0 }
         case .workspaceLimit:
             expectedJoint = nil
+            try #require(supervisor.framePositionM.count >= 3, "robot.yaml declares a workspace box")
             body.afterEstimate = { _ in supervisor.framePositionM[2] = -0.5 }
         case .staleCommand:
             expectedJoint = nil
@@ -120,9 +122,11 @@ enum Provocation: String, CaseIterable, Sendable {
             }
             budgetTicks = Int64(rig.configuration.safety.busErrorBudget) + 1
         case .servoHardwareError:
+            let elbowServoIsOnTheBus = rig.server.withBus { $0.servo(id: UInt8(elbowServo)) != nil }
+            try #require(elbowServoIsOnTheBus, "servo \(elbowServo) is on the virtual bus")
             body.beforeSense = { tick in
                 if tick == Self.provokeAt {
-                    rig.server.withBus { bus in bus.servo(id: UInt8(elbowServo))!.injectFault(.overload) }
+                    rig.server.withBus { bus in bus.servo(id: UInt8(elbowServo))?.injectFault(.overload) }
                 }
             }
         case .overrun:

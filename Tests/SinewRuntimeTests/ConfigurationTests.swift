@@ -90,11 +90,24 @@ private func parseError(_ text: String, sourceLocation: Testing.SourceLocation =
 }
 
 /// `fullYAML` with one line replaced (1-based line number).
-private func fullYAML(replacingLine line: Int, with text: String) -> String { fullYAML(replacing: [line: text]) }
+private func fullYAML(
+    replacingLine line: Int, with text: String, sourceLocation: Testing.SourceLocation = #_sourceLocation
+) -> String {
+    fullYAML(replacing: [line: text], sourceLocation: sourceLocation)
+}
 
-private func fullYAML(replacing replacements: [Int: String]) -> String {
+/// `fullYAML` with lines replaced; records an issue for a line number the text does not have.
+private func fullYAML(
+    replacing replacements: [Int: String], sourceLocation: Testing.SourceLocation = #_sourceLocation
+) -> String {
     var lines = fullYAML.components(separatedBy: "\n")
-    for (line, text) in replacements { lines[line - 1] = text }
+    for (line, text) in replacements {
+        guard lines.indices.contains(line - 1) else {
+            Issue.record("fullYAML has no line \(line) (it has \(lines.count))", sourceLocation: sourceLocation)
+            continue
+        }
+        lines[line - 1] = text
+    }
     return lines.joined(separator: "\n")
 }
 
@@ -132,8 +145,9 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
             c.buses.map { [$0.name, $0.busProtocol.rawValue, $0.port.description, "\($0.baudRate)"] } == [
                 ["arm", "feetech", "/dev/ttyACM0", "500000"], ["aux", "dynamixel", "virtual", "1000000"],
             ])
-        #expect(c.buses[0].location.line == 4 && c.buses[0].location.column == 5)
+        #expect(c.buses.first?.location.line == 4 && c.buses.first?.location.column == 5)
 
+        try #require(c.joints.count == 3)
         let pan = c.joints[0]
         #expect(pan.name == "shoulder_pan" && pan.bus == "arm" && pan.servoID == 1 && pan.servoModel == "sts3215")
         #expect(pan.reducer == RobotConfiguration.Reducer(ratio: 2.5, backlashRad: 0.01, efficiency: 0.9))
@@ -165,7 +179,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         // Commands stay half the reducer's play further inside the limits.
         #expect(abs(pan.commandMarginRad(c.safety) - 0.055) < 1e-15 && lift.commandMarginRad(c.safety) == 0.05)
         #expect(c.safety.maxStepRad == 0.02 && c.safety.watchdogMs == 20 && c.safety.busErrorBudget == 3)
-        #expect(c.safety.workspace.count == 1)
+        try #require(c.safety.workspace.count == 1)
         #expect(c.safety.workspace[0].frame == "gripper_frame_link")
         #expect(
             c.safety.workspace[0].minM == SIMD3(-0.1, -0.2, 0) && c.safety.workspace[0].maxM == SIMD3(0.4, 0.2, 0.5))
@@ -188,9 +202,9 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
             """, file: "/robots/mine/robot.yaml", baseDirectory: "/robots/mine")
         #expect(c.name == "mine")
         #expect(c.modelPath == "/robots/mine/../so101/so101.urdf")
-        #expect(c.buses[0].baudRate == 1_000_000)
-        #expect(c.joints[0].bus == "only")
-        #expect(c.joints[0].safeState == .torqueOff)
+        #expect(c.buses.first?.baudRate == 1_000_000)
+        #expect(c.joints.first?.bus == "only")
+        #expect(c.joints.first?.safeState == .torqueOff)
         #expect(c.loop == RobotConfiguration.Loop())
         #expect(c.loop.rateHz == 500 && c.loop.priority == 80 && c.loop.cpu == nil && c.loop.overrun == .skip)
         #expect(c.policy == .hold)
@@ -356,7 +370,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
                 safe_state: hold
               - {<<: *first, name: gripper, id: 6, safe_state: torque_off}
             """)
-        #expect(c.joints.map(\.name) == ["shoulder_pan", "gripper"])
+        try #require(c.joints.map(\.name) == ["shoulder_pan", "gripper"])
         #expect(c.joints[1].servoID == 6 && c.joints[1].servoModel == "sts3215")
         #expect(c.joints[1].limits.velocityRadPerS == 4 && c.joints[1].safeState == .torqueOff)
 
@@ -422,7 +436,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect {
             try c.check(against: try model())
         } throws: { error in
-            let e = error as! ConfigurationError
+            guard let e = error as? ConfigurationError else { return false }
             return e.kind == .unknownModelJoint && e.keyPath == "joints[2].name" && e.location.line == 26
         }
     }
@@ -433,7 +447,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect {
             try c.check(against: try model())
         } throws: { error in
-            (error as! ConfigurationError).kind == .notAMovingJoint
+            (error as? ConfigurationError)?.kind == .notAMovingJoint
         }
     }
 
@@ -445,7 +459,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect {
             try box.check(against: try model())
         } throws: { error in
-            let e = error as! ConfigurationError
+            guard let e = error as? ConfigurationError else { return false }
             return e.kind == .unknownFrame && e.keyPath == "safety.workspace[0].frame" && e.location.line == 50
                 && e.expected.contains("did you mean 'gripper_frame_link'?")
         }
@@ -453,7 +467,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect {
             try imu.check(against: try model())
         } throws: { error in
-            (error as! ConfigurationError).keyPath == "imu.link"
+            (error as? ConfigurationError)?.keyPath == "imu.link"
         }
     }
 
@@ -463,8 +477,8 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
             fullYAML(replacingLine: 41, with: "    - {duration_s: 0.05, positions_rad: {elbow_flex: 0.8}}"))
         let warnings = try c.check(against: try model())
         #expect(warnings.map(\.keyPath) == ["policy.waypoints[1].duration_s"])
-        #expect(warnings[0].description.contains("elbow_flex would peak near"))
-        #expect(warnings[0].location.line == 41)
+        #expect(warnings.first?.description.contains("elbow_flex would peak near") == true)
+        #expect(warnings.first?.location.line == 41)
     }
 
     @Test func servoThatCannotRunAtTheBusBaudRateIsAnError() {
@@ -483,7 +497,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect {
             try c.check(against: try model())
         } throws: { error in
-            let e = error as! ConfigurationError
+            guard let e = error as? ConfigurationError else { return false }
             return e.kind == .outsideModelLimits && e.keyPath == "policy.waypoints[1].positions_rad.elbow_flex"
                 && e.location.line == 41
         }
@@ -498,10 +512,12 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
             warnings.map(\.keyPath) == [
                 "joints[0].limits.position_rad", "joints[0].limits.velocity_rad_s", "joints[0].limits.effort_nm",
             ])
-        #expect(warnings[0].description.hasPrefix("robot.yaml:12:5: warning: joints[0].limits.position_rad"))
+        #expect(
+            warnings.first?.description.hasPrefix("robot.yaml:12:5: warning: joints[0].limits.position_rad") == true)
 
         // The narrower limit applies; velocity is scaled by safety.velocity_limit_scale (0.5 here).
         let resolved = c.resolvedJointLimits(against: try model())
+        try #require(resolved.count == 3)
         #expect(
             resolved[0]
                 == RobotConfiguration.ResolvedJointLimits(
@@ -572,7 +588,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         let end = try #require(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
         let c = try RobotConfiguration.parse(
             String(readme[start.upperBound..<end.lowerBound]), file: "README.md", baseDirectory: "/robots/my_arm")
-        #expect(c.name == "my_arm" && c.joints.count == 1 && c.joints[0].coupled?.servoID == 7)
+        #expect(c.name == "my_arm" && c.joints.count == 1 && c.joints.first?.coupled?.servoID == 7)
         #expect(c.loop == RobotConfiguration.Loop() && c.recording == RobotConfiguration.Recording())
         #expect(c.safety.workspace.count == 1 && c.imu?.link == "base_link")
     }

@@ -15,6 +15,7 @@ import Testing
         defer { unlink(csv) }
         try RecordingWriter(recorder: recorder, path: csv).close()
         let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        try #require(lines.count == 2)
         #expect(lines[0].hasSuffix(",a.command_rad,a.target_rad"))
         #expect(lines[1].hasSuffix(",2.0,3.0"))
 
@@ -26,7 +27,7 @@ import Testing
         try RecordingWriter(recorder: recorder, path: binary, format: .binary).close()
         let data = try Data(contentsOf: URL(fileURLWithPath: binary))
         let headerSize = 8 + 4 + 4 + 2 + 1
-        #expect(data.count == headerSize + 80 + 5 * 8)
+        try #require(data.count == headerSize + 80 + 5 * 8)
         #expect(data[8] == 2)
         let last = data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: data.count - 8, as: Double.self) }
         #expect(last == 3.0)

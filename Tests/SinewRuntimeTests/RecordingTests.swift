@@ -66,7 +66,7 @@ func temporaryPath(_ name: String) -> String {
         #expect(writer.snapshotsWritten == ticks)
 
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == ticks + 1)
+        try #require(lines.count == ticks + 1)
         #expect(
             lines[0]
                 == "tick,t_s,state,safety_cause,wake_lateness_ns,sense_ns,estimate_ns,decide_ns,guard_ns,act_ns,record_ns,"
@@ -74,6 +74,7 @@ func temporaryPath(_ name: String) -> String {
                 + "gripper.position_rad,gripper.velocity_rad_s,gripper.effort_nm,gripper.command_rad")
         #expect(lines[1] == "0,0.0,active,,1000,1,2,3,4,5,6,0.0,0.0,0.25,0.0,1.0,-1.0,0.25,0.0")
         let last = lines[ticks].split(separator: ",", omittingEmptySubsequences: false)
+        try #require(last.count == 19)
         #expect(last[0] == "9999")
         #expect(last[2] == "safe")
         #expect(last[3] == "effortLimit")
@@ -152,7 +153,7 @@ func temporaryPath(_ name: String) -> String {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let headerSize = 8 + 4 + 4 + (2 + 1) + (2 + 2)
         let recordSize = 8 + 8 + 8 + 8 + 48 + 32 * 2
-        #expect(data.count == headerSize + 3 * recordSize)
+        try #require(data.count == headerSize + 3 * recordSize)
         #expect(data.prefix(8) == Data("SINEWREC".utf8))
         func int64(_ at: Int) -> Int64 { data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: Int64.self) } }
         func double(_ at: Int) -> Double {

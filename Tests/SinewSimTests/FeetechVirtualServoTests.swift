@@ -13,7 +13,7 @@ import Testing
         #expect(host.read(3, 56, 2).first?.uint16 == 2048)
     }
 
-    /// PROTOCOLS.md: SYNC_READ of 6 servos at address 56, 2 bytes.
+    /// docs/protocols.md: SYNC_READ of 6 servos at address 56, 2 bytes.
     @Test func syncReadFromTheProtocolExample() throws {
         let host = try TestHost(model: "sts3215", ids: [1, 2, 3, 4, 5, 6])
         let replies = host.exchange([0xFF, 0xFF, 0xFE, 0x0A, 0x82, 0x38, 0x02, 1, 2, 3, 4, 5, 6, 0x26])
@@ -29,14 +29,17 @@ import Testing
         #expect(host.syncWrite(ids, 42, 2, [0x00, 0x0C, 0x00, 0x04]).isEmpty)  // 3072, 1024
         host.wait(seconds: 2.0)
         let replies = host.syncRead(ids, 56, 2)
-        #expect(abs(replies[0].uint16 - 3072) < 20, "got \(replies[0].uint16)")
-        #expect(abs(replies[1].uint16 - 1024) < 20, "got \(replies[1].uint16)")
+        try #require(replies.count == 2)
+        let first = try #require(replies[0].uint16)
+        let second = try #require(replies[1].uint16)
+        #expect(abs(first - 3072) < 20, "got \(first)")
+        #expect(abs(second - 1024) < 20, "got \(second)")
         // Moving backwards: present velocity is sign-magnitude, bit 15.
         _ = host.write(2, 42, le16(3000))
         host.wait(seconds: 0.1)
         _ = host.write(1, 42, le16(100))
         host.wait(seconds: 0.1)
-        let velocity = host.read(1, 58, 2)[0].uint16
+        let velocity = try #require(host.read(1, 58, 2).first?.uint16)
         #expect(velocity & 0x8000 != 0 && velocity & 0x7FFF > 100, "negative speed, got \(velocity)")
     }
 

@@ -30,26 +30,27 @@ import Testing
     @Test func positionControlledServosMoveTheArmToItsGoalAndHoldItAgainstGravity() throws {
         let (bus, robot, model) = try so101()
         let goal = [0.4, -0.6, 0.8, 0.5, -0.3, 0.2]
+        try #require(model.dofCount == goal.count)
         for servo in bus.servos { servo.setRegisterValue(named: "Torque Enable", 1) }
         bus.advance(toNs: 10_000_000)
         for (i, servo) in bus.servos.enumerated() {
-            let j = model.jointIndex(named: robot.mappings[i].jointName)!
+            let j = try #require(model.jointIndex(named: robot.mappings[i].jointName))
             servo.setRegisterValue(named: "Goal Position", robot.mappings[i].counts(forJointPositionRad: goal[j]))
         }
         bus.advance(toNs: 3_000_000_000)
         for (i, mapping) in robot.mappings.enumerated() {
-            let j = model.jointIndex(named: mapping.jointName)!
+            let j = try #require(model.jointIndex(named: mapping.jointName))
             // The firmware's proportional control leaves a small droop under gravity.
             #expect(abs(robot.positions[j] - goal[j]) < 0.03, "\(mapping.jointName): \(robot.positions[j])")
             #expect(abs(robot.velocities[j]) < 0.01)
-            let present = bus.servos[i].registerValue(named: "Present Position")!
+            let present = try #require(bus.servos[i].registerValue(named: "Present Position"))
             #expect(abs(mapping.jointPositionRad(counts: present) - robot.positions[j]) < 0.002)
         }
     }
 
     @Test func withTorqueOffTheArmFallsUnderGravity() throws {
         let (bus, robot, model) = try so101()
-        let lift = model.jointIndex(named: "shoulder_lift")!
+        let lift = try #require(model.jointIndex(named: "shoulder_lift"))
         let start = robot.positions[lift]
         bus.advance(toNs: 1_000_000_000)
         #expect(abs(robot.positions[lift] - start) > 0.05, "the unpowered arm must sag")
@@ -72,9 +73,10 @@ import Testing
     /// Sets every servo's goal to put its joint at `goal` (URDF-level order, rad) and runs the bus until `ns`.
     func drive(
         _ bus: VirtualBus, _ robot: RobotJointDynamics, _ model: RobotModel, to goal: [Double], untilNs ns: UInt64
-    ) {
+    ) throws {
+        try #require(goal.count == model.dofCount)
         for (i, servo) in bus.servos.enumerated() {
-            let j = model.jointIndex(named: robot.mappings[i].jointName)!
+            let j = try #require(model.jointIndex(named: robot.mappings[i].jointName))
             servo.setRegisterValue(named: "Goal Position", robot.mappings[i].counts(forJointPositionRad: goal[j]))
         }
         bus.advance(toNs: ns)
@@ -90,13 +92,13 @@ import Testing
         let goal = [0.4, -0.6, 0.8, 0.5, -0.3, 0.2]
         var largestPlay = 0.0
         for step in 1...300 {
-            drive(bus, robot, model, to: goal, untilNs: 10_000_000 + UInt64(step) * 10_000_000)
+            try drive(bus, robot, model, to: goal, untilNs: 10_000_000 + UInt64(step) * 10_000_000)
             for s in robot.mappings.indices { largestPlay = max(largestPlay, abs(robot.playRad(forServo: s))) }
         }
         #expect(largestPlay <= backlash / 2 + 1e-12)
         #expect(largestPlay > 0.9 * backlash / 2, "the shafts cross their play")
-        let lift = model.jointIndex(named: "shoulder_lift")!
-        let s = robot.mappings.firstIndex { $0.jointName == "shoulder_lift" }!
+        let lift = try #require(model.jointIndex(named: "shoulder_lift"))
+        let s = try #require(robot.mappings.firstIndex { $0.jointName == "shoulder_lift" })
         let shaft = robot.mappings[s].jointPositionRad(shaftAngleRad: robot.shaftState(forServo: s).positionRad)
         let workspace = KinematicsWorkspace(model: model)
         workspace.gravityEfforts(Array(robot.positions))
@@ -106,7 +108,7 @@ import Testing
         #expect(abs(holdingTorque) > 0.1, "shoulder_lift carries the arm")
         #expect(abs(abs(shaft - robot.positions[lift]) - backlash / 2) < 1e-9)
         #expect((robot.positions[lift] - shaft) * holdingTorque < 0, "the joint hangs on the flank below")
-        let present = bus.servos[s].registerValue(named: "Present Position")!
+        let present = try #require(bus.servos[s].registerValue(named: "Present Position"))
         #expect(abs(robot.mappings[s].jointPositionRad(counts: present) - shaft) < 0.002, "the servo reads its shaft")
     }
 
@@ -118,10 +120,10 @@ import Testing
         for servo in bus.servos { servo.setRegisterValue(named: "Torque Enable", 1) }
         bus.advance(toNs: 10_000_000)
         var goal = Array(robot.positions)
-        let pan = model.jointIndex(named: "shoulder_pan")!
-        let s = robot.mappings.firstIndex { $0.jointName == "shoulder_pan" }!
+        let pan = try #require(model.jointIndex(named: "shoulder_pan"))
+        let s = try #require(robot.mappings.firstIndex { $0.jointName == "shoulder_pan" })
         goal[pan] += 0.3
-        drive(bus, robot, model, to: goal, untilNs: 2_000_000_000)
+        try drive(bus, robot, model, to: goal, untilNs: 2_000_000_000)
         #expect(abs(robot.velocities[pan]) < 1e-3, "settled")
         // Turn back into the play, away from the flank the shaft rests on, by less than the play.
         let flank: Double = robot.playRad(forServo: s) > 0 ? 1 : -1
@@ -129,13 +131,13 @@ import Testing
         let restingJoint = robot.positions[pan]
         let shaftBefore = robot.positions[pan] + robot.playRad(forServo: s)
         goal[pan] = shaftBefore - flank * 0.6 * backlash
-        drive(bus, robot, model, to: goal, untilNs: 3_000_000_000)
+        try drive(bus, robot, model, to: goal, untilNs: 3_000_000_000)
         let shaftAfter = robot.positions[pan] + robot.playRad(forServo: s)
         #expect(abs((shaftBefore - shaftAfter) - flank * 0.6 * backlash) < 0.005, "the servo turned")
         #expect(abs(robot.positions[pan] - restingJoint) < 1e-3, "the joint stayed where it was")
         // Further back, through the rest of the play: now the joint follows.
         goal[pan] = shaftBefore - flank * (backlash + 0.1)
-        drive(bus, robot, model, to: goal, untilNs: 4_500_000_000)
+        try drive(bus, robot, model, to: goal, untilNs: 4_500_000_000)
         #expect(abs((restingJoint - robot.positions[pan]) * flank - 0.1) < 0.01, "the joint followed by 0.1 rad")
     }
 }

@@ -20,9 +20,15 @@ struct Reply: Equatable {
     var error: UInt8
     var parameters: [UInt8]
 
-    var uint16: Int { Int(parameters[0]) | Int(parameters[1]) << 8 }
-    var int32: Int32 {
-        Int32(
+    /// The first two parameter bytes, little-endian; nil when the reply carries fewer.
+    var uint16: Int? {
+        guard parameters.count >= 2 else { return nil }
+        return Int(parameters[0]) | Int(parameters[1]) << 8
+    }
+    /// The first four parameter bytes, little-endian; nil when the reply carries fewer.
+    var int32: Int32? {
+        guard parameters.count >= 4 else { return nil }
+        return Int32(
             bitPattern: UInt32(parameters[0]) | UInt32(parameters[1]) << 8 | UInt32(parameters[2]) << 16
                 | UInt32(parameters[3]) << 24)
     }

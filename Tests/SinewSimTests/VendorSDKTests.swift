@@ -1,26 +1,21 @@
 import Foundation
 import SinewDrivers
 import SinewSim
+import SinewTestSupport
 import Testing
 
 /// The vendors' official Python SDKs, unmodified, against the virtual bus served on a pseudo-terminal
-/// (Tests/python/sdk_against_virtual_bus.py). The SDKs are installed into `.build/pyenv` on first use.
+/// (Tests/python/sdk_against_virtual_bus.py), from the environment `make pyenv` installs into `.build/pyenv`.
 @Suite(.serialized) struct VendorSDKTests {
-    static let repositoryRoot: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url
-    }()
-
     @Test(arguments: [("dynamixel", "xl330-m288"), ("dynamixel", "xm430-w350"), ("feetech", "sts3215")])
     func officialSDKDrivesTheVirtualBus(protocolName: String, modelName: String) throws {
-        let python = try PythonEnvironment.ensure(root: Self.repositoryRoot)
+        let python = try testPython(importing: ["dynamixel_sdk", "scservo_sdk"])
         let model = try loadModel(modelName)
         let bus = try VirtualBus(model: model, ids: [1, 2, 3, 4, 5, 6])
         let server = try VirtualBusServer.servePseudoTerminal(bus: bus)
         defer { server.stop() }
         let port = try #require(server.path)
-        let script = Self.repositoryRoot.appendingPathComponent("Tests/python/sdk_against_virtual_bus.py").path
+        let script = repositoryRoot + "/Tests/python/sdk_against_virtual_bus.py"
         let result = try PythonEnvironment.run(
             python,
             arguments: [
@@ -33,39 +28,10 @@ import Testing
     }
 }
 
-/// The virtual environment under `.build/pyenv` with the pinned SDKs (Tests/python/requirements.txt).
+/// Runs the test environment's Python (`testPython`, made by `make pyenv`) with a time bound.
 enum PythonEnvironment {
     struct Failure: Error, CustomStringConvertible {
         var description: String
-    }
-
-    static let lock = NSLock()
-
-    /// Returns the venv's python, creating the venv and installing the SDKs when needed.
-    static func ensure(root: URL) throws -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        let venv = root.appendingPathComponent(".build/pyenv").path
-        let python = venv + "/bin/python"
-        let requirements = root.appendingPathComponent("Tests/python/requirements.txt").path
-        if FileManager.default.isExecutableFile(atPath: python),
-            (try? run(python, arguments: ["-c", "import dynamixel_sdk, scservo_sdk"], timeoutSeconds: 60))?.status == 0
-        {
-            return python
-        }
-        let create = try run("/usr/bin/env", arguments: ["python3", "-m", "venv", venv], timeoutSeconds: 120)
-        guard create.status == 0 else {
-            throw Failure(
-                description: "cannot create the Python virtual environment at \(venv) "
-                    + "(Debian: apt-get install python3-venv):\n\(create.output)")
-        }
-        let install = try run(
-            python, arguments: ["-m", "pip", "install", "--quiet", "-r", requirements], timeoutSeconds: 600)
-        guard install.status == 0 else {
-            throw Failure(
-                description: "cannot install the vendor SDKs from PyPI into \(venv) (network?):\n\(install.output)")
-        }
-        return python
     }
 
     /// Runs a program, returning its exit status and combined output; kills it after the timeout.

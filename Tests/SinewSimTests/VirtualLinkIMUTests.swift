@@ -109,7 +109,11 @@ private func decodeSamples(_ bytes: [UInt8]) -> (samples: [IMUSensorSample], hea
         let line = RecordingTransport()
         let arm = try ArmWithIMU(sensor: idealSensor(rateHz: 200), transport: line, mountingRPY: SIMD3(0.3, -0.2, 1.0))
         // Settle at the start pose, then move every joint at once.
-        arm.command(arm.robot.mappings.map { arm.robot.positions[arm.model.jointIndex(named: $0.jointName)!] })
+        let startPose = try arm.robot.mappings.map { mapping throws -> Double in
+            let j = try #require(arm.model.jointIndex(named: mapping.jointName))
+            return arm.robot.positions[j]
+        }
+        arm.command(startPose)
         arm.bus.advance(toNs: 1_000_000_000)
         let restBytes = line.bytes.count
         let startOrientation = arm.imu.trueSensorOrientation
@@ -125,7 +129,7 @@ private func decodeSamples(_ bytes: [UInt8]) -> (samples: [IMUSensorSample], hea
 
         // At rest after settling: the specific force is gravity's reaction, +9.81 m/s² along earth-up, seen
         // in the sensor frame; no rotation.
-        let rest = decodeSamples(Array(line.bytes[0..<restBytes])).samples.last!
+        let rest = try #require(decodeSamples(Array(line.bytes[0..<restBytes])).samples.last)
         let up = startOrientation.inverseRotate(SIMD3(0, 0, 9.81))
         let restError = rest.specificForceMPerS2 - up
         print(
@@ -138,6 +142,7 @@ private func decodeSamples(_ bytes: [UInt8]) -> (samples: [IMUSensorSample], hea
         var integrated = startOrientation
         var peakRate = 0.0
         var peakAcceleration = 0.0
+        try #require(samples.count >= 200)
         for sample in samples[200...] {
             integrated = integrated * OrientationQuaternion(rotationVectorRad: sample.angularVelocityRadPerS / 200)
             peakRate = max(peakRate, (sample.angularVelocityRadPerS * sample.angularVelocityRadPerS).sum().squareRoot())
@@ -171,7 +176,7 @@ private func decodeSamples(_ bytes: [UInt8]) -> (samples: [IMUSensorSample], hea
     /// pymavlink (PyPI, an independent decoder) reads the virtual link IMU's stream from a pseudo-terminal:
     /// every HIGHRES_IMU the arm's IMU wrote (datasheet errors included), with its values, in order.
     @Test func pymavlinkReadsTheLinkIMUOnAPseudoTerminal() throws {
-        guard let python = pythonWithPymavlink(venv: ArmWithIMU.repository + "/.build/pyenv") else { return }
+        let python = try testPython(importing: ["pymavlink"])
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-link-imu-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -19,33 +19,27 @@ public func runProcess(_ executable: String, _ arguments: [String]) -> (status: 
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
-/// The Python of the virtual environment `venv` (`<repo>/.build/pyenv`, made by `make pyenv`) with
-/// pymavlink, creating the environment and installing pymavlink from PyPI when missing (bounded to two
-/// minutes). Returns nil and records an issue saying why when that is impossible: a cross-check against
-/// pymavlink must fail loudly rather than pass without running.
-public func pythonWithPymavlink(venv: String) -> String? {
-    let python = venv + "/bin/python"
-    if FileManager.default.isExecutableFile(atPath: python), runProcess(python, ["-c", "import pymavlink"]).status == 0
-    {
-        return python
+/// A Python the test environment provides: `$SINEW_PYTHON` (set by `make test`), else the checkout's
+/// `.build/pyenv/bin/python`, made by `make pyenv` from `Tests/python/requirements.txt`. Nothing is installed
+/// from inside a test: when that Python or one of `modules` is missing, this throws an error that says how to
+/// make it, so a cross-check against a third-party client fails loudly instead of passing without running.
+public func testPython(importing modules: [String]) throws -> String {
+    let python = ProcessInfo.processInfo.environment["SINEW_PYTHON"] ?? (repositoryRoot + "/.build/pyenv/bin/python")
+    guard FileManager.default.isExecutableFile(atPath: python) else {
+        throw MissingTestPython(
+            description: "no Python at \(python): run `make pyenv` (it installs Tests/python/requirements.txt "
+                + "into .build/pyenv), or set SINEW_PYTHON")
     }
-    let create = runProcess("/usr/bin/env", ["python3", "-m", "venv", venv])
-    guard create.status == 0 else {
-        Issue.record("cannot create \(venv) (python3 -m venv failed, status \(create.status)):\n\(create.output)")
-        return nil
-    }
-    let install = runProcess(
-        "/usr/bin/env",
-        [
-            "timeout", "120", venv + "/bin/pip", "install", "--quiet", "--disable-pip-version-check", "--timeout", "20",
-            "pymavlink",
-        ])
-    guard install.status == 0, runProcess(python, ["-c", "import pymavlink"]).status == 0 else {
-        let reason =
-            "cannot install pymavlink from PyPI into \(venv) (status \(install.status)); the MAVLink cross-check "
-            + "needs it. Output:\n\(install.output)"
-        Issue.record(Comment(rawValue: reason))
-        return nil
+    let check = runProcess(python, ["-c", "import " + modules.joined(separator: ", ")])
+    guard check.status == 0 else {
+        throw MissingTestPython(
+            description: "\(python) cannot import \(modules.joined(separator: ", ")): run `make pyenv` "
+                + "(Tests/python/requirements.txt):\n\(check.output)")
     }
     return python
+}
+
+/// The test environment's Python or one of its packages is missing.
+public struct MissingTestPython: Error, CustomStringConvertible {
+    public var description: String
 }

@@ -1,0 +1,119 @@
+import Foundation
+import SinewTestSupport
+import Testing
+
+/// The commands of the README's "Where to go next", run as written (durations shortened), so the README
+/// cannot drift from what the tool does.
+@Suite(.serialized) struct ReadmeCommandTests {
+    /// The command lines of the fenced code blocks in the README section headed `heading`, comments dropped
+    /// and `\`-continued lines joined.
+    static func commands(inSection heading: String, of readme: String) -> [String] {
+        var inSection = false
+        var inBlock = false
+        var commands: [String] = []
+        var pending = ""
+        for rawLine in readme.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = String(rawLine)
+            if line.hasPrefix("## ") {
+                inSection = line == heading
+                continue
+            }
+            guard inSection else { continue }
+            if line.hasPrefix("```") {
+                inBlock.toggle()
+                continue
+            }
+            guard inBlock else { continue }
+            // A comment starts at two spaces and a `#` (the commands themselves hold no `#`).
+            var command = line.range(of: "  #").map { String(line[..<$0.lowerBound]) } ?? line
+            command = command.trimmingCharacters(in: .whitespaces)
+            if command.hasSuffix("\\") {
+                pending += command.dropLast().trimmingCharacters(in: .whitespaces) + " "
+                continue
+            }
+            command = pending + command
+            pending = ""
+            if !command.isEmpty { commands.append(command) }
+        }
+        return commands
+    }
+
+    /// `command` as the test runs it: this build's `sinew`, runs of at most a second, a short bus benchmark.
+    static func shortened(_ command: String) -> String {
+        var words = command.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        for (i, word) in words.enumerated() where word == ".build/release/sinew" { words[i] = sinewExecutable }
+        for i in words.indices.dropLast() where words[i] == "--duration" {
+            if let seconds = Double(words[i + 1]), seconds > 1 { words[i + 1] = "1" }
+        }
+        if words.contains("bench") && words.contains("bus") { words += ["--seconds", "0.5"] }
+        return words.joined(separator: " ")
+    }
+
+    /// Runs `command` through `sh` in the checkout, killed after `seconds`.
+    static func runShell(_ command: String, seconds: Int) -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments = ["--kill-after=5", String(seconds), "/bin/sh", "-c", command]
+        process.currentDirectoryURL = URL(fileURLWithPath: repositoryRoot)
+        process.environment = sinewChildEnvironment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            return (-1, "could not start /bin/sh: \(error)")
+        }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func everyWhereToGoNextCommandWorksAsWritten() throws {
+        let readme = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
+        let commands = Self.commands(inSection: "## Where to go next", of: readme)
+        try #require(commands.count >= 10, "README's \"Where to go next\" block not found: \(commands)")
+        // Servers (the virtual bus) run in the background for the commands after them, and end with the test.
+        var servers: [SinewChild] = []
+        defer { for server in servers { server.kill() } }
+        for command in commands {
+            #expect(command.contains(".build/release/sinew "), "not a sinew command: \(command)")
+            let run = Self.shortened(command)
+            if command.contains(" virtual-bus ") {
+                let arguments = Array(run.split(separator: " ").map(String.init).dropFirst())
+                let server = try SinewChild(arguments)
+                servers.append(server)
+                let first = server.firstLine(within: 20)
+                #expect(first?.hasPrefix("/dev/pts/") == true, "\(command): \(server.stderr)")
+                continue
+            }
+            let started = Date()
+            let result = Self.runShell(run, seconds: 180)
+            let seconds = Date().timeIntervalSince(started)
+            print(String(format: "README: %@ (%.1f s, exit %d)", command, seconds, result.status))
+            #expect(result.status == 0, "README command failed: \(command)\nran: \(run)\n\(result.output)")
+        }
+    }
+
+    @Test func theSectionParserJoinsContinuationsAndDropsComments() {
+        let text = """
+            ## Where to go next
+
+            ```
+            .build/release/sinew demo   # a comment
+            .build/release/sinew virtual-bus --ids 1-6 \\
+                --fault drop=0.01
+            ```
+            ## Next
+            ```
+            .build/release/sinew other
+            ```
+            """
+        #expect(
+            Self.commands(inSection: "## Where to go next", of: text) == [
+                ".build/release/sinew demo", ".build/release/sinew virtual-bus --ids 1-6 --fault drop=0.01",
+            ])
+        #expect(Self.shortened(".build/release/sinew run x --duration 60").hasSuffix("run x --duration 1"))
+    }
+}
