@@ -48,10 +48,10 @@ test: deps pyenv
 	$(MAKE) --no-print-directory lint
 
 lint:
-	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz
 
 format:
-	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks
+	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz
 
 # `make install PREFIX=/opt/sinew` (default /usr/local; DESTDIR for staging): the sinew executable, built with
 # the Swift runtime linked in (it runs on a controller without a Swift toolchain), in PREFIX/bin, and its data
@@ -86,3 +86,14 @@ reference-kinematics: pinocchio-venv
 # Sinew's kinematics core and Pinocchio side by side on this machine (Benchmarks/kinematics-vs-pinocchio.sh).
 bench-pinocchio: deps pinocchio-venv
 	sh Benchmarks/kinematics-vs-pinocchio.sh
+
+# libFuzzer (the Swift toolchain's) on the parsers of outside input: robot.yaml, URDF, e-stop socket messages.
+# `make fuzz FUZZ_SECONDS=600`; seeds in Fuzz/corpus, findings kept in .build-fuzz/corpus, crashes in .build-fuzz/.
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	$(SWIFT) build -c debug --scratch-path .build-fuzz --product sinew-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+	mkdir -p .build-fuzz/corpus
+	cd .build-fuzz && ./debug/sinew-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  -rss_limit_mb=4096 corpus ../Fuzz/corpus

@@ -78,12 +78,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "sinew-bench-estimation", dependencies: ["SinewFusion"], path: "Benchmarks/EstimationBench"),
+        // The parsers of outside input under libFuzzer (`make fuzz`), or replaying a corpus (`make test`).
+        .executableTarget(
+            name: "sinew-fuzz", dependencies: ["SinewRuntime", "SinewKinematics", "CRealtime"], path: "Fuzz/ParserFuzz"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
         // Test-only: helpers more than one test target needs (running processes, the Python environment).
         .target(name: "SinewTestSupport", path: "Tests/SinewTestSupport"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
-        .testTarget(name: "SinewCLITests", dependencies: ["sinew", "SinewTestSupport"]),
+        .testTarget(name: "SinewCLITests", dependencies: ["sinew", "SinewBus", "SinewTestSupport"]),
         .testTarget(
             name: "SinewKinematicsTests",
             dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter", "SinewTestSupport"]),

@@ -102,9 +102,17 @@ static int install(int signo, void (*handler)(int)) {
 }
 
 int sinew_signals_install_shutdown_handlers(void) {
+    /* SIGHUP: the terminal or SSH session went away; the robot is stopped as on SIGTERM. */
     int rc = install(SIGINT, on_shutdown_signal);
-    if (rc != 0) return rc;
-    return install(SIGTERM, on_shutdown_signal);
+    if (rc == 0) rc = install(SIGTERM, on_shutdown_signal);
+    if (rc == 0) rc = install(SIGHUP, on_shutdown_signal);
+    return rc;
+}
+
+int sinew_signals_ignore_broken_pipes(void) {
+    /* A write to a closed pipe or socket (`sinew run | head`, an e-stop client that hung up) then fails
+       with EPIPE instead of killing the process with the robot torqued. */
+    return install(SIGPIPE, SIG_IGN);
 }
 
 int sinew_signals_install_estop_handler(int signo) { return install(signo, on_estop_signal); }
@@ -122,6 +130,7 @@ void sinew_signals_clear_shutdown(void) { atomic_store_explicit(&shutdown_signal
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/stat.h>
 
 static int fill_address(const char *path, struct sockaddr_un *address) {
     memset(address, 0, sizeof *address);
@@ -136,9 +145,19 @@ int sinew_estop_socket_listen(const char *path) {
     struct sockaddr_un address;
     int rc = fill_address(path, &address);
     if (rc != 0) return -rc;
+    /* Only a stale socket may be replaced: never a file of someone else's, never a live run's socket. */
+    struct stat existing;
+    if (lstat(path, &existing) == 0) {
+        if (!S_ISSOCK(existing.st_mode)) return -EEXIST;
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0) return -errno;
+        int live = connect(probe, (struct sockaddr *)&address, sizeof address) == 0;
+        close(probe);
+        if (live) return -EADDRINUSE;
+        if (unlink(path) != 0) return -errno;
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    (void)unlink(path);
     if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 4) != 0) {
         rc = errno;
         close(fd);
@@ -147,10 +166,11 @@ int sinew_estop_socket_listen(const char *path) {
     return fd;
 }
 
-static int starts_with_estop(const char *text, ssize_t length) {
+int sinew_estop_message_is_estop(const char *text, ssize_t length) {
     ssize_t i = 0;
     while (i < length && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) i++;
-    return length - i >= 5 && memcmp(text + i, "estop", 5) == 0;
+    if (length - i < 5 || memcmp(text + i, "estop", 5) != 0) return 0;
+    return length - i == 5 || text[i + 5] == '\n' || text[i + 5] == '\r' || text[i + 5] == ' ' || text[i + 5] == '\t';
 }
 
 int sinew_estop_socket_poll(int fd, int timeout_ms) {
@@ -158,16 +178,55 @@ int sinew_estop_socket_poll(int fd, int timeout_ms) {
     int ready = poll(&waiting, 1, timeout_ms);
     if (ready < 0) return errno == EINTR ? 0 : -errno;
     if (ready == 0) return 0;
-    int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-    if (client < 0) return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+    int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (client < 0) return errno == EINTR || errno == EAGAIN || errno == ECONNABORTED ? 0 : -errno;
+    /* One short message per connection, read for at most 100 ms: a client that sends nothing, sends a
+       flood or hangs up at once holds the watcher no longer than that. */
     char message[64];
     ssize_t length = 0;
     struct pollfd reading = {.fd = client, .events = POLLIN};
-    if (poll(&reading, 1, 100) > 0) length = read(client, message, sizeof message);
-    int is_estop = length > 0 && starts_with_estop(message, length);
-    if (length > 0) (void)!write(client, "ok\n", 3);
+    if (poll(&reading, 1, 100) > 0) length = recv(client, message, sizeof message, 0);
+    int is_estop = length > 0 && sinew_estop_message_is_estop(message, length);
+    if (length > 0) {
+        const char *reply = is_estop ? "ok: e-stop\n" : "error: unknown command (send `estop`)\n";
+        /* MSG_NOSIGNAL: a peer that already hung up gives EPIPE, never SIGPIPE. */
+        (void)!send(client, reply, strlen(reply), MSG_NOSIGNAL);
+    }
     close(client);
     return is_estop;
+}
+
+#include <sys/inotify.h>
+
+int sinew_estop_file_watch(const char *directory) {
+    int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (fd < 0) return -errno;
+    if (inotify_add_watch(fd, directory, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF) < 0) {
+        int rc = errno;
+        close(fd);
+        return -rc;
+    }
+    return fd;
+}
+
+int sinew_estop_file_poll(int fd, const char *name, int timeout_ms) {
+    struct pollfd waiting = {.fd = fd, .events = POLLIN};
+    int ready = poll(&waiting, 1, timeout_ms);
+    if (ready < 0) return errno == EINTR ? 0 : -errno;
+    if (ready == 0) return 0;
+    char buffer[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int found = 0;
+    for (;;) {
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n <= 0) break;
+        for (char *p = buffer; p < buffer + n;) {
+            const struct inotify_event *event = (const struct inotify_event *)p;
+            if (event->len > 0 && strcmp(event->name, name) == 0) found = 1;
+            if ((event->mask & (IN_DELETE_SELF | IN_IGNORED)) && found == 0) found = -ENOENT;
+            p += sizeof *event + event->len;
+        }
+    }
+    return found;
 }
 
 int sinew_estop_socket_send(const char *path, const char *message) {

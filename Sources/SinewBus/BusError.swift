@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A failed bus transaction: which servo, which instruction, and why.
 public struct BusError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The servo the failure is attributed to (the first one still missing for a multi-servo read;
@@ -29,6 +33,10 @@ public struct BusError: Error, Sendable, Equatable, CustomStringConvertible {
         case encoding(CodecError)
         /// The transport failed.
         case transport(TransportError)
+        /// The port is gone for good (a hang-up, EIO, ENXIO or ENODEV: the adapter unplugged, the virtual
+        /// bus's process killed); `errno` is 0 for a hang-up without one. The bus master fails every later
+        /// transaction at once with this cause, without touching the dead descriptor.
+        case disconnected(errno: Int32)
         /// The protocol has no such instruction (e.g. BULK_READ on Feetech).
         case unsupported
     }
@@ -47,6 +55,12 @@ public struct BusError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// True when the port is gone (``Cause/disconnected(errno:)``): neither a retry nor a later transaction can succeed.
+    public var isDisconnection: Bool {
+        if case .disconnected = cause { return true }
+        return false
+    }
+
     public var description: String {
         let what: String
         switch cause {
@@ -60,6 +74,8 @@ public struct BusError: Error, Sendable, Equatable, CustomStringConvertible {
         case .malformedReply(let n): what = "reply with \(n) parameters"
         case .encoding(let e): what = "cannot encode: \(e)"
         case .transport(let e): what = "transport: \(e)"
+        case .disconnected(let e):
+            what = e == 0 ? "port disconnected (hang-up)" : "port disconnected (\(String(cString: strerror(e))))"
         case .unsupported: what = "not supported by this protocol"
         }
         return "servo \(servoID) \(instruction): \(what)"

@@ -96,6 +96,8 @@ public final class BusMaster {
     // When the last bytes arrived: the latency of the replies decoded from them.
     @exclusivity(unchecked) private var lastArrival = MonotonicInstant(nanoseconds: 0)
     private let stats: UnsafeMutableBufferPointer<ServoStatistics>
+    /// Set when the transport reported the port gone (see ``isDisconnected``).
+    @exclusivity(unchecked) private var disconnectionErrno: Int32 = -1
     // Scratch for small reads (ping model numbers).
     private let scratch: UnsafeMutableRawBufferPointer
 
@@ -132,6 +134,22 @@ public final class BusMaster {
         stats.deallocate()
         scratch.deallocate()
     }
+
+    /// Whether the transport reported the port gone for good (a hang-up, EIO, ENXIO or ENODEV): from then
+    /// on every transaction fails at once with ``BusError/Cause/disconnected(errno:)`` and no system call,
+    /// so a loop on a dead port fails fast each tick instead of spinning on the descriptor. Reopen the port
+    /// with a new transport and bus master to talk again.
+    public var isDisconnected: Bool { disconnectionErrno >= 0 }
+
+    /// The `errno` of the disconnection (0 for a hang-up without one), or nil while connected.
+    public var disconnectedErrno: Int32? { disconnectionErrno >= 0 ? disconnectionErrno : nil }
+
+    /// After a multi-servo read (``syncRead(ids:address:length:into:)``, ``fastSyncRead(ids:address:length:into:)``,
+    /// ``bulkRead(entries:into:)``), also one that threw: whether the reply of the servo at `index` in the
+    /// request arrived in the last attempt, so that its part of the data buffer holds this transaction's
+    /// bytes. False for the servos still missing when it failed, and for every servo when it failed before
+    /// sending (a dead port, bad arguments). Allocation-free.
+    public func replyArrived(at index: Int) -> Bool { index >= 0 && index < slotCount && slotDone[index] }
 
     // MARK: Statistics
 
@@ -257,6 +275,7 @@ public final class BusMaster {
     public func syncRead(
         ids: UnsafeBufferPointer<ServoID>, address: UInt16, length: Int, into data: UnsafeMutableRawBufferPointer
     ) throws(BusError) {
+        slotCount = 0
         guard data.count >= ids.count * length, ids.count <= 253 else {
             throw BusError(servoID: ServoID.broadcast, instruction: .syncRead, cause: .encoding(.invalidArgument))
         }
@@ -289,6 +308,7 @@ public final class BusMaster {
     public func fastSyncRead(
         ids: UnsafeBufferPointer<ServoID>, address: UInt16, length: Int, into data: UnsafeMutableRawBufferPointer
     ) throws(BusError) {
+        slotCount = 0
         guard busProtocol == .dynamixel else {
             throw BusError(servoID: ServoID.broadcast, instruction: .fastSyncRead, cause: .unsupported)
         }
@@ -339,6 +359,7 @@ public final class BusMaster {
     public func bulkRead(entries: UnsafeBufferPointer<BulkEntry>, into data: UnsafeMutableRawBufferPointer)
         throws(BusError)
     {
+        slotCount = 0
         guard busProtocol == .dynamixel else {
             throw BusError(servoID: ServoID.broadcast, instruction: .bulkRead, cause: .unsupported)
         }
@@ -416,6 +437,9 @@ public final class BusMaster {
             return
         }
         if id != ServoID.broadcast { stats[Int(id)].transactions &+= 1 }
+        if disconnectionErrno >= 0 {
+            throw BusError(servoID: id, instruction: instruction, cause: .disconnected(errno: disconnectionErrno))
+        }
         let start = MonotonicInstant.now()
         let deadline = start.advanced(
             byNanoseconds: budgetNanoseconds(requestBytes: requestBytes, replyBytes: 0, replies: 0))
@@ -423,7 +447,21 @@ public final class BusMaster {
             try transport.write(UnsafeRawBufferPointer(rebasing: request[0..<requestBytes]), deadline: deadline)
         } catch {
             lineNeedsFlush = true
-            throw BusError(servoID: id, instruction: instruction, cause: .transport(error))
+            throw failure(error, servoID: id, instruction: instruction)
+        }
+    }
+
+    /// A transport failure as a bus error; a disconnection is latched (``isDisconnected``).
+    private func failure(_ error: TransportError, servoID: ServoID, instruction: Instruction) -> BusError {
+        switch error {
+        case .disconnected(let e):
+            disconnectionErrno = e
+            return BusError(servoID: servoID, instruction: instruction, cause: .disconnected(errno: e))
+        case .closed:
+            disconnectionErrno = 0
+            return BusError(servoID: servoID, instruction: instruction, cause: .disconnected(errno: 0))
+        default:
+            return BusError(servoID: servoID, instruction: instruction, cause: .transport(error))
         }
     }
 
@@ -433,6 +471,12 @@ public final class BusMaster {
         requestBytes: Int, instruction: Instruction, into data: UnsafeMutableRawBufferPointer, fast: Bool = false
     ) throws(BusError) {
         for i in 0..<slotCount { stats[Int(slotIDs[i])].transactions &+= 1 }
+        if disconnectionErrno >= 0 {
+            for i in 0..<slotCount { slotDone[i] = false }
+            throw BusError(
+                servoID: slotCount > 0 ? slotIDs[0] : ServoID.broadcast, instruction: instruction,
+                cause: .disconnected(errno: disconnectionErrno))
+        }
         var attempt = 0
         while true {
             do {
@@ -460,7 +504,16 @@ public final class BusMaster {
             let now = MonotonicInstant.now()
             if now >= attemptDeadline { return }
             let until = Swift.min(now.advanced(byNanoseconds: quiet), attemptDeadline)
-            guard let n = try? transport.read(into: buffer, deadline: until), n > 0 else { return }
+            let n: Int
+            do {
+                n = try transport.read(into: buffer, deadline: until)
+            } catch {
+                // A dead port is latched here so the retry fails at once; any other failure shows again
+                // in the retry itself.
+                _ = failure(error, servoID: ServoID.broadcast, instruction: .read)
+                return
+            }
+            if n == 0 { return }
         }
     }
 
@@ -504,7 +557,7 @@ public final class BusMaster {
         do {
             if lineNeedsFlush { try transport.flushInput() }
         } catch {
-            throw BusError(servoID: firstID, instruction: instruction, cause: .transport(error))
+            throw failure(error, servoID: firstID, instruction: instruction)
         }
         // Cleared once the replies are in (below); a throw on the way leaves it set.
         lineNeedsFlush = true
@@ -537,7 +590,7 @@ public final class BusMaster {
         do {
             try transport.write(UnsafeRawBufferPointer(rebasing: request[0..<requestBytes]), deadline: deadline)
         } catch {
-            throw BusError(servoID: firstID, instruction: instruction, cause: .transport(error))
+            throw failure(error, servoID: firstID, instruction: instruction)
         }
         var remaining = slotCount
         var deferred: BusError?
@@ -601,7 +654,7 @@ public final class BusMaster {
             do {
                 n = try transport.read(into: buffer, spinFrom: spinFrom, spinUntil: spinUntil, deadline: deadline)
             } catch {
-                throw BusError(servoID: firstPending(), instruction: instruction, cause: .transport(error))
+                throw failure(error, servoID: firstPending(), instruction: instruction)
             }
             if n == 0 {
                 throw BusError(

@@ -75,6 +75,7 @@ extension BusMaster {
                         break probe
                     } catch {
                         if case .transport(let t) = error.cause { throw t }
+                        if case .disconnected(let e) = error.cause { throw TransportError.disconnected(errno: e) }
                         // A status error still proves a servo is there, but ping never returns one with data
                         // we could use; damaged bytes deserve one more try, silence does not.
                         if case .timeout = error.cause { break probe }

@@ -114,6 +114,13 @@ public final class SerialPortTransport: ByteTransport, @unchecked Sendable {
             sp_free_port(port)
             throw error
         }
+        do throws(TransportError) {
+            try claimExclusively(fd: fd, path: path)
+        } catch {
+            sp_close(port)
+            sp_free_port(port)
+            throw error
+        }
         fileDescriptor = fd
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
@@ -123,6 +130,7 @@ public final class SerialPortTransport: ByteTransport, @unchecked Sendable {
     }
 
     deinit {
+        releaseExclusive(fd: fileDescriptor)
         sp_close(port)
         sp_free_port(port)
     }
@@ -174,8 +182,11 @@ public final class SerialPortTransport: ByteTransport, @unchecked Sendable {
         try DescriptorIO.readAvailable(fd: fileDescriptor, into: buffer)
     }
 
+    /// tcflush on the descriptor, as libserialport's `sp_flush` does, but allocation-free and typed: an
+    /// unplugged adapter fails with ``TransportError/disconnected(errno:)``.
     public func flushInput() throws(TransportError) {
-        try check(sp_flush(port, SP_BUF_INPUT), "sp_flush")
+        let r = sinew_termios_flush_input(fileDescriptor)
+        if r < 0 { throw DescriptorIO.failure("tcflush", -r) }
     }
 
     /// Any rate the adapter accepts, up to 4.5 Mbit/s for Dynamixel's fastest setting.

@@ -33,12 +33,19 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
 public enum TransportError: Error, Sendable, Equatable {
     /// A system call failed with `errno`.
     case system(call: String, errno: Int32)
-    /// The other end is gone (pty hang-up, closed pipe).
+    /// The other end of an in-process pipe is closed.
     case closed
+    /// The device is gone for good: a hang-up (POLLHUP, or end of file on a terminal: the server of a
+    /// pseudo-terminal exited, a USB adapter was unplugged) with `errno` 0, or EIO / ENXIO / ENODEV from a
+    /// system call on it. The descriptor will not work again; reopen the port.
+    case disconnected(errno: Int32)
     /// Not every byte could be written before the deadline.
     case writeTimeout(written: Int)
     /// No port with that path or USB serial number.
     case notFound(String)
+    /// Another program holds the port (its advisory lock: another `sinew`, or a tool that locks its port):
+    /// two masters on one half-duplex bus would garble each other's packets.
+    case inUse(String)
     /// The adapter or driver refused the rate.
     case unsupportedBaudRate(Int)
     /// libserialport reported an error (`code` is its `sp_return`).
@@ -117,17 +124,35 @@ public func wireTimeNanoseconds(byteCount: Int, baudRate: Int) -> UInt64 {
 /// Shared read/write over a non-blocking file descriptor with ppoll deadlines.
 @usableFromInline
 enum DescriptorIO {
+    /// Whether `errno` from a call on a terminal means the device is gone (a hung-up terminal answers EIO,
+    /// an unplugged USB adapter EIO, ENXIO or ENODEV).
+    @inline(__always)
+    static func isDisconnection(_ e: Int32) -> Bool { e == EIO || e == ENXIO || e == ENODEV }
+
+    /// A failed system call as a transport error: ``TransportError/disconnected(errno:)`` when the device
+    /// is gone, ``TransportError/system(call:errno:)`` otherwise.
+    @inline(__always)
+    static func failure(_ call: String, _ e: Int32) -> TransportError {
+        isDisconnection(e) ? .disconnected(errno: e) : .system(call: call, errno: e)
+    }
+
     static func read(
         fd: Int32, into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicInstant
     ) throws(TransportError) -> Int {
+        var polledReadable = false
         while true {
             let n = try readAvailable(fd: fd, into: buffer)
             if n > 0 { return n }
+            // Nothing although the poll said readable: end of file. A hung-up terminal (its pty's server
+            // gone, its USB adapter unplugged) polls readable (POLLIN | POLLHUP) and reads 0 for ever; a live
+            // one reads bytes or fails with EAGAIN (VMIN 1) when readable. Retrying would spin to the deadline.
+            if polledReadable { throw .disconnected(errno: 0) }
             // n == 0 on a terminal is "nothing now" (VMIN 0), not end of file: the poll tells hang-ups apart.
             let r = sinew_wait_readable(fd, deadline.nanoseconds)
             if r == 0 { return 0 }
-            if r == 2 { throw .closed }
+            if r == 2 { throw .disconnected(errno: 0) }
             if r < 0 { throw .system(call: "ppoll", errno: -r) }
+            polledReadable = true
         }
     }
 
@@ -137,8 +162,7 @@ enum DescriptorIO {
         if n > 0 { return n }
         if n < 0 {
             let e = errno
-            if e == EIO { throw .closed }
-            if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { throw .system(call: "read", errno: e) }
+            if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { throw failure("read", e) }
         }
         return 0
     }
@@ -154,8 +178,7 @@ enum DescriptorIO {
             let e = errno
             if e == EAGAIN || e == EWOULDBLOCK { return }
             if e == EINTR { continue }
-            if e == EIO { throw .closed }
-            throw .system(call: "read", errno: e)
+            throw failure("read", e)
         }
     }
 
@@ -168,11 +191,10 @@ enum DescriptorIO {
                 continue
             }
             let e = errno
-            if e == EIO { throw .closed }
-            if n < 0 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR { throw .system(call: "write", errno: e) }
+            if n < 0 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR { throw failure("write", e) }
             let r = sinew_wait_writable(fd, deadline.nanoseconds)
             if r == 0 { throw .writeTimeout(written: offset) }
-            if r == 2 { throw .closed }
+            if r == 2 { throw .disconnected(errno: 0) }
             if r < 0 { throw .system(call: "ppoll", errno: -r) }
         }
     }
@@ -188,6 +210,8 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
     public private(set) var baudRate: Int
     // Held open on the serving side so reads on the primary do not fail with EIO while no client is attached.
     private var secondaryKeepAlive: Int32 = -1
+    // A client's side of the terminal is held exclusively (see `claimExclusively`).
+    private var claimed = false
 
     /// Opens a terminal device (normally a pty's secondary, e.g. `/dev/pts/3`, or a symlink to one) in raw
     /// mode. `baudRate` is only used for wire-time arithmetic: ptys have no wire.
@@ -197,6 +221,12 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
             let e = errno
             throw e == ENOENT ? .notFound(path) : .system(call: "open", errno: e)
         }
+        do throws(TransportError) {
+            try claimExclusively(fd: fd, path: path)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
         let r = sinew_termios_make_raw(fd)
         if r < 0 {
             Glibc.close(fd)
@@ -205,6 +235,7 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
         fileDescriptor = fd
         self.path = path
         self.baudRate = baudRate
+        claimed = true
     }
 
     private init(primary fd: Int32, secondaryPath: String, keepAlive: Int32, baudRate: Int) {
@@ -239,6 +270,7 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
     }
 
     deinit {
+        if claimed { releaseExclusive(fd: fileDescriptor) }
         Glibc.close(fileDescriptor)
         if secondaryKeepAlive >= 0 { Glibc.close(secondaryKeepAlive) }
     }
@@ -259,7 +291,7 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
 
     public func flushInput() throws(TransportError) {
         let r = sinew_termios_flush_input(fileDescriptor)
-        if r < 0 { throw .system(call: "tcflush", errno: -r) }
+        if r < 0 { throw DescriptorIO.failure("tcflush", -r) }
         try DescriptorIO.drain(fd: fileDescriptor)
     }
 
@@ -276,4 +308,21 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
         let r = sinew_termios_get_speed(fileDescriptor)
         return r > 0 ? Int(r) : nil
     }
+}
+
+/// Takes a port for this process alone: an advisory lock (`flock`, which a second `sinew`, or any tool that
+/// locks its ports, respects) and the terminal's exclusive mode (`TIOCEXCL`: other opens fail with EBUSY,
+/// except root's). Two bus masters on one half-duplex bus garble each other's packets.
+func claimExclusively(fd: Int32, path: String) throws(TransportError) {
+    if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        let code = errno
+        throw code == EWOULDBLOCK ? .inUse(path) : .system(call: "flock", errno: code)
+    }
+    _ = ioctl(fd, UInt(TIOCEXCL))
+}
+
+/// Ends the exclusive mode before the descriptor closes: a pseudo-terminal whose server keeps it open would
+/// otherwise stay exclusive after this process is gone. The lock goes with the descriptor.
+func releaseExclusive(fd: Int32) {
+    _ = ioctl(fd, UInt(TIOCNXCL))
 }

@@ -58,7 +58,19 @@ public struct CalibrationFile: Sendable, Equatable {
 
     // MARK: Reading and writing
 
+    /// The largest calibration file read, bytes (a real one is a line per joint).
+    public static let maximumFileBytes = 1 << 20
+    /// Servo readings a calibration may record: far beyond any encoder, small enough for exact arithmetic.
+    public static let countsBound: Int64 = 1 << 31
+
     public static func load(path: String) throws(Problem) -> CalibrationFile {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber,
+            size.int64Value > Int64(maximumFileBytes)
+        {
+            throw Problem(
+                location: SourceLocation(file: path),
+                message: "the calibration file has \(size) bytes; at most \(maximumFileBytes) are read")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw Problem(location: SourceLocation(file: path), message: "cannot read the calibration file")
         }
@@ -79,6 +91,9 @@ public struct CalibrationFile: Sendable, Equatable {
         }
         guard let entries = object["joints"] as? [[String: Any]] else { throw fail("missing \"joints\" list") }
         var joints: [Joint] = []
+        // Where each joint and each (bus, servo ID) was first given, to refuse a second entry for either.
+        var jointEntries: [String: Int] = [:]
+        var servoEntries: [String: Int] = [:]
         for (i, entry) in entries.enumerated() {
             func field<T>(_ key: String, _ type: T.Type) throws(Problem) -> T {
                 guard let value = entry[key] as? T else {
@@ -90,13 +105,33 @@ public struct CalibrationFile: Sendable, Equatable {
             let number = try field("model_number", Int.self)
             guard (0...253).contains(id) else { throw fail("joints[\(i)].id: \(id) is not a servo ID") }
             guard (0...0xFFFF).contains(number) else { throw fail("joints[\(i)].model_number: out of range") }
+            var counts: [Int64] = []
+            for key in ["zero_counts", "min_counts", "max_counts"] {
+                let value = Int64(try field(key, Int.self))
+                guard abs(value) <= countsBound else {
+                    throw fail("joints[\(i)].\(key): \(value) is not a servo reading (within ±\(countsBound))")
+                }
+                counts.append(value)
+            }
+            guard counts[1] <= counts[2] else {
+                throw fail("joints[\(i)]: min_counts \(counts[1]) is above max_counts \(counts[2])")
+            }
+            let name = try field("joint", String.self)
+            let bus = try field("bus", String.self)
+            if let first = jointEntries[name] {
+                throw fail(
+                    "joints[\(i)].joint: \"\(name)\" is calibrated twice (also joints[\(first)]); one entry per joint")
+            }
+            jointEntries[name] = i
+            if let first = servoEntries["\(bus)#\(id)"] {
+                throw fail(
+                    "joints[\(i)]: servo \(id) on bus \"\(bus)\" is calibrated twice (also joints[\(first)])")
+            }
+            servoEntries["\(bus)#\(id)"] = i
             joints.append(
                 Joint(
-                    joint: try field("joint", String.self), bus: try field("bus", String.self), servoID: UInt8(id),
-                    servoModel: try field("model", String.self), modelNumber: UInt16(number),
-                    zeroCounts: Int64(try field("zero_counts", Int.self)),
-                    minCounts: Int64(try field("min_counts", Int.self)),
-                    maxCounts: Int64(try field("max_counts", Int.self))))
+                    joint: name, bus: bus, servoID: UInt8(id), servoModel: try field("model", String.self),
+                    modelNumber: UInt16(number), zeroCounts: counts[0], minCounts: counts[1], maxCounts: counts[2]))
         }
         return CalibrationFile(
             robot: object["robot"] as? String ?? "", recorded: object["recorded"] as? String ?? "", joints: joints)
@@ -118,13 +153,62 @@ public struct CalibrationFile: Sendable, Equatable {
         return out
     }
 
+    /// Writes the file, checking every step (open, each write, fsync, close): a full disk or a device like
+    /// /dev/full is an error naming the reason, never a file reported written that is not.
     public func write(path: String) throws(Problem) {
-        guard FileManager.default.createFile(atPath: path, contents: Data(jsonText.utf8)) else {
-            throw Problem(location: SourceLocation(file: path), message: "cannot write the calibration file")
+        func failure(_ step: String, _ code: Int32) -> Problem {
+            Problem(
+                location: SourceLocation(file: path),
+                message:
+                    "cannot write the calibration file (\(step): \(String(cString: strerror(code))), errno \(code))")
         }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("open", errno) }
+        var bytes = Array(jsonText.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else {
+                let code = written < 0 ? errno : ENOSPC
+                close(fd)
+                throw failure("write", code)
+            }
+            offset += written
+        }
+        // EINVAL: a descriptor that cannot be synchronised (a pipe, /dev/null), which is no failure.
+        if fsync(fd) != 0 && errno != EINVAL && errno != EROFS {
+            let code = errno
+            close(fd)
+            throw failure("fsync", code)
+        }
+        guard close(fd) == 0 else { throw failure("close", errno) }
     }
 
-    // MARK: Checking against the hardware
+    // MARK: Checking against the robot and the hardware
+
+    /// Checks that the file was recorded for this robot: the robot's name, and only joints it has. A file of
+    /// another robot (its name, or joints this one does not have) is refused before any servo is touched.
+    /// - Parameters:
+    ///   - robot: the robot's name (robot.yaml's `name:`).
+    ///   - joints: the robot's configured joint names.
+    ///   - file: the calibration file's path, for the message.
+    public func checkBelongs(toRobot robot: String, joints names: [String], file: String) throws(Problem) {
+        let location = SourceLocation(file: file)
+        guard self.robot == robot else {
+            let recorded = self.robot.isEmpty ? "no robot name" : "robot \"\(self.robot)\""
+            throw Problem(
+                location: location,
+                message: "this calibration was recorded for \(recorded), not for robot \"\(robot)\"; use the "
+                    + "robot's own calibration file or run `sinew calibrate` for it")
+        }
+        if let stranger = joints.first(where: { !names.contains($0.joint) }) {
+            throw Problem(
+                location: location,
+                message: "joint \"\(stranger.joint)\" is calibrated here but is not a joint of robot \"\(robot)\" ("
+                    + names.joined(separator: ", ") + "); recalibrate")
+        }
+    }
 
     /// Checks the entry for `joint` against what is configured and what the servo reported at configure time.
     /// - Parameters:

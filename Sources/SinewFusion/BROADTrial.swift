@@ -30,6 +30,11 @@ public struct BROADTrial: Sendable {
 
     public var count: Int { timeS.count }
 
+    /// Samples the metric scores: in a motion phase, with a reference orientation.
+    public var scoredSampleCount: Int {
+        zip(movement, reference).reduce(0) { $0 + ($1.0 && !$1.1.w.isNaN ? 1 : 0) }
+    }
+
     /// Mean sample period (s) from the time column; BROAD's nominal 1/285.714 s when that is unusable.
     public var samplePeriodS: Double {
         let mean = count > 1 ? (timeS[count - 1] - timeS[0]) / Double(count - 1) : 0

@@ -136,6 +136,9 @@ public struct RobotDescriptionError: Error, Sendable, CustomStringConvertible {
         case multipleRoots
         case noRoot
         case invalidValue
+        /// A file, a nesting or a model larger than Sinew reads (`URDFLoader.maximumFileBytes`,
+        /// `XML.maximumDepth`, `RobotModel.maximumLinkCount`).
+        case tooLarge
     }
 
     public var kind: Kind

@@ -72,6 +72,11 @@ public final class RobotModel: @unchecked Sendable {
     /// Number of degrees of freedom (moving joints, mimic joints included).
     public var dofCount: Int { joints.count }
 
+    /// The most links (and so joints) a model may have. Memory grows with the square of the size (the
+    /// mass matrix, each body's support, a full evaluation's output): 1024 links cost a few megabytes,
+    /// 10 000 would cost gigabytes. Robots have tens.
+    public static let maximumLinkCount = 1024
+
     public func jointIndex(named name: String) -> Int? { jointIndexByName[name] }
     public func linkIndex(named name: String) -> Int? { linkIndexByName[name] }
 
@@ -87,6 +92,15 @@ public final class RobotModel: @unchecked Sendable {
         self.file = file
         self.gravity = gravity
 
+        if description.links.count > Self.maximumLinkCount || description.joints.count > Self.maximumLinkCount {
+            let (count, what, location) =
+                description.links.count > Self.maximumLinkCount
+                ? (description.links.count, "links", description.links[Self.maximumLinkCount].location)
+                : (description.joints.count, "joints", description.joints[Self.maximumLinkCount].location)
+            throw RobotDescriptionError(
+                .tooLarge, at: location, element: "robot \"\(description.name)\"",
+                "has \(count) \(what); a model may have at most \(Self.maximumLinkCount)")
+        }
         var linkIndex: [String: Int] = [:]
         for (i, link) in description.links.enumerated() {
             if linkIndex[link.name] != nil {

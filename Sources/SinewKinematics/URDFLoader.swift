@@ -19,6 +19,9 @@ import SinewCore
 /// - A continuous joint has no position limits: its `lower`/`upper`, if written, are dropped.
 /// - `<inertial>` needs `<mass value>` and `<inertia>` with all six components, as in urdfdom.
 public enum URDFLoader {
+    /// The largest URDF file read, bytes. Real ones, meshes excluded, are well under a megabyte.
+    public static let maximumFileBytes = 16 << 20
+
     /// Reads and parses the URDF file at `path`; errors name `path` as the file.
     public static func load(contentsOf path: String) throws(RobotDescriptionError) -> RobotDescription {
         let bytes: [UInt8]
@@ -29,6 +32,13 @@ public enum URDFLoader {
         guard !isDirectory.boolValue else {
             throw RobotDescriptionError(
                 .unreadableFile, at: SourceLocation(file: path), element: "", "is a directory, not a URDF file")
+        }
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber,
+            size.int64Value > Int64(maximumFileBytes)
+        {
+            throw RobotDescriptionError(
+                .tooLarge, at: SourceLocation(file: path), element: "",
+                "is \(size) bytes; a URDF may have at most \(maximumFileBytes) bytes (meshes stay in their own files)")
         }
         do {
             bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -166,6 +176,13 @@ private struct ElementReader {
                 // A continuous joint turns without end; position bounds written for it are not limits.
                 limits.lower = nil
                 limits.upper = nil
+            }
+            // lower == upper leaves no range and reads as "no limits" (as some descriptions write it); lower
+            // above upper is a mistake (swapped signs), not a request for a joint without limits.
+            if let lower = limits.lower, let upper = limits.upper, lower > upper {
+                throw RobotDescriptionError(
+                    .invalidValue, at: location(limit), element: label,
+                    "<limit> lower=\"\(lower)\" is above upper=\"\(upper)\" (swapped?); lower must not exceed upper")
             }
         }
 

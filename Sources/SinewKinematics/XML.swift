@@ -7,6 +7,11 @@ import SinewCore
 /// predefined entities and numeric character references. Namespaces are not interpreted: a prefixed
 /// name such as `xacro:macro` is just a name.
 public enum XML {
+    /// The deepest element nesting read (the root is at depth 1). URDFs nest a handful of levels; a much
+    /// deeper document is refused at the first element beyond it, so neither parsing nor anything walking
+    /// the tree later can exhaust memory or the stack.
+    public static let maximumDepth = 256
+
     /// An attribute with its decoded value and where its name starts in the file.
     public struct Attribute: Sendable, Equatable {
         public var name: String
@@ -372,6 +377,11 @@ private struct Reader {
                 throw error(
                     at: pos, "unexpected markup \(found(at: pos)) inside <\(stack[stack.count - 1].element.name)>")
             } else {
+                if stack.count >= XML.maximumDepth {
+                    throw RobotDescriptionError(
+                        .tooLarge, at: location(pos), element: "<\(stack[stack.count - 1].element.name)>",
+                        "elements are nested more than \(XML.maximumDepth) deep here")
+                }
                 let (child, childSelfClosing) = try startTag()
                 if childSelfClosing {
                     stack[stack.count - 1].element.children.append(child)

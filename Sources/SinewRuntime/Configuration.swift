@@ -295,15 +295,19 @@ extension RobotConfiguration {
         }
     }
 
-    /// External emergency-stop sources: the loop goes to the safe state when `file` exists, or when anything
-    /// connects to / writes on the Unix socket at `socket`.
+    /// External emergency-stop sources: the loop goes to the safe state when `file` exists, or when a client
+    /// sends the line `estop` on the Unix socket at `socket`.
     public struct EmergencyStop: Sendable, Equatable {
         public let file: String?
         public let socket: String?
+        /// Whether a configured source that cannot start refuses activation (default true); false lets the
+        /// robot run without it, with a warning.
+        public let required: Bool
 
-        public init(file: String? = nil, socket: String? = nil) {
+        public init(file: String? = nil, socket: String? = nil, required: Bool = true) {
             self.file = file
             self.socket = socket
+            self.required = required
         }
     }
 

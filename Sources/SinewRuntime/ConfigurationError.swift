@@ -43,6 +43,9 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         case unknownFrame
         /// A value outside what the URDF allows where that cannot be tolerated (trajectory waypoints).
         case outsideModelLimits
+        /// The file, or the document once its aliases and merge keys are expanded, is larger than a
+        /// configuration can sensibly be (`RobotConfiguration.maximumFileBytes`, `maximumExpandedNodes`).
+        case tooLarge
     }
 
     public var kind: Kind
@@ -82,6 +85,8 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
             return text
         case .malformedYAML:
             return "\(location): not valid YAML: \(found)"
+        case .tooLarge:
+            return "\(location): too large: \(found); expected \(expected)"
         default:
             let subject = keyPath.isEmpty ? "" : "\(keyPath): "
             return "\(location): \(subject)expected \(expected), found \(found)"
@@ -110,6 +115,8 @@ public struct ConfigurationWarning: Sendable, Equatable, CustomStringConvertible
 /// rather than a different word.
 enum KeySuggestion {
     static func closest(to key: String, among candidates: [String]) -> String? {
+        // A typo is a few edits from a short word; a very long key is none (and would cost length² here).
+        guard key.unicodeScalars.count <= 100 else { return nil }
         var best: (name: String, distance: Int)?
         for candidate in candidates {
             let d = distance(key, candidate)

@@ -24,7 +24,7 @@ extension RobotConfiguration {
             "bus_error_budget", "estop",
         ]
         static let workspaceBox = ["frame", "min", "max"]
-        static let estop = ["file", "socket"]
+        static let estop = ["file", "socket", "required"]
         static let recording = ["enabled", "path", "decimation"]
         static let imu = ["port", "protocol", "link", "mounting", "rate_hz", "baud"]
         static let mounting = ["xyz", "rpy"]
@@ -33,6 +33,14 @@ extension RobotConfiguration {
     /// Reads and checks a `robot.yaml` file. The URDF path in it is resolved against the file's directory.
     /// This checks the configuration on its own; `check(against:)` checks it against the URDF.
     public static func load(contentsOf path: String) throws(ConfigurationError) -> RobotConfiguration {
+        // Refuse an oversized file before reading it (a device or a multi-gigabyte file named by mistake).
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber,
+            size.int64Value > Int64(maximumFileBytes)
+        {
+            throw ConfigurationError(
+                .tooLarge, at: SourceLocation(file: path), keyPath: "",
+                expected: "a robot.yaml of at most \(maximumFileBytes) bytes", found: "a file of \(size) bytes")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError(
                 .unreadableFile, at: SourceLocation(file: path), keyPath: "", expected: "a readable file",
@@ -53,6 +61,17 @@ extension RobotConfiguration {
         -> RobotConfiguration
     {
         let reader = YAMLReader(file: file)
+        if text.utf8.count > maximumFileBytes {
+            throw ConfigurationError(
+                .tooLarge, at: SourceLocation(file: file), keyPath: "",
+                expected: "a robot.yaml of at most \(maximumFileBytes) bytes",
+                found: "a document of \(text.utf8.count) bytes")
+        }
+        if let key = YAMLKeyScan.firstNonScalarKey(in: text) {
+            throw ConfigurationError(
+                .wrongType, at: SourceLocation(file: file, line: key.line, column: key.column), keyPath: "",
+                expected: "plain keys (robot.yaml's keys are words)", found: key.what)
+        }
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -72,6 +91,14 @@ extension RobotConfiguration {
             throw ConfigurationError(
                 .malformedYAML, at: SourceLocation(file: file), keyPath: "", expected: "valid YAML", found: "\(error)")
         }
+        // Aliases and merge keys share nodes, so the composed document is small, but reading it visits every
+        // node where it is used: a merge-key bomb (merges of merges of lists of aliases) would take forever.
+        if let node = YAMLExpansion.nodeWhereLimitIsPassed(root, limit: maximumExpandedNodes) {
+            throw ConfigurationError(
+                .tooLarge, at: reader.location(node), keyPath: "",
+                expected: "at most \(maximumExpandedNodes) nodes once aliases and merge keys ('<<') are expanded",
+                found: "a document that expands to more (here the count passes the limit)")
+        }
         return try Parser(reader: reader, baseDirectory: baseDirectory).robot(root)
     }
 }
@@ -90,9 +117,16 @@ private struct Parser {
             expected: "the path of the robot's URDF file")
         let modelPath =
             modelText.hasPrefix("/") ? modelText : (baseDirectory as NSString).appendingPathComponent(modelText)
-        let name =
-            try fields.string("name")
-            ?? (((reader.file as NSString).deletingLastPathComponent as NSString).lastPathComponent)
+        let name: String
+        if let nameNode = fields["name"] {
+            name = try reader.string(nameNode, "name", expected: RobotConfiguration.nameRule)
+            guard RobotConfiguration.isSafeName(name) else {
+                throw reader.error(.invalidValue, nameNode, "name", expected: RobotConfiguration.nameRule)
+            }
+        } else {
+            name = RobotConfiguration.safeName(
+                from: ((reader.file as NSString).deletingLastPathComponent as NSString).lastPathComponent)
+        }
         let buses = try self.buses(try fields.required("buses", expected: "a list of servo buses"))
         let joints = try self.joints(try fields.required("joints", expected: "a list of joints"), buses: buses)
         let loop = try fields["loop"].map { node throws(ConfigurationError) in try self.loop(node) } ?? .init()
@@ -109,7 +143,7 @@ private struct Parser {
             return text.hasPrefix("/") ? text : (baseDirectory as NSString).appendingPathComponent(text)
         }
         return RobotConfiguration(
-            name: name.isEmpty ? "robot" : name, file: reader.file, modelPath: modelPath, buses: buses,
+            name: name, file: reader.file, modelPath: modelPath, buses: buses,
             joints: joints, loop: loop, policy: policy, safety: safety, recording: recording, imu: imu,
             calibrationPath: calibration)
     }
@@ -268,8 +302,11 @@ private struct Parser {
     func reducer(_ node: Node, path: String) throws(ConfigurationError) -> RobotConfiguration.Reducer {
         let fields = try YAMLFields(node, path: path, allowed: Keys.reducer, reader: reader)
         return RobotConfiguration.Reducer(
-            ratio: try fields.double("ratio", default: 1, unit: "servo turns per joint turn", where: { $0 > 0 }, "> 0"),
-            backlashRad: try fields.double("backlash_rad", default: 0, unit: "rad", where: { $0 >= 0 }, "≥ 0"),
+            ratio: try fields.double(
+                "ratio", default: 1, unit: "servo turns per joint turn", where: { $0 >= 1e-3 && $0 <= 1e4 },
+                "in [0.001, 10000]"),
+            backlashRad: try fields.double(
+                "backlash_rad", default: 0, unit: "rad", where: { $0 >= 0 && $0 <= 1 }, "in [0, 1]"),
             efficiency: try fields.double(
                 "efficiency", default: 1, unit: "fraction", where: { $0 > 0 && $0 <= 1 }, "in (0, 1]")
         )
@@ -286,8 +323,8 @@ private struct Parser {
                 throw reader.error(
                     .invalidValue, positionNode, positionPath, expected: expected, found: "a list of \(items.count)")
             }
-            let lower = try reader.double(items[0], "\(positionPath)[0]", expected: "a number (rad)")
-            let upper = try reader.double(items[1], "\(positionPath)[1]", expected: "a number (rad)")
+            let lower = try positionValue(items[0], "\(positionPath)[0]")
+            let upper = try positionValue(items[1], "\(positionPath)[1]")
             guard lower < upper else {
                 throw reader.error(
                     .invalidLimits, positionNode, positionPath, expected: expected, found: "[\(lower), \(upper)]")
@@ -296,8 +333,21 @@ private struct Parser {
         }
         return RobotConfiguration.JointLimits(
             positionRad: position,
-            velocityRadPerS: try fields.optionalDouble("velocity_rad_s", unit: "rad/s", where: { $0 > 0 }, "> 0"),
-            effortNm: try fields.optionalDouble("effort_nm", unit: "N·m", where: { $0 > 0 }, "> 0"))
+            velocityRadPerS: try fields.optionalDouble(
+                "velocity_rad_s", unit: "rad/s", where: { $0 > 0 && $0 <= 1000 }, "in (0, 1000]"),
+            effortNm: try fields.optionalDouble(
+                "effort_nm", unit: "N·m", where: { $0 > 0 && $0 <= 10_000 }, "in (0, 10000]"))
+    }
+
+    /// A joint position (rad): finite and within ±100 rad, far beyond any joint but small enough that every
+    /// computation on it stays finite.
+    private func positionValue(_ node: Node, _ path: String) throws(ConfigurationError) -> Double {
+        let expected = "a position in [-100, 100] (rad)"
+        let value = try reader.double(node, path, expected: expected)
+        guard abs(value) <= RobotConfiguration.positionBoundRad else {
+            throw reader.error(.invalidValue, node, path, expected: expected)
+        }
+        return value
     }
 
     // MARK: loop, policy
@@ -306,14 +356,15 @@ private struct Parser {
         let fields = try YAMLFields(node, path: "loop", allowed: Keys.loop, reader: reader)
         var cpu: Int?
         if fields["cpu"] != nil {
-            cpu = try fields.int("cpu", default: 0, where: { $0 >= 0 }, "≥ 0 (a CPU core index)")
+            cpu = try fields.int("cpu", default: 0, where: { (0...1023).contains($0) }, "in 0–1023 (a CPU core index)")
         }
         return RobotConfiguration.Loop(
             rateHz: try fields.double(
-                "rate_hz", default: 500, unit: "Hz", where: { $0 > 0 && $0 <= 100_000 }, "in (0, 100000]"),
+                "rate_hz", default: 500, unit: "Hz", where: { $0 >= 1 && $0 <= 10_000 }, "in [1, 10000]"),
             priority: try fields.int("priority", default: 80, where: { (1...99).contains($0) }, "in 1–99 (SCHED_FIFO)"),
             cpu: cpu, overrun: try fields.word("overrun", default: .skip),
-            catchUpMax: try fields.int("catch_up_max", default: 3, where: { $0 >= 1 }, "≥ 1 (ticks)"),
+            catchUpMax: try fields.int(
+                "catch_up_max", default: 3, where: { (1...1000).contains($0) }, "in 1–1000 (ticks)"),
             busyPollUs: try fields.double(
                 "busy_poll_us", default: 0, unit: "µs", where: { $0 >= 0 && $0 <= 1_000_000 }, "in [0, 1000000]"))
     }
@@ -362,9 +413,9 @@ private struct Parser {
         let fields = try YAMLFields(node, path: path, allowed: Keys.waypoint, reader: reader)
         let durationS = try fields.double(
             "duration_s", default: .nan, unit: "s, time to reach this waypoint from the previous one",
-            where: { $0 > 0 }, "> 0")
+            where: { $0 > 0 && $0 <= RobotConfiguration.durationBoundS }, "in (0, 1000000]")
         if durationS.isNaN {
-            throw fields.missing("duration_s", expected: "the time to reach this waypoint (s, > 0)")
+            throw fields.missing("duration_s", expected: "the time to reach this waypoint (s, in (0, 1000000])")
         }
         let positionsNode = try fields.required(
             "positions_rad", expected: "joint positions (rad): a map joint → value or a list in joint order")
@@ -380,7 +431,7 @@ private struct Parser {
                     found: "a list of \(sequence.count)")
             }
             for (j, item) in sequence.enumerated() {
-                positions[j] = try reader.double(item, "\(positionsPath)[\(j)]", expected: "a position (rad)")
+                positions[j] = try positionValue(item, "\(positionsPath)[\(j)]")
                 nodes[j] = item
             }
         case .mapping:
@@ -388,7 +439,7 @@ private struct Parser {
             let map = try YAMLFields(positionsNode, path: positionsPath, allowed: names, reader: reader)
             for (j, name) in names.enumerated() {
                 guard let item = map[name] else { continue }
-                positions[j] = try reader.double(item, map.childPath(name), expected: "a position (rad)")
+                positions[j] = try positionValue(item, map.childPath(name))
                 nodes[j] = item
             }
             let missing = names.indices.filter { positions[$0].isNaN }.map { names[$0] }
@@ -432,9 +483,11 @@ private struct Parser {
                     try box.required("frame", expected: "a URDF link name"), box.childPath("frame"),
                     expected: "a URDF link name")
                 let minM = try reader.vector3(
-                    try box.required("min", expected: "[x, y, z] (m)"), box.childPath("min"), unit: "m")
+                    try box.required("min", expected: "[x, y, z] (m)"), box.childPath("min"), unit: "m",
+                    bound: RobotConfiguration.distanceBoundM)
                 let maxNode = try box.required("max", expected: "[x, y, z] (m)")
-                let maxM = try reader.vector3(maxNode, box.childPath("max"), unit: "m")
+                let maxM = try reader.vector3(
+                    maxNode, box.childPath("max"), unit: "m", bound: RobotConfiguration.distanceBoundM)
                 guard all(minM .< maxM) else {
                     throw reader.error(
                         .invalidLimits, maxNode, box.childPath("max"), expected: "every component greater than min's",
@@ -449,21 +502,24 @@ private struct Parser {
         if let estopNode = fields["estop"] {
             let estopFields = try YAMLFields(estopNode, path: "safety.estop", allowed: Keys.estop, reader: reader)
             estop = RobotConfiguration.EmergencyStop(
-                file: try estopFields.string("file"), socket: try estopFields.string("socket"))
+                file: try estopFields.string("file"), socket: try estopFields.string("socket"),
+                required: try estopFields.bool("required", default: true))
         }
         return RobotConfiguration.Safety(
             positionMarginRad: try fields.double(
-                "position_margin_rad", default: 0.02, unit: "rad", where: { $0 >= 0 }, "≥ 0"),
+                "position_margin_rad", default: 0.02, unit: "rad", where: { $0 >= 0 && $0 <= 1 }, "in [0, 1]"),
             velocityLimitScale: try fields.double(
                 "velocity_limit_scale", default: 1, unit: "fraction of the velocity limit",
                 where: { $0 > 0 && $0 <= 1 },
                 "in (0, 1]"),
             maxStepRad: try fields.double(
-                "max_step_rad", default: 0.05, unit: "rad per tick", where: { $0 > 0 }, "> 0"),
+                "max_step_rad", default: 0.05, unit: "rad per tick", where: { $0 > 0 && $0 <= 10 }, "in (0, 10]"),
             workspace: workspace,
-            watchdogMs: try fields.double("watchdog_ms", default: 50, unit: "ms", where: { $0 > 0 }, "> 0"),
+            watchdogMs: try fields.double(
+                "watchdog_ms", default: 50, unit: "ms", where: { $0 >= 1 && $0 <= 60_000 }, "in [1, 60000]"),
             busErrorBudget: try fields.int(
-                "bus_error_budget", default: 5, where: { $0 >= 1 }, "≥ 1 (consecutive failed transactions)"),
+                "bus_error_budget", default: 5, where: { (1...10_000).contains($0) },
+                "in 1–10000 (consecutive failed transactions)"),
             estop: estop)
     }
 
@@ -471,7 +527,9 @@ private struct Parser {
         let fields = try YAMLFields(node, path: "recording", allowed: Keys.recording, reader: reader)
         return RobotConfiguration.Recording(
             enabled: try fields.bool("enabled", default: false), path: try fields.string("path"),
-            decimation: try fields.int("decimation", default: 1, where: { $0 >= 1 }, "≥ 1 (record every n-th tick)"))
+            decimation: try fields.int(
+                "decimation", default: 1, where: { (1...1_000_000).contains($0) },
+                "in 1–1000000 (record every n-th tick)"))
     }
 
     func imu(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.IMU {
@@ -485,8 +543,12 @@ private struct Parser {
         var rpy = SIMD3<Double>.zero
         if let mountingNode = fields["mounting"] {
             let mounting = try YAMLFields(mountingNode, path: "imu.mounting", allowed: Keys.mounting, reader: reader)
-            if let node = mounting["xyz"] { xyz = try reader.vector3(node, "imu.mounting.xyz", unit: "m") }
-            if let node = mounting["rpy"] { rpy = try reader.vector3(node, "imu.mounting.rpy", unit: "rad") }
+            if let node = mounting["xyz"] {
+                xyz = try reader.vector3(node, "imu.mounting.xyz", unit: "m", bound: RobotConfiguration.distanceBoundM)
+            }
+            if let node = mounting["rpy"] {
+                rpy = try reader.vector3(node, "imu.mounting.rpy", unit: "rad", bound: 2 * Double.pi, boundText: "2π")
+            }
         }
         var imuProtocol = "virtual"
         if let protocolNode = fields["protocol"] {
@@ -501,7 +563,8 @@ private struct Parser {
         let baudRates = RobotConfiguration.IMU.baudRates
         return RobotConfiguration.IMU(
             port: port, imuProtocol: imuProtocol, link: link, mountingXYZ: xyz, mountingRPY: rpy,
-            rateHz: try fields.double("rate_hz", default: 100, unit: "Hz", where: { $0 > 0 }, "> 0"),
+            rateHz: try fields.double(
+                "rate_hz", default: 100, unit: "Hz", where: { $0 >= 1 && $0 <= 10_000 }, "in [1, 10000]"),
             baudRate: try fields.int(
                 "baud", default: 921_600, where: baudRates.contains,
                 "among the serial rates " + baudRates.map(String.init).joined(separator: ", ") + " (bit/s)"),

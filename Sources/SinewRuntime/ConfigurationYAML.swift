@@ -57,7 +57,10 @@ struct YAMLReader {
 
     func int(_ node: Node, _ path: String, expected: String = "an integer") throws(ConfigurationError) -> Int {
         let text = try scalarText(node, path, expected: expected)
-        if let value = Int(text) ?? node.int { return value }
+        if let value = Int(text) { return value }
+        // Yams reads YAML 1.1 integers (0x1F, 1_000, sexagesimal 1:30) too, but multiplies the sexagesimal
+        // digits without overflow checks (`1:1:1:1:1:1:1:1:1:1:1:1` would trap): those never reach it.
+        if !text.contains(":"), let value = node.int { return value }
         throw error(.wrongType, node, path, expected: expected, found: "'\(text)'")
     }
 
@@ -82,15 +85,30 @@ struct YAMLReader {
         return Array(sequence)
     }
 
-    func vector3(_ node: Node, _ path: String, unit: String) throws(ConfigurationError) -> SIMD3<Double> {
-        let expected = "a list of three numbers [x, y, z] (\(unit))"
+    /// Three numbers, each within ±`bound` (written `boundText` in messages, when given).
+    func vector3(_ node: Node, _ path: String, unit: String, bound: Double, boundText: String? = nil)
+        throws(ConfigurationError) -> SIMD3<Double>
+    {
+        let text = boundText ?? Self.text(bound)
+        let range = "in [-\(text), \(text)]"
+        let expected = "a list of three numbers [x, y, z] (\(unit)), each \(range)"
         let items = try list(node, path, expected: expected)
         guard items.count == 3 else {
             throw error(.invalidValue, node, path, expected: expected, found: "a list of \(items.count)")
         }
         var v = SIMD3<Double>.zero
-        for i in 0..<3 { v[i] = try double(items[i], "\(path)[\(i)]", expected: "a number (\(unit))") }
+        for i in 0..<3 {
+            let itemPath = "\(path)[\(i)]"
+            let itemExpected = "a number \(range) (\(unit))"
+            v[i] = try double(items[i], itemPath, expected: itemExpected)
+            guard abs(v[i]) <= bound else { throw error(.invalidValue, items[i], itemPath, expected: itemExpected) }
+        }
         return v
+    }
+
+    /// A bound in messages: `100`, `6.283185307179586`.
+    static func text(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
     /// A device path or `virtual`.

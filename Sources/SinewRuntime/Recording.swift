@@ -214,6 +214,14 @@ public final class RecordingWriter: @unchecked Sendable {
     /// Snapshots written to the file so far.
     public var snapshotsWritten: Int { writtenSnapshots.load(ordering: .relaxed) }
 
+    /// Why writing the file failed, as soon as a write failed (any thread; the writer goes on draining the
+    /// ring so the loop is never held up, but what comes after the failure is lost).
+    public var failure: String? {
+        let code = writeErrno.load(ordering: .relaxed)
+        guard code != 0 else { return nil }
+        return "cannot write \(path ?? "the recording"): \(String(cString: strerror(code))) (errno \(code))"
+    }
+
     /// Drains what is left, closes the file and ends the thread. Call once, after the loop stopped.
     public func close() throws(RecordingError) {
         stopFlag.store(true, ordering: .releasing)
@@ -238,8 +246,9 @@ public final class RecordingWriter: @unchecked Sendable {
         }
         if fd >= 0 {
             flushBuffer()
-            fsync(fd)
-            Glibc.close(fd)
+            // A full disk or a failing device may show only here; EINVAL (a pipe, /dev/null) is no error.
+            if fsync(fd) != 0 && errno != EINVAL && errno != EROFS { keepFirstError(errno) }
+            if Glibc.close(fd) != 0 { keepFirstError(errno) }
         }
         finished.store(true, ordering: .releasing)
     }
@@ -250,12 +259,16 @@ public final class RecordingWriter: @unchecked Sendable {
             let n = buffer.withUnsafeBytes { raw in write(fd, raw.baseAddress! + offset, raw.count - offset) }
             if n < 0 {
                 if errno == EINTR { continue }
-                writeErrno.store(errno, ordering: .relaxed)
+                keepFirstError(errno)
                 break
             }
             offset += n
         }
         buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func keepFirstError(_ code: Int32) {
+        _ = writeErrno.compareExchange(expected: 0, desired: code, ordering: .relaxed)
     }
 
     private func appendText(_ text: String) { buffer.append(contentsOf: text.utf8) }

@@ -150,9 +150,43 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     var busErrorsThisTick = 0
     var trackingSquares = 0.0
     var trackingSamples = 0
-    /// Consecutive failed transactions per bus, and what the last failure was (for reports).
+    /// What the last failed bus transaction was (for reports; loop thread).
     public private(set) var lastBusError: BusError?
-    public private(set) var busErrorCount = 0
+    /// Failed sync writes of the act stage, counted against the next tick's bus-error budget (the guard
+    /// has run by then), and the bus of the last one.
+    var actBusErrors = 0
+    var actFailingBus = -1
+    var actBusDisconnected = false
+    /// The bus of the last failure counted in `busErrorsThisTick`, and whether it was a disconnection.
+    var failingBusIndex = -1
+    var busDisconnectedThisTick = false
+    let busErrorTotal = Atomic<Int>(0)
+    /// Index into `buses` of the first bus whose port disconnected (-1: none), and its errno.
+    let disconnectedBusIndex = Atomic<Int>(-1)
+    let disconnectionErrno = Atomic<Int32>(0)
+
+    /// Failed bus transactions since the loop was made: reads in the sense stage and writes in the act
+    /// stage, on every bus (any thread).
+    public var busErrorCount: Int { busErrorTotal.load(ordering: .relaxed) }
+
+    /// Whether the port of a bus is gone (a hang-up, EIO, ENXIO or ENODEV: a USB adapter unplugged, the
+    /// `sinew virtual-bus` serving it killed). Set once, by the loop thread, in the tick that sees it; any
+    /// thread may poll it. From then on the loop fails that bus's transactions at once each tick (no system
+    /// call on the dead descriptor), counts them as bus errors, and the safety supervisor puts the robot in
+    /// its safe state within the bus-error budget (a `busErrors` event naming the bus, detail
+    /// `disconnected`). Nothing on that bus can be commanded any more: end the run (and report failure).
+    public var busDisconnected: Bool { disconnectedBusIndex.load(ordering: .acquiring) >= 0 }
+
+    /// The name of the bus whose port disconnected first, or nil (any thread).
+    public var disconnectedBusName: String? {
+        let index = disconnectedBusIndex.load(ordering: .acquiring)
+        return index >= 0 ? buses[index].name : nil
+    }
+
+    /// The `errno` of that disconnection (EIO, ENXIO, ENODEV; 0 for a hang-up without one), or nil.
+    public var disconnectedBusErrno: Int32? {
+        disconnectedBusIndex.load(ordering: .acquiring) >= 0 ? disconnectionErrno.load(ordering: .relaxed) : nil
+    }
 
     /// Status for other threads: RMS tracking error (rad), bit pattern of a Double.
     let trackingRMSBits = Atomic<UInt64>(0)
@@ -290,7 +324,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             configuration: SafetyConfiguration(
                 jointNames: configuration.joints.map(\.name), joints: jointLimits, workspaceBoxes: boxes,
                 commandTimeoutNs: Int64(safety.watchdogMs * 1e6), busErrorBudget: safety.busErrorBudget,
-                overrunBudget: overrunBudget),
+                overrunBudget: overrunBudget, jointServoIDs: configuration.joints.map(\.servoID),
+                jointBusIndices: configuration.joints.map { joint in links.firstIndex { $0.name == joint.bus } ?? -1 },
+                busNames: links.map(\.name)),
             emergencyStop: emergencyStop)
 
         let n = configuration.joints.count
@@ -332,17 +368,37 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     /// Starts the e-stop sources robot.yaml names (a file whose presence stops the robot, a Unix socket
-    /// that stops it on any message) and SIGUSR1. Watchers run on their own threads and only set a flag the
-    /// guard stage polls.
-    public func startEmergencyStopSources() throws(RobotLoopError) {
+    /// that stops it on the line `estop`) and SIGUSR1; call before activation. Watchers run on their own
+    /// threads and only set a flag the guard stage polls. A source that cannot start refuses the run, unless
+    /// robot.yaml says `safety.estop.required: false`: then it is returned as a warning. An e-stop file that
+    /// exists already always refuses (remove it to arm).
+    @discardableResult
+    public func startEmergencyStopSources() throws(RobotLoopError) -> [String] {
         let estop = supervisor.emergencyStop
-        do {
-            try estop.enableSignal(SIGUSR1)
-            if let file = configuration.safety.estop.file { estop.watchFile(atPath: file) }
-            if let socket = configuration.safety.estop.socket { try estop.listen(onSocketAt: socket) }
-        } catch {
-            throw RobotLoopError("\(configuration.file): cannot start the e-stop sources: \(error)")
+        let settings = configuration.safety.estop
+        var warnings: [String] = []
+        func started(_ start: () throws(EmergencyStopError) -> Void) throws(RobotLoopError) {
+            do {
+                try start()
+            } catch {
+                if case .filePresent = error { throw RobotLoopError("\(configuration.file): \(error)") }
+                guard settings.required else {
+                    warnings.append("\(error) — running without it (safety.estop.required: false)")
+                    return
+                }
+                throw RobotLoopError(
+                    "\(configuration.file): \(error); the robot is not activated without its e-stop "
+                        + "(safety.estop.required: false runs without it)")
+            }
         }
+        try started { () throws(EmergencyStopError) in try estop.enableSignal(SIGUSR1) }
+        if let file = settings.file {
+            try started { () throws(EmergencyStopError) in try estop.watchFile(atPath: file) }
+        }
+        if let socket = settings.socket {
+            try started { () throws(EmergencyStopError) in try estop.listen(onSocketAt: socket) }
+        }
+        return warnings
     }
 
     /// RMS difference between measured and targeted joint positions over the active ticks so far (rad).
@@ -509,6 +565,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         activatedAtSimulatedNs = simulationClock?.nanoseconds ?? 0
         ticksSinceStart = 0
         lastCommandNs = activatedAtNs
+        actBusErrors = 0
+        actFailingBus = -1
+        actBusDisconnected = false
         trackingSquares = 0
         trackingSamples = 0
     }
@@ -533,24 +592,40 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         // The act stage applies the supervisor's hold / torque-off outputs from this tick on.
     }
 
+    /// Leaves the safe state. A servo that cannot be cleared (its REBOOT or Torque Enable write fails)
+    /// fails the recovery, naming the joints, servos and buses, and the robot stays safe.
     public func onRecover() throws(RobotLoopError) {
         for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
         defer { for bus in buses { bus.master.timing.marginNanoseconds = runMarginNs } }
+        var failures: [String] = []
         for bus in buses {
             for slot in 0..<bus.ids.count {
                 // A servo that dropped torque on a hardware error needs clearing before it drives again:
                 // REBOOT on Dynamixel; a Torque Enable write on Feetech, which has no REBOOT.
                 if bus.servoModel.wireProtocol == .dynamixel2 {
-                    _ = try? bus.master.reboot(id: bus.ids[slot])
+                    do {
+                        try bus.master.reboot(id: bus.ids[slot])
+                    } catch {
+                        failures.append("\(servoLabel(bus, slot: slot)): REBOOT failed: \(error)")
+                    }
                 } else {
                     bus.torqueBuffer[slot] = 0
                 }
             }
             if bus.servoModel.wireProtocol != .dynamixel2 {
-                _ = try? bus.master.syncWrite(
-                    ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
-                    data: UnsafeRawBufferPointer(bus.torqueBuffer))
+                do {
+                    try bus.master.syncWrite(
+                        ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
+                        data: UnsafeRawBufferPointer(bus.torqueBuffer))
+                } catch {
+                    let servos = (0..<bus.ids.count).map { servoLabel(bus, slot: $0, withBus: false) }
+                    failures.append(
+                        "bus \"\(bus.name)\": clearing torque of \(servos.joined(separator: ", ")) failed: \(error)")
+                }
             }
+        }
+        if !failures.isEmpty {
+            throw RobotLoopError("cannot clear the servos for recovery: " + failures.joined(separator: "; "))
         }
         Thread.sleep(forTimeInterval: 0.05)
         for j in 0..<configuration.joints.count { supervisor.hardwareErrorFlags[j] = 0 }
@@ -558,16 +633,99 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         startFromPresentPose()
     }
 
+    /// How many times shutdown tries to put a servo's torque as configured before it reports the servo.
+    public static let shutdownTorqueAttempts = 3
+
+    /// Joints configured to hold keep torque (they carry weight); the others go limp. Each servo's Torque
+    /// Enable is read back: one sync write to every servo first, then up to ``shutdownTorqueAttempts`` in
+    /// all of individual WRITEs to the servos that did not confirm. Throws, after trying every servo on
+    /// every bus, an error naming each joint, servo ID and bus whose torque could not be confirmed, and why.
     public func onShutdown() throws(RobotLoopError) {
-        // Joints configured to hold keep torque (they carry weight); the others go limp.
+        for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
+        defer { for bus in buses { bus.master.timing.marginNanoseconds = runMarginNs } }
+        var failures: [String] = []
         for bus in buses {
             for slot in 0..<bus.ids.count {
                 let j = bus.joints[slot]
                 bus.torqueBuffer[slot] = configuration.joints[j].safeState == .hold ? 1 : 0
             }
-            _ = try? bus.master.syncWrite(
-                ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
-                data: UnsafeRawBufferPointer(bus.torqueBuffer))
+            failures += applyTorqueConfirmed(bus)
+        }
+        if !failures.isEmpty {
+            throw RobotLoopError(
+                "shutdown could not confirm the torque of every servo: " + failures.joined(separator: "; "))
+        }
+    }
+
+    /// `servo 3 (joint "elbow_flex") on bus "so101"`.
+    private func servoLabel(_ bus: BusLink, slot: Int, withBus: Bool = true) -> String {
+        let joint = configuration.joints[bus.joints[slot]].name
+        return "servo \(bus.ids[slot]) (joint \"\(joint)\")" + (withBus ? " on bus \"\(bus.name)\"" : "")
+    }
+
+    /// Writes `bus.torqueBuffer` (one Torque Enable value per servo) and reads every servo's back: a sync
+    /// write first, individual WRITEs for the servos that did not confirm, ``shutdownTorqueAttempts`` in all.
+    /// Returns one line per servo that still does not confirm (empty: all did).
+    private func applyTorqueConfirmed(_ bus: BusLink) -> [String] {
+        let address = UInt16(bus.torqueSpec.address)
+        var pending = Array(0..<bus.ids.count)
+        var reasons = [String](repeating: "", count: bus.ids.count)
+        let value = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+        defer { value.deallocate() }
+        for attempt in 1...Self.shutdownTorqueAttempts {
+            // What failed in this attempt's write, per servo (a write whose reply was lost may still have
+            // been obeyed: the read-back decides).
+            var written = [String](repeating: "", count: bus.ids.count)
+            if attempt == 1 {
+                do {
+                    try bus.master.syncWrite(
+                        ids: UnsafeBufferPointer(bus.ids), address: address, length: 1,
+                        data: UnsafeRawBufferPointer(bus.torqueBuffer))
+                } catch {
+                    for slot in pending { written[slot] = "sync write failed: \(error); " }
+                }
+            } else {
+                for slot in pending {
+                    value[0] = bus.torqueBuffer[slot]
+                    do {
+                        try bus.master.write(id: bus.ids[slot], address: address, data: UnsafeRawBufferPointer(value))
+                    } catch {
+                        written[slot] = "write failed: \(error); "
+                    }
+                }
+            }
+            var unconfirmed: [Int] = []
+            for slot in pending {
+                do {
+                    try bus.master.read(id: bus.ids[slot], address: address, into: value)
+                    if value[0] == bus.torqueBuffer[slot] { continue }
+                    reasons[slot] =
+                        written[slot] + "Torque Enable reads back \(value[0]), not \(bus.torqueBuffer[slot])"
+                } catch {
+                    reasons[slot] = written[slot] + "reading Torque Enable back failed: \(error)"
+                }
+                unconfirmed.append(slot)
+            }
+            pending = unconfirmed
+            // A lost port will not come back between attempts.
+            if pending.isEmpty || bus.master.isDisconnected { break }
+        }
+        for slot in 0..<bus.ids.count where !pending.contains(slot) {
+            torqueOnAtServo[bus.joints[slot]] = bus.torqueBuffer[slot] != 0
+        }
+        func wanted(_ slot: Int) -> String { bus.torqueBuffer[slot] != 0 ? "torque on (hold)" : "torque off" }
+        if let e = bus.master.disconnectedErrno, !pending.isEmpty {
+            // One line for a dead port: every servo on it failed the same way.
+            let port = e == 0 ? "hang-up" : String(cString: strerror(e))
+            let servos = pending.map { "\(servoLabel(bus, slot: $0, withBus: false)): \(wanted($0))" }
+            return [
+                "bus \"\(bus.name)\": port disconnected (\(port)), torque not confirmed for "
+                    + servos.joined(separator: ", ")
+            ]
+        }
+        return pending.map { slot in
+            "\(servoLabel(bus, slot: slot)): \(wanted(slot)) not confirmed after \(Self.shutdownTorqueAttempts) "
+                + "attempts: \(reasons[slot])"
         }
     }
 
@@ -581,27 +739,48 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     public func sense(_ tick: inout TickInfo) {
-        busErrorsThisTick = 0
+        // A sync write that failed in the previous tick's act stage counts here, like a failed read.
+        busErrorsThisTick = actBusErrors
+        failingBusIndex = actFailingBus
+        busDisconnectedThisTick = actBusDisconnected
+        actBusErrors = 0
+        actFailingBus = -1
+        actBusDisconnected = false
         if let clock = simulationClock {
             ticksSinceStart += 1
             clock.advance(toNanoseconds: activatedAtSimulatedNs + ticksSinceStart * simulatedPeriodNs)
         }
         let waitStart = MonotonicInstant.now().nanoseconds
-        for bus in buses {
+        for b in 0..<buses.count {
+            let bus = buses[b]
             for slot in 0..<bus.ids.count { supervisor.readingFresh[bus.joints[slot]] = true }
-            do {
-                try bus.master.syncRead(
-                    ids: UnsafeBufferPointer(bus.ids), address: bus.readAddress, length: bus.readLength,
-                    into: bus.readBuffer)
-            } catch {
-                busErrorCount += 1
-                lastBusError = error
-                // A failure the bus master pins on one servo counts against that joint's readings (the
-                // supervisor names it once its budget is spent); anything else counts against the bus.
-                if !markFailure(bus, error) { busErrorsThisTick += 1 }
-                if case .hardwareError = error.cause {
-                } else {
-                    continue
+            var failed = false
+            if bus.master.isDisconnected {
+                // The port is gone: fail at once, without a system call on the dead descriptor.
+                failed = true
+                busErrorTotal.add(1, ordering: .relaxed)
+                countAgainstBus(b, disconnected: true)
+            } else {
+                do {
+                    try bus.master.syncRead(
+                        ids: UnsafeBufferPointer(bus.ids), address: bus.readAddress, length: bus.readLength,
+                        into: bus.readBuffer)
+                } catch {
+                    failed = true
+                    noteBusError(error, bus: b)
+                    // A failure the bus master pins on one servo counts against that joint's readings (the
+                    // supervisor names it once its budget is spent); a lost port or anything else counts
+                    // against the bus.
+                    if error.isDisconnection || !markFailure(bus, error) {
+                        countAgainstBus(b, disconnected: error.isDisconnection)
+                    }
+                }
+            }
+            if failed {
+                // Only the replies that arrived hold this tick's bytes (a hardware or status error still
+                // delivers them all): the other servos' joints have no reading this tick.
+                for slot in 0..<bus.ids.count where !bus.master.replyArrived(at: slot) {
+                    supervisor.readingFresh[bus.joints[slot]] = false
                 }
             }
             for slot in 0..<bus.ids.count where bus.servoDirection[slot] > 0 {
@@ -617,6 +796,23 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             }
         }
         tick.waitNs += Int64(MonotonicInstant.now().nanoseconds - waitStart)
+    }
+
+    /// A failed transaction on bus `b`: counted, remembered for reports, and a lost port published.
+    private func noteBusError(_ error: BusError, bus b: Int) {
+        busErrorTotal.add(1, ordering: .relaxed)
+        lastBusError = error
+        if case .disconnected(let e) = error.cause, disconnectedBusIndex.load(ordering: .relaxed) < 0 {
+            disconnectionErrno.store(e, ordering: .relaxed)
+            disconnectedBusIndex.store(b, ordering: .releasing)
+        }
+    }
+
+    /// One failure against this tick's bus-error budget, on bus `b`.
+    private func countAgainstBus(_ b: Int, disconnected: Bool) {
+        busErrorsThisTick += 1
+        failingBusIndex = b
+        if disconnected { busDisconnectedThisTick = true }
     }
 
     /// Marks what a failed read means for the joints; returns whether it was pinned on one servo.
@@ -696,7 +892,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func guardCommands(_ tick: inout TickInfo) {
         let verdict = supervisor.guardTick(
-            SafetyTickInput(tick: tick, lastCommandTimeNs: lastCommandNs, busErrorsThisTick: busErrorsThisTick))
+            SafetyTickInput(
+                tick: tick, lastCommandTimeNs: lastCommandNs, busErrorsThisTick: busErrorsThisTick,
+                failingBusIndex: failingBusIndex, busDisconnected: busDisconnectedThisTick))
         if verdict.enteredThisTick {
             lifecycle.enterSafeState(cause: verdict.cause, jointIndex: verdict.jointIndex)
         }
@@ -710,7 +908,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func act(_ tick: inout TickInfo) {
         let waitStart = MonotonicInstant.now().nanoseconds
-        for bus in buses {
+        for b in 0..<buses.count {
+            let bus = buses[b]
             var torqueChange = false
             for slot in 0..<bus.ids.count {
                 let j = bus.joints[slot]
@@ -725,6 +924,14 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 }
                 bus.putGoal(counts, slot: slot)
             }
+            if bus.master.isDisconnected {
+                // Fail at once on a lost port (no system call); counted like any failed write.
+                busErrorTotal.add(1, ordering: .relaxed)
+                actBusErrors += 1
+                actFailingBus = b
+                actBusDisconnected = true
+                continue
+            }
             do {
                 try bus.master.syncWrite(
                     ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.goalSpec.address), length: bus.goalSpec.size,
@@ -738,8 +945,12 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     }
                 }
             } catch {
-                busErrorCount += 1
-                lastBusError = error
+                // Commands that did not reach the servos count against the bus-error budget (next tick's
+                // guard) like a failed read: a bus that takes no writes cannot be steered.
+                noteBusError(error, bus: b)
+                actBusErrors += 1
+                actFailingBus = b
+                if error.isDisconnection { actBusDisconnected = true }
             }
         }
         tick.waitNs += Int64(MonotonicInstant.now().nanoseconds - waitStart)

@@ -107,13 +107,24 @@ public struct SafetyConfiguration: Sendable, Equatable {
     public var overrunBudget: Int?
     /// Capacity of the event log.
     public var eventCapacity: Int
+    /// Where each joint's (first) servo is, so that events name it: its bus ID (-1: unknown) and the index
+    /// of its bus in ``busNames`` (-1: unknown). Empty: not known for any joint.
+    public var jointServoIDs: [Int]
+    public var jointBusIndices: [Int]
+    /// The buses' names, for events (``SafetyEvent/busIndex``).
+    public var busNames: [String]
 
     public init(
         jointNames: [String], joints: [JointSafetyLimits], workspaceBoxes: [WorkspaceBox] = [],
         commandTimeoutNs: Int64? = nil, busErrorBudget: Int = 5, overrunBudget: Int? = nil,
-        eventCapacity: Int = 1024
+        eventCapacity: Int = 1024, jointServoIDs: [Int] = [], jointBusIndices: [Int] = [], busNames: [String] = []
     ) {
         precondition(jointNames.count == joints.count, "one name per joint")
+        precondition(jointServoIDs.isEmpty || jointServoIDs.count == joints.count, "one servo ID per joint")
+        precondition(jointBusIndices.isEmpty || jointBusIndices.count == joints.count, "one bus per joint")
+        self.jointServoIDs = jointServoIDs
+        self.jointBusIndices = jointBusIndices
+        self.busNames = busNames
         self.jointNames = jointNames
         self.joints = joints
         self.workspaceBoxes = workspaceBoxes
@@ -139,11 +150,19 @@ public struct SafetyEvent: Sendable {
     public var limit: Double
     /// A short fixed text: which bound or source.
     public var detail: StaticString
+    /// The bus ID of the joint's (first) servo, or -1 when no servo is involved or it is not known.
+    public var servoID: Int32
+    /// Index into `SafetyConfiguration.busNames`: the joint's bus, or for a bus-wide `busErrors` the bus
+    /// that failed; -1 when no bus is involved or it is not known.
+    public var busIndex: Int32
 
     public init(
         timeSeconds: Double, cause: SafetyCause, jointIndex: Int32 = -1, workspaceBoxIndex: Int32 = -1,
-        value: Double = .nan, limit: Double = .nan, detail: StaticString = ""
+        value: Double = .nan, limit: Double = .nan, detail: StaticString = "", servoID: Int32 = -1,
+        busIndex: Int32 = -1
     ) {
+        self.servoID = servoID
+        self.busIndex = busIndex
         self.timeSeconds = timeSeconds
         self.cause = cause
         self.jointIndex = jointIndex

@@ -29,9 +29,37 @@ public enum EmergencyStopSource: UInt8, Sendable, CustomStringConvertible {
 }
 
 /// Errors setting up an emergency-stop source.
-public enum EmergencyStopError: Error, Sendable, Equatable {
+public enum EmergencyStopError: Error, Sendable, Equatable, CustomStringConvertible {
     case signalHandler(signal: Int32, errno: Int32)
     case socket(path: String, errno: Int32)
+    /// Another `sinew` holds the socket (its lock, or it listens there).
+    case socketInUse(path: String)
+    /// Something that is not a socket exists at the socket's path; it is left alone.
+    case socketPathTaken(path: String)
+    /// The file e-stop's directory cannot be watched.
+    case fileWatch(path: String, errno: Int32)
+    /// The e-stop file exists already: the robot is not armed while it does.
+    case filePresent(path: String)
+
+    public var description: String {
+        func reason(_ code: Int32) -> String { "\(String(cString: strerror(code))) (errno \(code))" }
+        switch self {
+        case .signalHandler(let signal, let code): return "cannot handle signal \(signal): \(reason(code))"
+        case .socket(let path, let code):
+            if code == ENAMETOOLONG {
+                return "e-stop socket \(path): the path is too long for a Unix socket (at most 107 bytes)"
+            }
+            return "e-stop socket \(path): \(reason(code))"
+        case .socketInUse(let path):
+            return "e-stop socket \(path) is in use by another running sinew (stop it, or give this robot its own "
+                + "safety.estop.socket)"
+        case .socketPathTaken(let path):
+            return "e-stop socket \(path): something that is not a socket exists there; it is left alone (remove it "
+                + "or choose another safety.estop.socket)"
+        case .fileWatch(let path, let code): return "e-stop file \(path): cannot watch its folder: \(reason(code))"
+        case .filePresent(let path): return "the e-stop file \(path) exists: remove it to arm the robot"
+        }
+    }
 }
 
 /// The e-stop sources: each sets one atomic the safety supervisor reads every tick (one load, plus one
@@ -82,28 +110,63 @@ public final class EmergencyStopSources: @unchecked Sendable {
         signalEnabled.store(true, ordering: .releasing)
     }
 
-    /// Watches for a file at `path` (checked with `access` every `intervalSeconds` on a background thread).
-    public func watchFile(atPath path: String, intervalSeconds: Double = 0.02) {
-        let microseconds = UInt32(max(intervalSeconds, 0.001) * 1e6)
+    /// Watches for a file at `path`: an inotify watch on its folder wakes a background thread the moment the
+    /// file is created (or moved in), which sets the flag the guard stage reads every tick, so the safe state
+    /// comes in the next tick. Refuses when the file exists already (the robot is not armed while it does).
+    public func watchFile(atPath path: String) throws(EmergencyStopError) {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        let name = url.lastPathComponent
+        let fd = sinew_estop_file_watch(directory)
+        guard fd >= 0 else { throw .fileWatch(path: path, errno: -fd) }
+        // Checked after the watch is in place: a file created in between is seen one way or the other.
+        guard access(path, F_OK) != 0 else {
+            close(fd)
+            throw .filePresent(path: path)
+        }
         startWatcher(name: "sinew-estop-file") { sources in
             while !sources.watchersStop.load(ordering: .relaxed) {
-                if access(path, F_OK) == 0 { sources.trigger(.file) }
-                usleep(microseconds)
+                let event = sinew_estop_file_poll(fd, name, 50)
+                // The periodic check also covers a watch that stopped working (its folder was removed).
+                if event == 1 || access(path, F_OK) == 0 { sources.trigger(.file) }
+                if event < 0 { usleep(50_000) }
             }
+            close(fd)
         }
     }
 
-    /// Listens on a Unix stream socket at `path`; a client sending "estop" triggers (e.g.
-    /// `echo estop | socat - UNIX-CONNECT:PATH`, or `EmergencyStopSources.send(toSocketAt:)`).
+    /// Listens on a Unix stream socket at `path`; a client sending the line "estop" triggers (e.g.
+    /// `echo estop | socat - UNIX-CONNECT:PATH`, or `EmergencyStopSources.send(toSocketAt:)`). An advisory
+    /// lock (`PATH.lock`) keeps a second run off the same socket; a stale socket is replaced, anything else at
+    /// the path is refused. The socket and its lock are removed when the watchers stop.
     public func listen(onSocketAt path: String) throws(EmergencyStopError) {
+        let lockPath = path + ".lock"
+        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw .socket(path: lockPath, errno: errno) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            close(lock)
+            throw .socketInUse(path: path)
+        }
         let fd = sinew_estop_socket_listen(path)
-        guard fd >= 0 else { throw .socket(path: path, errno: -fd) }
+        guard fd >= 0 else {
+            close(lock)
+            switch -fd {
+            case EEXIST: throw .socketPathTaken(path: path)
+            case EADDRINUSE: throw .socketInUse(path: path)
+            default: throw .socket(path: path, errno: -fd)
+            }
+        }
         startWatcher(name: "sinew-estop-socket") { sources in
             while !sources.watchersStop.load(ordering: .relaxed) {
-                if sinew_estop_socket_poll(fd, 50) == 1 { sources.trigger(.socket) }
+                let result = sinew_estop_socket_poll(fd, 50)
+                if result == 1 { sources.trigger(.socket) }
+                // A failing socket must not spin the watcher.
+                if result < 0 { usleep(50_000) }
             }
             close(fd)
             unlink(path)
+            unlink(lockPath)
+            close(lock)
         }
     }
 

@@ -11,11 +11,18 @@ public struct SafetyTickInput: Sendable {
     public var busErrorsThisTick: Int
     /// Consecutive overrunning ticks before this one (`TickInfo.overrunsInARow`).
     public var overrunsInARow: Int
+    /// The bus (index into `SafetyConfiguration.busNames`) of the last failed transaction counted in
+    /// `busErrorsThisTick`, named by a `busErrors` event; -1 when none or not known.
+    public var failingBusIndex: Int
+    /// Whether that failure was the port disconnecting (the event's detail says so).
+    public var busDisconnected: Bool
 
     public init(
         nowNs: Int64, loopStartNs: Int64, lastCommandTimeNs: Int64, busErrorsThisTick: Int = 0,
-        overrunsInARow: Int = 0
+        overrunsInARow: Int = 0, failingBusIndex: Int = -1, busDisconnected: Bool = false
     ) {
+        self.failingBusIndex = failingBusIndex
+        self.busDisconnected = busDisconnected
         self.nowNs = nowNs
         self.loopStartNs = loopStartNs
         self.lastCommandTimeNs = lastCommandTimeNs
@@ -24,10 +31,14 @@ public struct SafetyTickInput: Sendable {
     }
 
     /// From the scheduler's tick facts.
-    public init(tick: TickInfo, lastCommandTimeNs: Int64, busErrorsThisTick: Int = 0) {
+    public init(
+        tick: TickInfo, lastCommandTimeNs: Int64, busErrorsThisTick: Int = 0, failingBusIndex: Int = -1,
+        busDisconnected: Bool = false
+    ) {
         self.init(
             nowNs: tick.wakeNs, loopStartNs: tick.loopStartNs, lastCommandTimeNs: lastCommandTimeNs,
-            busErrorsThisTick: busErrorsThisTick, overrunsInARow: tick.overrunsInARow)
+            busErrorsThisTick: busErrorsThisTick, overrunsInARow: tick.overrunsInARow,
+            failingBusIndex: failingBusIndex, busDisconnected: busDisconnected)
     }
 }
 
@@ -83,6 +94,9 @@ public final class SafetySupervisor: @unchecked Sendable {
     private let boxes: UnsafeMutableBufferPointer<(Double, Double, Double, Double, Double, Double)>
     private let missedReadings: UnsafeMutableBufferPointer<Int>
     private let holdPositionRad: UnsafeMutableBufferPointer<Double>
+    /// Each joint's servo ID and bus index for events (-1: unknown).
+    private let jointServoIDs: UnsafeMutableBufferPointer<Int32>
+    private let jointBusIndices: UnsafeMutableBufferPointer<Int32>
     private var consecutiveBusErrors = 0
     private var latched = false
     private var latchedCause: SafetyCause? = nil
@@ -118,6 +132,14 @@ public final class SafetySupervisor: @unchecked Sendable {
         missedReadings.initialize(repeating: 0)
         limits = .allocate(capacity: n)
         _ = limits.initialize(from: configuration.joints)
+        jointServoIDs = .allocate(capacity: max(n, 1))
+        jointServoIDs.initialize(repeating: -1)
+        jointBusIndices = .allocate(capacity: max(n, 1))
+        jointBusIndices.initialize(repeating: -1)
+        for (i, id) in configuration.jointServoIDs.enumerated() { jointServoIDs[i] = Int32(truncatingIfNeeded: id) }
+        for (i, bus) in configuration.jointBusIndices.enumerated() {
+            jointBusIndices[i] = Int32(truncatingIfNeeded: bus)
+        }
         boxes = .allocate(capacity: configuration.workspaceBoxes.count)
         for (i, box) in configuration.workspaceBoxes.enumerated() {
             boxes[i] = (box.minM.x, box.minM.y, box.minM.z, box.maxM.x, box.maxM.y, box.maxM.z)
@@ -135,6 +157,8 @@ public final class SafetySupervisor: @unchecked Sendable {
         readingFresh.deallocate()
         outputTorqueEnabled.deallocate()
         missedReadings.deallocate()
+        jointServoIDs.deallocate()
+        jointBusIndices.deallocate()
         limits.deallocate()
         boxes.deallocate()
     }
@@ -151,12 +175,24 @@ public final class SafetySupervisor: @unchecked Sendable {
         index >= 0 && Int(index) < jointCount ? configuration.jointNames[Int(index)] : nil
     }
 
+    /// Name of a bus for reports.
+    public func busName(_ index: Int32) -> String? {
+        index >= 0 && Int(index) < configuration.busNames.count ? configuration.busNames[Int(index)] : nil
+    }
+
     /// One line for the terminal and logs (allocates; not in the tick), e.g.
-    /// `t=1.250 s shoulder_pan: positionLimit (above max: 2.01 beyond 2)`.
+    /// `t=1.250 s shoulder_pan: positionLimit (above max: 2.01 beyond 2)`, with the servo and bus when the
+    /// configuration names them: `t=2.004 s elbow_flex (servo 3, bus "so101"): busErrors (no reading: 6 beyond 5)`,
+    /// `t=0.512 s bus "so101": busErrors (disconnected: 6 beyond 5)`.
     public func describe(_ event: SafetyEvent) -> String {
         var text = "t=" + String(format: "%.3f", event.timeSeconds) + " s "
+        var place: [String] = []
+        if event.servoID >= 0 { place.append("servo \(event.servoID)") }
+        if let bus = busName(event.busIndex) { place.append("bus \"\(bus)\"") }
         if let name = jointName(event.jointIndex) {
-            text += name + ": "
+            text += name + (place.isEmpty ? "" : " (" + place.joined(separator: ", ") + ")") + ": "
+        } else if !place.isEmpty && event.workspaceBoxIndex < 0 {
+            text += place.joined(separator: ", ") + ": "
         } else if event.workspaceBoxIndex >= 0 && Int(event.workspaceBoxIndex) < configuration.workspaceBoxes.count {
             text += configuration.workspaceBoxes[Int(event.workspaceBoxIndex)].frameName + ": "
         }
@@ -218,7 +254,9 @@ public final class SafetySupervisor: @unchecked Sendable {
         let budget = configuration.busErrorBudget
         consecutiveBusErrors = input.busErrorsThisTick > 0 ? consecutiveBusErrors + input.busErrorsThisTick : 0
         if consecutiveBusErrors > budget {
-            fault(.busErrors, joint: -1, value: Double(consecutiveBusErrors), limit: Double(budget), detail: "bus")
+            fault(
+                .busErrors, joint: -1, value: Double(consecutiveBusErrors), limit: Double(budget),
+                detail: input.busDisconnected ? "disconnected" : "bus", bus: input.failingBusIndex)
         }
         if let overrunBudget = configuration.overrunBudget, input.overrunsInARow > overrunBudget {
             fault(.overrun, joint: -1, value: Double(input.overrunsInARow), limit: Double(overrunBudget), detail: "")
@@ -324,17 +362,21 @@ public final class SafetySupervisor: @unchecked Sendable {
 
     /// Records a fault. Events are recorded until the safe state is latched, including every rule that
     /// fired in the latching tick; later faults are not logged again until `rearm()`.
-    private func fault(_ cause: SafetyCause, joint: Int, value: Double, limit: Double, detail: StaticString) {
+    private func fault(
+        _ cause: SafetyCause, joint: Int, value: Double, limit: Double, detail: StaticString, bus: Int = -1
+    ) {
         guard !latched else { return }
         if faultsThisTick == 0 {
             latchedCause = cause
             latchedJoint = joint
         }
         faultsThisTick += 1
+        let known = joint >= 0 && joint < jointCount
         events.append(
             SafetyEvent(
                 timeSeconds: tickTimeSeconds, cause: cause, jointIndex: Int32(joint), value: value, limit: limit,
-                detail: detail))
+                detail: detail, servoID: known ? jointServoIDs[joint] : -1,
+                busIndex: known ? jointBusIndices[joint] : Int32(truncatingIfNeeded: bus)))
     }
 
     private func fault(_ cause: SafetyCause, box: Int, value: Double, limit: Double, detail: StaticString) {

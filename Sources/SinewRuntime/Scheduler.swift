@@ -318,7 +318,8 @@ public final class Scheduler<Body: ControlTickBody>: @unchecked Sendable {
     }
 
     private func makeReport() -> LoopReport {
-        let elapsed = Double(max(outcome.lastEndNs - outcome.firstWakeNs, 0)) * 1e-9
+        // No tick, no time: without a first wake-up, the difference would be the machine's uptime.
+        let elapsed = outcome.ticks == 0 ? 0 : Double(max(outcome.lastEndNs - outcome.firstWakeNs, 0)) * 1e-9
         var targetHz: Double? = nil
         if case .fixed(let hertz) = configuration.rate { targetHz = hertz }
         return LoopReport(

@@ -1,6 +1,6 @@
 /// Faults the virtual bus injects, as given on the command line:
-/// `corrupt=P,drop=P,silent=ID,overload=ID@SECONDS` (any subset, comma-separated; `silent` and
-/// `overload` may repeat). Probabilities are per reply packet.
+/// `corrupt=P,drop=P,silent=ID,silent=ID@SECONDS,overload=ID@SECONDS` (any subset, comma-separated;
+/// `silent` and `overload` may repeat). Probabilities are per reply packet.
 public struct FaultInjection: Sendable, Equatable {
     /// Probability that a reply packet has one byte flipped.
     public var corruptProbability: Double = 0
@@ -8,6 +8,9 @@ public struct FaultInjection: Sendable, Equatable {
     public var dropProbability: Double = 0
     /// Servos that are on the bus but never answer (a dead servo or a broken cable).
     public var silentIDs: [UInt8] = []
+    /// Servos that answer until this many seconds after the bus starts, then never again (a servo that
+    /// dies or whose cable breaks mid-run): `silent=ID@SECONDS`.
+    public var silences: [Silence] = []
     /// Servos that report an overload (and drop torque) from this many seconds after the bus starts.
     public var overloads: [Overload] = []
 
@@ -20,9 +23,27 @@ public struct FaultInjection: Sendable, Equatable {
         }
     }
 
+    public struct Silence: Sendable, Equatable {
+        public var id: UInt8
+        public var afterSeconds: Double
+        public init(id: UInt8, afterSeconds: Double) {
+            self.id = id
+            self.afterSeconds = afterSeconds
+        }
+    }
+
     public init() {}
 
     public static let none = FaultInjection()
+
+    /// The latest a timed fault (`overload=ID@SECONDS`, `silent=ID@SECONDS`) may be scheduled, seconds after
+    /// the bus starts: 11.6 days, longer than any run, and small enough that its time in nanoseconds fits.
+    public static let maximumFaultSeconds = 1_000_000.0
+
+    /// Whether `seconds` can be a timed fault's time: finite, from 0 to ``maximumFaultSeconds``.
+    public static func isValidFaultTime(_ seconds: Double) -> Bool {
+        seconds.isFinite && seconds >= 0 && seconds <= maximumFaultSeconds
+    }
 
     /// Parses the command-line form; errors name the offending item.
     public static func parse(_ text: String) throws(FaultSpecError) -> FaultInjection {
@@ -34,7 +55,8 @@ public struct FaultInjection: Sendable, Equatable {
             let value = parts[1].trimmingSpaces
             switch key {
             case "corrupt", "drop":
-                guard let probability = Double(value), probability >= 0, probability <= 1 else {
+                guard let probability = Double(value), probability.isFinite, probability >= 0, probability <= 1
+                else {
                     throw FaultSpecError(item: String(item), expected: "a probability between 0 and 1")
                 }
                 if key == "corrupt" {
@@ -42,20 +64,36 @@ public struct FaultInjection: Sendable, Equatable {
                 } else {
                     faults.dropProbability = probability
                 }
+            case "silent" where value.contains("@"):
+                let halves = value.split(separator: "@", maxSplits: 1).map(String.init)
+                guard halves.count == 2, let id = UInt8(halves[0]), id <= 0xFD, let seconds = Double(halves[1]),
+                    Self.isValidFaultTime(seconds)
+                else {
+                    throw FaultSpecError(
+                        item: String(item), expected: "ID or ID@SECONDS (SECONDS from 0 to 1000000), e.g. silent=3@2.5")
+                }
+                faults.silences.append(Silence(id: id, afterSeconds: seconds))
             case "silent":
-                guard let id = UInt8(value), id < 0xFD else {
-                    throw FaultSpecError(item: String(item), expected: "a servo ID 0…252")
+                guard let id = UInt8(value), id <= 0xFD else {
+                    throw FaultSpecError(item: String(item), expected: "a servo ID 0…253, or ID@SECONDS")
                 }
                 faults.silentIDs.append(id)
             case "overload":
                 let halves = value.split(separator: "@", maxSplits: 1).map(String.init)
-                guard halves.count == 2, let id = UInt8(halves[0]), id < 0xFD, let seconds = Double(halves[1]),
-                    seconds >= 0
-                else { throw FaultSpecError(item: String(item), expected: "ID@SECONDS, e.g. overload=3@2.5") }
+                guard halves.count == 2, let id = UInt8(halves[0]), id <= 0xFD else {
+                    throw FaultSpecError(item: String(item), expected: "ID@SECONDS, e.g. overload=3@2.5")
+                }
+                guard let seconds = Double(halves[1]), Self.isValidFaultTime(seconds) else {
+                    throw FaultSpecError(
+                        item: String(item),
+                        expected: "ID@SECONDS with SECONDS a time from 0 to \(Int(Self.maximumFaultSeconds)) s, "
+                            + "e.g. overload=3@2.5")
+                }
                 faults.overloads.append(Overload(id: id, afterSeconds: seconds))
             default:
                 throw FaultSpecError(
-                    item: String(item), expected: "one of corrupt=P, drop=P, silent=ID, overload=ID@SECONDS")
+                    item: String(item),
+                    expected: "one of corrupt=P, drop=P, silent=ID, silent=ID@SECONDS, overload=ID@SECONDS")
             }
         }
         return faults

@@ -1,13 +1,14 @@
 import SinewDrivers
 
-/// A servo ID list as users write it: `1-6`, `1,3,5`, `1-3,7` (IDs 0…252, each once).
+/// A servo ID list as users write it: `1-6`, `1,3,5`, `1-3,7` (IDs 0…`highestID`, each once: 252 on
+/// Dynamixel, 253 on Feetech).
 public enum ServoIDList {
-    public static func parse(_ text: String) throws(VirtualBusSetupError) -> [UInt8] {
+    public static func parse(_ text: String, highestID: UInt8 = 252) throws(VirtualBusSetupError) -> [UInt8] {
         var ids: [UInt8] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
-            guard bounds.count == 1 || bounds.count == 2, let low = UInt8(bounds[0]), low <= 252,
-                let high = bounds.count == 2 ? UInt8(bounds[1]) : low, high <= 252, low <= high
+            guard bounds.count == 1 || bounds.count == 2, let low = UInt8(bounds[0]), low <= highestID,
+                let high = bounds.count == 2 ? UInt8(bounds[1]) : low, high <= highestID, low <= high
             else { throw .invalidIDList(String(item)) }
             for id in low...high {
                 guard !ids.contains(id) else { throw .invalidIDList("\(id) appears twice") }
@@ -35,7 +36,8 @@ public enum VirtualBusSetupError: Error, Sendable, Equatable, CustomStringConver
         case .protocolMismatch(let model, let modelProtocol, let requested):
             return "\(model) speaks \(modelProtocol), not \(requested)"
         case .unknownProtocol(let name): return "unknown protocol '\(name)' (expected dynamixel or feetech)"
-        case .invalidIDList(let item): return "invalid servo ID list: \(item) (expected e.g. 1-6 or 1,3,5)"
+        case .invalidIDList(let item):
+            return "invalid servo ID list: \(item) (expected e.g. 1-6 or 1,3,5; IDs 0-252, Feetech 0-253)"
         case .invalidFault(let error): return error.description
         case .bus(let error): return error.description
         }
@@ -76,7 +78,7 @@ extension VirtualBus {
                 throw .invalidFault(error)
             }
         }
-        let list = try ServoIDList.parse(ids)
+        let list = try ServoIDList.parse(ids, highestID: expected == .dynamixel2 ? 252 : 253)
         do {
             return try VirtualBus(model: model, ids: list, options: options, startNs: startNs)
         } catch {

@@ -10,17 +10,28 @@ public enum VirtualBusError: Error, Sendable, Equatable, CustomStringConvertible
     case unsupportedBaudRate(Int, model: String, supported: [Int])
     case invalidPhysicsRate(Double)
     case mixedProtocols(String, String)
+    /// A fault (`silent=ID`, `overload=ID@SECONDS`, …) names a servo the bus does not serve.
+    case faultForAbsentServo(UInt8, served: [UInt8])
+    /// A timed fault's time is not a number of seconds from 0 to `FaultInjection.maximumFaultSeconds`.
+    case invalidFaultTime(Double)
 
     public var description: String {
         switch self {
         case .noServos: return "a virtual bus needs at least one servo"
-        case .invalidID(let id): return "servo ID \(id) is not a valid bus ID (0…252)"
+        case .invalidID(let id):
+            return "servo ID \(id) is not a valid bus ID (Dynamixel 0…252, Feetech 0…253)"
         case .duplicateID(let id): return "servo ID \(id) is given twice"
         case .unsupportedBaudRate(let rate, let model, let supported):
             return "\(model) does not support \(rate) bit/s (supported: "
                 + supported.map(String.init).joined(separator: ", ") + ")"
         case .invalidPhysicsRate(let rate): return "physics rate \(rate) Hz must be at least 1000 Hz"
         case .mixedProtocols(let a, let b): return "\(a) and \(b) speak different protocols and cannot share a bus"
+        case .faultForAbsentServo(let id, let served):
+            return "a fault names servo ID \(id), which is not on the bus (it serves IDs "
+                + served.map(String.init).joined(separator: ", ") + ")"
+        case .invalidFaultTime(let seconds):
+            return "a fault time of \(seconds) s is not a time from 0 to "
+                + "\(Int(FaultInjection.maximumFaultSeconds)) s"
         }
     }
 }
@@ -85,8 +96,9 @@ public final class VirtualBus {
     let positions: UnsafeMutableBufferPointer<Double>
     let velocities: UnsafeMutableBufferPointer<Double>
     let outputs: UnsafeMutableBufferPointer<ActuatorOutput>
-    let silent: [Bool]
     var overloadDue: [UInt64]
+    /// When each servo falls silent (`silent=ID@SECONDS`), ns on the bus's clock; .max: never.
+    var silenceDue: [UInt64]
     /// Servo indices sorted by bus ID, refreshed after ID changes (for broadcast PING order).
     var idOrder: [Int]
 
@@ -117,7 +129,7 @@ public final class VirtualBus {
 
     /// - Parameters:
     ///   - model: the servo model of every servo on the bus.
-    ///   - ids: bus IDs, 0…252, each once.
+    ///   - ids: bus IDs, each once: 0…252 on Dynamixel, 0…253 on Feetech (as their codecs and tables allow).
     ///   - startNs: the caller's clock at start; fault times count from here.
     public convenience init(
         model: ServoModel, ids: [UInt8], options: VirtualBusOptions = VirtualBusOptions(), startNs: UInt64 = 0
@@ -135,9 +147,19 @@ public final class VirtualBus {
         let model = first.model
         let ids = list.map(\.id)
         var seen = Set<UInt8>()
+        let highestID: UInt8 = model.wireProtocol == .dynamixel2 ? 252 : 253
         for id in ids {
-            guard id <= 252 else { throw VirtualBusError.invalidID(id) }
+            guard id <= highestID else { throw VirtualBusError.invalidID(id) }
             guard seen.insert(id).inserted else { throw VirtualBusError.duplicateID(id) }
+        }
+        let faults = options.faults
+        let faultIDs = faults.silentIDs + faults.silences.map(\.id) + faults.overloads.map(\.id)
+        if let absent = faultIDs.first(where: { !seen.contains($0) }) {
+            throw VirtualBusError.faultForAbsentServo(absent, served: ids)
+        }
+        let faultTimes = faults.silences.map(\.afterSeconds) + faults.overloads.map(\.afterSeconds)
+        if let time = faultTimes.first(where: { !FaultInjection.isValidFaultTime($0) }) {
+            throw VirtualBusError.invalidFaultTime(time)
         }
         for entry in list {
             guard entry.model.baudRateIndex(forBitsPerSecond: options.baudRate) != nil else {
@@ -172,7 +194,10 @@ public final class VirtualBus {
             velocities[index] = 0
             outputs[index] = ActuatorOutput(torqueNm: 0, dampingNmsPerRad: 0)
         }
-        silent = ids.map { options.faults.silentIDs.contains($0) }
+        silenceDue = ids.map { id in
+            guard let fault = options.faults.silences.first(where: { $0.id == id }) else { return .max }
+            return startNs + UInt64(fault.afterSeconds * 1e9)
+        }
         overloadDue = ids.map { id in
             guard let fault = options.faults.overloads.first(where: { $0.id == id }) else { return .max }
             return startNs + UInt64(fault.afterSeconds * 1e9)
@@ -190,6 +215,9 @@ public final class VirtualBus {
         random = FaultRandom(seed: options.randomSeed)
         idOrder.reserveCapacity(ids.count)
         refreshIDOrder()
+        for (index, id) in ids.enumerated() where options.faults.silentIDs.contains(id) {
+            servos[index].isSilent = true
+        }
     }
 
     deinit {
@@ -224,6 +252,9 @@ public final class VirtualBus {
         for index in overloadDue.indices where overloadDue[index] != .max {
             overloadDue[index] = moved(overloadDue[index])
         }
+        for index in silenceDue.indices where silenceDue[index] != .max {
+            silenceDue[index] = moved(silenceDue[index])
+        }
         var slot = segmentHead
         while slot != segmentTail {
             segmentReady[slot % Self.segmentCapacity] = moved(segmentReady[slot % Self.segmentCapacity])
@@ -245,6 +276,10 @@ public final class VirtualBus {
                 if timeNs >= overloadDue[index] {
                     servos[index].injectFault(.overload)
                     overloadDue[index] = .max
+                }
+                if timeNs >= silenceDue[index] {
+                    servos[index].isSilent = true
+                    silenceDue[index] = .max
                 }
                 outputs[index] = servos[index].actuatorOutput(dtS: stepS)
             }
@@ -310,7 +345,7 @@ public final class VirtualBus {
     }
 
     func hears(_ index: Int) -> Bool {
-        !silent[index] && servos[index].busBaudRate == hostBaudRate
+        !servos[index].isSilent && servos[index].busBaudRate == hostBaudRate
     }
 
     func endRequest() {

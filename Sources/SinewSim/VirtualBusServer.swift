@@ -7,11 +7,17 @@ public enum VirtualBusServerError: Error, Sendable, Equatable, CustomStringConve
     case transport(TransportError)
     /// The symbolic link could not be made (`errno` from symlink(2), or EEXIST for a non-link in the way).
     case link(path: String, errno: Int32)
+    /// The link exists and leads to a pseudo-terminal another server (another `sinew virtual-bus`, or this
+    /// process) is serving on, and its clients use the link.
+    case linkInUse(path: String, target: String)
 
     public var description: String {
         switch self {
         case .transport(let error): return "cannot open a pseudo-terminal: \(error)"
         case .link(let path, let errno): return "cannot create the link \(path): \(String(cString: strerror(errno)))"
+        case .linkInUse(let path, let target):
+            return "the link \(path) already leads to \(target), a pseudo-terminal in use (another `sinew virtual-bus` "
+                + "serving there?); choose another link path, or stop that server (or remove the link) first"
         }
     }
 }
@@ -94,6 +100,12 @@ public final class VirtualBusServer: @unchecked Sendable {
             var info = stat()
             if lstat(linkPath, &info) == 0 {
                 guard info.st_mode & S_IFMT == S_IFLNK else { throw .link(path: linkPath, errno: EEXIST) }
+                // A link left behind is replaced (its pseudo-terminal is gone, or its number now belongs to
+                // some other program's terminal); one to a pseudo-terminal another server of ours still serves
+                // is that server's, whose clients would silently lose it.
+                if let target = linkTarget(linkPath), isServedPseudoTerminal(target) {
+                    throw .linkInUse(path: linkPath, target: target)
+                }
                 unlink(linkPath)
             }
             if symlink(terminal.path, linkPath) != 0 { throw .link(path: linkPath, errno: errno) }
@@ -132,12 +144,20 @@ public final class VirtualBusServer: @unchecked Sendable {
         return try body(bus)
     }
 
-    /// Stops serving, waits for the loop to end and removes the link. Idempotent.
+    /// Stops serving, waits for the loop to end and removes the link if it still leads to this server's
+    /// pseudo-terminal (not when something else has replaced it since). Idempotent.
     public func stop() {
         if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
         stopRequested.store(true, ordering: .releasing)
         if started.load(ordering: .acquiring) { finished.wait() }
-        if let linkPath { unlink(linkPath) }
+        if let linkPath { Self.removeLink(linkPath, ifLeadingTo: path) }
+    }
+
+    /// Removes the symbolic link at `linkPath` only when it leads to `target`; true when it did.
+    @discardableResult
+    public static func removeLink(_ linkPath: String, ifLeadingTo target: String?) -> Bool {
+        guard let target, linkTarget(linkPath) == target else { return false }
+        return unlink(linkPath) == 0
     }
 
     /// Starts the serving thread (once).
@@ -229,4 +249,61 @@ public final class VirtualBusServer: @unchecked Sendable {
         }
         return true
     }
+}
+
+/// Where the symbolic link at `path` leads (its text), or nil when `path` is not a symbolic link.
+func linkTarget(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let count = readlink(path, &buffer, buffer.count - 1)
+    guard count >= 0 else { return nil }
+    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Whether `path` is a pseudo-terminal (`/dev/pts/N`) whose primary is held by a server like this one: this
+/// process, or another running the same program (another `sinew virtual-bus`). devpts keeps /dev/pts/N only
+/// while someone holds its primary, but the number is reused: a link left behind by a server that was
+/// killed may lead to someone's shell by now, and that does not make the link in use.
+func isServedPseudoTerminal(_ path: String) -> Bool {
+    var info = stat()
+    guard path.hasPrefix("/dev/pts/"), let index = Int(path.dropFirst("/dev/pts/".count)), stat(path, &info) == 0,
+        info.st_mode & S_IFMT == S_IFCHR
+    else { return false }
+    let ownProgram = procText("/proc/self/comm")
+    let ownExecutable = linkTarget("/proc/self/exe")
+    let ownPID = getpid()
+    return pseudoTerminalPrimaryHolders(index: index).contains { pid in
+        pid == ownPID || (ownExecutable != nil && linkTarget("/proc/\(pid)/exe") == ownExecutable)
+            || (ownProgram != nil && procText("/proc/\(pid)/comm") == ownProgram)
+    }
+}
+
+/// The processes (of those this user may inspect) that hold the primary of `/dev/pts/<index>` open: their
+/// descriptors on /dev/ptmx whose fdinfo says `tty-index: <index>`.
+func pseudoTerminalPrimaryHolders(index: Int) -> [pid_t] {
+    guard let processes = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+    var holders: [pid_t] = []
+    for entry in processes {
+        guard let pid = pid_t(entry),
+            let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")
+        else { continue }
+        for fd in descriptors {
+            guard let target = linkTarget("/proc/\(pid)/fd/\(fd)"), target == "/dev/ptmx" || target == "/dev/pts/ptmx",
+                let fdinfo = procText("/proc/\(pid)/fdinfo/\(fd)")
+            else { continue }
+            let line = fdinfo.split(separator: "\n").first { $0.hasPrefix("tty-index:") }
+            if let line, Int(line.dropFirst("tty-index:".count).trimmingCharacters(in: .whitespaces)) == index {
+                holders.append(pid)
+                break
+            }
+        }
+    }
+    return holders
+}
+
+/// A small /proc file's text without its trailing newline, nil when it cannot be read.
+private func procText(_ path: String) -> String? {
+    guard let data = FileManager.default.contents(atPath: path) else { return nil }
+    var text = String(decoding: data, as: UTF8.self)
+    while text.hasSuffix("\n") { text.removeLast() }
+    return text
 }

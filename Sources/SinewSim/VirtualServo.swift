@@ -180,6 +180,9 @@ public final class VirtualServo {
     public internal(set) var busID: UInt8
     /// The bit rate the servo listens at; follows the Baud Rate register after the reply that changed it.
     public internal(set) var busBaudRate: Int
+    /// A dead servo or a broken cable (fault injection): the servo hears nothing and never answers. Not a
+    /// register: REBOOT and FACTORY_RESET do not bring it back.
+    public var isSilent = false
 
     /// Output-shaft state, written by the physics each step (rad, rad/s; 0 rad = encoder count 0).
     public internal(set) var positionRad: Double

@@ -34,8 +34,14 @@ struct KinematicsBench: ParsableCommand {
 
     @OptionGroup var robot: RobotFileOptions
 
-    @Option(help: "Calls per run.")
+    @Option(parsing: .unconditional, help: "Calls per run.")
     var calls = 50_000
+
+    func validate() throws {
+        guard (1...100_000_000).contains(calls) else {
+            throw ValidationError("--calls must be between 1 and 100000000; got \(calls)")
+        }
+    }
 
     @Flag(help: "Print one JSON object with fk_ns, jacobian_ns, rnea_ns, crba_ns, aba_ns.")
     var json = false
@@ -113,14 +119,21 @@ struct IKBench: ParsableCommand {
     @Option(help: "Link to place.")
     var frame: String
 
-    @Option(help: "Number of random targets.")
+    @Option(parsing: .unconditional, help: "Number of random targets.")
     var samples = 10_000
 
-    @Option(help: "Seed of the random targets.")
+    @Option(parsing: .unconditional, help: "Seed of the random targets.")
     var seed: UInt64 = 1
 
-    @Option(help: "Time budget per solve in milliseconds.")
+    @Option(parsing: .unconditional, help: "Time budget per solve in milliseconds.")
     var timeBudgetMs = 5.0
+
+    func validate() throws {
+        guard (1...1_000_000).contains(samples) else {
+            throw ValidationError("--samples must be between 1 and 1000000; got \(samples)")
+        }
+        try KinematicsOptionRules.check(timeBudgetMs: timeBudgetMs)
+    }
 
     @Flag(help: "Print one JSON object with success_rate (0-1), mean_us, p99_us.")
     var json = false

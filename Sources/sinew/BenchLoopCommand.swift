@@ -48,7 +48,9 @@ struct LoopBench: ParsableCommand {
     @Option(help: "The robot's robot.yaml (default: the shipped SO-101).")
     var robot: String?
 
-    @Option(help: "Benchmark a synthetic robot of this many joints (one servo each, IDs 1…N) instead.")
+    @Option(
+        parsing: .unconditional,
+        help: "Benchmark a synthetic robot of this many joints (one servo each, IDs 1…N) instead.")
     var servos: Int?
 
     @Option(
@@ -56,25 +58,30 @@ struct LoopBench: ParsableCommand {
         help: "Bus protocol of the synthetic robot (with --servos; default feetech).")
     var busProtocol: SyntheticProtocol?
 
-    @Option(help: "Loop rate in Hz (default: the robot's loop.rate_hz).")
+    @Option(parsing: .unconditional, help: "Loop rate in Hz, 1-10000 (default: the robot's loop.rate_hz).")
     var rate: Double?
 
-    @Option(help: "Bus baud rate in bit/s (default: the robot's).")
+    @Option(parsing: .unconditional, help: "Bus baud rate in bit/s (default: the robot's).")
     var baud: Int?
 
-    @Option(help: "Seconds the loop runs; the bare C loop runs as long again.")
+    @Option(parsing: .unconditional, help: "Seconds the loop runs (at most 3600); the bare C loop runs as long again.")
     var duration = 5.0
 
-    @Option(help: "SCHED_FIFO priority of the loop and of the bare loop (default: the robot's loop.priority).")
+    @Option(
+        parsing: .unconditional,
+        help: "SCHED_FIFO priority of the loop and of the bare loop (default: the robot's loop.priority).")
     var priority: Int?
 
-    @Option(help: "CPU to pin the loop and the bare loop to (default: the robot's loop.cpu, or none).")
+    @Option(
+        parsing: .unconditional,
+        help: "CPU to pin the loop and the bare loop to (default: the robot's loop.cpu, or none).")
     var cpu: Int?
 
     @Flag(help: "Run the ticks back to back without sleeping (no wake-up lateness and no bare loop then).")
     var asFastAsPossible = false
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Busy polling around each servo reply's due time, µs (loop.busy_poll_us; the benchmark's own default "
                 + "is \(Int(LoopBench.defaultBusyPollUs)), whatever the robot.yaml says; 0: sleep while waiting). "
@@ -110,10 +117,15 @@ struct LoopBench: ParsableCommand {
         if busProtocol != nil && servos == nil {
             throw ValidationError("--protocol chooses the bus of the synthetic robot: give --servos N with it")
         }
-        if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of Hz") }
+        if let rate, !(rate >= 1 && rate <= 10_000) {
+            throw ValidationError("--rate must be a number of Hz in [1, 10000]; got \(rate)")
+        }
         if let baud, baud <= 0 { throw ValidationError("--baud must be a positive number of bit/s") }
-        if !(duration > 0 && duration.isFinite) { throw ValidationError("--duration must be positive") }
+        if !(duration > 0 && duration <= 3600) {
+            throw ValidationError("--duration must be a number of seconds in (0, 3600]; got \(duration)")
+        }
         if let priority, !(1...99).contains(priority) { throw ValidationError("--priority must be between 1 and 99") }
+        if let cpu, !(0...1023).contains(cpu) { throw ValidationError("--cpu must be a CPU index in 0-1023") }
         if !(busyPollUs >= 0 && busyPollUs <= 1_000_000) {
             throw ValidationError("--busy-poll-us must be in [0, 1000000]")
         }
@@ -128,7 +140,7 @@ struct LoopBench: ParsableCommand {
         let configuration = loaded.configuration
         let model = loaded.model
         for warning in loaded.warnings { printError("warning: \(warning)") }
-        let wire = try wireLimits(configuration: configuration, catalog: catalog)
+        let wire = try Self.wireLimits(configuration: configuration, catalog: catalog)
         let wireLimitHz = wire.map(\.cyclesPerSecond).min() ?? 0
         let hertz = configuration.loop.rateHz
         let schedulerConfiguration = SchedulerConfiguration(
@@ -297,7 +309,7 @@ struct LoopBench: ParsableCommand {
     /// Per bus, from the protocol's packet sizes (docs/protocols.md) and the registers `RobotLoop` reads and
     /// writes: one read of Present Position and Present Velocity (and Present Current where it sits within
     /// 24 bytes of them), one write of Goal Position; Return Delay Time 0, as configure sets it.
-    func wireLimits(configuration: RobotConfiguration, catalog: ServoCatalog) throws -> [WireLimit] {
+    static func wireLimits(configuration: RobotConfiguration, catalog: ServoCatalog) throws -> [WireLimit] {
         var limits: [WireLimit] = []
         for bus in configuration.buses {
             let joints = configuration.joints.filter { $0.bus == bus.name }

@@ -66,10 +66,10 @@ struct BusBench: ParsableCommand {
     @Option(name: .customLong("protocol"), help: "dynamixel (XL330-M288 servos) or feetech (STS3215 servos).")
     var busProtocol = BenchBusProtocol.dynamixel
 
-    @Option(help: "Number of servos on the bus (IDs 1…N, 1-32).")
+    @Option(parsing: .unconditional, help: "Number of servos on the bus (IDs 1…N, 1-32).")
     var servos = 6
 
-    @Option(help: "Duration of each cycle-rate measurement, seconds.")
+    @Option(parsing: .unconditional, help: "Duration of each cycle-rate measurement, seconds (at most 60).")
     var seconds = 2.0
 
     @Option(

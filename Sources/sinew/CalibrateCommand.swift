@@ -36,8 +36,14 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "Take the present pose as every joint's zero, without prompting; ranges from the configured limits.")
     var fromPose = false
 
-    @Option(help: "Longest time to sample the range of motion, s (Enter ends it sooner).")
+    @Option(parsing: .unconditional, help: "Longest time to sample the range of motion, s (Enter ends it sooner).")
     var rangeSeconds: Double = 10
+
+    func validate() throws {
+        guard rangeSeconds.isFinite, rangeSeconds > 0, rangeSeconds <= 3600 else {
+            throw ValidationError("--range-seconds must be a number of seconds in (0, 3600]; got \(rangeSeconds)")
+        }
+    }
 
     func run() throws {
         let checked = try RobotConfiguration.loadChecked(contentsOf: robot)
@@ -132,7 +138,7 @@ struct Calibrate: ParsableCommand {
         do {
             try file.write(path: outputPath)
         } catch {
-            throw ValidationError("\(error)")
+            throw CommandFailure("\(error)")
         }
         for (i, servo) in servos.joints.enumerated() {
             print(

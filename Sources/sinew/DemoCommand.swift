@@ -23,11 +23,12 @@ struct Demo: ParsableCommand {
             return
         }
         let path = try HardwareDirectory.locate() + "/robots/so101/robot.yaml"
-        let outcome = try RobotSession.run(
+        let outcome = try RobotRun.run(
             configurationPath: path, backend: .sim, port: nil, duration: nil, statusLine: true,
             title: "Sinew demo: simulated SO-101 arm, \(path)")
         print(outcome.summary)
         print("\nNext: sinew run \(path) --json   ·   sinew demo --kinematics   ·   sinew --help")
+        if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
     }
 
     func runKinematics() throws {

@@ -38,7 +38,16 @@ struct Fusion: ParsableCommand {
 
         func run() throws {
             var trials: [BROADTrial] = []
-            for path in files { trials.append(try BROADTrial.load(path: path)) }
+            for path in files {
+                let trial = try BROADTrial.load(path: path)
+                // No scored sample would read as a perfect 0.00°.
+                guard trial.scoredSampleCount > 0 else {
+                    throw CommandFailure(
+                        "\(path): no sample to score: the metric needs rows with movement = 1 and a "
+                            + "reference orientation (ref_qw … ref_qz not nan)")
+                }
+                trials.append(trial)
+            }
             let summary = BROADEvaluation.evaluate(trials, useMagnetometer: !sixD)
             if let output {
                 for result in summary.trials { try BROADEvaluation.writeEstimates(result, directory: output) }

@@ -66,5 +66,22 @@ extension JSONValue {
 
 /// Standard error, for messages that must not mix with JSON on standard output.
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    writeStandardError(message + "\n")
+}
+
+/// Writes `text` to standard error with plain write(2): a closed or full descriptor loses the text and
+/// nothing else (FileHandle's write traps on EPIPE, and a log reader going away must not stop a robot).
+func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+        if written > 0 {
+            offset += written
+        } else if written < 0 && errno == EINTR {
+            continue
+        } else {
+            return
+        }
+    }
 }

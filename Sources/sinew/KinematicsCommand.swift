@@ -110,30 +110,49 @@ struct Kinematics: ParsableCommand {
         @Option(help: "Link to place.")
         var frame: String
 
-        @Option(help: "Target pose in the root frame: x,y,z (m), then the unit quaternion qw,qx,qy,qz.")
+        @Option(
+            parsing: .unconditional,
+            help: "Target pose in the root frame: x,y,z (m), then the unit quaternion qw,qx,qy,qz.")
         var target: String
 
         @Option(help: "Start configuration as JSON {\"joint\": value, ...} (default: middle of the joint limits).")
         var seed: String?
 
-        @Option(help: "Convergence threshold for the position (m) and rotation (rad) errors.")
+        @Option(
+            parsing: .unconditional, help: "Convergence threshold for the position (m) and rotation (rad) errors.")
         var tolerance = 1e-6
 
-        @Option(help: "Time budget in milliseconds for random restarts.")
+        @Option(parsing: .unconditional, help: "Time budget in milliseconds for random restarts.")
         var timeBudgetMs = 50.0
+
+        func validate() throws {
+            try KinematicsOptionRules.check(tolerance: tolerance)
+            try KinematicsOptionRules.check(timeBudgetMs: timeBudgetMs)
+            _ = try targetValues()
+        }
+
+        /// The seven numbers of --target: finite, the position within ±1000 m, the quaternion not zero.
+        func targetValues() throws -> [Double] {
+            let numbers = target.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard numbers.count == 7, numbers.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--target needs 7 numbers x,y,z,qw,qx,qy,qz; got \"\(target)\"")
+            }
+            let v = numbers.map { $0! }
+            guard v.allSatisfy(\.isFinite), v[0..<3].allSatisfy({ abs($0) <= 1000 }) else {
+                throw ValidationError(
+                    "--target needs finite numbers, the position x,y,z within ±1000 m; got \"\(target)\"")
+            }
+            let norm = (v[3] * v[3] + v[4] * v[4] + v[5] * v[5] + v[6] * v[6]).squareRoot()
+            guard norm > 1e-9, norm.isFinite else { throw ValidationError("--target quaternion has zero length") }
+            return v
+        }
 
         func run() throws {
             let model = try robot.loadModel()
             guard let link = model.linkIndex(named: frame) else {
                 throw ValidationError("no link named \"\(frame)\" in \(robot.urdf)")
             }
-            let numbers = target.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-            guard numbers.count == 7, numbers.allSatisfy({ $0 != nil }) else {
-                throw ValidationError("--target needs 7 numbers x,y,z,qw,qx,qy,qz; got \"\(target)\"")
-            }
-            let v = numbers.map { $0! }
-            let norm = (v[3] * v[3] + v[4] * v[4] + v[5] * v[5] + v[6] * v[6]).squareRoot()
-            guard norm > 1e-9 else { throw ValidationError("--target quaternion has zero length") }
+            let v = try targetValues()
             let pose = RigidTransform(translation: (v[0], v[1], v[2]), quaternion: (v[3], v[4], v[5], v[6]))
             var start = model.midRangePositions
             if let seed {
@@ -163,6 +182,26 @@ struct Kinematics: ParsableCommand {
                 )
                 throw ExitCode(1)
             }
+        }
+    }
+}
+
+/// The ranges of the inverse-kinematics options, shared by `kinematics ik` and `bench ik`.
+enum KinematicsOptionRules {
+    /// The longest time budget, ms: a solve is meant to take micro- to milliseconds.
+    static let maximumTimeBudgetMs = 60_000.0
+
+    static func check(tolerance: Double) throws {
+        guard tolerance.isFinite, tolerance > 0, tolerance <= 1 else {
+            throw ValidationError("--tolerance must be a number in (0, 1] (m and rad); got \(tolerance)")
+        }
+    }
+
+    static func check(timeBudgetMs: Double) throws {
+        guard timeBudgetMs.isFinite, timeBudgetMs >= 0, timeBudgetMs <= maximumTimeBudgetMs else {
+            throw ValidationError(
+                "--time-budget-ms must be a number of milliseconds in [0, \(Int(maximumTimeBudgetMs))]; got \(timeBudgetMs)"
+            )
         }
     }
 }

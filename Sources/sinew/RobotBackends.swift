@@ -134,6 +134,12 @@ func openTransports(
                 "bus \"\(bus.name)\" has port `virtual` in \(configuration.file); give --port PATH (the path "
                     + "`sinew virtual-bus` printed, or /dev/ttyUSB0) or set the bus's port")
         }
+        if let problem = portProblem(path) {
+            throw ValidationError("bus \"\(bus.name)\": cannot open \(path): \(problem)")
+        }
+        if backend == .serial, let warning = SerialPortTransport.ftdiLatencyWarning(path: path) {
+            printError("warning: bus \"\(bus.name)\": \(warning)")
+        }
         do {
             switch backend {
             case .pty: transports[bus.name] = try PseudoTerminalTransport(path: path, baudRate: bus.baudRate)
@@ -145,4 +151,34 @@ func openTransports(
         }
     }
     return transports
+}
+
+/// Why `path` cannot be a serial port or pseudo-terminal, said plainly (nil when it may be one): before the
+/// transport's own open, whose errors for a path of the wrong kind read as "not found" or a bare errno.
+func portProblem(_ path: String) -> String? {
+    var info = stat()
+    guard stat(path, &info) == 0 else {
+        let code = errno
+        if code == ENOENT {
+            return "no such file (is the adapter plugged in? `sinew scan` lists the serial ports, and "
+                + "`sinew virtual-bus` prints the path of the pseudo-terminal it serves)"
+        }
+        return String(cString: strerror(code)) + " (errno \(code))"
+    }
+    switch info.st_mode & S_IFMT {
+    case S_IFCHR: break
+    case S_IFDIR: return "it is a directory, not a serial port"
+    case S_IFREG: return "it is a regular file, not a serial port"
+    default: return "it is not a character device (a serial port or a pseudo-terminal)"
+    }
+    let fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+    guard fd >= 0 else {
+        let code = errno
+        if code == EACCES {
+            return "permission denied (add yourself to the dialout group, or install Hardware/udev's rule)"
+        }
+        return String(cString: strerror(code)) + " (errno \(code))"
+    }
+    defer { close(fd) }
+    return isatty(fd) == 0 ? "it is a character device but not a terminal (e.g. /dev/null), so not a serial port" : nil
 }

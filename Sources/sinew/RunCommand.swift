@@ -21,7 +21,12 @@ struct Run: ParsableCommand {
             safety.estop.file (the file appears) and safety.estop.socket (a line `estop`). With --json the run \
             ends with one JSON object: ticks, achieved_hz, overruns, final_state (active or safe), stopped_by \
             (duration, SIGINT, SIGTERM), safety_events [{t, joint, cause, detail}], tracking_rms_rad, bus, … — \
-            every key is described in docs/run-json.md.
+            every key is described in docs/run-json.md; a run that fails still prints one object, with `error`.
+            Exit status: 0 the run ended as planned; 1 an error (configuration, hardware, I/O, or a failure after \
+            torque came on — the robot is brought to its safe state first); 2 the run ended in the safe state (a \
+            safety event or an e-stop); 3 shutdown could not set every servo's torque as configured (check the \
+            robot); 128 + the signal for SIGINT, SIGTERM or SIGHUP (130, 143, 129); 64 a usage error. SIGHUP (the \
+            terminal or SSH session closing) stops the robot as SIGTERM does; a closed standard output does not.
             --calibration (or robot.yaml's `calibration:`) uses the zeros recorded by `sinew calibrate` and refuses \
             a servo that does not match its entry. --record (or robot.yaml's `recording:`) writes every tick's \
             snapshot to a CSV file from a non-real-time thread; it is flushed and closed at the end of the run \
@@ -58,13 +63,60 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         if fast && backend != .sim { throw ValidationError("--fast runs the simulator only (--backend sim)") }
+        if let duration, !(duration > 0 && duration <= RobotSession.maximumDurationS) {
+            throw ValidationError(
+                "--duration must be a number of seconds above 0 and at most \(Int(RobotSession.maximumDurationS)) "
+                    + "(got \(duration)); leave it out to run until Ctrl-C")
+        }
     }
 
     func run() throws {
-        let outcome = try RobotSession.run(
-            configurationPath: robot, backend: backend, port: port, duration: duration, statusLine: !json, fast: fast,
-            options: RunOptions(calibrationPath: calibration, recordPath: record))
+        let outcome: RunOutcome
+        do {
+            outcome = try RobotRun.run(
+                configurationPath: robot, backend: backend, port: port, duration: duration, statusLine: !json,
+                fast: fast, options: RunOptions(calibrationPath: calibration, recordPath: record))
+        } catch let failure as RunFailure where json {
+            print(failure.json(robot: robot, backend: backend).text)
+            throw ExitCode(RunExit.error)
+        }
         if json { print(outcome.json.text) } else { print(outcome.summary) }
+        if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+    }
+}
+
+/// `sinew run`'s exit statuses (also in `sinew run --help` and docs/run-json.md).
+enum RunExit {
+    /// The run ended as planned (its duration, or a request) without a safety event.
+    static let success: Int32 = 0
+    /// An error: configuration, hardware, I/O, or a failure after torque came on (then the robot was brought
+    /// to its safe state first).
+    static let error: Int32 = 1
+    /// The run ended in the safe state because of a safety event or an e-stop.
+    static let safeState: Int32 = 2
+    /// Shutting down could not set every servo's torque as configured: check the robot.
+    static let shutdownFailed: Int32 = 3
+    /// 128 + the signal number when SIGINT, SIGTERM or SIGHUP ended the run (130, 143, 129), as shells do.
+    static func signal(_ number: Int32) -> Int32 { 128 + number }
+}
+
+/// A run that failed: what failed, at which stage, and what was done about the robot.
+struct RunFailure: Error, CustomStringConvertible {
+    /// `load`, `configure`, `activate`, `start` (the stages before ticks run).
+    var stage: String
+    var message: String
+    /// What happened to the robot afterwards (nil when torque was never on).
+    var shutdown: String?
+
+    var description: String { message + (shutdown.map { "\n" + $0 } ?? "") }
+
+    /// The one JSON object a failed `sinew run --json` still prints.
+    func json(robot: String, backend: Backend) -> JSONValue {
+        .object([
+            ("robot", .string(robot)), ("backend", .string(backend.rawValue)),
+            ("final_state", .string(shutdown == nil ? "unconfigured" : "shutdown")), ("stage", .string(stage)),
+            ("error", .string(message)), ("shutdown", shutdown.map { .string($0) } ?? .null),
+        ])
     }
 }
 
@@ -72,114 +124,149 @@ struct Run: ParsableCommand {
 struct RunOutcome {
     var json: JSONValue
     var summary: String
+    var exitCode: Int32
 }
 
-enum RobotSession {
+/// The `sinew run` and `sinew demo` front end: opens the backend, builds the loop and hands the run to the
+/// runtime's `RobotSession`, which owns the order from activation to shutdown.
+enum RobotRun {
     static func run(
         configurationPath: String, backend: Backend, port: String?, duration: Double?, statusLine: Bool,
         title: String? = nil, fast: Bool = false, options: RunOptions = RunOptions()
     ) throws -> RunOutcome {
-        let checked = try RobotConfiguration.loadChecked(contentsOf: configurationPath)
+        func failure(_ stage: String, _ error: Error) -> RunFailure {
+            RunFailure(stage: stage, message: "\(configurationPath): \(error)")
+        }
+        let checked: CheckedRobotConfiguration
+        let catalog: ServoCatalog
+        do {
+            checked = try RobotConfiguration.loadChecked(contentsOf: configurationPath)
+            catalog = try ServoTables.load()
+        } catch {
+            throw RunFailure(stage: "load", message: "\(error)")
+        }
         let configuration = checked.configuration
         let model = checked.model
         for warning in checked.warnings { printError("warning: \(warning)") }
-        let catalog = try ServoTables.load()
+        // A rate the buses cannot carry: the loop would overrun every tick and run slower than configured.
+        for limit in (try? LoopBench.wireLimits(configuration: configuration, catalog: catalog)) ?? []
+        where configuration.loop.rateHz > limit.cyclesPerSecond {
+            printError(
+                String(
+                    format: "warning: loop.rate_hz %.0f is above what bus \"%@\" can carry: %d servos at %d bit/s "
+                        + "allow at most %.0f cycles/s (%d bytes a cycle, Return Delay Time 0). The loop will "
+                        + "overrun and run near %.0f Hz; lower loop.rate_hz or raise the baud rate.",
+                    configuration.loop.rateHz, limit.bus, limit.servos, limit.baudRate, limit.cyclesPerSecond,
+                    limit.bytesPerCycle, limit.cyclesPerSecond))
+        }
 
         var simulated: SimulatedRobot?
         let transports: [String: any ByteTransport]
         var imuTransport: (any ByteTransport)?
-        switch backend {
-        case .sim:
-            let robot = try SimulatedRobot(
-                configuration: configuration, model: model, catalog: catalog, lockstep: fast)
-            simulated = robot
-            transports = robot.transports
-            imuTransport = robot.imuTransport
-        case .pty, .serial:
-            transports = try openTransports(configuration: configuration, backend: backend, port: port)
-            imuTransport = try openIMUTransport(configuration: configuration, backend: backend)
+        do {
+            switch backend {
+            case .sim:
+                let robot = try SimulatedRobot(
+                    configuration: configuration, model: model, catalog: catalog, lockstep: fast)
+                simulated = robot
+                transports = robot.transports
+                imuTransport = robot.imuTransport
+            case .pty, .serial:
+                transports = try openTransports(configuration: configuration, backend: backend, port: port)
+                imuTransport = try openIMUTransport(configuration: configuration, backend: backend)
+            }
+        } catch {
+            throw RunFailure(stage: "load", message: "\(error)")
         }
         defer { simulated?.stop() }
 
-        let calibration = try options.loadCalibration(configuration: configuration)
-        let loop = try RobotLoop(
-            configuration: configuration, model: model, catalog: catalog, transports: transports,
-            calibration: calibration?.file, calibrationSource: calibration?.path ?? "calibration",
-            simulationClock: simulated?.clock,
-            runMarginNs: fast ? RobotLoop.lockstepRunMarginNs : RobotLoop.defaultRunMarginNs, imuTransport: imuTransport
-        )
+        let loop: RobotLoop
+        // The e-stop watchers end with the run, taking their socket (and its lock) with them.
+        var estopWatchers: EmergencyStopSources?
+        defer { estopWatchers?.stopWatchers() }
+        let calibration: (file: CalibrationFile, path: String)?
+        let recording: RunRecording?
+        let session: RobotSession
         do {
-            try loop.startEmergencyStopSources()
+            calibration = try options.loadCalibration(configuration: configuration)
+            loop = try RobotLoop(
+                configuration: configuration, model: model, catalog: catalog, transports: transports,
+                calibration: calibration?.file, calibrationSource: calibration?.path ?? "calibration",
+                simulationClock: simulated?.clock,
+                runMarginNs: fast ? RobotLoop.lockstepRunMarginNs : RobotLoop.defaultRunMarginNs,
+                imuTransport: imuTransport)
+            estopWatchers = loop.supervisor.emergencyStop
+            for warning in try loop.startEmergencyStopSources() { printError("warning: \(warning)") }
+            for warning in loop.limitsBeyondCalibratedRange() { printError("warning: \(warning)") }
+            var seconds = duration
+            if seconds == nil, case .trajectory(let trajectory) = configuration.policy, !trajectory.loop {
+                seconds = trajectory.durationS + 0.5
+            }
+            session = try RobotSession(loop: loop, fast: fast, durationS: seconds)
+            // The recording file is opened before any servo is touched: a path that cannot be written fails
+            // here, with the robot still unpowered.
+            recording = try options.startRecording(loop: loop, configuration: configuration)
         } catch {
-            printError("warning: \(error)")
-        }
-        for warning in loop.limitsBeyondCalibratedRange() { printError("warning: \(warning)") }
-        do {
-            try loop.lifecycle.configure()
-            try loop.lifecycle.activate()
-        } catch {
-            throw ValidationError("\(configurationPath): \(error)")
+            throw failure("configure", error)
         }
 
         let rate = configuration.loop.rateHz
-        var seconds = duration
-        if seconds == nil, case .trajectory(let trajectory) = configuration.policy, !trajectory.loop {
-            seconds = trajectory.durationS + 0.5
-        }
-        let overrun: OverrunPolicy =
-            configuration.loop.overrun == .skip ? .skip : .catchUp(max: configuration.loop.catchUpMax)
-        let scheduler = Scheduler(
-            configuration: SchedulerConfiguration(
-                rate: fast ? .asFastAsPossible : .fixed(hertz: rate), overrunPolicy: overrun,
-                fifoPriority: fast ? nil : configuration.loop.priority,
-                cpu: configuration.loop.cpu, lockMemory: true, maxTicks: seconds.map { Int64($0 * rate) }),
-            body: loop)
         if let title { printError(title) }
-        let recording = try options.startRecording(loop: loop, configuration: configuration)
-        ShutdownSignals.install()
-        defer { ShutdownSignals.restoreDefaults() }
         let estop = loop.supervisor.emergencyStop
         let keys = TerminalKeys { estop.pressKeyboardStop() }
         defer { keys.finish() }
-        let realtime = try scheduler.start()
-        printError("real time: \(realtime)")
-        let started = Date()
         let status = StatusLine()
         var imuComparison = IMUComparison()
-        while scheduler.isRunning {
-            Thread.sleep(forTimeInterval: 0.25)
-            if let imu = loop.imu,
-                let truth = simulated?.imu?.trueLinkOrientation(atSampleTimeS: imu.publishedSampleTimeS)
-            {
-                imuComparison.observe(estimate: imu.publishedLinkOrientation, truth: truth)
-            }
-            guard statusLine else { continue }
-            let elapsed = Date().timeIntervalSince(started)
-            let ticks = scheduler.ticksCompleted
-            let wake = loop.recentLateness.percentiles()
-            // Most important first: a narrow terminal cuts the end of the line.
-            let state = "\(loop.observedState)"
-            let line =
-                state + String(repeating: " ", count: max(1, 7 - state.count))
-                + String(
-                    format: "%5.1f s %6.1f Hz  tracking %5.1f mrad  overruns %lld  bus errors %d  "
-                        + "wake p50/p99 %3.0f/%3.0f µs", elapsed, Double(ticks) / max(elapsed, 1e-3),
-                    1000 * loop.trackingRMSRad, scheduler.overrunsSoFarCount, loop.busErrorCount, wake.p50Us,
-                    wake.p99Us)
-                + (imuComparison.samples > 0 ? String(format: "  IMU tilt error %.1f°", imuComparison.lastDeg) : "")
-                + (keys.isActive ? "  (\(TerminalKeys.hint))" : "")
-            status.show(line)
+        var recordingFailureShown = false
+        let sessionOutcome: RobotSessionOutcome
+        do {
+            sessionOutcome = try session.run(
+                started: { realtime in printError("real time: \(realtime)") },
+                monitor: { progress in
+                    if let imu = loop.imu,
+                        let truth = simulated?.imu?.trueLinkOrientation(atSampleTimeS: imu.publishedSampleTimeS)
+                    {
+                        imuComparison.observe(estimate: imu.publishedLinkOrientation, truth: truth)
+                    }
+                    if let failure = recording?.writer.failure, !recordingFailureShown {
+                        recordingFailureShown = true
+                        status.finish()
+                        printError("recording: \(failure) (the run goes on; what was written so far is kept)")
+                    }
+                    guard statusLine else { return }
+                    let wake = loop.recentLateness.percentiles()
+                    // Most important first: a narrow terminal cuts the end of the line.
+                    let state = "\(loop.observedState)"
+                    let line =
+                        state + String(repeating: " ", count: max(1, 7 - state.count))
+                        + String(
+                            format: "%5.1f s %6.1f Hz  tracking %5.1f mrad  overruns %lld  bus errors %d  "
+                                + "wake p50/p99 %3.0f/%3.0f µs", progress.elapsedS,
+                            Double(progress.ticks) / max(progress.elapsedS, 1e-3), 1000 * loop.trackingRMSRad,
+                            progress.overruns, loop.busErrorCount, wake.p50Us, wake.p99Us)
+                        + (imuComparison.samples > 0
+                            ? String(format: "  IMU tilt error %.1f°", imuComparison.lastDeg) : "")
+                        + (keys.isActive ? "  (\(TerminalKeys.hint))" : "")
+                    status.show(line)
+                })
+        } catch {
+            status.finish()
+            _ = try? recording?.finish()
+            throw RunFailure(
+                stage: error.stage, message: "\(configurationPath): \(error.message)", shutdown: error.shutdown)
         }
         status.finish()
         keys.finish()
-        let report = try scheduler.join()
-        // Simulated seconds per wall-clock second: 1 when paced, more when --fast.
-        let simulatedSeconds = simulated?.clock.map { Double($0.nanoseconds) * 1e-9 } ?? Double(report.ticks) / rate
-        let realTimeFactor = simulatedSeconds / max(report.elapsedSeconds, 1e-9)
-        let finalState = loop.lifecycle.state
-        let stoppedBy = Self.stoppedBy(report.stopReason)
-        try? loop.lifecycle.shutdown()
-        let recorded = try recording?.finish()
+        let report = sessionOutcome.report
+        let finalState = sessionOutcome.finalState
+        let stoppedBy = "\(sessionOutcome.stop)"
+        var recordingFailure: String?
+        var recorded: (path: String, summary: String)?
+        do {
+            recorded = try recording?.finish()
+        } catch {
+            recordingFailure = "\(error)"
+        }
 
         let events = loop.supervisor.events.events
         let eventsJSON = JSONValue.array(
@@ -205,6 +292,12 @@ enum RobotSession {
                     ])
                 )
             })
+        var exitCode = RunExit.success
+        if finalState == .safe && !events.isEmpty { exitCode = RunExit.safeState }
+        if case .signal(let number) = sessionOutcome.stop { exitCode = RunExit.signal(number) }
+        if case .failure = sessionOutcome.stop { exitCode = RunExit.error }
+        if recordingFailure != nil || recording?.writer.failure != nil { exitCode = RunExit.error }
+        if sessionOutcome.shutdownFailure != nil { exitCode = RunExit.shutdownFailed }
         let json = JSONValue.object([
             ("robot", .string(configuration.name)), ("backend", .string(backend.rawValue)),
             ("ticks", .integer(Int(report.ticks))), ("achieved_hz", .number(report.achievedHz)),
@@ -214,10 +307,14 @@ enum RobotSession {
             ("tracking_rms_rad", .number(loop.trackingRMSRad)),
             ("approach_s", .number(loop.approachS)),
             ("wake_p50_us", .number(report.wakeLateness.p50Us)), ("wake_p99_us", .number(report.wakeLateness.p99Us)),
-            ("compute_p99_us", .number(report.compute.p99Us)), ("real_time_factor", .number(realTimeFactor)),
+            ("compute_p99_us", .number(report.compute.p99Us)),
+            ("real_time_factor", .number(sessionOutcome.realTimeFactor)),
             ("bus", busJSON), ("recording", recorded.map { .string($0.path) } ?? .null),
+            ("recording_error", (recordingFailure ?? recording?.writer.failure).map { .string($0) } ?? .null),
             ("calibration", calibration.map { .string($0.path) } ?? .null),
             ("imu", imuComparison.samples > 0 ? imuComparison.json : .null),
+            ("shutdown_error", sessionOutcome.shutdownFailure.map { .string($0) } ?? .null),
+            ("exit_status", .integer(Int(exitCode))),
         ])
         var summary = "\(configuration.name) (\(backend.rawValue)): \(report.ticks) ticks in "
         summary += String(
@@ -230,14 +327,18 @@ enum RobotSession {
             format: "  tracking error (RMS over joints and ticks) %.2f mrad\n", 1000 * loop.trackingRMSRad)
         if backend == .sim {
             summary += String(
-                format: "  simulated %.2f s in %.2f s of wall time: real-time factor %.2f\n", simulatedSeconds,
-                report.elapsedSeconds, realTimeFactor)
+                format: "  simulated %.2f s in %.2f s of wall time: real-time factor %.2f\n",
+                sessionOutcome.simulatedSeconds, report.elapsedSeconds, sessionOutcome.realTimeFactor)
         }
         if let recorded { summary += "  recording: \(recorded.summary)\n" }
+        if let failure = recordingFailure ?? recording?.writer.failure {
+            summary += "  recording FAILED: \(failure)\n"
+        }
         if let imu = loop.imu, imuComparison.samples > 0 {
             summary += imuComparison.summary(link: imu.linkName, samplesReceived: imu.samplesReceived) + "\n"
         }
-        if report.stopReason == .shutdownSignal {
+        switch sessionOutcome.stop {
+        case .signal:
             // What the signal did to the robot: the safe state, then torque per joint as configured.
             let holding = configuration.joints.filter { $0.safeState == .hold }.map(\.name)
             let limp = configuration.joints.filter { $0.safeState != .hold }.map(\.name)
@@ -245,6 +346,13 @@ enum RobotSession {
             if !limp.isEmpty { summary += "; torque off: " + limp.joined(separator: ", ") }
             if !holding.isEmpty { summary += "; holding with torque on: " + holding.joined(separator: ", ") }
             summary += (recorded == nil ? "" : "; recording flushed") + "; ports closed\n"
+        case .failure(let reason):
+            summary += "  stopped by a failure: \(reason); safe state, then shutdown\n"
+        case .duration, .request:
+            break
+        }
+        if let shutdownFailure = sessionOutcome.shutdownFailure {
+            summary += "  SHUTDOWN FAILED: \(shutdownFailure)\n"
         }
         summary += "  final state: \(finalState)"
         if events.isEmpty {
@@ -253,16 +361,6 @@ enum RobotSession {
             summary +=
                 "\n  safety events:\n" + events.map { "    " + loop.supervisor.describe($0) }.joined(separator: "\n")
         }
-        return RunOutcome(json: json, summary: summary)
-    }
-
-    /// What ended the run, as `--json` reports it in `stopped_by`.
-    static func stoppedBy(_ reason: LoopStopReason) -> String {
-        switch reason {
-        case .maxTicks: return "duration"
-        case .shutdownSignal: return ShutdownSignals.signal == SIGTERM ? "SIGTERM" : "SIGINT"
-        case .stopRequested, .bodyRequested: return "request"
-        case .sleepFailed(let errno): return "clock_nanosleep failed (errno \(errno))"
-        }
+        return RunOutcome(json: json, summary: summary, exitCode: exitCode)
     }
 }

@@ -14,7 +14,9 @@ struct RunOptions {
     func loadCalibration(configuration: RobotConfiguration) throws -> (file: CalibrationFile, path: String)? {
         guard let path = calibrationPath ?? configuration.calibrationPath else { return nil }
         do {
-            return (try CalibrationFile.load(path: path), path)
+            let file = try CalibrationFile.load(path: path)
+            try file.checkBelongs(toRobot: configuration.name, joints: configuration.joints.map(\.name), file: path)
+            return (file, path)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -80,7 +82,7 @@ final class RunRecording {
         do {
             try writer.close()
         } catch {
-            throw ValidationError("recording \(path): \(error)")
+            throw CommandFailure(writer.failure ?? "recording \(path): \(error)")
         }
         var summary = "\(path) (\(writer.snapshotsWritten) ticks"
         if recorder.dropped > 0 { summary += ", \(recorder.dropped) dropped: the writer fell behind" }

@@ -39,6 +39,7 @@ struct ScanCommand: ParsableCommand {
     var ids = "0-252"
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Extra wait per probe beyond wire time and Return Delay Time, ms (default: 3 for serial ports, 20 for "
                 + "pseudo-terminals, where a program on a possibly busy machine answers).",
@@ -56,18 +57,30 @@ struct ScanCommand: ParsableCommand {
         return [p]
     }
 
-    /// nil means every rate of each protocol.
+    /// nil means every rate of each protocol. Only rates a servo of the chosen protocols can be set to: a
+    /// probe at any other rate cannot find anything, and at very low rates one probe would take minutes.
     func baudRates() throws -> [Int]? {
         if baud.lowercased() == "all" { return nil }
+        let protocols = try protocols()
+        let supported = protocols.map { p in
+            "\(p.rawValue): " + p.scanBaudRates.sorted().map(String.init).joined(separator: ", ")
+        }
         var rates: [Int] = []
         for item in baud.split(separator: ",") {
-            guard let rate = Int(item), rate > 0, rate <= 4_500_000 else {
-                throw ValidationError("invalid baud rate '\(item)' (expected bit/s up to 4500000, or all)")
+            guard let rate = Int(item), protocols.contains(where: { $0.scanBaudRates.contains(rate) }) else {
+                throw ValidationError(
+                    "invalid baud rate '\(item)': expected a rate the servos support (\(supported.joined(separator: "; "))), "
+                        + "or all")
             }
             rates.append(rate)
         }
         guard !rates.isEmpty else { throw ValidationError("invalid baud rate '\(baud)'") }
         return rates
+    }
+
+    /// The rates to try for protocol `p`: the given ones its servos support, or all of its rates.
+    static func rates(for p: BusProtocol, _ rates: [Int]?) -> [Int] {
+        rates?.filter(p.scanBaudRates.contains) ?? p.scanBaudRates
     }
 
     /// The ID list as contiguous ranges, in order.
@@ -145,11 +158,11 @@ struct ScanCommand: ParsableCommand {
             }
             let margin = marginMs ?? (transport is PseudoTerminalTransport ? 20 : 3)
             let timing = BusTiming(marginNanoseconds: UInt64(margin * 1e6), retries: 0)
-            let total = protocols.reduce(0) { $0 + (rates ?? $1.scanBaudRates).count } * idCount
+            let total = protocols.reduce(0) { $0 + Self.rates(for: $1, rates).count } * idCount
             var done = 0
             portScan: for p in protocols {
                 let bus = BusMaster(transport: transport, protocol: p, timing: timing)
-                for rate in rates ?? p.scanBaudRates {
+                for rate in Self.rates(for: p, rates) {
                     progress.begin(path: path, protocol: p, baudRate: rate)
                     var foundHere = 0
                     for range in ranges {
@@ -213,6 +226,8 @@ struct ScanCommand: ParsableCommand {
     static func describe(_ error: TransportError) -> String {
         switch error {
         case .notFound(let what): return "no such port: \(what)"
+        case .inUse(let what):
+            return "\(what) is in use by another program (a running `sinew run`?): one master per bus"
         case .system(let call, let code): return "\(call) failed: \(String(cString: strerror(code)))"
         case .serialPort(_, _, let message) where !message.isEmpty: return message
         default: return "\(error)"
@@ -273,13 +288,12 @@ final class ScanProgressDisplay {
         let now = MonotonicInstant.now().nanoseconds
         if now &- lastDrawNs < 50_000_000 && done < total { return }
         lastDrawNs = now
-        FileHandle.standardError.write(
-            Data("\r\u{1B}[Kscanning \(label), ID \(id) (\(done)/\(total) probes, \(found) found)".utf8))
+        writeStandardError("\r\u{1B}[Kscanning \(label), ID \(id) (\(done)/\(total) probes, \(found) found)")
     }
 
     func end(found: Int) {
         if interactive {
-            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            writeStandardError("\r\u{1B}[K")
             if found > 0 { printError("\(label): \(found) found") }
         } else {
             printError("  \(found) found")

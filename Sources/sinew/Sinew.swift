@@ -1,4 +1,5 @@
 import ArgumentParser
+import SinewRuntime
 
 @main
 struct Sinew: ParsableCommand {
@@ -21,6 +22,8 @@ struct Sinew: ParsableCommand {
     )
 
     static func main() {
+        // Before anything can write: a closed pipe must give EPIPE, not kill a process driving a robot.
+        ShutdownSignals.ignoreBrokenPipes()
         ParentWatch.startIfRequested()
         main(nil)
     }

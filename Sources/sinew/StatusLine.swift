@@ -21,7 +21,7 @@ final class StatusLine {
         if interactive {
             let columns = Self.terminalColumns()
             let fitted = columns > 1 && text.count >= columns ? String(text.prefix(columns - 1)) : text
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + fitted).utf8))
+            writeStandardError("\r\u{1B}[K" + fitted)
             drawn = true
             return
         }
@@ -33,7 +33,7 @@ final class StatusLine {
 
     /// Ends the line on a terminal (what follows starts on a fresh line).
     func finish() {
-        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+        if drawn { writeStandardError("\n") }
         drawn = false
     }
 

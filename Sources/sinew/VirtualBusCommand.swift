@@ -24,7 +24,8 @@ struct VirtualBusCommand: ParsableCommand {
 
             Faults (--fault, comma-separated, any subset): corrupt=P flips a byte in a reply with probability P \
             (0-1, per reply packet); drop=P loses a reply with probability P; silent=ID never answers (repeat for \
-            several); overload=ID@SECONDS makes servo ID report an overload and drop torque SECONDS after start \
+            several), silent=ID@SECONDS falls silent SECONDS after start and for good (a servo dying mid-run); \
+            overload=ID@SECONDS makes servo ID report an overload and drop torque SECONDS after start \
             (cleared by REBOOT).
 
             Example (then point any Feetech client at /tmp/so101):
@@ -51,22 +52,23 @@ struct VirtualBusCommand: ParsableCommand {
         help: ArgumentHelp("With --robot: also link DIR/<bus name> to each bus's pseudo-terminal.", valueName: "dir"))
     var linkDir: String?
 
-    @Option(help: "Servo IDs (0-252), e.g. 1-6, 1,3,5 or 1-3,7.")
+    @Option(help: "Servo IDs (0-252; Feetech 0-253), e.g. 1-6, 1,3,5 or 1-3,7.")
     var ids = "1-6"
 
-    @Option(help: "Bus rate in bit/s; must be a rate the model supports.")
+    @Option(parsing: .unconditional, help: "Bus rate in bit/s; must be a rate the model supports.")
     var baud = 1_000_000
 
     @Option(
         help: ArgumentHelp(
-            "Also make a symbolic link at PATH to the pseudo-terminal (replaces an existing link).",
+            "Also make a symbolic link at PATH to the pseudo-terminal (replaces a link left behind, refuses one "
+                + "another virtual bus still serves on; removed on exit while it still leads here).",
             valueName: "path"))
     var link: String?
 
     @Option(help: "Deliver replies no earlier than a real wire would (on|off).")
     var wireTiming = OnOff.on
 
-    @Option(help: "Inject faults: corrupt=P,drop=P,silent=ID,overload=ID@SECONDS (P per reply packet, 0-1).")
+    @Option(help: "Inject faults: corrupt=P,drop=P,silent=ID[@SECONDS],overload=ID@SECONDS (P per reply packet, 0-1).")
     var fault: String?
 
     /// The bus the arguments describe; every argument mistake is a ValidationError naming it.
@@ -156,7 +158,10 @@ struct VirtualBusCommand: ParsableCommand {
                 + ". Run it with: sinew run \(path) --backend pty --port PATH. Ctrl-C stops.")
         let signal = waitForTerminationSignal()
         robot.stop()
-        for entry in robot.terminalPaths { if let link = entry.link { unlink(link) } }
+        // Only links still leading to this robot's terminals: another server may have taken one over since.
+        for entry in robot.terminalPaths {
+            if let link = entry.link { VirtualBusServer.removeLink(link, ifLeadingTo: entry.path) }
+        }
         printError("virtual robot stopped (\(signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "SIGHUP"))")
     }
 }

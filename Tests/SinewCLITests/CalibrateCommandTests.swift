@@ -56,9 +56,13 @@ import Testing
         let swapped = dir + "/swapped.json"
         try lines.joined(separator: "\n").write(toFile: swapped, atomically: true, encoding: .utf8)
         let refused = try runSinew(["run", robot, "--calibration", swapped, "--duration", "1", "--json"])
-        #expect(refused.status != 0)
-        #expect(refused.stderr.contains("elbow_flex"), "\(refused.stderr)")
-        #expect(refused.stderr.contains("swapped"), "\(refused.stderr)")
+        #expect(refused.status == 1)
+        // With --json the failure is the one JSON object on standard output, before any torque.
+        let failure = try #require(jsonObject(refused.stdout), "\(refused.stdout)\n\(refused.stderr)")
+        #expect(failure["final_state"] as? String == "unconfigured")
+        let message = try #require(failure["error"] as? String)
+        #expect(message.contains("elbow_flex"), "\(message)")
+        #expect(message.contains("swapped"), "\(message)")
     }
 
     /// The interactive flow on the simulator (which moves the arm itself): zero, then the range swept.
@@ -104,7 +108,7 @@ import Testing
         kill(process.processIdentifier, SIGINT)
         let output = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        #expect(process.terminationStatus == 128 + SIGINT, "ended by SIGINT, as shells report it")
         let report = try #require(jsonObject(String(decoding: output, as: UTF8.self)))
         let ticks = try #require(report["ticks"] as? Int)
         #expect(ticks < 20 * 500)

@@ -38,9 +38,14 @@ import Testing
         return commands
     }
 
-    /// `command` as the test runs it: this build's `sinew`, runs of at most a second, a short bus benchmark.
-    static func shortened(_ command: String) -> String {
+    /// `command` as the test runs it: this build's `sinew`, runs of at most a second, a short bus benchmark, and
+    /// the README's files in /tmp (the virtual bus's link, the calibration) in `scratch` instead, so that
+    /// nothing else on the machine using those paths disturbs the test, nor the test it.
+    static func shortened(_ command: String, scratch: String = "/tmp") -> String {
         var words = command.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        for (i, word) in words.enumerated() where word.hasPrefix("/tmp/") {
+            words[i] = scratch + "/" + word.dropFirst("/tmp/".count)
+        }
         for (i, word) in words.enumerated() where word == ".build/release/sinew" { words[i] = sinewExecutable }
         for i in words.indices.dropLast() where words[i] == "--duration" {
             if let seconds = Double(words[i + 1]), seconds > 1 { words[i + 1] = "1" }
@@ -75,11 +80,21 @@ import Testing
         let commands = Self.commands(inSection: "## Where to go next", of: readme)
         try #require(commands.count >= 10, "README's \"Where to go next\" block not found: \(commands)")
         // Servers (the virtual bus) run in the background for the commands after them, and end with the test.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-readme-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         var servers: [SinewChild] = []
-        defer { for server in servers { server.kill() } }
+        defer {
+            // SIGTERM first: a server that exits normally removes its link.
+            for server in servers {
+                server.signal(SIGTERM)
+                server.wait(within: 5)
+                server.kill()
+            }
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
         for command in commands {
             #expect(command.contains(".build/release/sinew "), "not a sinew command: \(command)")
-            let run = Self.shortened(command)
+            let run = Self.shortened(command, scratch: scratch)
             if command.contains(" virtual-bus ") {
                 let arguments = Array(run.split(separator: " ").map(String.init).dropFirst())
                 let server = try SinewChild(arguments)
@@ -115,5 +130,6 @@ import Testing
                 ".build/release/sinew demo", ".build/release/sinew virtual-bus --ids 1-6 --fault drop=0.01",
             ])
         #expect(Self.shortened(".build/release/sinew run x --duration 60").hasSuffix("run x --duration 1"))
+        #expect(Self.shortened("sinew scan --port /tmp/so101", scratch: "/s") == "sinew scan --port /s/so101")
     }
 }

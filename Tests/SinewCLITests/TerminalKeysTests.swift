@@ -56,7 +56,7 @@ import Testing
         try #require(waitFor("stty", containing: "speed", seconds: 30), "the run did not end")
 
         let status = try String(contentsOfFile: dir + "/status", encoding: .utf8)
-        #expect(status.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        #expect(status.trimmingCharacters(in: .whitespacesAndNewlines) == "2", "a run that ended in the safe state")
         let report = try #require(jsonObject(try String(contentsOfFile: dir + "/run.json", encoding: .utf8)))
         #expect(report["final_state"] as? String == "safe")
         let events = report["safety_events"] as? [[String: Any]] ?? []

@@ -21,15 +21,21 @@ final class SimulatedRig {
     let loop: RobotLoop
     /// The virtual IMU on the link robot.yaml names, when asked for (`withIMU`).
     let imu: VirtualLinkIMU?
+    /// The serving (primary) side of the pseudo-terminal the bus is served on (`pseudoTerminal`).
+    let primary: PseudoTerminalTransport?
 
     /// - Parameters:
     ///   - lockstep: the loop drives simulated time (no serving thread; the server exists but is not started).
     ///   - calibration: the loop's calibration (named "test-calibration.json" in errors).
     ///   - backlashRad: when above 0, every joint's reducer gets this much play (robot.yaml `backlash_rad`).
+    ///   - pseudoTerminal: serve the bus on a pseudo-terminal (as `sinew virtual-bus` does) and connect the
+    ///     loop through its secondary, as `--backend pty` does, instead of an in-process pipe.
+    ///   - wrapTransport: puts a transport of the test's between the loop and the bus.
     init(
         robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, lockstep: Bool = false,
         runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, calibration: CalibrationFile? = nil,
-        withIMU: Bool = false, backlashRad: Double = 0
+        withIMU: Bool = false, backlashRad: Double = 0, pseudoTerminal: Bool = false,
+        wrapTransport: ((any ByteTransport) -> any ByteTransport)? = nil
     ) throws {
         var path = "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml"
         if backlashRad > 0 { path = try Self.shippedConfiguration(path, withBacklashRad: backlashRad) }
@@ -66,16 +72,26 @@ final class SimulatedRig {
         for (i, state) in robot.servoShaftStates().enumerated() {
             bus.setJointState(index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
         }
-        let (host, device) = BytePipe.makePair(baudRate: busConfig.baudRate)
+        let (pipeHost, device) = BytePipe.makePair(baudRate: busConfig.baudRate)
+        var host: any ByteTransport = pipeHost
+        var terminal: PseudoTerminalTransport?
+        if pseudoTerminal && !lockstep {
+            let created = try PseudoTerminalTransport.createPair(baudRate: busConfig.baudRate)
+            terminal = created
+            host = try PseudoTerminalTransport(path: created.path, baudRate: busConfig.baudRate)
+        }
+        primary = terminal
         if lockstep {
             server = VirtualBusServer(bus: bus, transport: device)
             let transport = LockstepBusTransport(bus: bus)
             loop = try RobotLoop(
-                configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: transport],
+                configuration: configuration, model: model, catalog: catalog,
+                transports: [busConfig.name: wrapTransport?(transport) ?? transport],
                 calibration: calibration, calibrationSource: "test-calibration.json", simulationClock: transport,
                 runMarginNs: RobotLoop.lockstepRunMarginNs)
         } else {
-            server = VirtualBusServer.serve(bus: bus, transport: device)
+            server = VirtualBusServer.serve(bus: bus, transport: terminal ?? device)
+            if let wrapTransport { host = wrapTransport(host) }
             loop = try RobotLoop(
                 configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host],
                 calibration: calibration, calibrationSource: "test-calibration.json", runMarginNs: runMarginNs,

@@ -210,7 +210,7 @@ enum Provocation: String, CaseIterable, CustomTestStringConvertible {
         let socket = directory.appendingPathComponent("estop.sock").path
 
         let fileStop = EmergencyStopSources()
-        fileStop.watchFile(atPath: file, intervalSeconds: 0.002)
+        try fileStop.watchFile(atPath: file)
         usleep(20_000)
         #expect(fileStop.poll() == nil)
         #expect(FileManager.default.createFile(atPath: file, contents: nil))
@@ -235,6 +235,91 @@ enum Provocation: String, CaseIterable, CustomTestStringConvertible {
         }
         #expect(socketStop.poll() == .socket)
         socketStop.stopWatchers()
+        #expect(!FileManager.default.fileExists(atPath: socket), "the socket is removed when its watcher stops")
+        #expect(!FileManager.default.fileExists(atPath: socket + ".lock"))
+    }
+
+    @Test("the file e-stop: seen the moment the file appears, and a file already there refuses to arm")
+    func estopFileIsImmediateAndRefusesToArmWhenPresent() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-estop-file-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("STOP").path
+        let sources = EmergencyStopSources()
+        try sources.watchFile(atPath: file)
+        usleep(20_000)
+        #expect(sources.poll() == nil)
+        let clock = ContinuousClock()
+        let created = clock.now
+        #expect(FileManager.default.createFile(atPath: file, contents: nil))
+        while sources.poll() == nil && clock.now - created < .seconds(2) { usleep(100) }
+        let waited = clock.now - created
+        let latencyMs = Double(waited.components.seconds) * 1e3 + Double(waited.components.attoseconds) * 1e-15
+        print(String(format: "file e-stop seen %.2f ms after the file appeared (a tick at 500 Hz: 2 ms)", latencyMs))
+        #expect(sources.poll() == .file)
+        // The watcher wakes on the inotify event, not on a polling period: far below the 20 ms of the old poll
+        // even on a loaded machine.
+        #expect(latencyMs < 15)
+        sources.stopWatchers()
+
+        let again = EmergencyStopSources()
+        #expect(throws: EmergencyStopError.filePresent(path: file)) { try again.watchFile(atPath: file) }
+        #expect(throws: EmergencyStopError.self) { try again.watchFile(atPath: "/nonexistent-folder/STOP") }
+    }
+
+    @Test("the e-stop socket: never takes over a file or a live run's socket, survives hostile clients")
+    func estopSocketRefusesForeignPathsAndSurvivesHostileClients() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-estop-sock-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A regular file at the path is left alone.
+        let regular = directory.appendingPathComponent("notes.txt").path
+        #expect(FileManager.default.createFile(atPath: regular, contents: Data("keep me".utf8)))
+        #expect(throws: EmergencyStopError.socketPathTaken(path: regular)) {
+            try EmergencyStopSources().listen(onSocketAt: regular)
+        }
+        #expect((try? String(contentsOfFile: regular, encoding: .utf8)) == "keep me")
+        // A path too long for a Unix socket.
+        let long = directory.appendingPathComponent(String(repeating: "x", count: 120)).path
+        #expect(throws: EmergencyStopError.self) { try EmergencyStopSources().listen(onSocketAt: long) }
+
+        let socket = directory.appendingPathComponent("estop.sock").path
+        let first = EmergencyStopSources()
+        try first.listen(onSocketAt: socket)
+        #expect(throws: EmergencyStopError.socketInUse(path: socket)) {
+            try EmergencyStopSources().listen(onSocketAt: socket)
+        }
+        // Clients that connect and hang up at once, send garbage or a flood: no trigger, no crash (SIGPIPE).
+        for k in 0..<50 {
+            let fd = socketClient(socket)
+            try #require(fd >= 0)
+            if k % 3 == 1 { _ = "garbage\u{0}\u{1}\u{2}".withCString { write(fd, $0, 10) } }
+            if k % 3 == 2 {
+                let flood = [UInt8](repeating: 0x41, count: 4096)
+                _ = flood.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            }
+            close(fd)
+        }
+        usleep(50_000)
+        #expect(first.poll() == nil)
+        #expect(EmergencyStopSources.send(toSocketAt: socket, message: "estopped\n") == 0)
+        usleep(20_000)
+        #expect(first.poll() == nil, "only the word estop triggers")
+        #expect(EmergencyStopSources.send(toSocketAt: socket, message: "estop\n") == 0)
+        var waited = 0
+        while first.poll() == nil && waited < 2_000 {
+            usleep(1_000)
+            waited += 1
+        }
+        #expect(first.poll() == .socket)
+        first.stopWatchers()
+        // A stale socket (its run gone without cleaning up) is replaced.
+        let stale = socketListener(socket)
+        try #require(stale >= 0)
+        close(stale)
+        let next = EmergencyStopSources()
+        try next.listen(onSocketAt: socket)
+        next.stopWatchers()
     }
 
     @Test("zero heap allocations over 10,000 guard calls")
@@ -265,3 +350,29 @@ enum Provocation: String, CaseIterable, CustomTestStringConvertible {
             "\(s.events.events.map { "\($0.timeSeconds) \($0.cause) \($0.jointIndex) \($0.value)" })")
     }
 }
+
+/// A Unix stream socket that `connect`s (a client) or `bind`s and listens (to leave behind as a stale socket
+/// once closed) at `path`; -1 when that fails.
+private func unixSocket(_ path: String, listening: Bool) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return -1 }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = byte }
+    }
+    let length = socklen_t(MemoryLayout<sockaddr_un>.size)
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            listening ? bind(fd, $0, length) : connect(fd, $0, length)
+        }
+    }
+    guard rc == 0, !listening || listen(fd, 1) == 0 else {
+        close(fd)
+        return -1
+    }
+    return fd
+}
+
+private func socketClient(_ path: String) -> Int32 { unixSocket(path, listening: false) }
+private func socketListener(_ path: String) -> Int32 { unixSocket(path, listening: true) }

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +70,9 @@ int sinew_signals_install_shutdown_handlers(void);
 /** Installs a handler for `signo` (e.g. SIGUSR1) that counts emergency-stop requests. */
 int sinew_signals_install_estop_handler(int signo);
 
+/// Ignores SIGPIPE process-wide (writes to a closed peer fail with EPIPE). Returns 0 or errno.
+int sinew_signals_ignore_broken_pipes(void);
+
 /** Restores the default disposition of `signo`. */
 int sinew_signals_restore_default(int signo);
 
@@ -87,20 +91,34 @@ void sinew_signals_clear_shutdown(void);
 /* ---- emergency stop over a Unix socket ---- */
 
 /**
- * Creates a listening Unix stream socket at `path` (an old socket file there is replaced).
- * Returns the descriptor, or -errno.
+ * Creates a listening Unix stream socket at `path`. A stale socket there (nobody listening) is replaced;
+ * anything else that exists is left alone: -EEXIST for a path that is not a socket, -EADDRINUSE for a socket
+ * another process listens on. Returns the descriptor, or -errno.
  */
 int sinew_estop_socket_listen(const char *path);
 
 /**
  * Waits up to `timeout_ms` for a client on the listening socket `fd`, reads one message (up to 64 bytes,
- * 100 ms budget) and answers "ok\n". Returns 1 when the message starts with "estop" (case-sensitive,
- * surrounding whitespace ignored), 0 when nothing or something else arrived, -errno on error.
+ * 100 ms budget) and answers it ("ok: e-stop" or an error line, never raising SIGPIPE). Returns 1 when the
+ * message's first word is "estop" (case-sensitive), 0 when nothing or something else arrived, -errno on error.
  */
 int sinew_estop_socket_poll(int fd, int timeout_ms);
 
+/** Whether a client's message (`length` bytes, not NUL-terminated) asks for the e-stop: its first word is
+ * `estop`. The socket protocol's parser, exposed for the fuzzer. */
+int sinew_estop_message_is_estop(const char *text, ssize_t length);
+
 /** Connects to the Unix socket at `path` and sends `message`. Returns 0 or errno. */
 int sinew_estop_socket_send(const char *path, const char *message);
+
+/** An inotify descriptor watching `directory` for entries created, moved in or written; -errno on error. */
+int sinew_estop_file_watch(const char *directory);
+
+/**
+ * Waits up to `timeout_ms` for events on the watch `fd`; returns 1 when one concerns the entry `name`, 0 when
+ * none did, -ENOENT when the directory itself went away, -errno on error.
+ */
+int sinew_estop_file_poll(int fd, const char *name, int timeout_ms);
 
 /* ---- inline definitions ---- */
 

@@ -1,0 +1,102 @@
+import CRealtime
+import Foundation
+import SinewKinematics
+import SinewRuntime
+
+// The parsers of what comes from outside — robot.yaml, URDF, the e-stop socket's messages — under libFuzzer
+// (`make fuzz`, built with -sanitize=fuzzer and FUZZING), and the same entry point replaying a corpus of
+// inputs one by one in an ordinary build (`sinew-fuzz FILE|DIR…`, run by `make test` over Fuzz/corpus).
+// An input's first byte picks the parser: 0 robot.yaml, 1 URDF (then the kinematic model built from it),
+// 2 an e-stop socket message; the rest of the input is the parser's text.
+
+/// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
+/// bug the fuzzer looks for.
+func fuzzOne(_ data: UnsafeRawBufferPointer) {
+    guard let selector = data.first else { return }
+    let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
+    switch selector % 3 {
+    case 0:
+        let text = String(decoding: body, as: UTF8.self)
+        _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
+    case 1:
+        let text = String(decoding: body, as: UTF8.self)
+        if let description = try? URDFLoader.parse(text, file: "fuzz.urdf") {
+            _ = try? RobotModel(description)
+        }
+    default:
+        _ = body.withMemoryRebound(to: CChar.self) { sinew_estop_message_is_estop($0.baseAddress, $0.count) }
+    }
+}
+
+#if FUZZING
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+        fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
+        return 0
+    }
+
+    typealias FuzzerCallback = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+
+    /// libFuzzer's driver (its own `main` is not the executable's entry point under SwiftPM).
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func fuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<CInt>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+        _ callback: FuzzerCallback
+    ) -> CInt
+
+    /// SwiftPM links an executable's entry point as `<module>_main`.
+    @_cdecl("sinew_fuzz_main")
+    public func fuzzMain(
+        _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+    ) -> CInt {
+        var count = argc
+        var arguments = argv
+        return fuzzerRunDriver(&count, &arguments) { data, size in fuzzerTestOneInput(data, size) }
+    }
+#else
+    /// The files named, and the files in the folders named.
+    func inputFiles(_ arguments: [String]) -> [String] {
+        var files: [String] = []
+        for argument in arguments {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) else {
+                FileHandle.standardError.write(Data("sinew-fuzz: no such file: \(argument)\n".utf8))
+                exit(2)
+            }
+            if isDirectory.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: argument)) ?? []
+                files += names.sorted().filter { !$0.hasPrefix(".") && $0 != "README.md" }.map { argument + "/" + $0 }
+            } else {
+                files.append(argument)
+            }
+        }
+        return files
+    }
+
+    @main
+    enum FuzzReplay {
+        static func main() {
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            if arguments.isEmpty || arguments.contains("--help") {
+                print(
+                    """
+                    usage: sinew-fuzz FILE|DIR…
+                    Replays fuzz inputs (first byte: 0 robot.yaml, 1 URDF, 2 e-stop message) through Sinew's parsers,
+                    one by one; a crash names the input being run. `make fuzz` runs the real fuzzer (libFuzzer).
+                    """)
+                exit(arguments.isEmpty ? 2 : 0)
+            }
+            let files = inputFiles(arguments)
+            for file in files {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    FileHandle.standardError.write(Data("sinew-fuzz: cannot read \(file)\n".utf8))
+                    exit(2)
+                }
+                FileHandle.standardError.write(Data("running \(file)\n".utf8))
+                data.withUnsafeBytes { fuzzOne($0) }
+            }
+            print("\(files.count) inputs replayed, none crashed")
+        }
+    }
+#endif

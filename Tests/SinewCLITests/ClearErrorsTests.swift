@@ -1,0 +1,86 @@
+import Foundation
+import SinewTestSupport
+import Testing
+
+/// Failures say what is wrong and are failures: writes that fail are reported, a port of the wrong kind is
+/// named as such, a run's duration is time, and runtime errors are not usage errors.
+@Suite(.serialized) struct ClearErrorsTests {
+    static let robot = repositoryRoot + "/Hardware/robots/so101/robot.yaml"
+
+    /// A copy of the shipped SO-101 robot.yaml in a scratch folder, with `replace` applied.
+    static func robotCopy(_ name: String, replacing replace: [(String, String)]) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-errors-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var yaml = try String(contentsOfFile: robot, encoding: .utf8)
+        yaml = yaml.replacingOccurrences(
+            of: "model: so101.urdf", with: "model: \(repositoryRoot)/Hardware/robots/so101/so101.urdf")
+        for (old, new) in replace {
+            #expect(yaml.contains(old), "\(old) not in robot.yaml")
+            yaml = yaml.replacingOccurrences(of: old, with: new)
+        }
+        let path = dir + "/\(name).yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func aRecordingThatCannotBeWrittenIsReportedAndTheSummaryStillPrints() throws {
+        let run = try runSinew(["run", Self.robot, "--duration", "0.5", "--fast", "--record", "/dev/full"])
+        #expect(run.status == 1, "\(run.stderr)")
+        #expect(run.stdout.contains("recording FAILED") && run.stdout.contains("No space left"), "\(run.stdout)")
+        #expect(run.stdout.contains("final state:"), "the summary is printed: \(run.stdout)")
+        let json = try runSinew(["run", Self.robot, "--duration", "0.5", "--fast", "--record", "/dev/full", "--json"])
+        let report = try #require(jsonObject(json.stdout), "\(json.stdout)")
+        #expect((report["recording_error"] as? String)?.contains("No space left") == true)
+        #expect(report["exit_status"] as? Int == 1)
+    }
+
+    @Test func aCalibrationThatCannotBeWrittenIsAFailure() throws {
+        let result = try runSinew(["calibrate", Self.robot, "--backend", "sim", "--from-pose", "--output", "/dev/full"])
+        #expect(result.status != 0)
+        #expect(!result.stdout.contains("wrote"), "\(result.stdout)")
+        #expect(result.stderr.contains("No space left"), "\(result.stderr)")
+    }
+
+    @Test func aPortOfTheWrongKindIsNamedAsSuch() throws {
+        let regular = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-notaport-\(getpid())").path
+        #expect(FileManager.default.createFile(atPath: regular, contents: Data()))
+        defer { try? FileManager.default.removeItem(atPath: regular) }
+        for (backend, port, says) in [
+            ("serial", "/dev/null", "not a terminal"), ("pty", "/dev/null", "not a terminal"),
+            ("serial", "/tmp", "directory"), ("pty", regular, "regular file"),
+            ("serial", "/nonexistent/ttyUSB9", "no such file"),
+        ] {
+            let result = try runSinew(["run", Self.robot, "--backend", backend, "--port", port, "--duration", "1"])
+            #expect(result.status == 1, "\(backend) \(port): \(result.stderr)")
+            #expect(result.stderr.contains(says), "\(backend) \(port): \(result.stderr)")
+            #expect(!result.stderr.contains("Usage:"), "a runtime failure is not a usage error: \(result.stderr)")
+        }
+    }
+
+    @Test func aDurationIsTimeEvenWhenTheBusesCannotCarryTheRate() throws {
+        // 6 STS3215 at 1 Mbit/s carry about 1,600 cycles/s: 5,000 Hz is refused by the wire, not by the clock.
+        let fast = try Self.robotCopy("fast", replacing: [("rate_hz: 500", "rate_hz: 5000")])
+        let started = Date()
+        let result = try runSinew(["run", fast, "--duration", "1", "--json"])
+        let wallS = Date().timeIntervalSince(started)
+        #expect(result.stderr.contains("is above what bus \"arm\" can carry"), "\(result.stderr)")
+        let report = try #require(jsonObject(result.stdout), "\(result.stdout)\n\(result.stderr)")
+        #expect(report["stopped_by"] as? String == "duration")
+        // Start-up (configure, activate) takes a little; the loop itself stops by the clock.
+        #expect(wallS < 4, "a 1 s run took \(wallS) s")
+        let ticks = try #require(report["ticks"] as? Int)
+        #expect(ticks < 5000, "the loop could not run 5,000 ticks in a second on this bus: \(ticks)")
+    }
+
+    @Test func aTrialWithoutReferenceRowsIsNotAPerfectScore() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-noref-\(getpid()).csv").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var text = "t_s,gyr_x,gyr_y,gyr_z,acc_x,acc_y,acc_z,mag_x,mag_y,mag_z,ref_qw,ref_qx,ref_qy,ref_qz,movement\n"
+        for k in 0..<100 { text += "\(Double(k) * 0.0035),0,0,0,0,0,9.81,0,16,-41,nan,nan,nan,nan,1\n" }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try runSinew(["fusion", "eval", path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("no sample to score"), "\(result.stderr)")
+        #expect(!result.stdout.contains("0.00"), "\(result.stdout)")
+    }
+}
