@@ -81,17 +81,24 @@ extension RobotConfiguration {
         public let port: Port
         /// bit/s; default 1 000 000.
         public let baudRate: Int
+        /// How long past its wire time a reply may come while the loop runs (ms, 0.05–100); nil: the run's
+        /// default (1 ms paced). A slow USB adapter or a long cable wants more.
+        public let replyMarginMs: Double?
+        /// Attempts after a failed transaction within a tick (0–5; default 1).
+        public let retries: Int
         /// Where the bus entry starts in the yaml file.
         public let location: SourceLocation
 
         public init(
             name: String, busProtocol: BusProtocol, port: Port, baudRate: Int = 1_000_000,
-            location: SourceLocation = SourceLocation(file: "")
+            replyMarginMs: Double? = nil, retries: Int = 1, location: SourceLocation = SourceLocation(file: "")
         ) {
             self.name = name
             self.busProtocol = busProtocol
             self.port = port
             self.baudRate = baudRate
+            self.replyMarginMs = replyMarginMs
+            self.retries = retries
             self.location = location
         }
     }

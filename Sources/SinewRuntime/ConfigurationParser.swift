@@ -8,7 +8,7 @@ extension RobotConfiguration {
         static let root = [
             "name", "model", "buses", "joints", "loop", "policy", "safety", "recording", "imu", "calibration",
         ]
-        static let bus = ["name", "protocol", "port", "baud"]
+        static let bus = ["name", "protocol", "port", "baud", "reply_margin_ms", "retries"]
         static let joint = [
             "name", "bus", "id", "servo", "reducer", "direction", "offset_rad", "limits", "safe_state", "coupled",
         ]
@@ -181,9 +181,13 @@ private struct Parser {
                     throw reader.error(.invalidValue, baudNode, fields.childPath("baud"), expected: expected)
                 }
             }
+            let replyMarginMs = try fields.optionalDouble(
+                "reply_margin_ms", unit: "ms", where: { $0 >= 0.05 && $0 <= 100 }, "in [0.05, 100]")
+            let retries = try fields.int("retries", default: 1, where: { (0...5).contains($0) }, "in [0, 5]")
             buses.append(
                 RobotConfiguration.Bus(
-                    name: name, busProtocol: busProtocol, port: port, baudRate: baud, location: reader.location(item)))
+                    name: name, busProtocol: busProtocol, port: port, baudRate: baud, replyMarginMs: replyMarginMs,
+                    retries: retries, location: reader.location(item)))
         }
         return buses
     }

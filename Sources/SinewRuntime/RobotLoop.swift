@@ -26,6 +26,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     final class BusLink {
         let name: String
         let master: BusMaster
+        /// The reply margin of this bus while the loop runs (robot.yaml `reply_margin_ms`, or the loop's).
+        var runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs
         let ids: UnsafeMutableBufferPointer<ServoID>
         /// Configuration joint index of each servo (coupled second servos included, with their direction).
         let joints: [Int]
@@ -281,15 +283,20 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             guard servo != nil else { continue }
             let wire: BusProtocol = bus.busProtocol == .dynamixel ? .dynamixel : .feetechSTS
             // Return Delay Time is set to 0 at configure; a small margin covers USB and scheduling.
+            // A bus's own reply margin, except in lockstep, whose margin only keeps the wall clock out of it.
+            let busMarginNs =
+                bus.replyMarginMs.map { runMarginNs == Self.lockstepRunMarginNs ? runMarginNs : UInt64($0 * 1e6) }
+                ?? runMarginNs
             let timing = BusTiming(
-                returnDelayMicroseconds: 0, marginNanoseconds: runMarginNs, perReplyNanoseconds: 50_000,
-                retries: 1, repliesToWrites: true,
+                returnDelayMicroseconds: 0, marginNanoseconds: busMarginNs, perReplyNanoseconds: 50_000,
+                retries: bus.retries, repliesToWrites: true,
                 busyPollNanoseconds: configuration.loop.busyPollNanoseconds)
             let master = BusMaster(transport: transport, protocol: wire, timing: timing)
-            links.append(
-                try BusLink(
-                    name: bus.name, master: master, ids: ids, joints: joints, servoDirection: directions,
-                    slotModels: slotModels))
+            let link = try BusLink(
+                name: bus.name, master: master, ids: ids, joints: joints, servoDirection: directions,
+                slotModels: slotModels)
+            link.runMarginNs = busMarginNs
+            links.append(link)
         }
         buses = links
 
@@ -421,7 +428,12 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// Margin added to each running transaction's wire-time deadline, ns.
     public let runMarginNs: UInt64
 
+    /// What the last configure changed on the servos, one line per setting ("bus "arm" servo 3 (elbow_flex):
+    /// Return Delay Time 250 → 0"); empty when every servo was already set as the configuration says.
+    public private(set) var configurationChanges: [String] = []
+
     public func onConfigure() throws(RobotLoopError) {
+        configurationChanges = []
         for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
         for bus in buses {
             for (slot, id) in bus.ids.enumerated() {
@@ -470,12 +482,17 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
     }
 
+    /// Sets one setting of a servo: reads it first and writes only when it differs (EEPROM wears, and a
+    /// second run should write nothing), then reads it back. Each change is kept in `configurationChanges`.
     private func writeRegister(_ bus: BusLink, id: ServoID, joint: String, name: String, value: Int64)
         throws(RobotLoopError)
     {
         guard let spec = bus.servoModel.register(named: name) else { return }
+        let before: Int64
         let readBack: Int64
         do {
+            before = try readRegister(bus, id: id, spec: spec)
+            if before == value { return }
             readBack = try writeAndReadBack(bus, id: id, spec: spec, value: value)
         } catch {
             throw RobotLoopError("bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\"): writing \(name): \(error)")
@@ -485,6 +502,15 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") kept \(name) at \(readBack) after writing \(value)"
             )
         }
+        configurationChanges.append("bus \"\(bus.name)\" servo \(id) (\(joint)): \(name) \(before) → \(value)")
+    }
+
+    /// One register's present value.
+    private func readRegister(_ bus: BusLink, id: ServoID, spec: RegisterSpec) throws(BusError) -> Int64 {
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: spec.size, alignment: 8)
+        defer { bytes.deallocate() }
+        try bus.master.read(id: id, address: UInt16(spec.address), into: bytes)
+        return spec.load(from: UnsafeRawBufferPointer(bytes), at: 0, littleEndian: bus.littleEndian)
     }
 
     /// Writes one register and reads it back (the value the servo now holds).
@@ -505,7 +531,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         try holdPresentPoseWithTorque()
         imu?.settle()
         startFromPresentPose()
-        for bus in buses { bus.master.timing.marginNanoseconds = runMarginNs }
+        for bus in buses { bus.master.timing.marginNanoseconds = bus.runMarginNs }
     }
 
     /// Reads the present pose, sends it as every servo's goal, then switches torque on: goal first, so
@@ -596,7 +622,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// fails the recovery, naming the joints, servos and buses, and the robot stays safe.
     public func onRecover() throws(RobotLoopError) {
         for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
-        defer { for bus in buses { bus.master.timing.marginNanoseconds = runMarginNs } }
+        defer { for bus in buses { bus.master.timing.marginNanoseconds = bus.runMarginNs } }
         var failures: [String] = []
         for bus in buses {
             for slot in 0..<bus.ids.count {
@@ -642,7 +668,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// every bus, an error naming each joint, servo ID and bus whose torque could not be confirmed, and why.
     public func onShutdown() throws(RobotLoopError) {
         for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
-        defer { for bus in buses { bus.master.timing.marginNanoseconds = runMarginNs } }
+        defer { for bus in buses { bus.master.timing.marginNanoseconds = bus.runMarginNs } }
         var failures: [String] = []
         for bus in buses {
             for slot in 0..<bus.ids.count {

@@ -180,6 +180,9 @@ public final class VirtualServo {
     public internal(set) var busID: UInt8
     /// The bit rate the servo listens at; follows the Baud Rate register after the reply that changed it.
     public internal(set) var busBaudRate: Int
+    /// Host WRITEs that touched the EEPROM area (a real servo's EEPROM wears out; configure should write it only
+    /// when a setting differs).
+    public internal(set) var eepromWrites = 0
     /// A dead servo or a broken cable (fault injection): the servo hears nothing and never answers. Not a
     /// register: REBOOT and FACTORY_RESET do not bring it back.
     public var isSilent = false
@@ -503,7 +506,10 @@ public final class VirtualServo {
             }
             offset += 1
         }
-        if touchedEEPROM && (isDynamixel || value(map.lock) == 0) { persistEEPROM() }
+        if touchedEEPROM {
+            eepromWrites += 1
+            if isDynamixel || value(map.lock) == 0 { persistEEPROM() }
+        }
         return afterWrite(address: address, length: length, torqueBefore: torqueBefore)
     }
 

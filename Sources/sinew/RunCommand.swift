@@ -221,7 +221,14 @@ enum RobotRun {
         let sessionOutcome: RobotSessionOutcome
         do {
             sessionOutcome = try session.run(
-                started: { realtime in printError("real time: \(realtime)") },
+                started: { realtime in
+                    let changes = loop.configurationChanges
+                    printError(
+                        changes.isEmpty
+                            ? "configure: every servo was already set as robot.yaml says; nothing written"
+                            : "configure: changed \(changes.count) setting(s):\n  " + changes.joined(separator: "\n  "))
+                    printError("real time: \(realtime)")
+                },
                 monitor: { progress in
                     if let imu = loop.imu,
                         let truth = simulated?.imu?.trueLinkOrientation(atSampleTimeS: imu.publishedSampleTimeS)
