@@ -260,7 +260,15 @@ struct KinematicsEvaluator {
     func evaluate(line: String) -> Result<JSONValue, InputError> {
         guard let data = line.data(using: .utf8),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else { return .failure(InputError("not a JSON object")) }
+        else {
+            // NaN and Infinity are not JSON: say so rather than "not an object".
+            let lowered = line.lowercased()
+            if lowered.contains("nan") || lowered.contains("infinity") {
+                return .failure(
+                    InputError("not a JSON object: NaN and infinity are not JSON numbers; joint values must be finite"))
+            }
+            return .failure(InputError("not a JSON object"))
+        }
         guard let joints = object["joints"] as? [String: Any] else {
             return .failure(InputError("expected {\"joints\": {\"name\": value, ...}}"))
         }

@@ -72,6 +72,13 @@ import Testing
         #expect(ticks < 5000, "the loop could not run 5,000 ticks in a second on this bus: \(ticks)")
     }
 
+    @Test func nonFiniteJointValuesAreNamedAsSuch() throws {
+        let urdf = repositoryRoot + "/Hardware/robots/so101/so101.urdf"
+        let result = try runSinew(["kinematics", "eval", urdf], input: "{\"joints\": {\"shoulder_lift\": NaN}}\n")
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("NaN and infinity are not JSON numbers"), "\(result.stdout)")
+    }
+
     @Test func aTrialWithoutReferenceRowsIsNotAPerfectScore() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-noref-\(getpid()).csv").path
         defer { try? FileManager.default.removeItem(atPath: path) }
