@@ -14,7 +14,8 @@ public struct FaultInjection: Sendable, Equatable {
     /// Servos that report an overload (and drop torque) from this many seconds after the bus starts.
     public var overloads: [Overload] = []
 
-    public struct Overload: Sendable, Equatable {
+    /// A fault of servo `id` from `afterSeconds` after the bus starts.
+    public struct TimedFault: Sendable, Equatable {
         public var id: UInt8
         public var afterSeconds: Double
         public init(id: UInt8, afterSeconds: Double) {
@@ -22,15 +23,8 @@ public struct FaultInjection: Sendable, Equatable {
             self.afterSeconds = afterSeconds
         }
     }
-
-    public struct Silence: Sendable, Equatable {
-        public var id: UInt8
-        public var afterSeconds: Double
-        public init(id: UInt8, afterSeconds: Double) {
-            self.id = id
-            self.afterSeconds = afterSeconds
-        }
-    }
+    public typealias Overload = TimedFault
+    public typealias Silence = TimedFault
 
     public init() {}
 
