@@ -68,6 +68,10 @@ func jsonObject(_ text: String) -> [String: Any]? {
 /// command gone stale meanwhile.
 let timingSafetyCauses: Set<String> = ["overrun", "busErrors", "staleCommand"]
 
+/// The exit status `sinew run --json` owes the report it printed: 0 for a run that ended active, 2 for one
+/// that ended in the safe state (whatever the cause: a loaded machine can make a real-time run overrun).
+func expectedRunStatus(_ report: [String: Any]) -> Int32 { report["final_state"] as? String == "safe" ? 2 : 0 }
+
 /// The causes of the safety events a `sinew run --json` report lists, in order.
 func safetyCauses(in report: [String: Any]) -> [String] {
     (report["safety_events"] as? [[String: Any]] ?? []).compactMap { $0["cause"] as? String }

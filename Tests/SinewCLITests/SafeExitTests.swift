@@ -99,7 +99,9 @@ import Testing
         let status = shell.output.split(separator: " ").last.map {
             String($0).trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        #expect(status == "0", "\(shell.output)")
+        // The run went to its end (0; 2 when a busy machine made it overrun into the safe state), not killed by
+        // SIGPIPE (141) nor failed (1).
+        #expect(status == "0" || status == "2", "\(shell.output)")
         #expect(try bench.torque() == Self.torqueAfterShutdown)
     }
 

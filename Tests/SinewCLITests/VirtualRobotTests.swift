@@ -82,11 +82,11 @@ private struct Recording {
                 "run", robot, "--backend", "pty", "--port", dir + "/arm", "--duration", "6", "--record",
                 dir + "/pty.csv", "--json",
             ])
-            #expect(pty.status == 0, "\(pty.stderr)")
             let sim = try runSinew(["run", robot, "--duration", "6", "--record", dir + "/sim.csv", "--json"])
-            #expect(sim.status == 0, "\(sim.stderr)")
-            let ptyJSON = try #require(jsonObject(pty.stdout))
-            let simJSON = try #require(jsonObject(sim.stdout))
+            let ptyJSON = try #require(jsonObject(pty.stdout), "\(pty.stderr)")
+            let simJSON = try #require(jsonObject(sim.stdout), "\(sim.stderr)")
+            #expect(pty.status == expectedRunStatus(ptyJSON), "\(pty.stderr)")
+            #expect(sim.status == expectedRunStatus(simJSON), "\(sim.stderr)")
             let bothActive = [ptyJSON, simJSON].allSatisfy { $0["final_state"] as? String == "active" }
             if !bothActive {
                 let causes = [ptyJSON, simJSON].flatMap(safetyCauses)
