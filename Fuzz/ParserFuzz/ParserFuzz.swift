@@ -24,7 +24,7 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
             _ = try? RobotModel(description)
         }
     default:
-        _ = body.withMemoryRebound(to: CChar.self) { sinew_estop_message_is_estop($0.baseAddress, $0.count) }
+        _ = body.withMemoryRebound(to: CChar.self) { sinew_estop_message_command($0.baseAddress, $0.count) }
     }
 }
 

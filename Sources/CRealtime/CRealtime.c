@@ -166,11 +166,24 @@ int sinew_estop_socket_listen(const char *path) {
     return fd;
 }
 
-int sinew_estop_message_is_estop(const char *text, ssize_t length) {
+/* Whether the first word of `text` is `word` (followed by the end, a space or a line end). */
+static int first_word_is(const char *text, ssize_t length, const char *word) {
     ssize_t i = 0;
     while (i < length && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) i++;
-    if (length - i < 5 || memcmp(text + i, "estop", 5) != 0) return 0;
-    return length - i == 5 || text[i + 5] == '\n' || text[i + 5] == '\r' || text[i + 5] == ' ' || text[i + 5] == '\t';
+    ssize_t n = (ssize_t)strlen(word);
+    if (length - i < n || memcmp(text + i, word, (size_t)n) != 0) return 0;
+    return length - i == n || text[i + n] == '\n' || text[i + n] == '\r' || text[i + n] == ' ' || text[i + n] == '\t';
+}
+
+int sinew_estop_message_command(const char *text, ssize_t length) {
+    if (text == NULL || length <= 0) return 0;
+    if (first_word_is(text, length, "estop")) return 1;
+    if (first_word_is(text, length, "recover")) return 2;
+    return 0;
+}
+
+int sinew_estop_message_is_estop(const char *text, ssize_t length) {
+    return sinew_estop_message_command(text, length) == 1;
 }
 
 int sinew_estop_socket_poll(int fd, int timeout_ms) {
@@ -186,14 +199,16 @@ int sinew_estop_socket_poll(int fd, int timeout_ms) {
     ssize_t length = 0;
     struct pollfd reading = {.fd = client, .events = POLLIN};
     if (poll(&reading, 1, 100) > 0) length = recv(client, message, sizeof message, 0);
-    int is_estop = length > 0 && sinew_estop_message_is_estop(message, length);
+    int command = length > 0 ? sinew_estop_message_command(message, length) : 0;
     if (length > 0) {
-        const char *reply = is_estop ? "ok: e-stop\n" : "error: unknown command (send `estop`)\n";
+        const char *reply = command == 1   ? "ok: e-stop\n"
+                            : command == 2 ? "ok: recovery requested\n"
+                                           : "error: unknown command (send `estop` or `recover`)\n";
         /* MSG_NOSIGNAL: a peer that already hung up gives EPIPE, never SIGPIPE. */
         (void)!send(client, reply, strlen(reply), MSG_NOSIGNAL);
     }
     close(client);
-    return is_estop;
+    return command;
 }
 
 #include <sys/inotify.h>

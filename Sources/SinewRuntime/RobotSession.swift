@@ -75,6 +75,10 @@ public final class RobotSession {
     /// Planned length, seconds of loop time (simulated with `fast`); nil: until a signal or a request.
     public let durationS: Double?
     public var monitorIntervalS = 0.25
+    /// Told what the session did on its own (a recovery, or why one was refused); on the monitor's thread.
+    public var onNotice: ((String) -> Void)?
+    /// Recoveries from the safe state during the run (the socket's `recover`, the terminal's recover key).
+    public private(set) var recoveries = 0
     private var scheduler: Scheduler<RobotLoop>?
     private var stopRequested = false
 
@@ -127,12 +131,16 @@ public final class RobotSession {
         let rateHz = configuration.loop.rateHz
         let overrun: OverrunPolicy =
             configuration.loop.overrun == .skip ? .skip : .catchUp(max: configuration.loop.catchUpMax)
-        let scheduler = Scheduler(
-            configuration: SchedulerConfiguration(
-                rate: fast ? .asFastAsPossible : .fixed(hertz: rateHz), overrunPolicy: overrun,
-                fifoPriority: fast ? nil : configuration.loop.priority, cpu: configuration.loop.cpu,
-                lockMemory: true, maxTicks: durationS.map { Int64(($0 * rateHz).rounded(.up)) }),
-            body: loop)
+        let plannedTicks = durationS.map { Int64(($0 * rateHz).rounded(.up)) }
+        func makeScheduler(ticks: Int64?) -> Scheduler<RobotLoop> {
+            Scheduler(
+                configuration: SchedulerConfiguration(
+                    rate: fast ? .asFastAsPossible : .fixed(hertz: rateHz), overrunPolicy: overrun,
+                    fifoPriority: fast ? nil : configuration.loop.priority, cpu: configuration.loop.cpu,
+                    lockMemory: true, maxTicks: ticks),
+                body: loop)
+        }
+        var scheduler = makeScheduler(ticks: plannedTicks)
         self.scheduler = scheduler
         let realtime: RealtimeSetupReport
         do {
@@ -142,6 +150,8 @@ public final class RobotSession {
                 stage: "start", message: "cannot start the loop thread: \(error)", shutdown: shutDownAfterFailure())
         }
         started(realtime)
+        // The loop segments before a recovery (each recovery stops the loop, recovers, and starts a new one).
+        var earlier: [LoopReport] = []
 
         let startNs = MonotonicInstant.now().nanoseconds
         var stop: RobotSessionStop?
@@ -165,21 +175,50 @@ public final class RobotSession {
                 usleep(UInt32(min(0.2, 20 / rateHz) * 1e6))  // the ticks that bring the robot to its safe state
                 scheduler.requestStop()
             }
+            if stop == nil, loop.supervisor.emergencyStop.takeRecoveryRequest() {
+                if loop.observedState == .safe {
+                    let doneTicks = earlier.reduce(0) { $0 + $1.ticks }
+                    scheduler.requestStop()
+                    if let segment = try? scheduler.join() { earlier.append(segment) }
+                    let left = plannedTicks.map { max($0 - doneTicks - (earlier.last?.ticks ?? 0), 1) }
+                    onNotice?(recover())
+                    scheduler = makeScheduler(ticks: left)
+                    self.scheduler = scheduler
+                    do {
+                        _ = try scheduler.start()
+                    } catch {
+                        throw RobotSessionError(
+                            stage: "start", message: "cannot restart the loop thread after recovery: \(error)",
+                            shutdown: shutDownAfterFailure())
+                    }
+                } else {
+                    onNotice?("recover: nothing to recover, the robot is \(loop.observedState)")
+                }
+            }
             do {
                 try monitor(
                     RobotSessionProgress(
-                        elapsedS: elapsedS, ticks: scheduler.ticksCompleted, overruns: scheduler.overrunsSoFarCount))
+                        elapsedS: elapsedS, ticks: earlier.reduce(0) { $0 + $1.ticks } + scheduler.ticksCompleted,
+                        overruns: earlier.reduce(0) { $0 + $1.overruns } + scheduler.overrunsSoFarCount))
             } catch {
                 stop = .failure("\(error)")
                 scheduler.requestStop()
             }
         }
-        let report: LoopReport
+        var report: LoopReport
         do {
             report = try scheduler.join()
         } catch {
             throw RobotSessionError(
                 stage: "start", message: "the loop thread: \(error)", shutdown: shutDownAfterFailure())
+        }
+        if !earlier.isEmpty {
+            // Counts over every segment; latency percentiles are the last segment's.
+            report.ticks += earlier.reduce(0) { $0 + $1.ticks }
+            report.overruns += earlier.reduce(0) { $0 + $1.overruns }
+            report.skippedDeadlines += earlier.reduce(0) { $0 + $1.skippedDeadlines }
+            report.elapsedSeconds += earlier.reduce(0) { $0 + $1.elapsedSeconds }
+            report.achievedHz = report.elapsedSeconds > 0 ? Double(report.ticks) / report.elapsedSeconds : 0
         }
         switch report.stopReason {
         case .maxTicks: stop = stop ?? .duration
@@ -207,6 +246,26 @@ public final class RobotSession {
         return RobotSessionOutcome(
             report: report, stop: stopped, finalState: finalState, shutdownFailure: shutdownFailure,
             realTimeFactor: wallS > 0 ? simulatedSeconds / wallS : 0, simulatedSeconds: simulatedSeconds)
+    }
+
+    /// Recovery from the safe state with the loop stopped: re-arms the e-stop sources, refuses while one still
+    /// reads asserted (the e-stop file is still there), else recovers (servo errors cleared, torque on from the
+    /// present pose). Says what it did; on refusal or failure the robot stays in its safe state.
+    private func recover() -> String {
+        let estop = loop.supervisor.emergencyStop
+        estop.clear()
+        // A source still asserted triggers again within its watcher's period.
+        usleep(120_000)
+        if let still = estop.poll() {
+            return "recover: refused, the \(still) e-stop is still asserted: clear it first (the robot stays safe)"
+        }
+        do {
+            try loop.lifecycle.recover()
+            recoveries += 1
+            return "recover: the robot is active again, starting from its present pose"
+        } catch {
+            return "recover: failed, the robot stays safe: \(error)"
+        }
     }
 
     /// After a failure with torque possibly on: the safe state, then shutdown. Says what it did.

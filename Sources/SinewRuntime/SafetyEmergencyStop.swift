@@ -71,6 +71,7 @@ public final class EmergencyStopSources: @unchecked Sendable {
     private let signalEnabled = Atomic<Bool>(false)
     private let watchersStop = Atomic<Bool>(false)
     private let watchersRunning = Atomic<Int>(0)
+    private let recoveryRequests = Atomic<Int>(0)
 
     public init() {}
 
@@ -83,6 +84,14 @@ public final class EmergencyStopSources: @unchecked Sendable {
 
     /// The keyboard source: the terminal view calls this on its e-stop key.
     public func pressKeyboardStop() { trigger(.keyboard) }
+
+    /// Asks for recovery from the safe state (the line `recover` on the socket, the terminal's recover key);
+    /// the session that runs the loop takes the request (`takeRecoveryRequest`) and recovers once every source
+    /// reads clear.
+    public func requestRecovery() { recoveryRequests.add(1, ordering: .releasing) }
+
+    /// Whether recovery was asked for since the last call (any thread).
+    public func takeRecoveryRequest() -> Bool { recoveryRequests.exchange(0, ordering: .acquiringAndReleasing) > 0 }
 
     /// The triggered source, or nil (the supervisor calls it every tick; allocation-free).
     @inline(__always)
@@ -160,6 +169,7 @@ public final class EmergencyStopSources: @unchecked Sendable {
             while !sources.watchersStop.load(ordering: .relaxed) {
                 let result = sinew_estop_socket_poll(fd, 50)
                 if result == 1 { sources.trigger(.socket) }
+                if result == 2 { sources.requestRecovery() }
                 // A failing socket must not spin the watcher.
                 if result < 0 { usleep(50_000) }
             }

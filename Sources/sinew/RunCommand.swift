@@ -18,7 +18,8 @@ struct Run: ParsableCommand {
             SIGTERM brings the robot to its safe state (torque off, or holding for joints with safe_state: hold) \
             and stops. E-stops (the robot goes to its safe state and the run goes on until its end): the key `e` \
             or the space bar in the terminal the run was started from, SIGUSR1, and robot.yaml's \
-            safety.estop.file (the file appears) and safety.estop.socket (a line `estop`). With --json the run \
+            safety.estop.file (the file appears) and safety.estop.socket (a line `estop`). Recovery without a \
+            restart, once the cause is cleared: the key `r`, or the line `recover` on the socket. With --json the run \
             ends with one JSON object: ticks, achieved_hz, overruns, final_state (active or safe), stopped_by \
             (duration, SIGINT, SIGTERM), safety_events [{t, joint, cause, detail}], tracking_rms_rad, bus, … — \
             every key is described in docs/run-json.md; a run that fails still prints one object, with `error`.
@@ -213,7 +214,11 @@ enum RobotRun {
         let rate = configuration.loop.rateHz
         if let title { printError(title) }
         let estop = loop.supervisor.emergencyStop
-        let keys = TerminalKeys { estop.pressKeyboardStop() }
+        let keys = TerminalKeys(onEmergencyStop: { estop.pressKeyboardStop() }, onRecover: { estop.requestRecovery() })
+        session.onNotice = { notice in
+            writeStandardError("\r\u{1B}[K")
+            printError(notice)
+        }
         defer { keys.finish() }
         let status = StatusLine()
         var imuComparison = IMUComparison()
@@ -321,6 +326,7 @@ enum RobotRun {
             ("calibration", calibration.map { .string($0.path) } ?? .null),
             ("imu", imuComparison.samples > 0 ? imuComparison.json : .null),
             ("shutdown_error", sessionOutcome.shutdownFailure.map { .string($0) } ?? .null),
+            ("recoveries", .integer(session.recoveries)),
             ("exit_status", .integer(Int(exitCode))),
         ])
         var summary = "\(configuration.name) (\(backend.rawValue)): \(report.ticks) ticks in "

@@ -7,12 +7,14 @@ import Synchronization
 
 /// The run's terminal as an e-stop: while a run is active, a key pressed in the terminal it was started from
 /// is read at once (no Enter needed) on a thread of its own, and the e-stop keys (`e`, `E` or the space bar)
-/// trigger the keyboard e-stop source. Ctrl-C keeps its meaning (SIGINT: the run ends in the safe state).
+/// trigger the keyboard e-stop source; `r` asks for recovery from the safe state. Ctrl-C keeps its meaning (SIGINT: the run ends in the safe state).
 /// Nothing happens when standard input is not a terminal, or the run is in the background of its shell.
 final class TerminalKeys: @unchecked Sendable {
     /// The keys that trigger the e-stop, shown in the status line.
     static let emergencyStopKeys: Set<UInt8> = [UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: " ")]
-    static let hint = "e or space: e-stop"
+    /// The key that asks for recovery from the safe state.
+    static let recoverKeys: Set<UInt8> = [UInt8(ascii: "r"), UInt8(ascii: "R")]
+    static let hint = "e or space: e-stop, r: recover"
 
     private var savedMode = termios()
     private let stopRequested = Atomic<Bool>(false)
@@ -20,8 +22,8 @@ final class TerminalKeys: @unchecked Sendable {
     /// Whether keys are read (standard input is this process's controlling terminal, in the foreground).
     let isActive: Bool
 
-    /// Starts reading keys; `onEmergencyStop` runs on the reader thread for each e-stop key.
-    init(onEmergencyStop: @escaping @Sendable () -> Void) {
+    /// Starts reading keys; `onEmergencyStop` and `onRecover` run on the reader thread for each of their keys.
+    init(onEmergencyStop: @escaping @Sendable () -> Void, onRecover: @escaping @Sendable () -> Void = {}) {
         guard isatty(STDIN_FILENO) != 0, tcgetpgrp(STDIN_FILENO) == getpgrp(),
             tcgetattr(STDIN_FILENO, &savedMode) == 0
         else {
@@ -49,6 +51,7 @@ final class TerminalKeys: @unchecked Sendable {
                 // End of input or an error (the terminal went away): stop reading, the run goes on.
                 guard read(STDIN_FILENO, &byte, 1) == 1 else { break }
                 if Self.emergencyStopKeys.contains(byte) { onEmergencyStop() }
+                if Self.recoverKeys.contains(byte) { onRecover() }
             }
             readerRunning.store(false, ordering: .releasing)
         }

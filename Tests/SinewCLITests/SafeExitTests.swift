@@ -176,6 +176,47 @@ import Testing
         #expect(bus?["checksum_errors"] as? Int == 0, "\(String(describing: bus))")
     }
 
+    @Test func recoveryWithoutARestartOnceTheCauseIsCleared() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-recover-robot-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let socket = dir + "/estop.sock"
+        let stopFile = dir + "/STOP"
+        var yaml = try String(contentsOfFile: Self.robot, encoding: .utf8)
+        yaml = yaml.replacingOccurrences(
+            of: "model: so101.urdf", with: "model: \(repositoryRoot)/Hardware/robots/so101/so101.urdf")
+        yaml = yaml.replacingOccurrences(
+            of: "file: /tmp/sinew-so101.estop", with: "file: \(stopFile)\n    socket: \(socket)")
+        let robot = dir + "/robot.yaml"
+        try yaml.write(toFile: robot, atomically: true, encoding: .utf8)
+        let bench = try Bench("recover", robot: robot)
+        let child = try #require(
+            try? SinewChild(["run", robot, "--backend", "pty", "--port", bench.port, "--duration", "6", "--json"]))
+        #expect(waitForActivation(child))
+        func send(_ line: String) {
+            let sent = runProcess("/usr/bin/env", ["python3", "-c", lineClient, socket, line])
+            #expect(sent.status == 0, "\(sent.output)")
+        }
+        // The file e-stop, then a recovery asked for while the file is still there: refused.
+        #expect(FileManager.default.createFile(atPath: stopFile, contents: nil))
+        usleep(400_000)
+        send("recover")
+        usleep(700_000)
+        #expect(child.stderr.contains("recover: refused, the file e-stop is still asserted"), "\(child.stderr)")
+        // Cleared: the next recovery brings the robot back, and the run goes on to its end.
+        try FileManager.default.removeItem(atPath: stopFile)
+        send("recover")
+        #expect(child.wait(within: 30))
+        #expect(child.stderr.contains("recover: the robot is active again"), "\(child.stderr)")
+        let report = try #require(jsonObject(child.stdout), "\(child.stdout)\n\(child.stderr)")
+        #expect(report["recoveries"] as? Int == 1)
+        let events = report["safety_events"] as? [[String: Any]] ?? []
+        #expect(events.contains { $0["cause"] as? String == "emergencyStop" && $0["detail"] as? String == "file" })
+        // Ended active unless the busy machine made it overrun afterwards.
+        #expect(child.process.terminationStatus == expectedRunStatus(report), "\(child.stderr)")
+        #expect(try bench.torque() == Self.torqueAfterShutdown)
+    }
+
     /// Waits until the run says it activated (its real-time report follows activation).
     private func waitForActivation(_ child: SinewChild) -> Bool {
         let end = Date().addingTimeInterval(30)
@@ -200,5 +241,14 @@ private let estopClient = """
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(sys.argv[1])
     s.sendall(b"estop\\n")
+    s.close()
+    """
+
+private let lineClient = """
+    import socket, sys
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    s.sendall(sys.argv[2].encode() + b"\\n")
+    print(s.recv(64).decode().strip())
     s.close()
     """

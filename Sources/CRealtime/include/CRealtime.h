@@ -100,13 +100,17 @@ int sinew_estop_socket_listen(const char *path);
 /**
  * Waits up to `timeout_ms` for a client on the listening socket `fd`, reads one message (up to 64 bytes,
  * 100 ms budget) and answers it ("ok: e-stop" or an error line, never raising SIGPIPE). Returns 1 when the
- * message's first word is "estop" (case-sensitive), 0 when nothing or something else arrived, -errno on error.
+ * message's first word is "estop", 2 when it is "recover" (case-sensitive), 0 when nothing or something else
+ * arrived, -errno on error.
  */
 int sinew_estop_socket_poll(int fd, int timeout_ms);
 
 /** Whether a client's message (`length` bytes, not NUL-terminated) asks for the e-stop: its first word is
  * `estop`. The socket protocol's parser, exposed for the fuzzer. */
 int sinew_estop_message_is_estop(const char *text, ssize_t length);
+
+/** The command of a client's message: 1 `estop`, 2 `recover`, 0 anything else (the socket protocol's parser). */
+int sinew_estop_message_command(const char *text, ssize_t length);
 
 /** Connects to the Unix socket at `path` and sends `message`. Returns 0 or errno. */
 int sinew_estop_socket_send(const char *path, const char *message);
