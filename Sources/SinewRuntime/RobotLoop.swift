@@ -654,6 +654,17 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             throw RobotLoopError("cannot clear the servos for recovery: " + failures.joined(separator: "; "))
         }
         Thread.sleep(forTimeInterval: 0.05)
+        // A servo may take a moment to report its error cleared after the reboot or torque write: wait for a
+        // clean read of the pose for up to half a second before switching torque on (the last error is thrown).
+        for attempt in 1...10 {
+            do throws(RobotLoopError) {
+                try readPresentPose()
+                break
+            } catch {
+                if attempt == 10 { throw error }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
         for j in 0..<configuration.joints.count { supervisor.hardwareErrorFlags[j] = 0 }
         try holdPresentPoseWithTorque()
         startFromPresentPose()
