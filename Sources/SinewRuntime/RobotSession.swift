@@ -271,7 +271,9 @@ public final class RobotSession {
     /// After a failure with torque possibly on: the safe state, then shutdown. Says what it did.
     private func shutDownAfterFailure() -> String {
         scheduler?.requestStop()
-        if let scheduler, scheduler.isRunning { _ = try? scheduler.join() }
+        // Joined whether or not it is still running (a loop that already ended still has a thread to reap);
+        // a scheduler that never started answers notStarted, which is nothing to undo.
+        _ = try? scheduler?.join()
         if loop.lifecycle.state == .active { _ = loop.lifecycle.enterSafeState(cause: nil, jointIndex: nil) }
         do {
             try loop.lifecycle.shutdown()
