@@ -27,7 +27,7 @@ extension VirtualBus {
                 return
             case .corrupt(let id, _):
                 advance(toNs: atNs)
-                _ = beginRequest(length: Dynamixel.instructionOverhead, atNs: atNs)
+                guard beginRequest(length: Dynamixel.instructionOverhead, atNs: atNs) else { continue }
                 statistics.badChecksums += 1
                 // The X series answers a packet with a bad CRC with a CRC error, when it was addressed.
                 if id != ServoID.broadcast, let index = hearingServo(id: id), servos[index].statusReturnLevel >= 1 {
@@ -37,7 +37,7 @@ extension VirtualBus {
             case .frame(let frame):
                 guard !frame.isStatus else { continue }
                 advance(toNs: atNs)
-                _ = beginRequest(length: Dynamixel.instructionOverhead + frame.payload.count, atNs: atNs)
+                guard beginRequest(length: Dynamixel.instructionOverhead + frame.payload.count, atNs: atNs) else { continue }
                 handle(DynamixelRequest(frame), id: frame.id)
                 endRequest()
             }

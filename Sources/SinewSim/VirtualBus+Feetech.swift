@@ -11,12 +11,12 @@ extension VirtualBus {
             case .corrupt:
                 // A Feetech servo stays silent on a bad checksum.
                 advance(toNs: atNs)
-                _ = beginRequest(length: Feetech.overhead, atNs: atNs)
+                guard beginRequest(length: Feetech.overhead, atNs: atNs) else { continue }
                 statistics.badChecksums += 1
                 endRequest()
             case .frame(let frame):
                 advance(toNs: atNs)
-                _ = beginRequest(length: Feetech.overhead + frame.parameters.count, atNs: atNs)
+                guard beginRequest(length: Feetech.overhead + frame.parameters.count, atNs: atNs) else { continue }
                 handle(FeetechRequest(frame), id: frame.id)
                 endRequest()
             }

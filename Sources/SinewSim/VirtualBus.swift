@@ -65,6 +65,12 @@ public struct VirtualBusStatistics: Sendable, Equatable {
     public var droppedReplies = 0
     public var corruptedReplies = 0
     public var discardedBytes = 0
+    /// Requests the host began while a servo's reply was still due: both are garbled, as on a half-duplex
+    /// wire, so neither is answered.
+    public var collisions = 0
+    /// Requests dropped because the host was further ahead of the wire than a serial driver's transmit
+    /// buffer lets it get (a real `write` would have blocked).
+    public var overruns = 0
 }
 
 /// N virtual servos sharing one half-duplex bus. Feed it the host's bytes with ``receive(_:atNs:)``; it
@@ -123,7 +129,10 @@ public final class VirtualBus {
     let segmentReady: UnsafeMutablePointer<UInt64>
     var segmentHead = 0
     var segmentTail = 0
-    var wireBusyUntilNs: UInt64 = 0
+    /// When the host's last queued byte leaves its UART: the host's bytes follow one another on the wire.
+    var hostBusyUntilNs: UInt64 = 0
+    /// When the last reply due finishes arriving: a host byte sent before then collides with it.
+    var replyBusyUntilNs: UInt64 = 0
     var replyCursorNs: UInt64 = 0
     var random: FaultRandom
 
@@ -261,7 +270,8 @@ public final class VirtualBus {
             slot += 1
         }
         startNs = moved(startNs)
-        wireBusyUntilNs = wireBusyUntilNs == 0 ? 0 : moved(wireBusyUntilNs)
+        hostBusyUntilNs = hostBusyUntilNs == 0 ? 0 : moved(hostBusyUntilNs)
+        replyBusyUntilNs = replyBusyUntilNs == 0 ? 0 : moved(replyBusyUntilNs)
         lastByteNs = moved(lastByteNs)
         timeNs = nowNs
     }
@@ -329,19 +339,43 @@ public final class VirtualBus {
         bytes.withUnsafeBytes { receive($0, atNs: atNs) }
     }
 
-    /// Opens the wire for one request of `length` bytes received at `atNs`; returns when its last byte
-    /// would have arrived.
-    func beginRequest(length: Int, atNs: UInt64) -> UInt64 {
+    /// How far (bytes) the host's transmissions may run ahead of the wire: a Linux serial driver's transmit
+    /// buffer is 4 KiB, beyond which `write` blocks. A pty does not block, so the bus drops the excess
+    /// instead of queueing seconds of requests.
+    static let hostTransmitBufferBytes: UInt64 = 4096
+
+    /// Opens the wire for one request of `length` bytes received at `atNs`. Returns false when the request
+    /// is lost: it overlapped a reply still due (a collision: the reply is lost too) or the host ran
+    /// further ahead of the wire than a serial driver lets it.
+    func beginRequest(length: Int, atNs: UInt64) -> Bool {
         statistics.requests += 1
         guard options.wireTiming else {
             replyCursorNs = atNs
-            return atNs
+            return true
         }
-        let start = max(atNs, wireBusyUntilNs)
+        let start = max(atNs, hostBusyUntilNs)
+        if start - atNs > Self.hostTransmitBufferBytes * byteNs {
+            statistics.overruns += 1
+            return false
+        }
         let end = start + UInt64(length) * byteNs
+        hostBusyUntilNs = end
+        if start < replyBusyUntilNs {
+            statistics.collisions += 1
+            dropReplies(arrivingAfterNs: start)
+            replyBusyUntilNs = start
+            return false
+        }
         replyCursorNs = end
-        wireBusyUntilNs = end
-        return end
+        return true
+    }
+
+    /// Drops the replies whose bytes were still to arrive at `ns`: the host's transmission garbles them.
+    func dropReplies(arrivingAfterNs ns: UInt64) {
+        while segmentTail != segmentHead && segmentReady[(segmentTail - 1) % Self.segmentCapacity] > ns {
+            segmentTail -= 1
+        }
+        queueTail = segmentTail == segmentHead ? queueHead : segmentEnds[(segmentTail - 1) % Self.segmentCapacity]
     }
 
     func hears(_ index: Int) -> Bool {
@@ -398,7 +432,7 @@ public final class VirtualBus {
         if options.wireTiming {
             readyNs = replyCursorNs + options.firmwareDelayNs + servos[index].returnDelayNs + UInt64(count) * byteNs
             replyCursorNs = readyNs
-            wireBusyUntilNs = max(wireBusyUntilNs, readyNs)
+            replyBusyUntilNs = max(replyBusyUntilNs, readyNs)
         }
         let faults = options.faults
         if faults.dropProbability > 0 && random.unit() < faults.dropProbability {

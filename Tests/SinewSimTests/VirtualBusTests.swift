@@ -126,3 +126,44 @@ import Testing
         }
     }
 }
+
+/// The wire is half-duplex: a host that talks over a servo's reply garbles both, and a host that writes
+/// faster than the wire cannot leave the bus deaf for longer than a serial driver's buffer takes to drain.
+@Suite struct HalfDuplexWireTests {
+    @Test func aRequestOverAReplyCollides() throws {
+        let host = try TestHost(model: "sts3215", ids: [1, 2])
+        let ping1 = host.packet { out throws(CodecError) in try Feetech.encodePing(id: 1, into: out) }
+        let ping2 = host.packet { out throws(CodecError) in try Feetech.encodePing(id: 2, into: out) }
+        // The second ping goes out while the first servo's reply is still due: neither is answered.
+        host.bus.receive(ping1, atNs: host.nowNs)
+        #expect(host.exchange(ping2).isEmpty)
+        #expect(host.bus.statistics.collisions == 1)
+        // Once the wire is quiet, the next request is answered at once.
+        #expect(host.ping(2).map(\.id) == [2])
+        // Requests sent after each other's replies never collide.
+        for _ in 0..<100 { #expect(host.ping(1).map(\.id) == [1]) }
+        #expect(host.bus.statistics.collisions == 1)
+    }
+
+    @Test(arguments: ["sts3215", "xl330-m288"])
+    func aFloodLeavesTheBusDeafForAtMostOneTransmitBuffer(model: String) throws {
+        let host = try TestHost(model: model, ids: [1, 2, 3, 4, 5, 6])
+        let ping = host.dynamixel
+            ? host.packet { out throws(CodecError) in try Dynamixel.encodePing(id: 3, into: out) }
+            : host.packet { out throws(CodecError) in try Feetech.encodePing(id: 3, into: out) }
+        // One megabyte of pings written in 100 ms: ten seconds of wire time at 1 Mbit/s.
+        let flood = Array([[UInt8]](repeating: ping, count: 1_000_000 / ping.count).joined())
+        let chunk = 4096
+        var offset = 0
+        while offset < flood.count {
+            host.bus.receive(Array(flood[offset..<min(offset + chunk, flood.count)]), atNs: host.nowNs)
+            host.nowNs += 100_000_000 * UInt64(chunk) / UInt64(flood.count)
+            offset += chunk
+        }
+        _ = host.collect(upToNs: .max)
+        #expect(host.bus.statistics.overruns > 0)
+        // A 4 KiB transmit buffer drains in 41 ms at 1 Mbit/s; after that the bus answers again.
+        host.wait(seconds: 0.05)
+        #expect(host.ping(3).map(\.id) == [3])
+    }
+}
