@@ -6,9 +6,45 @@ import SinewKinematics
 import Synchronization
 
 /// Why the robot loop could not be set up, configured or activated: which bus, servo and what happened.
-public struct RobotLoopError: Error, Sendable, CustomStringConvertible {
+public struct RobotLoopError: Error, Sendable, CustomStringConvertible, LocatedRobotError {
+    /// The whole message, with the bus, servo and joint in words.
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// The same bus, servo and joint as values, for reports that keep them apart (`sinew run --json`).
+    public var location: RobotErrorLocation
+    public init(_ description: String, location: RobotErrorLocation = RobotErrorLocation()) {
+        self.description = description
+        self.location = location
+    }
+}
+
+/// Where on the robot an error happened; nil where it concerns no single bus, servo or joint.
+public struct RobotErrorLocation: Sendable, Equatable {
+    /// The bus's `name` in robot.yaml.
+    public var bus: String?
+    /// The servo's ID on that bus.
+    public var servoID: Int?
+    /// The joint's `name` in robot.yaml.
+    public var joint: String?
+    public init(bus: String? = nil, servoID: Int? = nil, joint: String? = nil) {
+        self.bus = bus
+        self.servoID = servoID
+        self.joint = joint
+    }
+}
+
+/// An error that knows where on the robot it happened.
+public protocol LocatedRobotError: Error {
+    var location: RobotErrorLocation { get }
+}
+
+extension LifecycleError: LocatedRobotError {
+    /// The location of the hook's error, when it has one.
+    public var location: RobotErrorLocation {
+        if case .hookFailed(_, _, let error) = self, let located = error as? any LocatedRobotError {
+            return located.location
+        }
+        return RobotErrorLocation()
+    }
 }
 
 /// One pass of sense → estimate → decide → guard → act → record for a robot described by a `robot.yaml`:
@@ -234,10 +270,13 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         for joint in configuration.joints {
             guard let j = model.jointIndex(named: joint.name) else {
                 throw RobotLoopError(
-                    "joint \"\(joint.name)\" (\(joint.location)) is not a moving joint of \(model.file)")
+                    "joint \"\(joint.name)\" (\(joint.location)) is not a moving joint of \(model.file)",
+                    location: RobotErrorLocation(joint: joint.name))
             }
             guard let servo = catalog.model(named: joint.servoModel) else {
-                throw RobotLoopError("joint \"\(joint.name)\": no servo table for \"\(joint.servoModel)\"")
+                throw RobotLoopError(
+                    "joint \"\(joint.name)\": no servo table for \"\(joint.servoModel)\"",
+                    location: RobotErrorLocation(joint: joint.name))
             }
             urdf.append(j)
             let zero = calibration?.entry(forJoint: joint.name).map { Double($0.zeroCounts) }
@@ -249,7 +288,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         var links: [BusLink] = []
         for bus in configuration.buses {
             guard let transport = transports[bus.name] else {
-                throw RobotLoopError("bus \"\(bus.name)\" (\(bus.location)) has no port to talk through")
+                throw RobotLoopError(
+                    "bus \"\(bus.name)\" (\(bus.location)) has no port to talk through",
+                    location: RobotErrorLocation(bus: bus.name))
             }
             var ids: [ServoID] = []
             var joints: [Int] = []
@@ -265,7 +306,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                             == model.register(named: "Present Position")?.address
                     else {
                         throw RobotLoopError(
-                            "bus \"\(bus.name)\" mixes \(s.name) and \(model.name), whose registers differ")
+                            "bus \"\(bus.name)\" mixes \(s.name) and \(model.name), whose registers differ",
+                            location: RobotErrorLocation(bus: bus.name))
                     }
                 }
                 servo = servo ?? model
@@ -443,13 +485,15 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     reply = try bus.master.ping(id)
                 } catch {
                     throw RobotLoopError(
-                        "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") does not answer: \(error)")
+                        "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") does not answer: \(error)",
+                        location: RobotErrorLocation(bus: bus.name, servoID: Int(id), joint: joint))
                 }
                 let expected = bus.slotModels[slot]
                 guard reply.modelNumber == expected.modelNumber else {
                     throw RobotLoopError(
                         "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") is model number \(reply.modelNumber), "
-                            + "but the configuration expects a \(expected.name) (\(expected.modelNumber))")
+                            + "but the configuration expects a \(expected.name) (\(expected.modelNumber))",
+                        location: RobotErrorLocation(bus: bus.name, servoID: Int(id), joint: joint))
                 }
                 try checkCalibration(bus: bus, slot: slot, reportedModelNumber: reply.modelNumber)
                 // Settings live in EEPROM, writable with torque off only.
@@ -495,12 +539,14 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             if before == value { return }
             readBack = try writeAndReadBack(bus, id: id, spec: spec, value: value)
         } catch {
-            throw RobotLoopError("bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\"): writing \(name): \(error)")
+            throw RobotLoopError(
+                "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\"): writing \(name): \(error)",
+                location: RobotErrorLocation(bus: bus.name, servoID: Int(id), joint: joint))
         }
         guard readBack == value else {
             throw RobotLoopError(
-                "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") kept \(name) at \(readBack) after writing \(value)"
-            )
+                "bus \"\(bus.name)\": servo \(id) (joint \"\(joint)\") kept \(name) at \(readBack) after writing \(value)",
+                location: RobotErrorLocation(bus: bus.name, servoID: Int(id), joint: joint))
         }
         configurationChanges.append("bus \"\(bus.name)\" servo \(id) (\(joint)): \(name) \(before) → \(value)")
     }
@@ -548,7 +594,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.goalSpec.address), length: bus.goalSpec.size,
                     data: UnsafeRawBufferPointer(bus.writeBuffer))
             } catch {
-                throw RobotLoopError("bus \"\(bus.name)\": cannot send the start pose: \(error)")
+                throw RobotLoopError(
+                    "bus \"\(bus.name)\": cannot send the start pose: \(error)", location: location(on: bus, of: error))
             }
         }
         try setTorque(on: true)
@@ -561,7 +608,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     ids: UnsafeBufferPointer(bus.ids), address: bus.readAddress, length: bus.readLength,
                     into: bus.readBuffer)
             } catch {
-                throw RobotLoopError("bus \"\(bus.name)\": cannot read the present pose: \(error)")
+                throw RobotLoopError(
+                    "bus \"\(bus.name)\": cannot read the present pose: \(error)",
+                    location: location(on: bus, of: error))
             }
             for slot in 0..<bus.ids.count where bus.servoDirection[slot] > 0 {
                 let j = bus.joints[slot]
@@ -606,7 +655,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,
                     data: UnsafeRawBufferPointer(bus.torqueBuffer))
             } catch {
-                throw RobotLoopError("bus \"\(bus.name)\": cannot switch torque \(on ? "on" : "off"): \(error)")
+                throw RobotLoopError(
+                    "bus \"\(bus.name)\": cannot switch torque \(on ? "on" : "off"): \(error)",
+                    location: location(on: bus, of: error))
             }
         }
         for j in 0..<configuration.joints.count { torqueOnAtServo[j] = on }
@@ -695,6 +746,18 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     /// `servo 3 (joint "elbow_flex") on bus "so101"`.
+    /// Where a bus error happened: the bus, and the servo and its joint when the error names one of this bus's.
+    private func location(on bus: BusLink, of error: any Error) -> RobotErrorLocation {
+        var location = RobotErrorLocation(bus: bus.name)
+        if let busError = error as? BusError, busError.servoID != ServoID.broadcast,
+            let slot = bus.ids.firstIndex(of: busError.servoID)
+        {
+            location.servoID = Int(busError.servoID)
+            location.joint = configuration.joints[bus.joints[slot]].name
+        }
+        return location
+    }
+
     private func servoLabel(_ bus: BusLink, slot: Int, withBus: Bool = true) -> String {
         let joint = configuration.joints[bus.joints[slot]].name
         return "servo \(bus.ids[slot]) (joint \"\(joint)\")" + (withBus ? " on bus \"\(bus.name)\"" : "")

@@ -51,7 +51,8 @@ extension RobotLoop {
                 joint: joint.name, bus: bus.name, servoID: bus.ids[slot], servoModel: joint.servoModel,
                 reportedModelNumber: reportedModelNumber, file: calibrationSource)
         } catch {
-            throw RobotLoopError("\(error)")
+            throw RobotLoopError(
+                "\(error)", location: RobotErrorLocation(bus: bus.name, servoID: Int(bus.ids[slot]), joint: joint.name))
         }
     }
 

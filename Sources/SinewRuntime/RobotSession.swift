@@ -29,12 +29,21 @@ public enum RobotSessionStop: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// An error of a session, with the stage it happened in and whether torque had been on.
-public struct RobotSessionError: Error, CustomStringConvertible {
+public struct RobotSessionError: Error, CustomStringConvertible, LocatedRobotError {
     /// `configure`, `activate`, `start` or `shutdown`.
     public var stage: String
     public var message: String
     /// What the shutdown that followed the failure did (nil: torque never came on, nothing to undo).
     public var shutdown: String?
+    /// The bus, servo and joint of the error behind it, where it names them.
+    public var location = RobotErrorLocation()
+
+    public init(stage: String, message: String, shutdown: String?, cause: (any Error)? = nil) {
+        self.stage = stage
+        self.message = message
+        self.shutdown = shutdown
+        if let located = cause as? any LocatedRobotError { location = located.location }
+    }
 
     public var description: String {
         var text = message
@@ -117,7 +126,7 @@ public final class RobotSession {
         do {
             try loop.lifecycle.configure()
         } catch {
-            throw RobotSessionError(stage: "configure", message: "\(error)", shutdown: nil)
+            throw RobotSessionError(stage: "configure", message: "\(error)", shutdown: nil, cause: error)
         }
         // From the activation on, torque may be on: every failure goes through `shutDownAfterFailure`.
         ShutdownSignals.install()
@@ -125,7 +134,8 @@ public final class RobotSession {
         do {
             try loop.lifecycle.activate()
         } catch {
-            throw RobotSessionError(stage: "activate", message: "\(error)", shutdown: shutDownAfterFailure())
+            throw RobotSessionError(
+                stage: "activate", message: "\(error)", shutdown: shutDownAfterFailure(), cause: error)
         }
 
         let rateHz = configuration.loop.rateHz

@@ -37,7 +37,9 @@ extension VirtualBus {
             case .frame(let frame):
                 guard !frame.isStatus else { continue }
                 advance(toNs: atNs)
-                guard beginRequest(length: Dynamixel.instructionOverhead + frame.payload.count, atNs: atNs) else { continue }
+                guard beginRequest(length: Dynamixel.instructionOverhead + frame.payload.count, atNs: atNs) else {
+                    continue
+                }
                 handle(DynamixelRequest(frame), id: frame.id)
                 endRequest()
             }

@@ -108,6 +108,8 @@ struct RunFailure: Error, CustomStringConvertible {
     var message: String
     /// What happened to the robot afterwards (nil when torque was never on).
     var shutdown: String?
+    /// The bus, servo and joint the error names, where it names them.
+    var location = RobotErrorLocation()
 
     var description: String { message + (shutdown.map { "\n" + $0 } ?? "") }
 
@@ -116,7 +118,10 @@ struct RunFailure: Error, CustomStringConvertible {
         .object([
             ("robot", .string(robot)), ("backend", .string(backend.rawValue)),
             ("final_state", .string(shutdown == nil ? "unconfigured" : "shutdown")), ("stage", .string(stage)),
-            ("error", .string(message)), ("shutdown", shutdown.map { .string($0) } ?? .null),
+            ("error", .string(message)), ("bus", location.bus.map { .string($0) } ?? .null),
+            ("servo_id", location.servoID.map { .integer($0) } ?? .null),
+            ("joint", location.joint.map { .string($0) } ?? .null),
+            ("shutdown", shutdown.map { .string($0) } ?? .null),
         ])
     }
 }
@@ -136,7 +141,9 @@ enum RobotRun {
         title: String? = nil, fast: Bool = false, options: RunOptions = RunOptions()
     ) throws -> RunOutcome {
         func failure(_ stage: String, _ error: Error) -> RunFailure {
-            RunFailure(stage: stage, message: "\(configurationPath): \(error)")
+            RunFailure(
+                stage: stage, message: "\(configurationPath): \(error)",
+                location: (error as? any LocatedRobotError)?.location ?? RobotErrorLocation())
         }
         let checked: CheckedRobotConfiguration
         let catalog: ServoCatalog
@@ -265,7 +272,8 @@ enum RobotRun {
             status.finish()
             _ = try? recording?.finish()
             throw RunFailure(
-                stage: error.stage, message: "\(configurationPath): \(error.message)", shutdown: error.shutdown)
+                stage: error.stage, message: "\(configurationPath): \(error.message)", shutdown: error.shutdown,
+                location: error.location)
         }
         status.finish()
         keys.finish()
@@ -319,7 +327,8 @@ enum RobotRun {
             ("tracking_rms_rad", .number(loop.trackingRMSRad)),
             ("approach_s", .number(loop.approachS)),
             ("wake_p50_us", .number(report.wakeLateness.p50Us)), ("wake_p99_us", .number(report.wakeLateness.p99Us)),
-            ("compute_p99_us", .number(report.compute.p99Us)),
+            ("wake_max_us", .number(report.wakeLateness.maxUs)),
+            ("compute_p99_us", .number(report.compute.p99Us)), ("tick_max_us", .number(report.tick.maxUs)),
             ("real_time_factor", .number(sessionOutcome.realTimeFactor)),
             ("bus", busJSON), ("recording", recorded.map { .string($0.path) } ?? .null),
             ("recording_error", (recordingFailure ?? recording?.writer.failure).map { .string($0) } ?? .null),
@@ -334,8 +343,10 @@ enum RobotRun {
             format: "%.1f s, %.1f Hz (target %.0f), %lld overruns\n", report.elapsedSeconds, report.achievedHz, rate,
             report.overruns)
         summary += String(
-            format: "  wake-up lateness p50 %.1f µs, p99 %.1f µs, max %.1f µs; tick compute p99 %.1f µs\n",
-            report.wakeLateness.p50Us, report.wakeLateness.p99Us, report.wakeLateness.maxUs, report.compute.p99Us)
+            format:
+                "  wake-up lateness p50 %.1f µs, p99 %.1f µs, max %.1f µs; tick compute p99 %.1f µs; longest tick %.1f µs\n",
+            report.wakeLateness.p50Us, report.wakeLateness.p99Us, report.wakeLateness.maxUs, report.compute.p99Us,
+            report.tick.maxUs)
         summary += String(
             format: "  tracking error (RMS over joints and ticks) %.2f mrad\n", 1000 * loop.trackingRMSRad)
         if backend == .sim {

@@ -38,11 +38,9 @@ import Testing
             #expect(joint["model_number"] as? Int == 777)
         }
 
-        let (run, parsed) = try runSinewStayingActive([
-            "run", robot, "--calibration", file, "--duration", "1", "--json",
-        ])
+        let run = try runSinew(["run", robot, "--calibration", file, "--fast", "--duration", "1", "--json"])
         #expect(run.status == 0, "\(run.stderr)")
-        let report = try #require(parsed, "\(run.stdout)")
+        let report = try #require(jsonObject(run.stdout), "\(run.stdout)")
         #expect(report["final_state"] as? String == "active", "\(report["safety_events"] ?? "")")
         #expect((report["ticks"] as? Int ?? 0) > 100)
         #expect(report["calibration"] as? String == file)
@@ -63,6 +61,10 @@ import Testing
         let message = try #require(failure["error"] as? String)
         #expect(message.contains("elbow_flex"), "\(message)")
         #expect(message.contains("swapped"), "\(message)")
+        // The bus, servo and joint also come apart, for programs.
+        #expect(failure["bus"] as? String == "arm")
+        #expect(failure["servo_id"] as? Int == 3)
+        #expect(failure["joint"] as? String == "elbow_flex")
     }
 
     /// The interactive flow on the simulator (which moves the arm itself): zero, then the range swept.
@@ -127,7 +129,7 @@ import Testing
         let dir = try scratchDirectory("record")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/run.csv"
-        let run = try runSinew(["run", robot, "--duration", "0.5", "--record", path, "--json"])
+        let run = try runSinew(["run", robot, "--fast", "--duration", "0.5", "--record", path, "--json"])
         let report = try #require(jsonObject(run.stdout), "\(run.stderr)")
         #expect(run.status == expectedRunStatus(report), "\(run.stderr)")
         #expect(report["recording"] as? String == path)

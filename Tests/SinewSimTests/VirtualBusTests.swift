@@ -148,7 +148,8 @@ import Testing
     @Test(arguments: ["sts3215", "xl330-m288"])
     func aFloodLeavesTheBusDeafForAtMostOneTransmitBuffer(model: String) throws {
         let host = try TestHost(model: model, ids: [1, 2, 3, 4, 5, 6])
-        let ping = host.dynamixel
+        let ping =
+            host.dynamixel
             ? host.packet { out throws(CodecError) in try Dynamixel.encodePing(id: 3, into: out) }
             : host.packet { out throws(CodecError) in try Feetech.encodePing(id: 3, into: out) }
         // One megabyte of pings written in 100 ms: ten seconds of wire time at 1 Mbit/s.
