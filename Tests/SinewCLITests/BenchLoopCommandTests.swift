@@ -44,7 +44,7 @@ struct BenchLoopCommandTests {
     /// Asked for far more than the wire allows, the loop overruns every tick and skips to the next deadline:
     /// the emulated wire, not the rate, bounds what it achieves.
     @Test func rateAboveTheWireLimitIsBoundByTheWire() throws {
-        let (result, parsed) = try runSinewStayingActive([
+        let (result, parsed) = try runSinewRetryingMachineStalls([
             "bench", "loop", "--rate", "5000", "--duration", "0.5", "--json",
         ])
         #expect(result.status == 0, "stderr: \(result.stderr)")
