@@ -1,8 +1,8 @@
 // swift-tools-version: 6.2
 // Sinew: a real-time control runtime for embodied robots. Layers point down this list (see README.md):
 // C shims → SinewCore → SinewKinematics / SinewBus → SinewDrivers / SinewFusion → SinewSim
-// → SinewRuntime (with the built-in hold and trajectory policies) → the `sinew` command. The pluggable
-// policy layer (learned, remote) is its own module when it comes.
+// → SinewPolicy (the `Policy` protocol, the built-in policies, the asynchronous runner) → SinewRuntime → the
+// `sinew` command.
 import PackageDescription
 
 let package = Package(
@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "SinewBus", targets: ["SinewBus"]),
         .library(name: "SinewDrivers", targets: ["SinewDrivers"]),
         .library(name: "SinewSim", targets: ["SinewSim"]),
+        .library(name: "SinewPolicy", targets: ["SinewPolicy"]),
+        .library(name: "SinewRuntime", targets: ["SinewRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -54,10 +56,11 @@ let package = Package(
         // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
         // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
         .target(name: "CRealtime"),
+        .target(name: "SinewPolicy", dependencies: ["SinewCore", "SinewKinematics", "SinewFusion"]),
         .target(
             name: "SinewRuntime",
             dependencies: [
-                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "CRealtime",
+                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "SinewPolicy", "CRealtime",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -72,6 +75,7 @@ let package = Package(
                 "SinewDrivers",
                 "SinewSim",
                 "SinewRuntime",
+                "SinewPolicy",
                 "CRealtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -100,11 +104,12 @@ let package = Package(
                 "SinewTestSupport",
             ]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "CAllocCounter"]),
+        .testTarget(name: "SinewPolicyTests", dependencies: ["SinewPolicy", "CAllocCounter"]),
         // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.
         .testTarget(
             name: "SinewLoopTests",
             dependencies: [
-                "SinewRuntime", "SinewSim", "SinewBus", "SinewDrivers", "SinewKinematics", "SinewFusion",
+                "SinewRuntime", "SinewPolicy", "SinewSim", "SinewBus", "SinewDrivers", "SinewKinematics", "SinewFusion",
                 "CAllocCounter",
             ]),
     ],

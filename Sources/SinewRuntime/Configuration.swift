@@ -127,18 +127,23 @@ extension RobotConfiguration {
         public let velocityRadPerS: Double?
         /// Maximum effort (N·m, > 0).
         public let effortNm: Double?
+        /// Maximum acceleration a policy plans with (rad/s², > 0); nil: none (the URDF has no such limit).
+        public let accelerationRadPerS2: Double?
 
         public init(
-            positionRad: (lower: Double, upper: Double)? = nil, velocityRadPerS: Double? = nil, effortNm: Double? = nil
+            positionRad: (lower: Double, upper: Double)? = nil, velocityRadPerS: Double? = nil, effortNm: Double? = nil,
+            accelerationRadPerS2: Double? = nil
         ) {
             self.positionRad = positionRad
             self.velocityRadPerS = velocityRadPerS
             self.effortNm = effortNm
+            self.accelerationRadPerS2 = accelerationRadPerS2
         }
 
         public static func == (a: Self, b: Self) -> Bool {
             a.positionRad?.lower == b.positionRad?.lower && a.positionRad?.upper == b.positionRad?.upper
                 && a.velocityRadPerS == b.velocityRadPerS && a.effortNm == b.effortNm
+                && a.accelerationRadPerS2 == b.accelerationRadPerS2
         }
     }
 
@@ -277,11 +282,20 @@ extension RobotConfiguration {
         public var durationS: Double { waypoints.reduce(0) { $0 + $1.durationS } }
     }
 
-    /// The built-in policies (learned and remote policies have their own configuration later).
+    /// The settings of the built-in policy robot.yaml names (``BuiltinPolicies`` builds it; a program can hand
+    /// `RobotLoop` a policy of its own instead).
     public enum Policy: Sendable, Equatable {
         /// Hold the pose the robot was in when activated. The default.
         case hold
         case trajectory(Trajectory)
+
+        /// The name robot.yaml's `policy.type` gives it.
+        public var typeName: String {
+            switch self {
+            case .hold: "hold"
+            case .trajectory: "trajectory"
+            }
+        }
     }
 
     /// An axis-aligned box a named frame's origin must stay in, in the URDF root frame (m).

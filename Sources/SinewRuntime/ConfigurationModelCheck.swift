@@ -137,7 +137,8 @@ extension RobotConfiguration {
                         ConfigurationWarning(
                             at: to.location, keyPath: path,
                             "\(joint.name) would peak near \(peakRadPerS) rad/s (minimum-jerk profile), above its "
-                                + "velocity limit \(limits[j].velocityRadPerS) rad/s; give the segment more time"))
+                                + "velocity limit \(limits[j].velocityRadPerS) rad/s; the trajectory policy stretches the "
+                                + "segment to fit (give it more time to silence this)"))
                 } else if peakRadPerS / loop.rateHz > safety.maxStepRad {
                     warnings.append(
                         ConfigurationWarning(

@@ -13,7 +13,7 @@ extension RobotConfiguration {
             "name", "bus", "id", "servo", "reducer", "direction", "offset_rad", "limits", "safe_state", "coupled",
         ]
         static let reducer = ["ratio", "backlash_rad", "efficiency"]
-        static let limits = ["position_rad", "velocity_rad_s", "effort_nm"]
+        static let limits = ["position_rad", "velocity_rad_s", "effort_nm", "acceleration_rad_s2"]
         static let coupled = ["id", "direction"]
         static let loop = ["rate_hz", "priority", "cpu", "overrun", "catch_up_max", "busy_poll_us"]
         static let holdPolicy = ["type"]
@@ -340,7 +340,9 @@ private struct Parser {
             velocityRadPerS: try fields.optionalDouble(
                 "velocity_rad_s", unit: "rad/s", where: { $0 > 0 && $0 <= 1000 }, "in (0, 1000]"),
             effortNm: try fields.optionalDouble(
-                "effort_nm", unit: "N·m", where: { $0 > 0 && $0 <= 10_000 }, "in (0, 10000]"))
+                "effort_nm", unit: "N·m", where: { $0 > 0 && $0 <= 10_000 }, "in (0, 10000]"),
+            accelerationRadPerS2: try fields.optionalDouble(
+                "acceleration_rad_s2", unit: "rad/s²", where: { $0 > 0 && $0 <= 100_000 }, "in (0, 100000]"))
     }
 
     /// A joint position (rad): finite and within ±100 rad, far beyond any joint but small enough that every

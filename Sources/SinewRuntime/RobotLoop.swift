@@ -3,6 +3,7 @@ import SinewBus
 import SinewCore
 import SinewDrivers
 import SinewKinematics
+import SinewPolicy
 import Synchronization
 
 /// Why the robot loop could not be set up, configured or activated: which bus, servo and what happened.
@@ -159,12 +160,16 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// The URDF's mimic joints, resolved once so the tick does not walk the model's joint descriptions.
     let mimicJoints: [(joint: Int, master: Int, multiplier: Double, offset: Double)]
     let urdfPositions: UnsafeMutableBufferPointer<Double>
-    /// The policy's target per configuration joint, and the pose the loop was activated from.
+    /// The policy's target per configuration joint (its command, before the supervisor).
     public let targetPositionRad: UnsafeMutableBufferPointer<Double>
-    let startPositionRad: UnsafeMutableBufferPointer<Double>
-    let waypointPositions: [UnsafeMutableBufferPointer<Double>]
-    let waypointEndS: [Double]
-    let trajectoryLoops: Bool
+    /// The decide stage: the policy, what it sees and what it answers (preallocated), and for an asynchronous
+    /// policy the runner that hands them across threads.
+    public let policy: any Policy
+    public let observation: PolicyObservation
+    public let command: PolicyCommand
+    let policyRunner: AsynchronousPolicyRunner?
+    /// Link index of each of the policy's observed frames.
+    let observedFrameLinks: [Int]
     /// Joint torque currently on at the servos (the act stage switches it when the supervisor says so).
     let torqueOnAtServo: UnsafeMutableBufferPointer<Bool>
     public private(set) var lifecycle: Lifecycle<RobotLoop>!
@@ -181,10 +186,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     // Per-tick bookkeeping.
     var activatedAtNs: Int64 = 0
     var restartPolicyClock = false
-    /// How long the approach from the present pose to the first waypoint takes, s: the configured
-    /// duration, stretched so that no joint needs more than half its velocity limit.
-    public private(set) var approachS = 0.0
-    var lastCommandNs: Int64 = 0
+    /// How long the approach from the present pose to the first waypoint takes, s (the `trajectory` policy;
+    /// 0 for the others).
+    public var approachS: Double { (policy as? TrajectoryPolicy)?.approachS ?? 0 }
+    /// This tick's time on the policy's clock: ns since the loop started (simulated in a lockstep run).
+    var policyNowNs: Int64 = 0
     var busErrorsThisTick = 0
     var trackingSquares = 0.0
     var trackingSamples = 0
@@ -254,7 +260,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
         calibrationSource: String = "calibration", emergencyStop: EmergencyStopSources = EmergencyStopSources(),
         overrunBudget: Int = 10, simulationClock: (any SimulationClock)? = nil,
-        runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, imuTransport: (any ByteTransport)? = nil
+        runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, imuTransport: (any ByteTransport)? = nil,
+        policy: (any Policy)? = nil
     ) throws(RobotLoopError) {
         self.simulationClock = simulationClock
         self.runMarginNs = runMarginNs
@@ -375,7 +382,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 commandTimeoutNs: Int64(safety.watchdogMs * 1e6), busErrorBudget: safety.busErrorBudget,
                 overrunBudget: overrunBudget, jointServoIDs: configuration.joints.map(\.servoID),
                 jointBusIndices: configuration.joints.map { joint in links.firstIndex { $0.name == joint.bus } ?? -1 },
-                busNames: links.map(\.name)),
+                busNames: links.map(\.name),
+                commandSourceName: "policy \"\((policy?.typeName ?? configuration.policy.typeName))\""),
             emergencyStop: emergencyStop)
 
         let n = configuration.joints.count
@@ -383,27 +391,30 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         urdfPositions.initialize(repeating: 0)
         targetPositionRad = .allocate(capacity: max(1, n))
         targetPositionRad.initialize(repeating: 0)
-        startPositionRad = .allocate(capacity: max(1, n))
-        startPositionRad.initialize(repeating: 0)
         torqueOnAtServo = .allocate(capacity: max(1, n))
         torqueOnAtServo.initialize(repeating: false)
-        var ends: [Double] = []
-        var points: [UnsafeMutableBufferPointer<Double>] = []
-        var loops = false
-        if case .trajectory(let trajectory) = configuration.policy {
-            var t = 0.0
-            for waypoint in trajectory.waypoints {
-                t += waypoint.durationS
-                ends.append(t)
-                let p = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(1, n))
-                _ = p.initialize(from: waypoint.positionsRad)
-                points.append(p)
+        let jointNames = configuration.joints.map(\.name)
+        let chosen = policy ?? BuiltinPolicies.make(for: configuration, limits: jointLimits)
+        try Self.checkPolicy(chosen, configuration: configuration)
+        var frameLinks: [Int] = []
+        for frame in chosen.observedFrames {
+            guard let link = model.linkIndex(named: frame) else {
+                throw RobotLoopError(
+                    "policy \"\(chosen.typeName)\" observes frame \"\(frame)\", which is not a link of \(model.file)")
             }
-            loops = trajectory.loop
+            frameLinks.append(link)
         }
-        waypointEndS = ends
-        waypointPositions = points
-        trajectoryLoops = loops
+        observedFrameLinks = frameLinks
+        self.policy = chosen
+        observation = PolicyObservation(jointNames: jointNames, frameNames: chosen.observedFrames)
+        command = PolicyCommand(jointCount: n)
+        if case .asynchronous(let rateHz) = chosen.execution {
+            policyRunner = AsynchronousPolicyRunner(
+                policy: chosen, rateHz: rateHz, loopRateHz: configuration.loop.rateHz, jointNames: jointNames,
+                frameNames: chosen.observedFrames, lockstep: simulationClock != nil)
+        } else {
+            policyRunner = nil
+        }
         lifecycle = nil
         lifecycle = Lifecycle(node: self)
     }
@@ -411,9 +422,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     deinit {
         urdfPositions.deallocate()
         targetPositionRad.deallocate()
-        startPositionRad.deallocate()
         torqueOnAtServo.deallocate()
-        for p in waypointPositions { p.deallocate() }
     }
 
     /// Starts the e-stop sources robot.yaml names (a file whose presence stops the robot, a Unix socket
@@ -576,7 +585,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     public func onActivate() throws(RobotLoopError) {
         try holdPresentPoseWithTorque()
         imu?.settle()
-        startFromPresentPose()
+        try startFromPresentPose()
         for bus in buses { bus.master.timing.marginNanoseconds = bus.runMarginNs }
     }
 
@@ -620,26 +629,29 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
     }
 
-    private func startFromPresentPose() {
-        for j in 0..<configuration.joints.count {
-            startPositionRad[j] = supervisor.measuredPositionRad[j]
-            targetPositionRad[j] = startPositionRad[j]
-            supervisor.commandedPositionRad[j] = startPositionRad[j]
-        }
-        if let first = waypointPositions.first {
-            approachS = waypointEndS[0]
-            for j in 0..<configuration.joints.count {
-                let limit = supervisor.configuration.joints[j].velocityLimitRadPerS
-                let speed = limit.isFinite && limit > 0 ? 0.5 * limit : 1.0
-                // A minimum-jerk move peaks at 1.875 times its mean speed.
-                approachS = max(approachS, 1.875 * abs(first[j] - startPositionRad[j]) / speed)
+    private func startFromPresentPose(recovering: Bool = false) throws(RobotLoopError) {
+        observeMeasuredState(timeNs: 0)
+        command.hold(observation)
+        if let policyRunner {
+            guard policyRunner.start(from: observation, command: command, recovering: recovering) else {
+                throw RobotLoopError(
+                    "policy \"\(policy.typeName)\": its thread is still inside a computation it started before the "
+                        + "loop stopped; it cannot be started again in this process")
             }
+        } else if recovering {
+            policy.recover(from: observation, into: command)
+        } else {
+            policy.reset(from: observation, into: command)
+        }
+        for j in 0..<configuration.joints.count {
+            targetPositionRad[j] = command.positionRad[j]
+            supervisor.commandedPositionRad[j] = command.positionRad[j]
         }
         supervisor.rearm()
         activatedAtNs = Int64(MonotonicInstant.now().nanoseconds)
         activatedAtSimulatedNs = simulationClock?.nanoseconds ?? 0
         ticksSinceStart = 0
-        lastCommandNs = activatedAtNs
+        policyNowNs = 0
         actBusErrors = 0
         actFailingBus = -1
         actBusDisconnected = false
@@ -663,7 +675,16 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         for j in 0..<configuration.joints.count { torqueOnAtServo[j] = on }
     }
 
-    public func onDeactivate() throws(RobotLoopError) { try setTorque(on: false) }
+    public func onDeactivate() throws(RobotLoopError) {
+        stopPolicy()
+        try setTorque(on: false)
+    }
+
+    /// Tells the policy the loop stopped; an asynchronous one's thread is stopped (a policy stuck in its
+    /// computation is left behind, producing nothing the loop reads).
+    func stopPolicy() {
+        if let policyRunner { policyRunner.stop() } else { policy.deactivate() }
+    }
 
     public func onEnterSafeState(cause: SafetyCause?, jointIndex: Int?) {
         // The act stage applies the supervisor's hold / torque-off outputs from this tick on.
@@ -718,7 +739,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         for j in 0..<configuration.joints.count { supervisor.hardwareErrorFlags[j] = 0 }
         try holdPresentPoseWithTorque()
-        startFromPresentPose()
+        try startFromPresentPose(recovering: true)
     }
 
     /// How many times shutdown tries to put a servo's torque as configured before it reports the servo.
@@ -729,6 +750,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// all of individual WRITEs to the servos that did not confirm. Throws, after trying every servo on
     /// every bus, an error naming each joint, servo ID and bus whose torque could not be confirmed, and why.
     public func onShutdown() throws(RobotLoopError) {
+        stopPolicy()
         for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
         defer { for bus in buses { bus.master.timing.marginNanoseconds = bus.runMarginNs } }
         var failures: [String] = []
@@ -850,6 +872,13 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             ticksSinceStart += 1
             clock.advance(toNanoseconds: activatedAtSimulatedNs + ticksSinceStart * simulatedPeriodNs)
         }
+        // The policy's (and the supervisor's) clock: since the loop started, simulated in a lockstep run.
+        if restartPolicyClock {
+            activatedAtNs = tick.wakeNs
+            restartPolicyClock = false
+        }
+        policyNowNs = tick.wakeNs - activatedAtNs
+        if let clock = simulationClock { policyNowNs = Int64(clock.nanoseconds &- activatedAtSimulatedNs) }
         let waitStart = MonotonicInstant.now().nanoseconds
         for b in 0..<buses.count {
             let bus = buses[b]
@@ -936,7 +965,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func estimate(_ tick: inout TickInfo) {
         imu?.poll()
-        guard !boxLinks.isEmpty else { return }
+        guard !boxLinks.isEmpty || !observedFrameLinks.isEmpty else { return }
         for i in 0..<model.dofCount { urdfPositions[i] = 0 }
         for j in 0..<configuration.joints.count { urdfPositions[urdfIndex[j]] = supervisor.measuredPositionRad[j] }
         for m in mimicJoints { urdfPositions[m.joint] = m.multiplier * urdfPositions[m.master] + m.offset }
@@ -947,53 +976,51 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             supervisor.framePositionM[3 * b + 1] = p.1
             supervisor.framePositionM[3 * b + 2] = p.2
         }
+        for (f, link) in observedFrameLinks.enumerated() {
+            let p = workspace.linkPose(link).translation
+            observation.framePositionM[3 * f] = p.0
+            observation.framePositionM[3 * f + 1] = p.1
+            observation.framePositionM[3 * f + 2] = p.2
+        }
+    }
+
+    /// Fills the policy's observation from the measured joints and the IMU (frames: the estimate stage).
+    @inline(__always) private func observeMeasuredState(timeNs: Int64) {
+        observation.timeNs = timeNs
+        for j in 0..<configuration.joints.count {
+            observation.positionRad[j] = supervisor.measuredPositionRad[j]
+            observation.velocityRadPerS[j] = supervisor.measuredVelocityRadPerS[j]
+            observation.effortNm[j] = supervisor.measuredEffortNm[j]
+        }
+        if let imu {
+            observation.linkOrientation = imu.linkOrientation
+            observation.hasOrientation = imu.publishedSampleCount > 0
+        }
     }
 
     public func decide(_ tick: inout TickInfo) {
         let n = configuration.joints.count
-        if restartPolicyClock {
-            activatedAtNs = tick.wakeNs
-            restartPolicyClock = false
-        }
-        var t = Double(tick.wakeNs - activatedAtNs) * 1e-9
-        if let clock = simulationClock { t = Double(clock.nanoseconds - activatedAtSimulatedNs) * 1e-9 }
-        // The approach may be stretched: map its time onto the configured first segment, and shift the rest.
-        if !waypointEndS.isEmpty {
-            t = t < approachS ? t * waypointEndS[0] / approachS : t - approachS + waypointEndS[0]
-        }
-        if waypointEndS.isEmpty {
-            for j in 0..<n { targetPositionRad[j] = startPositionRad[j] }
+        let nowNs = policyNowNs
+        observeMeasuredState(timeNs: nowNs)
+        if let policyRunner {
+            policyRunner.exchange(observation, command)
         } else {
-            let total = waypointEndS[waypointEndS.count - 1]
-            var time = t
-            if trajectoryLoops && time > total && total > waypointEndS[0] {
-                // Loop over the waypoints after the first approach from the start pose.
-                time =
-                    waypointEndS[0] + (time - waypointEndS[0]).truncatingRemainder(dividingBy: total - waypointEndS[0])
-            }
-            var segment = 0
-            while segment < waypointEndS.count - 1 && time > waypointEndS[segment] { segment += 1 }
-            let end = waypointPositions[segment]
-            let segmentEnd = waypointEndS[segment]
-            let segmentStart = segment == 0 ? 0 : waypointEndS[segment - 1]
-            let duration = segmentEnd - segmentStart
-            var s = duration > 0 ? (time - segmentStart) / duration : 1
-            s = max(0, min(1, s))
-            // Minimum-jerk blend: zero velocity and acceleration at both ends of every segment.
-            let blend = s * s * s * (10 - 15 * s + 6 * s * s)
-            for j in 0..<n {
-                let from = segment == 0 ? startPositionRad[j] : waypointPositions[segment - 1][j]
-                targetPositionRad[j] = from + blend * (end[j] - from)
-            }
+            command.computedForNs = nowNs
+            policy.compute(observation, into: command)
         }
-        for j in 0..<n { supervisor.commandedPositionRad[j] = targetPositionRad[j] }
-        lastCommandNs = tick.wakeNs
+        for j in 0..<n {
+            targetPositionRad[j] = command.positionRad[j]
+            supervisor.commandedPositionRad[j] = command.positionRad[j]
+        }
     }
 
     public func guardCommands(_ tick: inout TickInfo) {
+        // The supervisor runs on the policy's clock (simulated in a lockstep run): the watchdog compares the
+        // command's own time with this tick's, and events carry loop time.
         let verdict = supervisor.guardTick(
             SafetyTickInput(
-                tick: tick, lastCommandTimeNs: lastCommandNs, busErrorsThisTick: busErrorsThisTick,
+                nowNs: policyNowNs, loopStartNs: 0, lastCommandTimeNs: command.computedForNs,
+                busErrorsThisTick: busErrorsThisTick, overrunsInARow: tick.overrunsInARow,
                 failingBusIndex: failingBusIndex, busDisconnected: busDisconnectedThisTick))
         if verdict.enteredThisTick {
             lifecycle.enterSafeState(cause: verdict.cause, jointIndex: verdict.jointIndex)

@@ -113,12 +113,16 @@ public struct SafetyConfiguration: Sendable, Equatable {
     public var jointBusIndices: [Int]
     /// The buses' names, for events (``SafetyEvent/busIndex``).
     public var busNames: [String]
+    /// What produces the commands the watchdog times (e.g. `policy "trajectory"`), for `staleCommand` events.
+    public var commandSourceName: String?
 
     public init(
         jointNames: [String], joints: [JointSafetyLimits], workspaceBoxes: [WorkspaceBox] = [],
         commandTimeoutNs: Int64? = nil, busErrorBudget: Int = 5, overrunBudget: Int? = nil,
-        eventCapacity: Int = 1024, jointServoIDs: [Int] = [], jointBusIndices: [Int] = [], busNames: [String] = []
+        eventCapacity: Int = 1024, jointServoIDs: [Int] = [], jointBusIndices: [Int] = [], busNames: [String] = [],
+        commandSourceName: String? = nil
     ) {
+        self.commandSourceName = commandSourceName
         precondition(jointNames.count == joints.count, "one name per joint")
         precondition(jointServoIDs.isEmpty || jointServoIDs.count == joints.count, "one servo ID per joint")
         precondition(jointBusIndices.isEmpty || jointBusIndices.count == joints.count, "one bus per joint")

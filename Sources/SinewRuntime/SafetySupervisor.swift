@@ -196,6 +196,7 @@ public final class SafetySupervisor: @unchecked Sendable {
         } else if event.workspaceBoxIndex >= 0 && Int(event.workspaceBoxIndex) < configuration.workspaceBoxes.count {
             text += configuration.workspaceBoxes[Int(event.workspaceBoxIndex)].frameName + ": "
         }
+        if event.cause == .staleCommand, let source = configuration.commandSourceName { text += source + ": " }
         text += "\(event.cause)"
         var parts: [String] = []
         if event.detail.utf8CodeUnitCount > 0 { parts.append("\(event.detail)") }

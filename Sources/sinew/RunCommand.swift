@@ -3,6 +3,7 @@ import Foundation
 import SinewBus
 import SinewDrivers
 import SinewKinematics
+import SinewPolicy
 import SinewRuntime
 import SinewSim
 
@@ -207,9 +208,10 @@ enum RobotRun {
             for warning in try loop.startEmergencyStopSources() { printError("warning: \(warning)") }
             for warning in loop.limitsBeyondCalibratedRange() { printError("warning: \(warning)") }
             var seconds = duration
-            if seconds == nil, case .trajectory(let trajectory) = configuration.policy, !trajectory.loop {
-                seconds = trajectory.durationS + 0.5
+            if seconds == nil, let trajectory = loop.policy as? TrajectoryPolicy, !trajectory.loops {
+                seconds = trajectory.nominalDurationS + 0.5
             }
+            for notice in loop.policy.notices { printError("note: \(notice)") }
             session = try RobotSession(loop: loop, fast: fast, durationS: seconds)
             // The recording file is opened before any servo is touched: a path that cannot be written fails
             // here, with the robot still unpowered.
@@ -296,7 +298,12 @@ enum RobotRun {
                     ("joint", loop.supervisor.jointName(event.jointIndex).map { .string($0) } ?? .null),
                     ("cause", .string("\(event.cause)")),
                     // Which bound, or for an e-stop its source (signal, file, socket, keyboard).
-                    ("detail", event.detail.utf8CodeUnitCount > 0 ? .string("\(event.detail)") : .null),
+                    (
+                        "detail",
+                        event.cause == .staleCommand
+                            ? .string("policy \"\(loop.policy.typeName)\"")
+                            : event.detail.utf8CodeUnitCount > 0 ? .string("\(event.detail)") : .null
+                    ),
                 ])
             })
         let busJSON = JSONValue.object(
@@ -324,8 +331,16 @@ enum RobotRun {
             ("target_hz", .number(rate)), ("overruns", .integer(Int(report.overruns))),
             ("final_state", .string("\(finalState)")), ("stopped_by", .string(stoppedBy)),
             ("safety_events", eventsJSON),
+            ("policy", .string(loop.policy.typeName)),
             ("tracking_rms_rad", .number(loop.trackingRMSRad)),
             ("approach_s", .number(loop.approachS)),
+            (
+                "final_positions_rad",
+                .object(
+                    configuration.joints.enumerated().map { j, joint in
+                        (joint.name, .number(loop.supervisor.measuredPositionRad[j]))
+                    })
+            ),
             ("wake_p50_us", .number(report.wakeLateness.p50Us)), ("wake_p99_us", .number(report.wakeLateness.p99Us)),
             ("wake_max_us", .number(report.wakeLateness.maxUs)),
             ("compute_p99_us", .number(report.compute.p99Us)), ("tick_max_us", .number(report.tick.maxUs)),

@@ -3,6 +3,7 @@ import SinewBus
 import SinewDrivers
 import SinewFusion
 import SinewKinematics
+import SinewPolicy
 import SinewRuntime
 import SinewSim
 import Testing
@@ -35,7 +36,7 @@ final class SimulatedRig {
         robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, lockstep: Bool = false,
         runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, calibration: CalibrationFile? = nil,
         withIMU: Bool = false, backlashRad: Double = 0, pseudoTerminal: Bool = false,
-        wrapTransport: ((any ByteTransport) -> any ByteTransport)? = nil
+        wrapTransport: ((any ByteTransport) -> any ByteTransport)? = nil, policy: (any Policy)? = nil
     ) throws {
         var path = "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml"
         if backlashRad > 0 { path = try Self.shippedConfiguration(path, withBacklashRad: backlashRad) }
@@ -88,14 +89,14 @@ final class SimulatedRig {
                 configuration: configuration, model: model, catalog: catalog,
                 transports: [busConfig.name: wrapTransport?(transport) ?? transport],
                 calibration: calibration, calibrationSource: "test-calibration.json", simulationClock: transport,
-                runMarginNs: RobotLoop.lockstepRunMarginNs)
+                runMarginNs: RobotLoop.lockstepRunMarginNs, policy: policy)
         } else {
             server = VirtualBusServer.serve(bus: bus, transport: terminal ?? device)
             if let wrapTransport { host = wrapTransport(host) }
             loop = try RobotLoop(
                 configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host],
                 calibration: calibration, calibrationSource: "test-calibration.json", runMarginNs: runMarginNs,
-                imuTransport: imuTransport)
+                imuTransport: imuTransport, policy: policy)
         }
     }
 
