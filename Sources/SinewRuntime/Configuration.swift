@@ -282,20 +282,29 @@ extension RobotConfiguration {
         public var durationS: Double { waypoints.reduce(0) { $0 + $1.durationS } }
     }
 
-    /// The settings of the built-in policy robot.yaml names (``BuiltinPolicies`` builds it; a program can hand
-    /// `RobotLoop` a policy of its own instead).
-    public enum Policy: Sendable, Equatable {
+    /// The policy robot.yaml's `policy:` names: its type and parsed settings (a ``PolicyType`` read them;
+    /// ``PolicySettings/makePolicy(in:)`` builds the policy a loop runs). A program can also hand `RobotLoop` a
+    /// policy of its own instead.
+    public struct Policy: Sendable, Equatable {
+        public let settings: any PolicySettings
+        /// Where `policy:` is in the yaml file (the file alone when it is absent).
+        public let location: SourceLocation
+
+        public init(settings: any PolicySettings, location: SourceLocation = SourceLocation(file: "")) {
+            self.settings = settings
+            self.location = location
+        }
+
         /// Hold the pose the robot was in when activated. The default.
-        case hold
-        case trajectory(Trajectory)
+        public static let hold = Policy(settings: HoldPolicySettings())
+
+        /// A joint-space trajectory through `trajectory`'s waypoints.
+        public static func trajectory(_ trajectory: Trajectory) -> Policy { Policy(settings: trajectory) }
 
         /// The name robot.yaml's `policy.type` gives it.
-        public var typeName: String {
-            switch self {
-            case .hold: "hold"
-            case .trajectory: "trajectory"
-            }
-        }
+        public var typeName: String { settings.typeName }
+
+        public static func == (a: Policy, b: Policy) -> Bool { a.settings.isEqual(to: b.settings) }
     }
 
     /// An axis-aligned box a named frame's origin must stay in, in the URDF root frame (m).

@@ -91,67 +91,11 @@ extension RobotConfiguration {
                 expected: "a link of \(model.file)" + suggestionText(imu.link, linkNames), found: "'\(imu.link)'")
         }
 
-        if case .trajectory(let trajectory) = policy {
-            for (w, waypoint) in trajectory.waypoints.enumerated() {
-                for (j, joint) in joints.enumerated() {
-                    let urdf = model.joints[model.jointIndex(named: joint.name)!]
-                    let q = waypoint.positionsRad[j]
-                    let path = "policy.waypoints[\(w)].positions_rad.\(joint.name)"
-                    if q < urdf.lowerLimit || q > urdf.upperLimit {
-                        throw ConfigurationError(
-                            .outsideModelLimits, at: waypoint.location, keyPath: path,
-                            expected: "a position within the URDF limits [\(urdf.lowerLimit), \(urdf.upperLimit)] rad",
-                            found: "\(q)")
-                    }
-                    let lower = max(urdf.lowerLimit, joint.limits.positionRad?.lower ?? -.infinity)
-                    let upper = min(urdf.upperLimit, joint.limits.positionRad?.upper ?? .infinity)
-                    let margin = joint.commandMarginRad(safety)
-                    if q < lower + margin || q > upper - margin {
-                        warnings.append(
-                            ConfigurationWarning(
-                                at: waypoint.location, keyPath: path,
-                                "\(q) rad is within the \(margin) rad safety margin (half the backlash included) of "
-                                    + "the limits [\(lower), \(upper)]; commands there are clamped"))
-                    }
-                }
-            }
-            warnings += speedWarnings(trajectory, limits: resolvedJointLimits(against: model))
-        }
+        warnings += try policy.settings.check(against: model, configuration: self)
         return warnings
     }
 
-    /// Segments too fast for a joint. The interpolation is the policy's business, so this assumes the
-    /// gentlest common one, minimum jerk, whose peak speed is 1.875 × the segment's average. The first
-    /// waypoint is skipped: it starts from wherever the robot is.
-    private func speedWarnings(_ trajectory: Trajectory, limits: [ResolvedJointLimits]) -> [ConfigurationWarning] {
-        var warnings: [ConfigurationWarning] = []
-        let peakFactor = 1.875
-        for w in trajectory.waypoints.indices.dropFirst() {
-            let from = trajectory.waypoints[w - 1]
-            let to = trajectory.waypoints[w]
-            for (j, joint) in joints.enumerated() {
-                let peakRadPerS = peakFactor * abs(to.positionsRad[j] - from.positionsRad[j]) / to.durationS
-                let path = "policy.waypoints[\(w)].duration_s"
-                if peakRadPerS > limits[j].velocityRadPerS {
-                    warnings.append(
-                        ConfigurationWarning(
-                            at: to.location, keyPath: path,
-                            "\(joint.name) would peak near \(peakRadPerS) rad/s (minimum-jerk profile), above its "
-                                + "velocity limit \(limits[j].velocityRadPerS) rad/s; the trajectory policy stretches the "
-                                + "segment to fit (give it more time to silence this)"))
-                } else if peakRadPerS / loop.rateHz > safety.maxStepRad {
-                    warnings.append(
-                        ConfigurationWarning(
-                            at: to.location, keyPath: path,
-                            "\(joint.name) would move up to \(peakRadPerS / loop.rateHz) rad per tick, more than "
-                                + "safety.max_step_rad \(safety.maxStepRad)"))
-                }
-            }
-        }
-        return warnings
-    }
-
-    private func suggestionText(_ name: String, _ candidates: [String]) -> String {
+    func suggestionText(_ name: String, _ candidates: [String]) -> String {
         guard let best = KeySuggestion.closest(to: name, among: candidates) else { return "" }
         return " (did you mean '\(best)'?)"
     }

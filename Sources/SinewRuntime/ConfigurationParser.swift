@@ -16,8 +16,6 @@ extension RobotConfiguration {
         static let limits = ["position_rad", "velocity_rad_s", "effort_nm", "acceleration_rad_s2"]
         static let coupled = ["id", "direction"]
         static let loop = ["rate_hz", "priority", "cpu", "overrun", "catch_up_max", "busy_poll_us"]
-        static let holdPolicy = ["type"]
-        static let trajectoryPolicy = ["type", "waypoints", "loop"]
         static let waypoint = ["positions_rad", "duration_s"]
         static let safety = [
             "position_margin_rad", "velocity_limit_scale", "max_step_rad", "workspace", "watchdog_ms",
@@ -32,7 +30,10 @@ extension RobotConfiguration {
 
     /// Reads and checks a `robot.yaml` file. The URDF path in it is resolved against the file's directory.
     /// This checks the configuration on its own; `check(against:)` checks it against the URDF.
-    public static func load(contentsOf path: String) throws(ConfigurationError) -> RobotConfiguration {
+    /// `policyTypes`: the types `policy.type` may name (the built-ins, and a program's own).
+    public static func load(contentsOf path: String, policyTypes: [any PolicyType] = PolicyTypes.builtin)
+        throws(ConfigurationError) -> RobotConfiguration
+    {
         // Refuse an oversized file before reading it (a device or a multi-gigabyte file named by mistake).
         if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber,
             size.int64Value > Int64(maximumFileBytes)
@@ -52,14 +53,15 @@ extension RobotConfiguration {
                 found: "bytes that are not UTF-8")
         }
         let directory = (path as NSString).deletingLastPathComponent
-        return try parse(text, file: path, baseDirectory: directory.isEmpty ? "." : directory)
+        return try parse(
+            text, file: path, baseDirectory: directory.isEmpty ? "." : directory, policyTypes: policyTypes)
     }
 
     /// Parses `robot.yaml` text. `file` is used in error locations; relative paths in it (the URDF) are
     /// resolved against `baseDirectory`.
-    public static func parse(_ text: String, file: String, baseDirectory: String) throws(ConfigurationError)
-        -> RobotConfiguration
-    {
+    public static func parse(
+        _ text: String, file: String, baseDirectory: String, policyTypes: [any PolicyType] = PolicyTypes.builtin
+    ) throws(ConfigurationError) -> RobotConfiguration {
         let reader = YAMLReader(file: file)
         if text.utf8.count > maximumFileBytes {
             throw ConfigurationError(
@@ -99,7 +101,7 @@ extension RobotConfiguration {
                 expected: "at most \(maximumExpandedNodes) nodes once aliases and merge keys ('<<') are expanded",
                 found: "a document that expands to more (here the count passes the limit)")
         }
-        return try Parser(reader: reader, baseDirectory: baseDirectory).robot(root)
+        return try Parser(reader: reader, baseDirectory: baseDirectory, policyTypes: policyTypes).robot(root)
     }
 }
 
@@ -109,6 +111,7 @@ private struct Parser {
     typealias Keys = RobotConfiguration.Keys
     let reader: YAMLReader
     let baseDirectory: String
+    let policyTypes: [any PolicyType]
 
     func robot(_ root: Node) throws(ConfigurationError) -> RobotConfiguration {
         let fields = try YAMLFields(root, path: "", allowed: Keys.root, reader: reader)
@@ -327,8 +330,8 @@ private struct Parser {
                 throw reader.error(
                     .invalidValue, positionNode, positionPath, expected: expected, found: "a list of \(items.count)")
             }
-            let lower = try positionValue(items[0], "\(positionPath)[0]")
-            let upper = try positionValue(items[1], "\(positionPath)[1]")
+            let lower = try reader.positionValue(items[0], "\(positionPath)[0]")
+            let upper = try reader.positionValue(items[1], "\(positionPath)[1]")
             guard lower < upper else {
                 throw reader.error(
                     .invalidLimits, positionNode, positionPath, expected: expected, found: "[\(lower), \(upper)]")
@@ -347,15 +350,6 @@ private struct Parser {
 
     /// A joint position (rad): finite and within ±100 rad, far beyond any joint but small enough that every
     /// computation on it stays finite.
-    private func positionValue(_ node: Node, _ path: String) throws(ConfigurationError) -> Double {
-        let expected = "a position in [-100, 100] (rad)"
-        let value = try reader.double(node, path, expected: expected)
-        guard abs(value) <= RobotConfiguration.positionBoundRad else {
-            throw reader.error(.invalidValue, node, path, expected: expected)
-        }
-        return value
-    }
-
     // MARK: loop, policy
 
     func loop(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.Loop {
@@ -379,99 +373,24 @@ private struct Parser {
         -> RobotConfiguration.Policy
     {
         // The type decides which other keys are valid, so read it before checking the keys.
-        var type = "hold"
+        var typeName = "hold"
+        let names = policyTypes.map(\.name)
+        let expected = "one of " + names.map { "'\($0)'" }.joined(separator: ", ")
         if case .mapping(let mapping) = node, let typeNode = mapping["type"] {
-            type = try reader.word(typeNode, "policy.type", PolicyType.self).rawValue
-        }
-        switch type {
-        case PolicyType.trajectory.rawValue:
-            let fields = try YAMLFields(node, path: "policy", allowed: Keys.trajectoryPolicy, reader: reader)
-            let waypointsNode = try fields.required("waypoints", expected: "a list of waypoints")
-            let items = try reader.list(waypointsNode, "policy.waypoints", expected: "a list of waypoints")
-            if items.isEmpty {
-                throw reader.error(
-                    .invalidValue, waypointsNode, "policy.waypoints", expected: "at least one waypoint",
-                    found: "an empty list")
-            }
-            var waypoints: [RobotConfiguration.Waypoint] = []
-            for (i, item) in items.enumerated() {
-                waypoints.append(
-                    try waypoint(
-                        item, path: "policy.waypoints[\(i)]", joints: joints, previous: waypoints.last?.positionsRad))
-            }
-            return .trajectory(
-                RobotConfiguration.Trajectory(waypoints: waypoints, loop: try fields.bool("loop", default: false)))
-        default:
-            _ = try YAMLFields(node, path: "policy", allowed: Keys.holdPolicy, reader: reader)
-            return .hold
-        }
-    }
-
-    private enum PolicyType: String, CaseIterable {
-        case hold, trajectory
-    }
-
-    /// Positions as a map joint name → rad (joints left out keep the previous waypoint's value) or as a
-    /// list in joint order.
-    func waypoint(_ node: Node, path: String, joints: [RobotConfiguration.Joint], previous: [Double]?)
-        throws(ConfigurationError) -> RobotConfiguration.Waypoint
-    {
-        let fields = try YAMLFields(node, path: path, allowed: Keys.waypoint, reader: reader)
-        let durationS = try fields.double(
-            "duration_s", default: .nan, unit: "s, time to reach this waypoint from the previous one",
-            where: { $0 > 0 && $0 <= RobotConfiguration.durationBoundS }, "in (0, 1000000]")
-        if durationS.isNaN {
-            throw fields.missing("duration_s", expected: "the time to reach this waypoint (s, in (0, 1000000])")
-        }
-        let positionsNode = try fields.required(
-            "positions_rad", expected: "joint positions (rad): a map joint → value or a list in joint order")
-        let positionsPath = fields.childPath("positions_rad")
-        var positions = previous ?? [Double](repeating: .nan, count: joints.count)
-        var nodes = [Node?](repeating: nil, count: joints.count)
-        switch positionsNode {
-        case .sequence(let sequence):
-            guard sequence.count == joints.count else {
-                throw reader.error(
-                    .invalidValue, positionsNode, positionsPath,
-                    expected: "\(joints.count) positions (rad), one per configured joint in order",
-                    found: "a list of \(sequence.count)")
-            }
-            for (j, item) in sequence.enumerated() {
-                positions[j] = try positionValue(item, "\(positionsPath)[\(j)]")
-                nodes[j] = item
-            }
-        case .mapping:
-            let names = joints.map(\.name)
-            let map = try YAMLFields(positionsNode, path: positionsPath, allowed: names, reader: reader)
-            for (j, name) in names.enumerated() {
-                guard let item = map[name] else { continue }
-                positions[j] = try positionValue(item, map.childPath(name))
-                nodes[j] = item
-            }
-            let missing = names.indices.filter { positions[$0].isNaN }.map { names[$0] }
-            if !missing.isEmpty {
-                throw reader.error(
-                    .missingKey, positionsNode, positionsPath,
-                    expected: "a position for every joint in the first waypoint",
-                    found: "none for \(missing.joined(separator: ", "))")
-            }
-        default:
-            throw reader.error(
-                .wrongType, positionsNode, positionsPath,
-                expected: "a map joint → position (rad) or a list of positions in joint order")
-        }
-        for (j, joint) in joints.enumerated() {
-            guard let node = nodes[j], let limits = joint.limits.positionRad else { continue }
-            if positions[j] < limits.lower || positions[j] > limits.upper {
-                let itemPath =
-                    positionsNode.sequence != nil ? "\(positionsPath)[\(j)]" : "\(positionsPath).\(joint.name)"
-                throw reader.error(
-                    .invalidValue, node, itemPath,
-                    expected: "a position within \(joint.name)'s limits [\(limits.lower), \(limits.upper)] rad")
+            typeName = try reader.scalarText(typeNode, "policy.type", expected: expected)
+            guard names.contains(typeName) else {
+                throw ConfigurationError(
+                    .invalidValue, at: reader.location(typeNode), keyPath: "policy.type", expected: expected,
+                    found: "'\(typeName)'", suggestion: KeySuggestion.closest(to: typeName, among: names))
             }
         }
-        return RobotConfiguration.Waypoint(
-            positionsRad: positions, durationS: durationS, location: reader.location(node))
+        guard let type = policyTypes.first(where: { $0.name == typeName }) else {
+            throw reader.error(.invalidValue, node, "policy.type", expected: expected)
+        }
+        let fields = try YAMLFields(node, path: "policy", allowed: ["type"] + type.keys, reader: reader)
+        let settings = try type.settings(
+            from: PolicySettingsReader(fields: fields, joints: joints, baseDirectory: baseDirectory))
+        return RobotConfiguration.Policy(settings: settings, location: reader.location(node))
     }
 
     // MARK: safety, recording, imu
@@ -583,5 +502,79 @@ extension YAMLFields {
     func missing(_ key: String, expected: String) -> ConfigurationError {
         ConfigurationError(
             .missingKey, at: reader.location(node), keyPath: childPath(key), expected: expected, found: "nothing")
+    }
+}
+
+extension YAMLReader {
+    /// Positions as a map joint name → rad (joints left out keep the previous waypoint's value) or as a
+    /// list in joint order.
+    func waypoint(_ node: Node, path: String, joints: [RobotConfiguration.Joint], previous: [Double]?)
+        throws(ConfigurationError) -> RobotConfiguration.Waypoint
+    {
+        let fields = try YAMLFields(node, path: path, allowed: RobotConfiguration.Keys.waypoint, reader: self)
+        let durationS = try fields.double(
+            "duration_s", default: .nan, unit: "s, time to reach this waypoint from the previous one",
+            where: { $0 > 0 && $0 <= RobotConfiguration.durationBoundS }, "in (0, 1000000]")
+        if durationS.isNaN {
+            throw fields.missing("duration_s", expected: "the time to reach this waypoint (s, in (0, 1000000])")
+        }
+        let positionsNode = try fields.required(
+            "positions_rad", expected: "joint positions (rad): a map joint → value or a list in joint order")
+        let positionsPath = fields.childPath("positions_rad")
+        var positions = previous ?? [Double](repeating: .nan, count: joints.count)
+        var nodes = [Node?](repeating: nil, count: joints.count)
+        switch positionsNode {
+        case .sequence(let sequence):
+            guard sequence.count == joints.count else {
+                throw error(
+                    .invalidValue, positionsNode, positionsPath,
+                    expected: "\(joints.count) positions (rad), one per configured joint in order",
+                    found: "a list of \(sequence.count)")
+            }
+            for (j, item) in sequence.enumerated() {
+                positions[j] = try positionValue(item, "\(positionsPath)[\(j)]")
+                nodes[j] = item
+            }
+        case .mapping:
+            let names = joints.map(\.name)
+            let map = try YAMLFields(positionsNode, path: positionsPath, allowed: names, reader: self)
+            for (j, name) in names.enumerated() {
+                guard let item = map[name] else { continue }
+                positions[j] = try positionValue(item, map.childPath(name))
+                nodes[j] = item
+            }
+            let missing = names.indices.filter { positions[$0].isNaN }.map { names[$0] }
+            if !missing.isEmpty {
+                throw error(
+                    .missingKey, positionsNode, positionsPath,
+                    expected: "a position for every joint in the first waypoint",
+                    found: "none for \(missing.joined(separator: ", "))")
+            }
+        default:
+            throw error(
+                .wrongType, positionsNode, positionsPath,
+                expected: "a map joint → position (rad) or a list of positions in joint order")
+        }
+        for (j, joint) in joints.enumerated() {
+            guard let node = nodes[j], let limits = joint.limits.positionRad else { continue }
+            if positions[j] < limits.lower || positions[j] > limits.upper {
+                let itemPath =
+                    positionsNode.sequence != nil ? "\(positionsPath)[\(j)]" : "\(positionsPath).\(joint.name)"
+                throw error(
+                    .invalidValue, node, itemPath,
+                    expected: "a position within \(joint.name)'s limits [\(limits.lower), \(limits.upper)] rad")
+            }
+        }
+        return RobotConfiguration.Waypoint(
+            positionsRad: positions, durationS: durationS, location: location(node))
+    }
+
+    func positionValue(_ node: Node, _ path: String) throws(ConfigurationError) -> Double {
+        let expected = "a position in [-100, 100] (rad)"
+        let value = try double(node, path, expected: expected)
+        guard abs(value) <= RobotConfiguration.positionBoundRad else {
+            throw error(.invalidValue, node, path, expected: expected)
+        }
+        return value
     }
 }

@@ -255,13 +255,16 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     ///     does not match its entry.
     ///   - calibrationSource: the calibration's file, named in errors.
     ///   - imuTransport: where the IMU of robot.yaml's `imu:` section is read from (none: no IMU).
+    ///   - policy: the policy to run instead of the one robot.yaml names.
+    ///   - policyTransports: ports of buses the policy reads besides the robot's (a teleoperation leader), by
+    ///     the bus names its settings give.
     public init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
         transports: [String: any ByteTransport], calibration: CalibrationFile? = nil,
         calibrationSource: String = "calibration", emergencyStop: EmergencyStopSources = EmergencyStopSources(),
         overrunBudget: Int = 10, simulationClock: (any SimulationClock)? = nil,
         runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, imuTransport: (any ByteTransport)? = nil,
-        policy: (any Policy)? = nil
+        policy: (any Policy)? = nil, policyTransports: [String: any ByteTransport] = [:]
     ) throws(RobotLoopError) {
         self.simulationClock = simulationClock
         self.runMarginNs = runMarginNs
@@ -394,7 +397,16 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         torqueOnAtServo = .allocate(capacity: max(1, n))
         torqueOnAtServo.initialize(repeating: false)
         let jointNames = configuration.joints.map(\.name)
-        let chosen = policy ?? BuiltinPolicies.make(for: configuration, limits: jointLimits)
+        let chosen: any Policy
+        if let policy {
+            chosen = policy
+        } else {
+            chosen = try configuration.policy.settings.makePolicy(
+                in: PolicyBuildContext(
+                    configuration: configuration, model: model, catalog: catalog, jointLimits: jointLimits,
+                    loopRateHz: configuration.loop.rateHz, lockstep: simulationClock != nil,
+                    policyTransports: policyTransports))
+        }
         try Self.checkPolicy(chosen, configuration: configuration)
         var frameLinks: [Int] = []
         for frame in chosen.observedFrames {

@@ -166,7 +166,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
 
         #expect(c.loop == RobotConfiguration.Loop(rateHz: 250, priority: 90, cpu: 1, overrun: .catchUp, catchUpMax: 2))
 
-        guard case .trajectory(let trajectory) = c.policy else {
+        guard let trajectory = c.policy.settings as? RobotConfiguration.Trajectory else {
             Issue.record("expected a trajectory policy")
             return
         }
@@ -554,7 +554,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
             ])
         #expect(c.joints.allSatisfy { $0.servoModel == "sts3215" && $0.bus == "arm" })
         #expect(c.buses.map(\.busProtocol) == [.feetech])
-        guard case .trajectory(let trajectory) = c.policy else {
+        guard let trajectory = c.policy.settings as? RobotConfiguration.Trajectory else {
             Issue.record("expected a trajectory policy")
             return
         }
@@ -574,7 +574,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect(c.joints.map(\.name) == checked.model.joints.map(\.name))
         let mass = checked.model.links.compactMap(\.inertial?.mass).reduce(0, +)
         #expect(mass > 0.5 && mass < 1.0)
-        guard case .trajectory(let trajectory) = c.policy else {
+        guard let trajectory = c.policy.settings as? RobotConfiguration.Trajectory else {
             Issue.record("expected a trajectory policy")
             return
         }

@@ -1,30 +1,5 @@
 import SinewPolicy
 
-/// The policies robot.yaml's `policy:` can name, built from its parsed settings.
-public enum BuiltinPolicies {
-    /// The policy `configuration.policy` describes, planning within `limits` (the supervisor's joint limits:
-    /// velocity limits already scaled by `safety.velocity_limit_scale`).
-    public static func make(for configuration: RobotConfiguration, limits: [JointSafetyLimits]) -> any Policy {
-        let jointNames = configuration.joints.map(\.name)
-        switch configuration.policy {
-        case .hold:
-            return HoldPolicy(jointNames: jointNames)
-        case .trajectory(let trajectory):
-            return TrajectoryPolicy(
-                jointNames: jointNames,
-                waypoints: trajectory.waypoints.map {
-                    TrajectoryPolicy.Waypoint(positionsRad: $0.positionsRad, durationS: $0.durationS)
-                },
-                loops: trajectory.loop,
-                limits: zip(configuration.joints, limits).map { joint, limit in
-                    TrajectoryPolicy.JointLimits(
-                        velocityRadPerS: limit.velocityLimitRadPerS,
-                        accelerationRadPerS2: joint.limits.accelerationRadPerS2 ?? .infinity)
-                })
-        }
-    }
-}
-
 extension RobotLoop {
     /// A policy the loop can run: it commands joints of this robot, each once, by position (the act stage
     /// writes position goals; velocity and effort goals need the servos' other operating modes, not yet
