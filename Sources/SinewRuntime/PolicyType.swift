@@ -163,7 +163,8 @@ public struct PolicySettingsReader {
     }
 
     /// A list of exactly `count` numbers each within ±`bound` (or of any length when `count` is nil).
-    public func numbers(_ key: String, count: Int?, unit: String, bound: Double) throws(ConfigurationError) -> [Double]? {
+    public func numbers(_ key: String, count: Int?, unit: String, bound: Double) throws(ConfigurationError) -> [Double]?
+    {
         guard let node = fields[key] else { return nil }
         let keyPath = fields.childPath(key)
         let boundText = YAMLReader.text(bound)
@@ -178,7 +179,8 @@ public struct PolicySettingsReader {
             let value = try reader.double(item, "\(keyPath)[\(i)]", expected: "a number (\(unit))")
             guard abs(value) <= bound else {
                 throw reader.error(
-                    .invalidValue, item, "\(keyPath)[\(i)]", expected: "a number in [-\(boundText), \(boundText)] (\(unit))")
+                    .invalidValue, item, "\(keyPath)[\(i)]",
+                    expected: "a number in [-\(boundText), \(boundText)] (\(unit))")
             }
             values.append(value)
         }
@@ -187,7 +189,9 @@ public struct PolicySettingsReader {
 
     /// One value per joint: a map joint name → value (joints left out get `default`) or a list in joint
     /// order; a single number applies to every joint. Nil when the key is absent.
-    public func perJoint(_ key: String, default value: Double, unit: String, where valid: (Double) -> Bool, _ rule: String)
+    public func perJoint(
+        _ key: String, default value: Double, unit: String, where valid: (Double) -> Bool, _ rule: String
+    )
         throws(ConfigurationError) -> [Double]?
     {
         guard let node = fields[key] else { return nil }
@@ -195,7 +199,9 @@ public struct PolicySettingsReader {
         let expected = "a number \(rule) (\(unit)), a list of them in joint order, or a map joint → number"
         func checked(_ item: Node, _ itemPath: String) throws(ConfigurationError) -> Double {
             let v = try reader.double(item, itemPath, expected: "a number \(rule) (\(unit))")
-            guard valid(v) else { throw reader.error(.invalidValue, item, itemPath, expected: "a number \(rule) (\(unit))") }
+            guard valid(v) else {
+                throw reader.error(.invalidValue, item, itemPath, expected: "a number \(rule) (\(unit))")
+            }
             return v
         }
         switch node {
@@ -253,7 +259,9 @@ public struct PolicySettingsReader {
         guard let node = fields[key] else { return nil }
         let keyPath = fields.childPath(key)
         let items = try reader.list(node, keyPath, expected: expected)
-        if items.isEmpty { throw reader.error(.invalidValue, node, keyPath, expected: expected, found: "an empty list") }
+        if items.isEmpty {
+            throw reader.error(.invalidValue, node, keyPath, expected: expected, found: "an empty list")
+        }
         var readers: [PolicySettingsReader] = []
         for (i, item) in items.enumerated() {
             let fields = try YAMLFields(item, path: "\(keyPath)[\(i)]", allowed: allowed, reader: reader)

@@ -108,7 +108,9 @@ extension RobotConfiguration.Trajectory: PolicySettings {
         let configuration = context.configuration
         return TrajectoryPolicy(
             jointNames: configuration.joints.map(\.name),
-            waypoints: waypoints.map { TrajectoryPolicy.Waypoint(positionsRad: $0.positionsRad, durationS: $0.durationS) },
+            waypoints: waypoints.map {
+                TrajectoryPolicy.Waypoint(positionsRad: $0.positionsRad, durationS: $0.durationS)
+            },
             loops: loop,
             limits: zip(configuration.joints, context.jointLimits).map { joint, limit in
                 TrajectoryPolicy.JointLimits(
