@@ -286,3 +286,39 @@ public struct ServoModel: Sendable {
         return image
     }
 }
+
+/// Which goal a servo's firmware follows: its Operating Mode, in words every model shares.
+public enum ServoControlMode: UInt8, Sendable, CaseIterable {
+    /// Goal Position through the firmware's position loop (every model's default).
+    case position
+    /// Goal Velocity through its velocity loop (Dynamixel velocity mode, Feetech wheel mode).
+    case velocity
+    /// Goal Current through its current loop: the output torque (Dynamixel current mode).
+    case current
+
+    public var word: String {
+        switch self {
+        case .position: "position"
+        case .velocity: "velocity"
+        case .current: "current"
+        }
+    }
+}
+
+extension ServoModel {
+    /// The Operating Mode register's value for `mode`, or nil when this model cannot run in it (Feetech STS
+    /// has no current loop; a model without an Operating Mode register runs in position only). Values from
+    /// the ROBOTIS X-series e-manual (0 current, 1 velocity, 3 position) and the Feetech STS memory table
+    /// (0 position, 1 wheel/speed).
+    public func operatingModeValue(for mode: ServoControlMode) -> Int64? {
+        guard register(named: "Operating Mode") != nil else { return mode == .position ? 0 : nil }
+        switch (wireProtocol, mode) {
+        case (.dynamixel2, .position): return 3
+        case (.dynamixel2, .velocity): return register(named: "Goal Velocity") != nil ? 1 : nil
+        case (.dynamixel2, .current): return register(named: "Goal Current") != nil ? 0 : nil
+        case (_, .position): return 0
+        case (_, .velocity): return register(named: "Goal Velocity") != nil ? 1 : nil
+        case (_, .current): return nil
+        }
+    }
+}

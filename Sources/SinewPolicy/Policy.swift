@@ -1,16 +1,21 @@
 import SinewFusion
 
-/// How a policy commands one joint. The act stage writes what the servo's operating mode accepts; a kind
-/// the servo cannot take is refused when the loop is built, before any torque.
+/// How a policy commands one joint. The loop puts the joint's servo in the matching operating mode at
+/// configure; a kind the servo cannot take is refused when the loop is built, before any torque. Whatever the
+/// kind, the safety supervisor keeps the joint inside its limits, and its safe state holds by position.
+///
+/// There is no "position plus feed-forward effort" kind: neither the Dynamixel X series nor the Feetech STS
+/// adds a current to its position loop (X-series current-based position mode uses Goal Current as a limit).
+/// A policy that wants a feed-forward effort commands `effort` and closes its own position loop around it,
+/// as the `impedance` policy does.
 public enum JointCommandKind: String, Sendable, Equatable, CaseIterable {
     /// A goal position (rad): every servo's default mode.
     case position
-    /// A goal velocity (rad/s): wheel or velocity mode.
+    /// A goal velocity (rad/s): Dynamixel velocity mode, Feetech wheel mode.
     case velocity
-    /// A goal current expressed as joint effort (N·m): current or torque mode.
+    /// A goal effort (N·m), sent as Goal Current through the joint's torque constant and reducer: Dynamixel
+    /// current mode.
     case effort
-    /// A goal position with a feed-forward effort (N·m) added by the servo's current-based position mode.
-    case positionWithFeedForwardEffort = "position_feed_forward"
 }
 
 /// Where a policy runs.

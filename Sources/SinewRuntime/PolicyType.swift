@@ -80,7 +80,9 @@ public struct PolicyBuildContext: @unchecked Sendable {
 
 /// The policy types robot.yaml knows without help.
 public enum PolicyTypes {
-    public static let builtin: [any PolicyType] = [HoldPolicyType(), TrajectoryPolicyType()]
+    public static let builtin: [any PolicyType] = [
+        HoldPolicyType(), TrajectoryPolicyType(), ImpedancePolicyType(), GravityCompensationPolicyType(),
+    ]
 
     /// `name — summary` per type, for help texts.
     public static func describe(_ types: [any PolicyType] = builtin) -> String {

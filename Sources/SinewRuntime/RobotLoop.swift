@@ -84,10 +84,24 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         let writeBuffer: UnsafeMutableRawBufferPointer
         let torqueBuffer: UnsafeMutableRawBufferPointer
         let littleEndian: Bool
+        /// Goal registers of the other control modes (nil where the model has none).
+        let goalVelocitySpec: RegisterSpec?
+        let goalCurrentSpec: RegisterSpec?
+        let operatingModeSpec: RegisterSpec?
+        /// The control mode each servo should run in for the policy, and the one it runs in now
+        /// (``ServoControlMode`` raw values; they differ after the safe state switched a joint to position).
+        let wantedMode: [ServoControlMode]
+        let slotMode: UnsafeMutableBufferPointer<UInt8>
+        /// Whether any servo on the bus is driven other than by position.
+        let drivesOtherModes: Bool
+        /// Scratch for sync writes to a subset of the servos (velocity goals, current goals, a mode switch).
+        let subsetIDs: UnsafeMutableBufferPointer<ServoID>
+        let subsetSlots: UnsafeMutableBufferPointer<Int>
+        let subsetData: UnsafeMutableRawBufferPointer
 
         init(
             name: String, master: BusMaster, ids: [ServoID], joints: [Int], servoDirection: [Double],
-            slotModels: [ServoModel]
+            slotModels: [ServoModel], wantedMode: [ServoControlMode]
         ) throws(RobotLoopError) {
             let servo = slotModels[0]
             self.slotModels = slotModels
@@ -125,6 +139,19 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             torqueBuffer = .allocate(byteCount: ids.count, alignment: 8)
             torqueBuffer.initializeMemory(as: UInt8.self, repeating: 0)
             littleEndian = servo.wireProtocol.isLittleEndian
+            goalVelocitySpec = servo.register(named: "Goal Velocity")
+            goalCurrentSpec = servo.register(named: "Goal Current")
+            operatingModeSpec = servo.register(named: "Operating Mode")
+            self.wantedMode = wantedMode
+            slotMode = .allocate(capacity: max(1, ids.count))
+            slotMode.initialize(repeating: ServoControlMode.position.rawValue)
+            drivesOtherModes = wantedMode.contains { $0 != .position }
+            subsetIDs = .allocate(capacity: max(1, ids.count))
+            subsetIDs.initialize(repeating: 0)
+            subsetSlots = .allocate(capacity: max(1, ids.count))
+            subsetSlots.initialize(repeating: 0)
+            subsetData = .allocate(byteCount: 4 * max(1, ids.count), alignment: 8)
+            subsetData.initializeMemory(as: UInt8.self, repeating: 0)
         }
 
         deinit {
@@ -132,6 +159,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             readBuffer.deallocate()
             writeBuffer.deallocate()
             torqueBuffer.deallocate()
+            slotMode.deallocate()
+            subsetIDs.deallocate()
+            subsetSlots.deallocate()
+            subsetData.deallocate()
         }
 
         /// Decoded value of a register inside servo `slot`'s part of the read buffer.
@@ -152,6 +183,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// Joint mapping per configuration joint (its first servo).
     public let mappings: [JointServoMapping]
     let buses: [BusLink]
+    /// Each configuration joint's first servo: index into `buses` and slot on it (-1, -1: none).
+    let jointSlots: [(bus: Int, slot: Int)]
     let workspace: KinematicsWorkspace
     /// URDF-level joint index of each configuration joint.
     let urdfIndex: [Int]
@@ -295,6 +328,34 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         urdfIndex = urdf
         mappings = maps
 
+        let limits = configuration.resolvedJointLimits(against: model)
+        let safety = configuration.safety
+        let jointLimits = configuration.joints.enumerated().map { i, joint in
+            JointSafetyLimits(
+                positionMinRad: limits[i].lowerRad, positionMaxRad: limits[i].upperRad,
+                positionMarginRad: joint.commandMarginRad(safety), velocityLimitRadPerS: limits[i].velocityRadPerS,
+                effortLimitNm: limits[i].effortNm, maxStepRadPerTick: safety.maxStepRad,
+                stepFaultRadPerTick: 4 * safety.maxStepRad,
+                safeState: joint.safeState == .hold ? .hold : .torqueOff)
+        }
+        let jointNames = configuration.joints.map(\.name)
+        let chosen: any Policy
+        if let policy {
+            chosen = policy
+        } else {
+            chosen = try configuration.policy.settings.makePolicy(
+                in: PolicyBuildContext(
+                    configuration: configuration, model: model, catalog: catalog, jointLimits: jointLimits,
+                    loopRateHz: configuration.loop.rateHz, lockstep: simulationClock != nil,
+                    policyTransports: policyTransports))
+        }
+        try Self.checkPolicy(chosen, configuration: configuration, catalog: catalog)
+        // The control mode each joint's servos run in: what the policy commands it by.
+        var jointModes = [ServoControlMode](repeating: .position, count: configuration.joints.count)
+        for command in chosen.commands {
+            guard let j = configuration.jointIndex(named: command.joint) else { continue }
+            jointModes[j] = Self.controlMode(for: command.kind)
+        }
         var links: [BusLink] = []
         for bus in configuration.buses {
             guard let transport = transports[bus.name] else {
@@ -346,11 +407,20 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             let master = BusMaster(transport: transport, protocol: wire, timing: timing)
             let link = try BusLink(
                 name: bus.name, master: master, ids: ids, joints: joints, servoDirection: directions,
-                slotModels: slotModels)
+                slotModels: slotModels, wantedMode: joints.map { jointModes[$0] })
             link.runMarginNs = busMarginNs
             links.append(link)
         }
         buses = links
+        jointSlots = configuration.joints.indices.map { j in
+            for (b, link) in links.enumerated() {
+                if let slot = link.joints.indices.first(where: { link.joints[$0] == j && link.servoDirection[$0] > 0 })
+                {
+                    return (b, slot)
+                }
+            }
+            return (-1, -1)
+        }
 
         var boxes: [WorkspaceBox] = []
         var boxLinks: [Int] = []
@@ -369,16 +439,6 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         mimicJoints = model.joints.enumerated().compactMap { i, joint in
             joint.mimic.map { (i, $0.master, $0.multiplier, $0.offset) }
         }
-        let limits = configuration.resolvedJointLimits(against: model)
-        let safety = configuration.safety
-        let jointLimits = configuration.joints.enumerated().map { i, joint in
-            JointSafetyLimits(
-                positionMinRad: limits[i].lowerRad, positionMaxRad: limits[i].upperRad,
-                positionMarginRad: joint.commandMarginRad(safety), velocityLimitRadPerS: limits[i].velocityRadPerS,
-                effortLimitNm: limits[i].effortNm, maxStepRadPerTick: safety.maxStepRad,
-                stepFaultRadPerTick: 4 * safety.maxStepRad,
-                safeState: joint.safeState == .hold ? .hold : .torqueOff)
-        }
         supervisor = SafetySupervisor(
             configuration: SafetyConfiguration(
                 jointNames: configuration.joints.map(\.name), joints: jointLimits, workspaceBoxes: boxes,
@@ -396,18 +456,6 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         targetPositionRad.initialize(repeating: 0)
         torqueOnAtServo = .allocate(capacity: max(1, n))
         torqueOnAtServo.initialize(repeating: false)
-        let jointNames = configuration.joints.map(\.name)
-        let chosen: any Policy
-        if let policy {
-            chosen = policy
-        } else {
-            chosen = try configuration.policy.settings.makePolicy(
-                in: PolicyBuildContext(
-                    configuration: configuration, model: model, catalog: catalog, jointLimits: jointLimits,
-                    loopRateHz: configuration.loop.rateHz, lockstep: simulationClock != nil,
-                    policyTransports: policyTransports))
-        }
-        try Self.checkPolicy(chosen, configuration: configuration)
         var frameLinks: [Int] = []
         for frame in chosen.observedFrames {
             guard let link = model.linkIndex(named: frame) else {
@@ -520,11 +568,13 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 // Settings live in EEPROM, writable with torque off only.
                 try writeRegister(bus, id: id, joint: joint, name: "Torque Enable", value: 0)
                 try writeRegister(bus, id: id, joint: joint, name: "Return Delay Time", value: 0)
-                if bus.servoModel.register(named: "Operating Mode") != nil {
-                    // Position control: 3 on Dynamixel X, 0 on Feetech STS.
-                    let mode: Int64 = bus.servoModel.wireProtocol == .dynamixel2 ? 3 : 0
+                // The mode the policy drives the joint in (position unless it commands velocity or effort).
+                if let mode = bus.servoModel.operatingModeValue(for: bus.wantedMode[slot]),
+                    bus.operatingModeSpec != nil
+                {
                     try writeRegister(bus, id: id, joint: joint, name: "Operating Mode", value: mode)
                 }
+                bus.slotMode[slot] = bus.wantedMode[slot].rawValue
                 // The joint's position limits as the servo's own, so the firmware refuses what the
                 // supervisor would (a second line of defence). Coupled mirror servos keep theirs.
                 let j = bus.joints[slot]
@@ -549,7 +599,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     /// Sets one setting of a servo: reads it first and writes only when it differs (EEPROM wears, and a
     /// second run should write nothing), then reads it back. Each change is kept in `configurationChanges`.
-    private func writeRegister(_ bus: BusLink, id: ServoID, joint: String, name: String, value: Int64)
+    func writeRegister(_ bus: BusLink, id: ServoID, joint: String, name: String, value: Int64)
         throws(RobotLoopError)
     {
         guard let spec = bus.servoModel.register(named: name) else { return }
@@ -604,6 +654,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// Reads the present pose, sends it as every servo's goal, then switches torque on: goal first, so
     /// nothing jumps (activation and recovery).
     private func holdPresentPoseWithTorque() throws(RobotLoopError) {
+        try restoreControlModes()
         try readPresentPose()
         for bus in buses {
             for slot in 0..<bus.ids.count {
@@ -619,7 +670,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                     "bus \"\(bus.name)\": cannot send the start pose: \(error)", location: location(on: bus, of: error))
             }
         }
+        try zeroVelocityAndCurrentGoals()
         try setTorque(on: true)
+        for j in 0..<configuration.joints.count { supervisor.jointControlMode[j] = controlMode(ofJoint: j) }
     }
 
     private func readPresentPose() throws(RobotLoopError) {
@@ -657,7 +710,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         for j in 0..<configuration.joints.count {
             targetPositionRad[j] = command.positionRad[j]
-            supervisor.commandedPositionRad[j] = command.positionRad[j]
+            supervisor.commandedPositionRad[j] =
+                supervisor.jointControlMode[j] == ServoControlMode.position.rawValue
+                ? command.positionRad[j] : supervisor.measuredPositionRad[j]
         }
         supervisor.rearm()
         activatedAtNs = Int64(MonotonicInstant.now().nanoseconds)
@@ -765,7 +820,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         stopPolicy()
         for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
         defer { for bus in buses { bus.master.timing.marginNanoseconds = bus.runMarginNs } }
-        var failures: [String] = []
+        var failures = returnHoldServosToPosition()
         for bus in buses {
             for slot in 0..<bus.ids.count {
                 let j = bus.joints[slot]
@@ -1022,7 +1077,14 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         for j in 0..<n {
             targetPositionRad[j] = command.positionRad[j]
-            supervisor.commandedPositionRad[j] = command.positionRad[j]
+            if supervisor.jointControlMode[j] == ServoControlMode.position.rawValue {
+                supervisor.commandedPositionRad[j] = command.positionRad[j]
+            } else {
+                // Driven by velocity or effort: the position the safe state would hold is where the joint is.
+                supervisor.commandedPositionRad[j] = supervisor.measuredPositionRad[j]
+                supervisor.commandedVelocityRadPerS[j] = command.velocityRadPerS[j]
+                supervisor.commandedEffortNm[j] = command.effortNm[j]
+            }
         }
     }
 
@@ -1072,9 +1134,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 continue
             }
             do {
+                if bus.drivesOtherModes && supervisor.isSafeStateLatched { try switchHoldServosToPosition(bus) }
                 try bus.master.syncWrite(
                     ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.goalSpec.address), length: bus.goalSpec.size,
                     data: UnsafeRawBufferPointer(bus.writeBuffer))
+                if bus.drivesOtherModes { try writeOtherModeGoals(bus) }
                 if torqueChange {
                     try bus.master.syncWrite(
                         ids: UnsafeBufferPointer(bus.ids), address: UInt16(bus.torqueSpec.address), length: 1,

@@ -1,4 +1,5 @@
 import Foundation
+import SinewDrivers
 
 /// Per-tick facts the supervisor needs besides the joint arrays. Times are CLOCK_MONOTONIC ns.
 public struct SafetyTickInput: Sendable {
@@ -74,8 +75,16 @@ public final class SafetySupervisor: @unchecked Sendable {
     public let measuredVelocityRadPerS: UnsafeMutableBufferPointer<Double>
     /// Joint efforts, N·m; write 0 for a servo that does not report load (NaN fails the effort check).
     public let measuredEffortNm: UnsafeMutableBufferPointer<Double>
-    /// The policy's position targets this tick.
+    /// The policy's position targets this tick (joints driven by position; for the others the loop writes
+    /// the measured position, which the safe state holds).
     public let commandedPositionRad: UnsafeMutableBufferPointer<Double>
+    /// How each joint's servo is driven now (``ServoControlMode`` raw values; position by default): the loop
+    /// sets it at activation and when the safe state switches a joint back to position.
+    public let jointControlMode: UnsafeMutableBufferPointer<UInt8>
+    /// The policy's velocity goals this tick, rad/s (joints driven by velocity).
+    public let commandedVelocityRadPerS: UnsafeMutableBufferPointer<Double>
+    /// The policy's effort goals this tick, N·m (joints driven by current).
+    public let commandedEffortNm: UnsafeMutableBufferPointer<Double>
     /// The servo's hardware-error byte per joint (0: none).
     public let hardwareErrorFlags: UnsafeMutableBufferPointer<UInt8>
     /// False for a joint whose servo gave no valid reading this tick.
@@ -88,6 +97,12 @@ public final class SafetySupervisor: @unchecked Sendable {
     public let outputPositionRad: UnsafeMutableBufferPointer<Double>
     /// False for joints whose torque must be off (safe state with `torqueOff`).
     public let outputTorqueEnabled: UnsafeMutableBufferPointer<Bool>
+    /// Validated velocity goals (rad/s): within the velocity limit, none that pushes further past a position
+    /// limit's margin; 0 in the safe state.
+    public let outputVelocityRadPerS: UnsafeMutableBufferPointer<Double>
+    /// Validated effort goals (N·m): within the effort limit, none that pushes further past a position
+    /// limit's margin; 0 in the safe state.
+    public let outputEffortNm: UnsafeMutableBufferPointer<Double>
 
     // Workspaces.
     private let limits: UnsafeMutableBufferPointer<JointSafetyLimits>
@@ -119,6 +134,12 @@ public final class SafetySupervisor: @unchecked Sendable {
         measuredVelocityRadPerS = doubles(n)
         measuredEffortNm = doubles(n)
         commandedPositionRad = doubles(n)
+        commandedVelocityRadPerS = doubles(n)
+        commandedEffortNm = doubles(n)
+        outputVelocityRadPerS = doubles(n)
+        outputEffortNm = doubles(n)
+        jointControlMode = .allocate(capacity: max(n, 1))
+        jointControlMode.initialize(repeating: ServoControlMode.position.rawValue)
         outputPositionRad = doubles(n)
         holdPositionRad = doubles(n)
         framePositionM = doubles(3 * configuration.workspaceBoxes.count)
@@ -149,10 +170,12 @@ public final class SafetySupervisor: @unchecked Sendable {
     deinit {
         for buffer in [
             measuredPositionRad, measuredVelocityRadPerS, measuredEffortNm, commandedPositionRad,
-            outputPositionRad, holdPositionRad, framePositionM,
+            outputPositionRad, holdPositionRad, framePositionM, commandedVelocityRadPerS, commandedEffortNm,
+            outputVelocityRadPerS, outputEffortNm,
         ] {
             buffer.deallocate()
         }
+        jointControlMode.deallocate()
         hardwareErrorFlags.deallocate()
         readingFresh.deallocate()
         outputTorqueEnabled.deallocate()
@@ -219,6 +242,8 @@ public final class SafetySupervisor: @unchecked Sendable {
         for i in 0..<jointCount {
             missedReadings[i] = 0
             outputPositionRad[i] = measuredPositionRad[i]
+            outputVelocityRadPerS[i] = 0
+            outputEffortNm[i] = 0
             outputTorqueEnabled[i] = true
         }
     }
@@ -269,6 +294,8 @@ public final class SafetySupervisor: @unchecked Sendable {
         if latched {
             for i in 0..<jointCount {
                 outputPositionRad[i] = holdPositionRad[i]
+                outputVelocityRadPerS[i] = 0
+                outputEffortNm[i] = 0
                 outputTorqueEnabled[i] = limits[i].safeState == .hold
             }
         } else {
@@ -308,6 +335,16 @@ public final class SafetySupervisor: @unchecked Sendable {
             let effort = measuredEffortNm[i]
             if !(abs(effort) <= limit.effortLimitNm) {
                 fault(.effortLimit, joint: i, value: effort, limit: limit.effortLimitNm, detail: "")
+            }
+            let mode = jointControlMode[i]
+            if mode == ServoControlMode.velocity.rawValue && !commandedVelocityRadPerS[i].isFinite {
+                fault(
+                    .stepLimit, joint: i, value: commandedVelocityRadPerS[i], limit: limit.velocityLimitRadPerS,
+                    detail: "non-finite velocity")
+            } else if mode == ServoControlMode.current.rawValue && !commandedEffortNm[i].isFinite {
+                fault(
+                    .stepLimit, joint: i, value: commandedEffortNm[i], limit: limit.effortLimitNm,
+                    detail: "non-finite effort")
             }
             let command = commandedPositionRad[i]
             if !command.isFinite {
@@ -349,6 +386,28 @@ public final class SafetySupervisor: @unchecked Sendable {
             target = min(max(target, previous - step), previous + step)
             outputPositionRad[i] = target
             outputTorqueEnabled[i] = true
+            outputVelocityRadPerS[i] = 0
+            outputEffortNm[i] = 0
+            let mode = jointControlMode[i]
+            guard mode != ServoControlMode.position.rawValue else { continue }
+            // Velocity and effort goals: within their limits, and none that drives the joint further past
+            // the margin inside a position limit (the position fault stays at the limit itself).
+            let q = measuredPositionRad[i]
+            let beyondHigh = q >= high
+            let beyondLow = q <= low
+            if mode == ServoControlMode.velocity.rawValue {
+                var v = commandedVelocityRadPerS[i]
+                if !v.isFinite { v = 0 }
+                v = min(max(v, -limit.velocityLimitRadPerS), limit.velocityLimitRadPerS)
+                if (beyondHigh && v > 0) || (beyondLow && v < 0) { v = 0 }
+                outputVelocityRadPerS[i] = v
+            } else {
+                var e = commandedEffortNm[i]
+                if !e.isFinite { e = 0 }
+                e = min(max(e, -limit.effortLimitNm), limit.effortLimitNm)
+                if (beyondHigh && e > 0) || (beyondLow && e < 0) { e = 0 }
+                outputEffortNm[i] = e
+            }
         }
     }
 

@@ -10,6 +10,8 @@ final class CountingBody: ControlTickBody, @unchecked Sendable {
     let countTo: Int64
     var allocationsAtStart: UInt64 = 0
     var allocationsAtEnd: UInt64 = 0
+    /// Called at the start of each tick with its index (inside the counted region: it must not allocate).
+    var onTick: ((Int64) -> Void)?
 
     init(loop: RobotLoop, countFrom: Int64, countTo: Int64) {
         self.loop = loop
@@ -20,6 +22,7 @@ final class CountingBody: ControlTickBody, @unchecked Sendable {
     func loopDidStart(_ tick: TickInfo) { loop.loopDidStart(tick) }
     func sense(_ tick: inout TickInfo) {
         if tick.index == countFrom { allocationsAtStart = sinew_thread_allocations() }
+        onTick?(tick.index)
         loop.sense(&tick)
     }
     func estimate(_ tick: inout TickInfo) { loop.estimate(&tick) }
