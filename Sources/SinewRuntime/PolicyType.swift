@@ -81,7 +81,8 @@ public struct PolicyBuildContext: @unchecked Sendable {
 /// The policy types robot.yaml knows without help.
 public enum PolicyTypes {
     public static let builtin: [any PolicyType] = [
-        HoldPolicyType(), TrajectoryPolicyType(), ImpedancePolicyType(), GravityCompensationPolicyType(),
+        HoldPolicyType(), TrajectoryPolicyType(), CartesianPolicyType(), ImpedancePolicyType(),
+        GravityCompensationPolicyType(),
     ]
 
     /// `name — summary` per type, for help texts.
