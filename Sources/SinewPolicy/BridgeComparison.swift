@@ -1,23 +1,5 @@
 import Foundation
 
-/// A small seeded generator (SplitMix64, Steele, Lea and Flood 2014): the same seed gives the same sequence
-/// on every machine, so synthetic runs are reproducible.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in `range`.
-    public mutating func uniform(_ range: ClosedRange<Double>) -> Double {
-        range.lowerBound + Double(next() >> 11) * 0x1p-53 * (range.upperBound - range.lowerBound)
-    }
-}
-
 /// A stand-in for a learned chunk policy: it predicts a smooth reference motion (from rest, two sines per
 /// joint, about 1.3 rad/s at peak) with the errors a real model's successive predictions have — each chunk shifted by a
 /// few mrad and drifting a few mrad/s from the last, at random (seeded). It answers at once; the schedule

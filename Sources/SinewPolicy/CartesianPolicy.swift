@@ -231,7 +231,7 @@ public final class CartesianPolicy: Policy {
             let start = (0..<n).map { j in
                 let (lo, hi) = (ik.lowerRad[j], ik.upperRad[j])
                 let (a, b) = lo.isFinite && hi.isFinite ? (lo, hi) : (-Double.pi, Double.pi)
-                return a + (b - a) * generator.nextUnit()
+                return a + (b - a) * generator.uniform(0...1)
             }
             if let q = refine(goal, from: start) { return q }
         }
@@ -280,7 +280,7 @@ public final class CartesianPolicy: Policy {
             start = (0..<n).map { j in
                 let (lo, hi) = (ik.lowerRad[j], ik.upperRad[j])
                 let (a, b) = lo.isFinite && hi.isFinite ? (lo, hi) : (-Double.pi, Double.pi)
-                return a + (b - a) * generator.nextUnit()
+                return a + (b - a) * generator.uniform(0...1)
             }
         }
         return best
@@ -522,18 +522,4 @@ public struct CartesianPolicyError: Error, Sendable, CustomStringConvertible {
     public let goal: Int?
     public let message: String
     public var description: String { message }
-}
-
-/// A small deterministic generator (SplitMix64) for restarts: the same goals give the same plan.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
