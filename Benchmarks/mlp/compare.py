@@ -161,6 +161,9 @@ def main():
             y = session.run(None, {"x": ort_inputs[k]})[0][0]
             worst = max(worst, float(np.max(np.abs(y - forward64(inputs32[k].astype(np.float64))))))
 
+        if worst > 1e-4:
+            sys.exit(f"onnxruntime and numpy disagree on the same network by {worst}: the graph is wrong")
+
         results = {}
         results["numpy_float32"] = time_calls(forward32, inputs32, args.calls, args.warmup)
         results["numpy_float64"] = time_calls(forward64, inputs32.astype(np.float64), args.calls, args.warmup)
@@ -191,6 +194,7 @@ def main():
         return
     print(f"mlp inference, {report['network']}: per call over {args.calls} calls after {args.warmup} warm-up")
     print(f"numpy {report['numpy']} (BLAS: {report['numpy_blas']}), onnxruntime {report['onnxruntime']} (1 thread)")
+    print(f"onnxruntime float32 vs numpy float64 on the same inputs: max |difference| {worst:.2e}")
     print(f"{'':44}{'p50 µs':>10}{'p99 µs':>10}{'max µs':>10}")
     rows = [
         ("Sinew MLPNetwork.evaluate (Swift, float64)", "sinew_float64"),
