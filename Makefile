@@ -87,7 +87,8 @@ reference-kinematics: pinocchio-venv
 bench-pinocchio: deps pinocchio-venv
 	sh Benchmarks/kinematics-vs-pinocchio.sh
 
-# libFuzzer (the Swift toolchain's) on the parsers of outside input: robot.yaml, URDF, e-stop socket messages.
+# libFuzzer (the Swift toolchain's) on the parsers of outside input: robot.yaml, URDF, e-stop socket messages,
+# safetensors model files (the mlp policy).
 # `make fuzz FUZZ_SECONDS=600`; seeds in Fuzz/corpus, findings kept in .build-fuzz/corpus, crashes in .build-fuzz/.
 .PHONY: fuzz
 FUZZ_SECONDS ?= 60
@@ -97,3 +98,18 @@ fuzz: deps
 	mkdir -p .build-fuzz/corpus
 	cd .build-fuzz && ./debug/sinew-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
 	  -rss_limit_mb=4096 corpus ../Fuzz/corpus
+
+# The mlp policy's inference beside numpy and onnxruntime on the same network (Benchmarks/mlp/README.md), with
+# those in a venv under .build, reinstalled when Benchmarks/mlp/requirements.txt changes. numpy runs without the
+# OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides some machines set for old OpenBLAS builds (they slow a current one).
+.PHONY: bench-mlp
+BENCH_VENV := .build/bench-venv
+bench-mlp: deps
+	@if ! cmp -s Benchmarks/mlp/requirements.txt $(BENCH_VENV)/requirements.installed || ! [ -x $(BENCH_VENV)/bin/python ]; then \
+	  echo "Installing numpy, safetensors, onnx and onnxruntime into $(BENCH_VENV)"; \
+	  python3 -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	    -r Benchmarks/mlp/requirements.txt && cp Benchmarks/mlp/requirements.txt $(BENCH_VENV)/requirements.installed; \
+	fi
+	$(SWIFT) build -c release --product sinew-bench-mlp
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
+	  $(BENCH_VENV)/bin/python Benchmarks/mlp/compare.py --sinew .build/release/sinew-bench-mlp

@@ -41,6 +41,16 @@ let package = Package(
                 .unsafeFlags(["-O3", "-fno-math-errno"], .when(configuration: .release)),
             ]
         ),
+        // The `mlp` policy's feed-forward network: float64 over Eigen, no allocation per evaluation.
+        .target(
+            name: "CPolicyNetwork",
+            dependencies: ["CEigen"],
+            cxxSettings: [
+                .define("NDEBUG", .when(configuration: .release)),
+                .define("EIGEN_NO_DEBUG", .when(configuration: .release)),
+                .unsafeFlags(["-O3", "-fno-math-errno"], .when(configuration: .release)),
+            ]
+        ),
         .target(name: "SinewCore"),
         .target(name: "SinewKinematics", dependencies: ["SinewCore", "CKinematics"]),
         // termios / pty / ppoll / serial ioctl helpers that Swift's Glibc module does not expose.
@@ -56,7 +66,7 @@ let package = Package(
         // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
         // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
         .target(name: "CRealtime"),
-        .target(name: "SinewPolicy", dependencies: ["SinewCore", "SinewKinematics", "SinewFusion"]),
+        .target(name: "SinewPolicy", dependencies: ["SinewCore", "SinewKinematics", "SinewFusion", "CPolicyNetwork"]),
         .target(
             name: "SinewRuntime",
             dependencies: [
@@ -82,9 +92,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "sinew-bench-estimation", dependencies: ["SinewFusion"], path: "Benchmarks/EstimationBench"),
+        // The `mlp` policy's inference latency as JSON, for Benchmarks/mlp/compare.py (`make bench-mlp`).
+        .executableTarget(name: "sinew-bench-mlp", dependencies: ["SinewPolicy"], path: "Benchmarks/MLPBench"),
         // The parsers of outside input under libFuzzer (`make fuzz`), or replaying a corpus (`make test`).
         .executableTarget(
-            name: "sinew-fuzz", dependencies: ["SinewRuntime", "SinewKinematics", "CRealtime"], path: "Fuzz/ParserFuzz"),
+            name: "sinew-fuzz", dependencies: ["SinewRuntime", "SinewKinematics", "SinewPolicy", "CRealtime"],
+            path: "Fuzz/ParserFuzz"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
         // Test-only: helpers more than one test target needs (running processes, the Python environment).
@@ -104,7 +117,7 @@ let package = Package(
                 "SinewTestSupport",
             ]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "CAllocCounter"]),
-        .testTarget(name: "SinewPolicyTests", dependencies: ["SinewPolicy", "CAllocCounter"]),
+        .testTarget(name: "SinewPolicyTests", dependencies: ["SinewPolicy", "CAllocCounter", "SinewTestSupport"]),
         // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.
         .testTarget(
             name: "SinewLoopTests",

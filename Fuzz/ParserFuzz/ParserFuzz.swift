@@ -1,20 +1,23 @@
 import CRealtime
 import Foundation
 import SinewKinematics
+import SinewPolicy
 import SinewRuntime
 
-// The parsers of what comes from outside — robot.yaml, URDF, the e-stop socket's messages — under libFuzzer
+// The parsers of what comes from outside — robot.yaml, URDF, the e-stop socket's messages, the `mlp` policy's
+// safetensors files — under libFuzzer
 // (`make fuzz`, built with -sanitize=fuzzer and FUZZING), and the same entry point replaying a corpus of
 // inputs one by one in an ordinary build (`sinew-fuzz FILE|DIR…`, run by `make test` over Fuzz/corpus).
 // An input's first byte picks the parser: 0 robot.yaml, 1 URDF (then the kinematic model built from it),
-// 2 an e-stop socket message; the rest of the input is the parser's text.
+// 2 an e-stop socket message, 3 a safetensors file (then every tensor read and the network built from it); the
+// rest of the input is the parser's text or bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
 /// bug the fuzzer looks for.
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 3 {
+    switch selector % 4 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -23,8 +26,13 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
         if let description = try? URDFLoader.parse(text, file: "fuzz.urdf") {
             _ = try? RobotModel(description)
         }
-    default:
+    case 2:
         _ = body.withMemoryRebound(to: CChar.self) { sinew_estop_message_command($0.baseAddress, $0.count) }
+    default:
+        if let file = try? SafeTensorsFile(bytes: [UInt8](body), file: "fuzz.safetensors") {
+            for tensor in file.tensors where tensor.dtype.isReadableAsDouble { _ = try? file.values(tensor.name) }
+            _ = try? MLPNetwork.load(from: file, activation: .relu)
+        }
     }
 }
 
@@ -82,8 +90,9 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
                 print(
                     """
                     usage: sinew-fuzz FILE|DIR…
-                    Replays fuzz inputs (first byte: 0 robot.yaml, 1 URDF, 2 e-stop message) through Sinew's parsers,
-                    one by one; a crash names the input being run. `make fuzz` runs the real fuzzer (libFuzzer).
+                    Replays fuzz inputs (first byte: 0 robot.yaml, 1 URDF, 2 e-stop message, 3 safetensors) through
+                    Sinew's parsers, one by one; a crash names the input being run. `make fuzz` runs the real fuzzer
+                    (libFuzzer).
                     """)
                 exit(arguments.isEmpty ? 2 : 0)
             }
