@@ -25,8 +25,8 @@ public enum MLPBenchmark {
         for k in 0..<(sizes.count - 1) {
             let (inputs, outputs) = (sizes[k], sizes[k + 1])
             let bound = 1 / Double(inputs).squareRoot()
-            let weight = (0..<(inputs * outputs)).map { _ in random.uniform(-bound, bound) }
-            let bias = (0..<outputs).map { _ in random.uniform(-bound, bound) }
+            let weight = (0..<(inputs * outputs)).map { _ in random.uniform(-bound...bound) }
+            let bias = (0..<outputs).map { _ in random.uniform(-bound...bound) }
             tensors.append(.init(name: "layers.\(2 * k).weight", shape: [outputs, inputs], values: weight))
             tensors.append(.init(name: "layers.\(2 * k).bias", shape: [outputs], values: bias))
         }
@@ -68,7 +68,7 @@ public enum MLPBenchmark {
             output.deallocate()
         }
         var random = SplitMix64(seed: seed)
-        for i in 0..<inputs.count { inputs[i] = random.uniform(-1, 1) }
+        for i in 0..<inputs.count { inputs[i] = random.uniform(-1...1) }
         output.initialize(repeating: 0)
         let base = inputs.baseAddress!
         return time(calls: calls, warmupCalls: warmupCalls) { k in
@@ -85,8 +85,8 @@ public enum MLPBenchmark {
         let observations = (0..<256).map { _ in
             let o = PolicyObservation(jointNames: jointNames)
             for j in 0..<jointNames.count {
-                o.positionRad[j] = random.uniform(-1, 1)
-                o.velocityRadPerS[j] = random.uniform(-1, 1)
+                o.positionRad[j] = random.uniform(-1...1)
+                o.velocityRadPerS[j] = random.uniform(-1...1)
             }
             return o
         }
@@ -117,22 +117,5 @@ public enum MLPBenchmark {
         samples.sort()
         func percentile(_ p: Double) -> Double { samples[min(count - 1, Int((p * Double(count)).rounded(.down)))] }
         return Result(calls: count, p50Us: percentile(0.5), p99Us: percentile(0.99), maxUs: samples[count - 1])
-    }
-}
-
-/// A small seeded generator (SplitMix64, Steele, Lea and Flood 2014): the same weights and inputs on every
-/// machine and run.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform(_ low: Double, _ high: Double) -> Double {
-        low + (high - low) * Double(next() >> 11) * 0x1p-53
     }
 }
