@@ -26,6 +26,7 @@ final class SimulatedRig {
     let primary: PseudoTerminalTransport?
 
     /// - Parameters:
+    ///   - configurationPath: a robot.yaml to use instead of the shipped robot `name`'s.
     ///   - lockstep: the loop drives simulated time (no serving thread; the server exists but is not started).
     ///   - calibration: the loop's calibration (named "test-calibration.json" in errors).
     ///   - backlashRad: when above 0, every joint's reducer gets this much play (robot.yaml `backlash_rad`).
@@ -33,12 +34,13 @@ final class SimulatedRig {
     ///     loop through its secondary, as `--backend pty` does, instead of an in-process pipe.
     ///   - wrapTransport: puts a transport of the test's between the loop and the bus.
     init(
-        robot name: String = "so101", wireTiming: Bool = false, faults: FaultInjection = .none, lockstep: Bool = false,
+        robot name: String = "so101", configurationPath: String? = nil, wireTiming: Bool = false,
+        faults: FaultInjection = .none, lockstep: Bool = false,
         runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, calibration: CalibrationFile? = nil,
         withIMU: Bool = false, backlashRad: Double = 0, pseudoTerminal: Bool = false,
         wrapTransport: ((any ByteTransport) -> any ByteTransport)? = nil, policy: (any Policy)? = nil
     ) throws {
-        var path = "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml"
+        var path = configurationPath ?? "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml"
         if backlashRad > 0 { path = try Self.shippedConfiguration(path, withBacklashRad: backlashRad) }
         let checked = try RobotConfiguration.loadChecked(contentsOf: path)
         if backlashRad > 0 { try? FileManager.default.removeItem(atPath: path) }
