@@ -116,7 +116,7 @@ let package = Package(
                 "SinewSim", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "CAllocCounter",
                 "SinewTestSupport",
             ]),
-        .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "CAllocCounter"]),
+        .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "SinewPolicy", "CAllocCounter"]),
         .testTarget(name: "SinewPolicyTests", dependencies: ["SinewPolicy", "CAllocCounter", "SinewTestSupport"]),
         // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.
         .testTarget(

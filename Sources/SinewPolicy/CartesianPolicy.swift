@@ -176,7 +176,10 @@ public final class CartesianPolicy: Policy {
     var jointCount: Int { kinematics.jointCount }
 
     /// When the last goal is reached (s from activation), once planned at activation: one pass when looping.
-    public var plannedDurationS: Double { segments.last?.endS ?? 0 }
+    public var plannedPassS: Double { segments.last?.endS ?? 0 }
+
+    /// When the last goal is reached (s from activation), once planned; nil when looping.
+    public var plannedDurationS: Double? { settings.loops ? nil : plannedPassS }
 
     // MARK: Reachability (when made)
 

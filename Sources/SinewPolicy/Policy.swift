@@ -61,6 +61,9 @@ public protocol Policy: AnyObject {
     var observedFrames: [String] { get }
     /// Lines the run prints before it starts (a stretched trajectory segment, a setting's effect).
     var notices: [String] { get }
+    /// How long the policy's motion lasts from activation (s), known once reset; nil: it goes on until stopped.
+    /// A run without a duration ends shortly after it.
+    var plannedDurationS: Double? { get }
 
     /// Activation: the robot is at `observation`'s measured pose, and `command` holds that pose. Start from
     /// there, so the first command does not jump.
@@ -79,6 +82,7 @@ extension Policy {
     public var execution: PolicyExecution { .inline }
     public var observedFrames: [String] { [] }
     public var notices: [String] { [] }
+    public var plannedDurationS: Double? { nil }
     public func deactivate() {}
     public func recover(from observation: PolicyObservation, into command: PolicyCommand) {
         reset(from: observation, into: command)

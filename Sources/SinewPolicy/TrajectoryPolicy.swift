@@ -49,6 +49,9 @@ public final class TrajectoryPolicy: Policy {
     /// How long the approach from the activation pose to the first waypoint takes (s), once reset.
     public private(set) var approachS = 0.0
 
+    /// The time of the last waypoint (s from activation, the approach included), once reset; nil when looping.
+    public var plannedDurationS: Double? { loops ? nil : segmentEndS.last }
+
     public init(jointNames: [String], waypoints: [Waypoint], loops: Bool, limits: [JointLimits]) {
         precondition(!waypoints.isEmpty && limits.count == jointNames.count, "waypoints and one limit per joint")
         self.jointNames = jointNames

@@ -82,7 +82,7 @@ public struct PolicyBuildContext: @unchecked Sendable {
 public enum PolicyTypes {
     public static let builtin: [any PolicyType] = [
         HoldPolicyType(), TrajectoryPolicyType(), CartesianPolicyType(), ImpedancePolicyType(),
-        GravityCompensationPolicyType(), MLPPolicyType(),
+        GravityCompensationPolicyType(), TeleopPolicyType(), JogPolicyType(), MLPPolicyType(),
     ]
 
     /// `name — summary` per type, for help texts.

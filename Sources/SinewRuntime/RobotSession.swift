@@ -141,6 +141,9 @@ public final class RobotSession {
         let rateHz = configuration.loop.rateHz
         let overrun: OverrunPolicy =
             configuration.loop.overrun == .skip ? .skip : .catchUp(max: configuration.loop.catchUpMax)
+        // Without a duration, a policy whose motion ends (a trajectory, Cartesian goals) ends the run half a
+        // second after it; the others run until stopped.
+        let durationS = self.durationS ?? loop.policy.plannedDurationS.map { $0 + 0.5 }
         let plannedTicks = durationS.map { Int64(($0 * rateHz).rounded(.up)) }
         func makeScheduler(ticks: Int64?) -> Scheduler<RobotLoop> {
             Scheduler(

@@ -45,7 +45,10 @@ struct Run: ParsableCommand {
     @Option(help: "Port for a single-bus robot (pty or serial backend), overriding robot.yaml.")
     var port: String?
 
-    @Option(help: "Stop after this many seconds (default: the trajectory's length, or until Ctrl-C for hold).")
+    @Option(
+        help:
+            "Stop after this many seconds (default: half a second after the policy's motion ends — a trajectory, Cartesian goals — or until Ctrl-C)."
+    )
     var duration: Double?
 
     @Flag(help: "End with one JSON object instead of the human summary.")
@@ -207,12 +210,8 @@ enum RobotRun {
             estopWatchers = loop.supervisor.emergencyStop
             for warning in try loop.startEmergencyStopSources() { printError("warning: \(warning)") }
             for warning in loop.limitsBeyondCalibratedRange() { printError("warning: \(warning)") }
-            var seconds = duration
-            if seconds == nil, let trajectory = loop.policy as? TrajectoryPolicy, !trajectory.loops {
-                seconds = trajectory.nominalDurationS + 0.5
-            }
             for notice in loop.policy.notices { printError("note: \(notice)") }
-            session = try RobotSession(loop: loop, fast: fast, durationS: seconds)
+            session = try RobotSession(loop: loop, fast: fast, durationS: duration)
             // The recording file is opened before any servo is touched: a path that cannot be written fails
             // here, with the robot still unpowered.
             recording = try options.startRecording(loop: loop, configuration: configuration)
@@ -223,7 +222,14 @@ enum RobotRun {
         let rate = configuration.loop.rateHz
         if let title { printError(title) }
         let estop = loop.supervisor.emergencyStop
-        let keys = TerminalKeys(onEmergencyStop: { estop.pressKeyboardStop() }, onRecover: { estop.requestRecovery() })
+        // A jog policy takes the terminal's other keys (arrows, pages, letters) as its commands.
+        let jogKeys = (loop.policy as? JogPolicy).map { JogKeyFeed(input: $0.input) }
+        var onOtherByte: (@Sendable (UInt8) -> Void)?
+        if let jogKeys { onOtherByte = { byte in jogKeys.feed(byte) } }
+        let keys = TerminalKeys(
+            onEmergencyStop: { estop.pressKeyboardStop() }, onRecover: { estop.requestRecovery() },
+            onOtherByte: onOtherByte)
+        if jogKeys != nil, keys.isActive { printError(JogKeyDecoder.hint) }
         session.onNotice = { notice in
             writeStandardError("\r\u{1B}[K")
             printError(notice)
@@ -401,5 +407,16 @@ enum RobotRun {
                 "\n  safety events:\n" + events.map { "    " + loop.supervisor.describe($0) }.joined(separator: "\n")
         }
         return RunOutcome(json: json, summary: summary, exitCode: exitCode)
+    }
+}
+
+/// The terminal's bytes to a jog policy's keyboard command (on the key-reading thread only).
+final class JogKeyFeed: @unchecked Sendable {
+    // @unchecked: fed by the one key-reading thread.
+    let input: JogInput
+    var decoder = JogKeyDecoder()
+    init(input: JogInput) { self.input = input }
+    func feed(_ byte: UInt8) {
+        if let key = decoder.feed(byte) { JogKeyDecoder.send(key, to: input) }
     }
 }

@@ -22,8 +22,12 @@ final class TerminalKeys: @unchecked Sendable {
     /// Whether keys are read (standard input is this process's controlling terminal, in the foreground).
     let isActive: Bool
 
-    /// Starts reading keys; `onEmergencyStop` and `onRecover` run on the reader thread for each of their keys.
-    init(onEmergencyStop: @escaping @Sendable () -> Void, onRecover: @escaping @Sendable () -> Void = {}) {
+    /// Starts reading keys; `onEmergencyStop` and `onRecover` run on the reader thread for each of their keys,
+    /// `onOtherByte` for every other byte (a jog policy's keys).
+    init(
+        onEmergencyStop: @escaping @Sendable () -> Void, onRecover: @escaping @Sendable () -> Void = {},
+        onOtherByte: (@Sendable (UInt8) -> Void)? = nil
+    ) {
         guard isatty(STDIN_FILENO) != 0, tcgetpgrp(STDIN_FILENO) == getpgrp(),
             tcgetattr(STDIN_FILENO, &savedMode) == 0
         else {
@@ -50,8 +54,13 @@ final class TerminalKeys: @unchecked Sendable {
                 guard poll(&descriptor, 1, 100) == 1 else { continue }
                 // End of input or an error (the terminal went away): stop reading, the run goes on.
                 guard read(STDIN_FILENO, &byte, 1) == 1 else { break }
-                if Self.emergencyStopKeys.contains(byte) { onEmergencyStop() }
-                if Self.recoverKeys.contains(byte) { onRecover() }
+                if Self.emergencyStopKeys.contains(byte) {
+                    onEmergencyStop()
+                } else if Self.recoverKeys.contains(byte) {
+                    onRecover()
+                } else {
+                    onOtherByte?(byte)
+                }
             }
             readerRunning.store(false, ordering: .releasing)
         }

@@ -47,7 +47,7 @@ import Testing
         try rig.loop.lifecycle.configure()
         try rig.loop.lifecycle.activate()
         for notice in policy.notices { print("\(robot): \(notice)") }
-        let endS = policy.plannedDurationS
+        let endS = policy.plannedPassS
         let rate = rig.configuration.loop.rateHz
         let lastTick = Int64((endS + 2) * rate)
         let kinematics = try PolicyKinematics(model: rig.model, jointNames: rig.configuration.joints.map(\.name))
