@@ -45,7 +45,9 @@ struct Run: ParsableCommand {
     @Option(help: "Port for a single-bus robot (pty or serial backend), overriding robot.yaml.")
     var port: String?
 
-    @Option(help: "Stop after this many seconds (default: the trajectory's length, or until Ctrl-C for hold).")
+    @Option(
+        parsing: .unconditional,
+        help: "Stop after this many seconds (default: the trajectory's length, or until Ctrl-C for hold).")
     var duration: Double?
 
     @Flag(help: "End with one JSON object instead of the human summary.")

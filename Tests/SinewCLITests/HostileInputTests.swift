@@ -53,6 +53,8 @@ struct HostileInputTests {
             ["kinematics", "ik", urdf, "--frame", "gripper_frame_link", "--target", "inf,0,0.1,1,0,0,0"],
             "--target needs finite numbers"
         ),
+        (["run", robot, "--duration", "-1"], "--duration must be a number of seconds above 0"),
+        (["run", robot, "--duration", "-inf"], "--duration must be a number of seconds above 0"),
         (["calibrate", robot, "--range-seconds", "nan"], "--range-seconds must be a number of seconds in (0, 3600]"),
         (["calibrate", robot, "--range-seconds", "inf"], "--range-seconds"),
         (["calibrate", robot, "--range-seconds", "-1"], "--range-seconds"),
