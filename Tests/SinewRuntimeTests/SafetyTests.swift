@@ -352,6 +352,45 @@ enum Provocation: String, CaseIterable, CustomTestStringConvertible {
         #expect(sources.poll() == .socket)
     }
 
+    @Test("an e-stop source whose watcher thread cannot start is an error, not a source that never reacts")
+    func estopWatcherThatCannotStartIsAnError() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-estop-thread-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("STOP").path
+        let socket = directory.appendingPathComponent("estop.sock").path
+        let sources = EmergencyStopSources()
+        // A stack no machine can map: pthread_create fails (as it does when memory is short). Before, the
+        // run went on with nobody watching, and stopWatchers waited forever for the watcher that never ran.
+        sources.watcherStackBytes = 1 << 60
+        do {
+            try sources.watchFile(atPath: file)
+            Issue.record("the file watcher started with a \(sources.watcherStackBytes)-byte stack")
+        } catch {
+            guard case .watcherThread(let path, _) = error else {
+                Issue.record("unexpected error \(error)")
+                return
+            }
+            #expect(path == file)
+            #expect(error.description.contains("cannot start the thread that watches it"), "\(error)")
+        }
+        #expect(throws: EmergencyStopError.self) { try sources.listen(onSocketAt: socket) }
+        #expect(!FileManager.default.fileExists(atPath: socket), "no socket left that nobody answers")
+        #expect(!FileManager.default.fileExists(atPath: socket + ".lock"))
+        sources.stopWatchers()  // returns: no watcher is counted that never started
+        // With a stack that fits, the same sources start and work.
+        sources.watcherStackBytes = 256 << 10
+        try sources.listen(onSocketAt: socket)
+        #expect(EmergencyStopSources.send(toSocketAt: socket) == 0)
+        var waited = 0
+        while sources.poll() == nil && waited < 2_000 {
+            usleep(1_000)
+            waited += 1
+        }
+        #expect(sources.poll() == .socket)
+        sources.stopWatchers()
+    }
+
     @Test("zero heap allocations over 10,000 guard calls")
     func zeroAllocations() {
         let s = makeSupervisor()
