@@ -41,6 +41,31 @@ import Testing
         #expect(result.stderr.contains("No space left"), "\(result.stderr)")
     }
 
+    /// `sinew calibrate` failing at run time (a port that is not there or not a terminal, a servo that does not
+    /// answer) is an error (exit 1), not a usage error: no usage text, not 64.
+    @Test func calibrateRuntimeFailuresAreNotUsageErrors() throws {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-cal-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let calibrate = ["calibrate", Self.robot, "--from-pose", "--output", output]
+        for (port, says) in [("/nonexistent/ttyUSB9", "no such file"), ("/dev/null", "not a terminal")] {
+            let result = try runSinew(calibrate + ["--backend", "pty", "--port", port])
+            #expect(result.status == 1, "\(port): \(result.stderr)")
+            #expect(result.stderr.contains(says), "\(port): \(result.stderr)")
+            #expect(!result.stderr.contains("Usage:"), "a runtime failure is not a usage error: \(result.stderr)")
+        }
+        // Servo 6 is missing from the bus.
+        let link = NSTemporaryDirectory() + "sinew-cal-bus-\(getpid())"
+        defer { unlink(link) }
+        let server = try SinewChild(["virtual-bus", "--model", "sts3215", "--ids", "1-5", "--link", link])
+        defer { server.kill() }
+        try #require(server.firstLine(within: 60)?.hasPrefix("/dev/pts/") == true, "virtual bus: \(server.stderr)")
+        let silent = try runSinew(calibrate + ["--backend", "pty", "--port", link], within: 60)
+        #expect(silent.status == 1, "\(silent.stderr)")
+        #expect(silent.stderr.contains("servo 6 (joint \"gripper\") does not answer"), "\(silent.stderr)")
+        #expect(!silent.stderr.contains("Usage:"), "\(silent.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: output))
+    }
+
     @Test func aPortOfTheWrongKindIsNamedAsSuch() throws {
         let regular = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-notaport-\(getpid())").path
         #expect(FileManager.default.createFile(atPath: regular, contents: Data()))
