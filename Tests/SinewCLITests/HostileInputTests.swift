@@ -211,6 +211,25 @@ struct HostileInputTests {
         #expect(result.stderr.contains(message), "\(result.stderr)")
     }
 
+    /// A `sinew virtual-bus` killed (SIGKILL: no clean-up) leaves its link behind; started again with the same
+    /// --link, it takes the link over, though its new pseudo-terminal usually has the killed one's number.
+    @Test func aVirtualBusStartedAgainAfterBeingKilledTakesItsLinkBack() throws {
+        let link = NSTemporaryDirectory() + "sinew-hostile-again-\(getpid())-\(UUID().uuidString.prefix(8))"
+        defer { unlink(link) }
+        let killed = try SinewChild(["virtual-bus", "--model", "sts3215", "--ids", "1-6", "--link", link])
+        let killedPath = try #require(killed.firstLine(within: 120), "no pty path printed; stderr: \(killed.stderr)")
+        killed.signal(SIGKILL)
+        #expect(killed.wait(within: 60))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == killedPath, "left behind")
+
+        let again = try SinewChild(["virtual-bus", "--model", "sts3215", "--ids", "1-6", "--link", link])
+        defer { again.kill() }
+        let path = try #require(again.firstLine(within: 120), "refused its link: \(again.stderr)")
+        print("killed server's terminal \(killedPath), the new one's \(path)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == path)
+        #expect(again.process.isRunning)
+    }
+
     /// Two `sinew virtual-bus` with the same --link: the second refuses the link while the first serves on it,
     /// and the first still has it afterwards (and removes it when it stops).
     @Test func secondVirtualBusRefusesALinkInUse() throws {
