@@ -369,7 +369,7 @@ enum RobotRun {
         if backend == .sim {
             summary += String(
                 format: "  simulated %.2f s in %.2f s of wall time: real-time factor %.2f\n",
-                sessionOutcome.simulatedSeconds, report.elapsedSeconds, sessionOutcome.realTimeFactor)
+                sessionOutcome.simulatedSeconds, sessionOutcome.wallSeconds, sessionOutcome.realTimeFactor)
         }
         if let recorded { summary += "  recording: \(recorded.summary)\n" }
         if let failure = recordingFailure ?? recording?.writer.failure {

@@ -97,6 +97,23 @@ import Testing
         #expect(ticks < 5000, "the loop could not run 5,000 ticks in a second on this bus: \(ticks)")
     }
 
+    /// At 1 Hz a run's 3 ticks span 3 s of loop time: the real-time factor is 1 (it once said 2.00), and the
+    /// wall time printed beside it is the one it is computed from (it said "3.00 s in 2.00 s … factor 1.00").
+    @Test func aSlowLoopReportsTheWallTimeItsRealTimeFactorUses() throws {
+        let slow = try Self.robotCopy(
+            "slow", replacing: [("rate_hz: 500", "rate_hz: 1"), ("max_step_rad: 0.05 ", "max_step_rad: 1 ")])
+        let result = try runSinew(["run", slow, "--duration", "3"])
+        let line = try #require(
+            result.stdout.split(separator: "\n").first { $0.contains("of wall time: real-time factor") },
+            "\(result.stdout)\n\(result.stderr)")
+        // "  simulated 3.00 s in 3.00 s of wall time: real-time factor 1.00"
+        let numbers = line.split(separator: " ").compactMap { Double($0) }
+        try #require(numbers.count == 3, "\(line)")
+        #expect(abs(numbers[0] - 3) < 0.01, "\(line)")
+        #expect(abs(numbers[2] - 1) < 0.05, "\(line)")
+        #expect(abs(numbers[0] / numbers[1] - numbers[2]) < 0.01, "the factor is simulated / wall: \(line)")
+    }
+
     @Test func nonFiniteJointValuesAreNamedAsSuch() throws {
         let urdf = repositoryRoot + "/Hardware/robots/so101/so101.urdf"
         let result = try runSinew(["kinematics", "eval", urdf], input: "{\"joints\": {\"shoulder_lift\": NaN}}\n")
