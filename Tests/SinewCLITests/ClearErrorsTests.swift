@@ -114,6 +114,36 @@ import Testing
         #expect(abs(numbers[0] / numbers[1] - numbers[2]) < 0.01, "the factor is simulated / wall: \(line)")
     }
 
+    /// An e-stop source that cannot start refuses activation, unless robot.yaml says `estop.required: false`
+    /// (then a warning, and the run goes on); an e-stop file already present refuses it either way.
+    @Test func anEStopSourceThatCannotStartRefusesActivationUnlessNotRequired() throws {
+        let missing = "/nonexistent-sinew-folder/STOP"
+        let required = try Self.robotCopy(
+            "estop-required", replacing: [("file: /tmp/sinew-so101.estop", "file: \(missing)")])
+        let refused = try runSinew(["run", required, "--fast", "--duration", "0.2", "--json"])
+        #expect(refused.status == 1, "\(refused.stderr)")
+        let report = try #require(jsonObject(refused.stdout), "\(refused.stdout)")
+        #expect(report["final_state"] as? String == "unconfigured")
+        #expect(
+            (report["error"] as? String)?.contains("cannot watch its folder") == true
+                && (report["error"] as? String)?.contains("not activated without its e-stop") == true, "\(report)")
+
+        let optional = try Self.robotCopy(
+            "estop-optional", replacing: [("file: /tmp/sinew-so101.estop", "file: \(missing)\n    required: false")])
+        let ran = try runSinew(["run", optional, "--fast", "--duration", "0.2", "--json"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(ran.stderr.contains("running without it (safety.estop.required: false)"), "\(ran.stderr)")
+
+        let stopFile = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-stop-\(getpid())").path
+        #expect(FileManager.default.createFile(atPath: stopFile, contents: nil))
+        defer { try? FileManager.default.removeItem(atPath: stopFile) }
+        let present = try Self.robotCopy(
+            "estop-present", replacing: [("file: /tmp/sinew-so101.estop", "file: \(stopFile)\n    required: false")])
+        let armed = try runSinew(["run", present, "--fast", "--duration", "0.2"])
+        #expect(armed.status == 1, "\(armed.stderr)")
+        #expect(armed.stderr.contains("exists: remove it to arm the robot"), "\(armed.stderr)")
+    }
+
     @Test func nonFiniteJointValuesAreNamedAsSuch() throws {
         let urdf = repositoryRoot + "/Hardware/robots/so101/so101.urdf"
         let result = try runSinew(["kinematics", "eval", urdf], input: "{\"joints\": {\"shoulder_lift\": NaN}}\n")
