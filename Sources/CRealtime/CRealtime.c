@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 int sinew_rt_sleep_until_ns(int64_t deadline_ns) {
@@ -194,11 +195,28 @@ int sinew_estop_socket_poll(int fd, int timeout_ms) {
     int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (client < 0) return errno == EINTR || errno == EAGAIN || errno == ECONNABORTED ? 0 : -errno;
     /* One short message per connection, read for at most 100 ms: a client that sends nothing, sends a
-       flood or hangs up at once holds the watcher no longer than that. */
+       flood or hangs up at once holds the watcher no longer than that. The message may come in pieces
+       (`send("es")` then `send("top\n")`): bytes are gathered until a line end, the client's end of
+       stream, a full buffer or the 100 ms, and only then read as a command. */
     char message[64];
     ssize_t length = 0;
-    struct pollfd reading = {.fd = client, .events = POLLIN};
-    if (poll(&reading, 1, 100) > 0) length = recv(client, message, sizeof message, 0);
+    struct timespec started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long waited_ms = (now.tv_sec - started.tv_sec) * 1000 + (now.tv_nsec - started.tv_nsec) / 1000000;
+        if (waited_ms >= 100) break;
+        struct pollfd reading = {.fd = client, .events = POLLIN};
+        int ready_to_read = poll(&reading, 1, (int)(100 - waited_ms));
+        if (ready_to_read < 0 && errno == EINTR) continue;
+        if (ready_to_read <= 0) break;
+        ssize_t n = recv(client, message + length, sizeof message - (size_t)length, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) break;
+        length += n;
+        if (length == (ssize_t)sizeof message || memchr(message, '\n', (size_t)length) != NULL) break;
+    }
     int command = length > 0 ? sinew_estop_message_command(message, length) : 0;
     if (length > 0) {
         const char *reply = command == 1   ? "ok: e-stop\n"

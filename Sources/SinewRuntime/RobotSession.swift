@@ -64,6 +64,8 @@ public struct RobotSessionOutcome {
     public var realTimeFactor: Double
     /// Simulated seconds the run covered (ticks × period when there is no simulation clock).
     public var simulatedSeconds: Double
+    /// Wall-clock seconds the loop ran, as `realTimeFactor` counts them (a paced loop's N ticks span N periods).
+    public var wallSeconds: Double
 }
 
 /// What a running session shows a monitor (the front end's status line), every `monitorIntervalS`.
@@ -258,7 +260,8 @@ public final class RobotSession {
         let wallS = report.elapsedSeconds + (fast || report.ticks == 0 ? 0 : periodS)
         return RobotSessionOutcome(
             report: report, stop: stopped, finalState: finalState, shutdownFailure: shutdownFailure,
-            realTimeFactor: wallS > 0 ? simulatedSeconds / wallS : 0, simulatedSeconds: simulatedSeconds)
+            realTimeFactor: wallS > 0 ? simulatedSeconds / wallS : 0, simulatedSeconds: simulatedSeconds,
+            wallSeconds: wallS)
     }
 
     /// Recovery from the safe state with the loop stopped: re-arms the e-stop sources, refuses while one still

@@ -40,6 +40,8 @@ public enum EmergencyStopError: Error, Sendable, Equatable, CustomStringConverti
     case fileWatch(path: String, errno: Int32)
     /// The e-stop file exists already: the robot is not armed while it does.
     case filePresent(path: String)
+    /// The thread that watches a file or socket source could not be started (`pthread_create`'s error).
+    case watcherThread(path: String, errno: Int32)
 
     public var description: String {
         func reason(_ code: Int32) -> String { "\(String(cString: strerror(code))) (errno \(code))" }
@@ -58,6 +60,8 @@ public enum EmergencyStopError: Error, Sendable, Equatable, CustomStringConverti
                 + "or choose another safety.estop.socket)"
         case .fileWatch(let path, let code): return "e-stop file \(path): cannot watch its folder: \(reason(code))"
         case .filePresent(let path): return "the e-stop file \(path) exists: remove it to arm the robot"
+        case .watcherThread(let path, let code):
+            return "e-stop \(path): cannot start the thread that watches it: \(reason(code))"
         }
     }
 }
@@ -72,6 +76,9 @@ public final class EmergencyStopSources: @unchecked Sendable {
     private let watchersStop = Atomic<Bool>(false)
     private let watchersRunning = Atomic<Int>(0)
     private let recoveryRequests = Atomic<Int>(0)
+
+    /// Stack size of the file and socket watcher threads, bytes (they wait in `poll` and read a few bytes).
+    public var watcherStackBytes = 256 << 10
 
     public init() {}
 
@@ -133,7 +140,7 @@ public final class EmergencyStopSources: @unchecked Sendable {
             close(fd)
             throw .filePresent(path: path)
         }
-        startWatcher(name: "sinew-estop-file") { sources in
+        let started = startWatcher { sources in
             while !sources.watchersStop.load(ordering: .relaxed) {
                 let event = sinew_estop_file_poll(fd, name, 50)
                 // The periodic check also covers a watch that stopped working (its folder was removed).
@@ -141,6 +148,10 @@ public final class EmergencyStopSources: @unchecked Sendable {
                 if event < 0 { usleep(50_000) }
             }
             close(fd)
+        }
+        guard started == 0 else {
+            close(fd)
+            throw .watcherThread(path: path, errno: started)
         }
     }
 
@@ -165,7 +176,7 @@ public final class EmergencyStopSources: @unchecked Sendable {
             default: throw .socket(path: path, errno: -fd)
             }
         }
-        startWatcher(name: "sinew-estop-socket") { sources in
+        let started = startWatcher { sources in
             while !sources.watchersStop.load(ordering: .relaxed) {
                 let result = sinew_estop_socket_poll(fd, 50)
                 if result == 1 { sources.trigger(.socket) }
@@ -177,6 +188,14 @@ public final class EmergencyStopSources: @unchecked Sendable {
             unlink(path)
             unlink(lockPath)
             close(lock)
+        }
+        guard started == 0 else {
+            // Nobody would answer on it: the socket and its lock go, as when a watcher ends.
+            close(fd)
+            unlink(path)
+            unlink(lockPath)
+            close(lock)
+            throw .watcherThread(path: path, errno: started)
         }
     }
 
@@ -193,13 +212,38 @@ public final class EmergencyStopSources: @unchecked Sendable {
         watchersStop.store(false, ordering: .releasing)
     }
 
-    private func startWatcher(name: String, _ body: @escaping @Sendable (EmergencyStopSources) -> Void) {
+    /// Starts a detached watcher thread running `body`; returns 0, or `pthread_create`'s error, when no thread
+    /// started (a watcher that silently never ran would leave its source dead and `stopWatchers` waiting
+    /// for it forever).
+    private func startWatcher(_ body: @escaping @Sendable (EmergencyStopSources) -> Void) -> Int32 {
         watchersRunning.add(1, ordering: .acquiringAndReleasing)
-        let thread = Thread { [self] in
-            body(self)
-            self.watchersRunning.subtract(1, ordering: .acquiringAndReleasing)
+        let entry = Unmanaged.passRetained(
+            WatcherThreadEntry { [self] in
+                body(self)
+                self.watchersRunning.subtract(1, ordering: .acquiringAndReleasing)
+            }
+        ).toOpaque()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        pthread_attr_setstacksize(&attributes, max(watcherStackBytes, Int(PTHREAD_STACK_MIN)))
+        var handle = pthread_t()
+        let rc = pthread_create(
+            &handle, &attributes,
+            { raw in
+                Unmanaged<WatcherThreadEntry>.fromOpaque(raw!).takeRetainedValue().main()
+                return nil
+            }, entry)
+        if rc != 0 {
+            Unmanaged<WatcherThreadEntry>.fromOpaque(entry).release()
+            watchersRunning.subtract(1, ordering: .acquiringAndReleasing)
         }
-        thread.name = name
-        thread.start()
+        return rc
     }
+}
+
+private final class WatcherThreadEntry {
+    let main: () -> Void
+    init(_ main: @escaping () -> Void) { self.main = main }
 }

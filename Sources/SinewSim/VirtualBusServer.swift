@@ -101,9 +101,11 @@ public final class VirtualBusServer: @unchecked Sendable {
             if lstat(linkPath, &info) == 0 {
                 guard info.st_mode & S_IFMT == S_IFLNK else { throw .link(path: linkPath, errno: EEXIST) }
                 // A link left behind is replaced (its pseudo-terminal is gone, or its number now belongs to
-                // some other program's terminal); one to a pseudo-terminal another server of ours still serves
-                // is that server's, whose clients would silently lose it.
-                if let target = linkTarget(linkPath), isServedPseudoTerminal(target) {
+                // some other program's terminal, or to the one just opened here: devpts hands out the lowest
+                // free number, so a server started again after one was killed usually gets the same); one to a
+                // pseudo-terminal another server of ours still serves is that server's, whose clients would
+                // silently lose it.
+                if let target = linkTarget(linkPath), target != terminal.path, isServedPseudoTerminal(target) {
                     throw .linkInUse(path: linkPath, target: target)
                 }
                 unlink(linkPath)

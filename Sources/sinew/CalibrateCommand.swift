@@ -103,7 +103,7 @@ struct Calibrate: ParsableCommand {
                 printError("  (simulated robot: placed in its zero pose)")
                 simulated?.place(configuration: configuration, positionsRad: zeroPose)
             } else if readLine() == nil {
-                throw ValidationError(
+                throw CommandFailure(
                     "standard input ended before the zero pose was confirmed; run in a terminal, or use --from-pose")
             }
             zero = try servos.presentCounts()
@@ -225,20 +225,20 @@ final class CalibrationServos {
         var servos: [Servo] = []
         for joint in configuration.joints {
             guard let model = catalog.model(named: joint.servoModel) else {
-                throw ValidationError("joint \"\(joint.name)\": no servo table for \"\(joint.servoModel)\"")
+                throw CommandFailure("joint \"\(joint.name)\": no servo table for \"\(joint.servoModel)\"")
             }
             guard let master = masters[joint.bus] else {
-                throw ValidationError("joint \"\(joint.name)\": bus \"\(joint.bus)\" has no port to talk through")
+                throw CommandFailure("joint \"\(joint.name)\": bus \"\(joint.bus)\" has no port to talk through")
             }
             let reply: PingReply
             do {
                 reply = try master.ping(UInt8(joint.servoID))
             } catch {
-                throw ValidationError(
+                throw CommandFailure(
                     "bus \"\(joint.bus)\": servo \(joint.servoID) (joint \"\(joint.name)\") does not answer: \(error)")
             }
             guard reply.modelNumber == model.modelNumber else {
-                throw ValidationError(
+                throw CommandFailure(
                     "bus \"\(joint.bus)\": servo \(joint.servoID) (joint \"\(joint.name)\") is model number "
                         + "\(reply.modelNumber), but the configuration expects a \(model.name) (\(model.modelNumber))")
             }
@@ -262,7 +262,7 @@ final class CalibrationServos {
 
     private func spec(_ servo: Servo, _ name: String) throws -> RegisterSpec {
         guard let spec = servo.model.register(named: name) else {
-            throw ValidationError("\(servo.model.name) has no register \"\(name)\" in its servo table")
+            throw CommandFailure("\(servo.model.name) has no register \"\(name)\" in its servo table")
         }
         return spec
     }
@@ -274,7 +274,7 @@ final class CalibrationServos {
             bytes = try servo.master.read(
                 id: UInt8(servo.joint.servoID), address: UInt16(spec.address), length: spec.size)
         } catch {
-            throw ValidationError(
+            throw CommandFailure(
                 "bus \"\(servo.joint.bus)\": servo \(servo.joint.servoID) (joint \"\(servo.joint.name)\"): "
                     + "reading \(name): \(error)")
         }
@@ -294,7 +294,7 @@ final class CalibrationServos {
                 try servo.master.write(id: UInt8(servo.joint.servoID), address: UInt16(spec.address), data: data)
             }
         } catch {
-            throw ValidationError(
+            throw CommandFailure(
                 "bus \"\(servo.joint.bus)\": servo \(servo.joint.servoID) (joint \"\(servo.joint.name)\"): "
                     + "writing \(name): \(error)")
         }

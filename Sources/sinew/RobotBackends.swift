@@ -47,7 +47,7 @@ final class SimulatedRobot {
         var dynamics: [RobotJointDynamics] = []
         let moving = configuration.buses.filter { bus in configuration.joints.contains { $0.bus == bus.name } }
         guard moving.count <= 1 else {
-            throw ValidationError(
+            throw CommandFailure(
                 "the simulator drives one bus per robot for now; \(configuration.file) has \(moving.count) "
                     + "(\(moving.map(\.name).joined(separator: ", "))). Run the buses with --backend pty or serial.")
         }
@@ -58,7 +58,7 @@ final class SimulatedRobot {
             var servos: [ServoModel] = []
             for joint in joints {
                 guard let servo = catalog.model(named: joint.servoModel) else {
-                    throw ValidationError("no servo table for \(joint.servoModel) (joint \(joint.name))")
+                    throw CommandFailure("no servo table for \(joint.servoModel) (joint \(joint.name))")
                 }
                 servos.append(servo)
             }
@@ -135,7 +135,7 @@ func openTransports(
                     + "`sinew virtual-bus` printed, or /dev/ttyUSB0) or set the bus's port")
         }
         if let problem = portProblem(path) {
-            throw ValidationError("bus \"\(bus.name)\": cannot open \(path): \(problem)")
+            throw CommandFailure("bus \"\(bus.name)\": cannot open \(path): \(problem)")
         }
         if backend == .serial, let warning = SerialPortTransport.ftdiLatencyWarning(path: path) {
             printError("warning: bus \"\(bus.name)\": \(warning)")
@@ -147,7 +147,7 @@ func openTransports(
             case .sim: break
             }
         } catch {
-            throw ValidationError("bus \"\(bus.name)\": cannot open \(path): \(error)")
+            throw CommandFailure("bus \"\(bus.name)\": cannot open \(path): \(error)")
         }
     }
     return transports

@@ -46,9 +46,10 @@ struct Run: ParsableCommand {
     var port: String?
 
     @Option(
+        parsing: .unconditional,
         help:
-            "Stop after this many seconds (default: half a second after the policy's motion ends — a trajectory, Cartesian goals — or until Ctrl-C)."
-    )
+            "Stop after this many seconds (default: half a second after the policy's motion ends — a trajectory, "
+            + "Cartesian goals — or until Ctrl-C).")
     var duration: Double?
 
     @Flag(help: "End with one JSON object instead of the human summary.")
@@ -373,7 +374,7 @@ enum RobotRun {
         if backend == .sim {
             summary += String(
                 format: "  simulated %.2f s in %.2f s of wall time: real-time factor %.2f\n",
-                sessionOutcome.simulatedSeconds, report.elapsedSeconds, sessionOutcome.realTimeFactor)
+                sessionOutcome.simulatedSeconds, sessionOutcome.wallSeconds, sessionOutcome.realTimeFactor)
         }
         if let recorded { summary += "  recording: \(recorded.summary)\n" }
         if let failure = recordingFailure ?? recording?.writer.failure {

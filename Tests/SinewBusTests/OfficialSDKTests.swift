@@ -2,9 +2,8 @@ import Foundation
 import SinewBus
 import Testing
 
-/// A Python with `dynamixel-sdk` 4.1.0 and `feetech-servo-sdk` 1.0.0 installed, e.g.
-/// `SINEW_PYTHON=.build/pyvenv/bin/python` (make it with `python3 -m venv .build/pyvenv &&
-/// .build/pyvenv/bin/pip install dynamixel-sdk==4.1.0 feetech-servo-sdk==1.0.0`).
+/// A Python with `dynamixel-sdk` 4.1.0 and `feetech-servo-sdk` 1.0.0 installed: `make test` sets
+/// `SINEW_PYTHON=.build/pyenv/bin/python`, the venv `make pyenv` makes from Tests/python/requirements.txt.
 private let officialPython = ProcessInfo.processInfo.environment["SINEW_PYTHON"]
 
 private func runOfficialMaster(_ kind: String, port: String) throws -> [String: Any] {

@@ -41,6 +41,31 @@ import Testing
         #expect(result.stderr.contains("No space left"), "\(result.stderr)")
     }
 
+    /// `sinew calibrate` failing at run time (a port that is not there or not a terminal, a servo that does not
+    /// answer) is an error (exit 1), not a usage error: no usage text, not 64.
+    @Test func calibrateRuntimeFailuresAreNotUsageErrors() throws {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-cal-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let calibrate = ["calibrate", Self.robot, "--from-pose", "--output", output]
+        for (port, says) in [("/nonexistent/ttyUSB9", "no such file"), ("/dev/null", "not a terminal")] {
+            let result = try runSinew(calibrate + ["--backend", "pty", "--port", port])
+            #expect(result.status == 1, "\(port): \(result.stderr)")
+            #expect(result.stderr.contains(says), "\(port): \(result.stderr)")
+            #expect(!result.stderr.contains("Usage:"), "a runtime failure is not a usage error: \(result.stderr)")
+        }
+        // Servo 6 is missing from the bus.
+        let link = NSTemporaryDirectory() + "sinew-cal-bus-\(getpid())"
+        defer { unlink(link) }
+        let server = try SinewChild(["virtual-bus", "--model", "sts3215", "--ids", "1-5", "--link", link])
+        defer { server.kill() }
+        try #require(server.firstLine(within: 60)?.hasPrefix("/dev/pts/") == true, "virtual bus: \(server.stderr)")
+        let silent = try runSinew(calibrate + ["--backend", "pty", "--port", link], within: 60)
+        #expect(silent.status == 1, "\(silent.stderr)")
+        #expect(silent.stderr.contains("servo 6 (joint \"gripper\") does not answer"), "\(silent.stderr)")
+        #expect(!silent.stderr.contains("Usage:"), "\(silent.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: output))
+    }
+
     @Test func aPortOfTheWrongKindIsNamedAsSuch() throws {
         let regular = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-notaport-\(getpid())").path
         #expect(FileManager.default.createFile(atPath: regular, contents: Data()))
@@ -70,6 +95,53 @@ import Testing
         #expect(wallS < 4, "a 1 s run took \(wallS) s")
         let ticks = try #require(report["ticks"] as? Int)
         #expect(ticks < 5000, "the loop could not run 5,000 ticks in a second on this bus: \(ticks)")
+    }
+
+    /// At 1 Hz a run's 3 ticks span 3 s of loop time: the real-time factor is 1 (it once said 2.00), and the
+    /// wall time printed beside it is the one it is computed from (it said "3.00 s in 2.00 s … factor 1.00").
+    @Test func aSlowLoopReportsTheWallTimeItsRealTimeFactorUses() throws {
+        let slow = try Self.robotCopy(
+            "slow", replacing: [("rate_hz: 500", "rate_hz: 1"), ("max_step_rad: 0.05 ", "max_step_rad: 1 ")])
+        let result = try runSinew(["run", slow, "--duration", "3"])
+        let line = try #require(
+            result.stdout.split(separator: "\n").first { $0.contains("of wall time: real-time factor") },
+            "\(result.stdout)\n\(result.stderr)")
+        // "  simulated 3.00 s in 3.00 s of wall time: real-time factor 1.00"
+        let numbers = line.split(separator: " ").compactMap { Double($0) }
+        try #require(numbers.count == 3, "\(line)")
+        #expect(abs(numbers[0] - 3) < 0.01, "\(line)")
+        #expect(abs(numbers[2] - 1) < 0.05, "\(line)")
+        #expect(abs(numbers[0] / numbers[1] - numbers[2]) < 0.01, "the factor is simulated / wall: \(line)")
+    }
+
+    /// An e-stop source that cannot start refuses activation, unless robot.yaml says `estop.required: false`
+    /// (then a warning, and the run goes on); an e-stop file already present refuses it either way.
+    @Test func anEStopSourceThatCannotStartRefusesActivationUnlessNotRequired() throws {
+        let missing = "/nonexistent-sinew-folder/STOP"
+        let required = try Self.robotCopy(
+            "estop-required", replacing: [("file: /tmp/sinew-so101.estop", "file: \(missing)")])
+        let refused = try runSinew(["run", required, "--fast", "--duration", "0.2", "--json"])
+        #expect(refused.status == 1, "\(refused.stderr)")
+        let report = try #require(jsonObject(refused.stdout), "\(refused.stdout)")
+        #expect(report["final_state"] as? String == "unconfigured")
+        #expect(
+            (report["error"] as? String)?.contains("cannot watch its folder") == true
+                && (report["error"] as? String)?.contains("not activated without its e-stop") == true, "\(report)")
+
+        let optional = try Self.robotCopy(
+            "estop-optional", replacing: [("file: /tmp/sinew-so101.estop", "file: \(missing)\n    required: false")])
+        let ran = try runSinew(["run", optional, "--fast", "--duration", "0.2", "--json"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(ran.stderr.contains("running without it (safety.estop.required: false)"), "\(ran.stderr)")
+
+        let stopFile = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-stop-\(getpid())").path
+        #expect(FileManager.default.createFile(atPath: stopFile, contents: nil))
+        defer { try? FileManager.default.removeItem(atPath: stopFile) }
+        let present = try Self.robotCopy(
+            "estop-present", replacing: [("file: /tmp/sinew-so101.estop", "file: \(stopFile)\n    required: false")])
+        let armed = try runSinew(["run", present, "--fast", "--duration", "0.2"])
+        #expect(armed.status == 1, "\(armed.stderr)")
+        #expect(armed.stderr.contains("exists: remove it to arm the robot"), "\(armed.stderr)")
     }
 
     @Test func nonFiniteJointValuesAreNamedAsSuch() throws {

@@ -53,6 +53,8 @@ struct HostileInputTests {
             ["kinematics", "ik", urdf, "--frame", "gripper_frame_link", "--target", "inf,0,0.1,1,0,0,0"],
             "--target needs finite numbers"
         ),
+        (["run", robot, "--duration", "-1"], "--duration must be a number of seconds above 0"),
+        (["run", robot, "--duration", "-inf"], "--duration must be a number of seconds above 0"),
         (["calibrate", robot, "--range-seconds", "nan"], "--range-seconds must be a number of seconds in (0, 3600]"),
         (["calibrate", robot, "--range-seconds", "inf"], "--range-seconds"),
         (["calibrate", robot, "--range-seconds", "-1"], "--range-seconds"),
@@ -207,6 +209,25 @@ struct HostileInputTests {
         #expect(result.status != 0)
         let message = "a fault names servo ID 7, which is not on the bus (it serves IDs 1, 2, 3, 4, 5, 6)"
         #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    /// A `sinew virtual-bus` killed (SIGKILL: no clean-up) leaves its link behind; started again with the same
+    /// --link, it takes the link over, though its new pseudo-terminal usually has the killed one's number.
+    @Test func aVirtualBusStartedAgainAfterBeingKilledTakesItsLinkBack() throws {
+        let link = NSTemporaryDirectory() + "sinew-hostile-again-\(getpid())-\(UUID().uuidString.prefix(8))"
+        defer { unlink(link) }
+        let killed = try SinewChild(["virtual-bus", "--model", "sts3215", "--ids", "1-6", "--link", link])
+        let killedPath = try #require(killed.firstLine(within: 120), "no pty path printed; stderr: \(killed.stderr)")
+        killed.signal(SIGKILL)
+        #expect(killed.wait(within: 60))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == killedPath, "left behind")
+
+        let again = try SinewChild(["virtual-bus", "--model", "sts3215", "--ids", "1-6", "--link", link])
+        defer { again.kill() }
+        let path = try #require(again.firstLine(within: 120), "refused its link: \(again.stderr)")
+        print("killed server's terminal \(killedPath), the new one's \(path)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == path)
+        #expect(again.process.isRunning)
     }
 
     /// Two `sinew virtual-bus` with the same --link: the second refuses the link while the first serves on it,

@@ -123,6 +123,44 @@ import Testing
 
     /// The longest stall of the loop thread a `sinew run` summary reports (s): its wake-up lateness maximum or
     /// its longest tick, 0 when it reports neither.
+    /// The README promises that docs/run-json.md explains every key `sinew run --json` prints: a run with a
+    /// safety event and the IMU (lockstep), and a run that fails before activation, each key checked against
+    /// the document (`policy` and `final_positions_rad` once appeared without a line there).
+    @Test func everyKeyOfRunJSONIsDocumented() throws {
+        let document = try String(contentsOfFile: repositoryRoot + "/docs/run-json.md", encoding: .utf8)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-json-keys-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let stopFile = dir + "/STOP"
+        var yaml = try String(contentsOfFile: repositoryRoot + "/Hardware/robots/so101/robot.yaml", encoding: .utf8)
+        yaml = yaml.replacingOccurrences(
+            of: "model: so101.urdf", with: "model: \(repositoryRoot)/Hardware/robots/so101/so101.urdf")
+        yaml = yaml.replacingOccurrences(of: "file: /tmp/sinew-so101.estop", with: "file: \(stopFile)")
+        // A workspace box the arm starts outside of: a safety event in the first ticks.
+        yaml = yaml.replacingOccurrences(of: "min: [-0.2, -0.45, 0.0]", with: "min: [-0.2, -0.45, 0.5]")
+        try #require(yaml.contains("file: \(stopFile)") && yaml.contains("min: [-0.2, -0.45, 0.5]"))
+        let robot = dir + "/robot.yaml"
+        try yaml.write(toFile: robot, atomically: true, encoding: .utf8)
+
+        let ran = try runSinew(["run", robot, "--fast", "--duration", "0.5", "--json"])
+        let report = try #require(jsonObject(ran.stdout), "\(ran.stdout)\n\(ran.stderr)")
+        let events = try #require(report["safety_events"] as? [[String: Any]])
+        try #require(!events.isEmpty, "the workspace box should have fired: \(ran.stderr)")
+        let buses = try #require(report["bus"] as? [String: [String: Any]])
+        let imu = try #require(report["imu"] as? [String: Any], "\(report)")
+        var keys = Array(report.keys) + events.flatMap(\.keys) + buses.values.flatMap(\.keys) + imu.keys
+
+        // The e-stop file exists: refused before activation, one object all the same.
+        #expect(FileManager.default.createFile(atPath: stopFile, contents: nil))
+        let failed = try runSinew(["run", robot, "--fast", "--duration", "0.5", "--json"])
+        #expect(failed.status == 1, "\(failed.stderr)")
+        let failure = try #require(jsonObject(failed.stdout), "\(failed.stdout)\n\(failed.stderr)")
+        keys += failure.keys
+        for key in Set(keys).sorted() {
+            #expect(document.contains("`\(key)`"), "docs/run-json.md does not explain the key \(key)")
+        }
+    }
+
     static func measuredStallS(summary: String) -> Double {
         func figure(after label: String) -> Double {
             guard let range = summary.range(of: label) else { return 0 }

@@ -70,16 +70,22 @@ enum Provocation: String, CaseIterable, Sendable {
 
     /// Each safety rule, triggered on the simulated SO-101 while it follows its trajectory: the loop reaches
     /// the safe state in the tick the rule fires (the watchdog, bus-error and overrun rules fire once their
-    /// budget is spent), and the event is recorded with its time, cause and joint. A run the test machine
-    /// disturbed (a stall of over 20 ms, or a safe state before the provocation) is repeated, at most three
-    /// times in all; the last is always scored.
+    /// budget is spent), and the event is recorded with its time, cause and joint. Every rule but the overrun
+    /// rule runs in lockstep on the simulation clock: deterministic, scored as it comes. The overrun rule is
+    /// about real time: its run is repeated (at most three attempts, the last scored) only when the loop
+    /// thread was measured stalled by the machine for over 20 ms, and says so.
     @Test(arguments: Provocation.allCases)
     func ruleBringsTheRobotToItsSafeState(_ provocation: Provocation) throws {
-        try retryingDisturbedRuns { isLastAttempt in try provokedRun(provocation, isLastAttempt: isLastAttempt) }
+        if provocation == .overrun {
+            try retryingDisturbedRuns { isLastAttempt in try provokedRun(provocation, isLastAttempt: isLastAttempt) }
+        } else {
+            _ = try provokedRun(provocation, isLastAttempt: true)
+        }
     }
 
     func provokedRun(_ provocation: Provocation, isLastAttempt: Bool) throws -> Bool {
-        let rig = try SimulatedRig(wireTiming: false)
+        let realTime = provocation == .overrun
+        let rig = try SimulatedRig(wireTiming: false, lockstep: !realTime)
         try rig.loop.lifecycle.configure()
         try rig.loop.lifecycle.activate()
         let body = ProvokedLoop(loop: rig.loop, provokeAt: Self.provokeAt)
@@ -139,15 +145,16 @@ enum Provocation: String, CaseIterable, Sendable {
         }
         let scheduler = Scheduler(
             configuration: SchedulerConfiguration(
-                rate: .fixed(hertz: rig.configuration.loop.rateHz), fifoPriority: loopTestPriority, maxTicks: 2000),
+                rate: realTime ? .fixed(hertz: rig.configuration.loop.rateHz) : .asFastAsPossible,
+                fifoPriority: realTime ? loopTestPriority : nil, maxTicks: 2000),
             body: body)
         _ = try scheduler.run()
         rig.server.stop()
-        if !isLastAttempt && (body.longestTickIntervalS > 0.02 || body.safeAtTick < Self.provokeAt) {
+        if !isLastAttempt && body.longestTickIntervalS > 0.02 {
             let events = rig.loop.supervisor.events.events.map(rig.loop.supervisor.describe)
             print(
-                "\(provocation): run again, the machine disturbed the run (longest tick interval "
-                    + "\(Int(1000 * body.longestTickIntervalS)) ms, safe at tick \(body.safeAtTick): \(events))")
+                "\(provocation): run again, the machine stalled the loop thread for "
+                    + "\(Int(1000 * body.longestTickIntervalS)) ms (safe at tick \(body.safeAtTick): \(events))")
             return false
         }
 

@@ -322,6 +322,75 @@ enum Provocation: String, CaseIterable, CustomTestStringConvertible {
         next.stopWatchers()
     }
 
+    @Test("the e-stop socket: a line that arrives in pieces is one command")
+    func estopSocketGathersAMessageSentInPieces() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-estop-parts-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let socket = directory.appendingPathComponent("estop.sock").path
+        let sources = EmergencyStopSources()
+        try sources.listen(onSocketAt: socket)
+        defer { sources.stopWatchers() }
+        // `send("es")`, a pause, `send("top\n")`: once read as "es" alone, answered as an unknown command and
+        // ignored, so a client that writes in pieces could not stop the robot.
+        let fd = socketClient(socket)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        _ = "es".withCString { send(fd, $0, 2, Int32(MSG_NOSIGNAL)) }
+        usleep(20_000)
+        _ = "top\n".withCString { send(fd, $0, 4, Int32(MSG_NOSIGNAL)) }
+        var reply = [UInt8](repeating: 0, count: 64)
+        var pollEntry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pollEntry, 1, 2_000) == 1)
+        let count = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        #expect(String(decoding: reply.prefix(max(count, 0)), as: UTF8.self) == "ok: e-stop\n")
+        var waited = 0
+        while sources.poll() == nil && waited < 2_000 {
+            usleep(1_000)
+            waited += 1
+        }
+        #expect(sources.poll() == .socket)
+    }
+
+    @Test("an e-stop source whose watcher thread cannot start is an error, not a source that never reacts")
+    func estopWatcherThatCannotStartIsAnError() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sinew-estop-thread-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("STOP").path
+        let socket = directory.appendingPathComponent("estop.sock").path
+        let sources = EmergencyStopSources()
+        // A stack no machine can map: pthread_create fails (as it does when memory is short). Before, the
+        // run went on with nobody watching, and stopWatchers waited forever for the watcher that never ran.
+        sources.watcherStackBytes = 1 << 60
+        do {
+            try sources.watchFile(atPath: file)
+            Issue.record("the file watcher started with a \(sources.watcherStackBytes)-byte stack")
+        } catch {
+            guard case .watcherThread(let path, _) = error else {
+                Issue.record("unexpected error \(error)")
+                return
+            }
+            #expect(path == file)
+            #expect(error.description.contains("cannot start the thread that watches it"), "\(error)")
+        }
+        #expect(throws: EmergencyStopError.self) { try sources.listen(onSocketAt: socket) }
+        #expect(!FileManager.default.fileExists(atPath: socket), "no socket left that nobody answers")
+        #expect(!FileManager.default.fileExists(atPath: socket + ".lock"))
+        sources.stopWatchers()  // returns: no watcher is counted that never started
+        // With a stack that fits, the same sources start and work.
+        sources.watcherStackBytes = 256 << 10
+        try sources.listen(onSocketAt: socket)
+        #expect(EmergencyStopSources.send(toSocketAt: socket) == 0)
+        var waited = 0
+        while sources.poll() == nil && waited < 2_000 {
+            usleep(1_000)
+            waited += 1
+        }
+        #expect(sources.poll() == .socket)
+        sources.stopWatchers()
+    }
+
     @Test("zero heap allocations over 10,000 guard calls")
     func zeroAllocations() {
         let s = makeSupervisor()

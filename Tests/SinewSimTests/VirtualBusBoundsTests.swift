@@ -109,6 +109,25 @@ import Testing
 }
 
 extension VirtualBusBoundsTests {
+    /// A server killed without cleaning up leaves its link to /dev/pts/N; the next server usually gets the same
+    /// N (devpts hands out the lowest free number). That link is left behind, not in use by another server: it
+    /// is replaced (it was once refused as "a pseudo-terminal in use", the new server's own).
+    @Test func aLeftBehindLinkToTheNumberThisServerGetsIsReplaced() throws {
+        let link = NSTemporaryDirectory() + "sinew-again-\(getpid())-\(UUID().uuidString.prefix(8))"
+        defer { unlink(link) }
+        // The killed server's terminal: opened, linked to, then gone.
+        let killedPath: String = try {
+            let terminal = try PseudoTerminalTransport.createPair()
+            return terminal.path
+        }()
+        #expect(symlink(killedPath, link) == 0)
+        let server = try VirtualBusServer.servePseudoTerminal(
+            bus: try VirtualBus(model: try loadModel("sts3215"), ids: [1]), linkPath: link)
+        defer { server.stop() }
+        print("left-behind link to \(killedPath); the new server got \(server.path ?? "?")")
+        #expect(linkDestination(link) == server.path)
+    }
+
     /// A link whose pseudo-terminal number now belongs to another program's terminal (the server that made it
     /// was killed, the number reused) is left behind, not in use: it is replaced.
     @Test func aLinkToSomeoneElsesTerminalIsReplaced() throws {
