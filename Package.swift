@@ -96,7 +96,8 @@ let package = Package(
         .executableTarget(name: "sinew-bench-mlp", dependencies: ["SinewPolicy"], path: "Benchmarks/MLPBench"),
         // The parsers of outside input under libFuzzer (`make fuzz`), or replaying a corpus (`make test`).
         .executableTarget(
-            name: "sinew-fuzz", dependencies: ["SinewRuntime", "SinewKinematics", "SinewPolicy", "CRealtime"],
+            name: "sinew-fuzz",
+            dependencies: ["SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "CRealtime"],
             path: "Fuzz/ParserFuzz"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),

@@ -1,5 +1,6 @@
 import CRealtime
 import Foundation
+import SinewCore
 import SinewKinematics
 import SinewPolicy
 import SinewRuntime
@@ -9,15 +10,16 @@ import SinewRuntime
 // (`make fuzz`, built with -sanitize=fuzzer and FUZZING), and the same entry point replaying a corpus of
 // inputs one by one in an ordinary build (`sinew-fuzz FILE|DIR…`, run by `make test` over Fuzz/corpus).
 // An input's first byte picks the parser: 0 robot.yaml, 1 URDF (then the kinematic model built from it),
-// 2 an e-stop socket message, 3 a safetensors file (then every tensor read and the network built from it); the
-// rest of the input is the parser's text or bytes.
+// 2 an e-stop socket message, 3 a safetensors file (then every tensor read and the network built from it), 4 a joint
+// motion CSV (robot.yaml's `simulation.motion`; then the motion sampled across its loop); the rest of the input is
+// the parser's text or bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
 /// bug the fuzzer looks for.
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 4 {
+    switch selector % 5 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -28,6 +30,12 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
         }
     case 2:
         _ = body.withMemoryRebound(to: CChar.self) { sinew_estop_message_command($0.baseAddress, $0.count) }
+    case 4:
+        if let motion = try? JointMotion.parse(bytes: [UInt8](body), file: "fuzz.csv") {
+            // Playback at, around and beyond every knot, and at times no file would give.
+            for row in 0..<min(motion.rowCount, 64) { _ = motion.sample(atS: motion.timeS(row: row) * 1.5) }
+            for time in [-1, 0, motion.loopPeriodS, 1e300, .nan, .infinity] { _ = motion.sample(atS: time) }
+        }
     default:
         if let file = try? SafeTensorsFile(bytes: [UInt8](body), file: "fuzz.safetensors") {
             for tensor in file.tensors where tensor.dtype.isReadableAsDouble { _ = try? file.values(tensor.name) }
@@ -90,9 +98,9 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
                 print(
                     """
                     usage: sinew-fuzz FILE|DIR…
-                    Replays fuzz inputs (first byte: 0 robot.yaml, 1 URDF, 2 e-stop message, 3 safetensors) through
-                    Sinew's parsers, one by one; a crash names the input being run. `make fuzz` runs the real fuzzer
-                    (libFuzzer).
+                    Replays fuzz inputs (first byte: 0 robot.yaml, 1 URDF, 2 e-stop message, 3 safetensors, 4 joint
+                    motion CSV) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
+                    runs the real fuzzer (libFuzzer).
                     """)
                 exit(arguments.isEmpty ? 2 : 0)
             }

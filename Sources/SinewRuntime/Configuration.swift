@@ -23,13 +23,15 @@ public struct RobotConfiguration: Sendable, Equatable {
     /// The calibration file (`calibration:`, written by `sinew calibrate`), resolved against the yaml file's
     /// directory; nil when the robot runs with the default zero of every servo.
     public let calibrationPath: String?
+    /// What only the simulator uses (`simulation:`): nil when robot.yaml has no such section.
+    public let simulation: Simulation?
 
     public init(
         name: String, file: String, modelPath: String, buses: [Bus], joints: [Joint],
         loop: Loop = Loop(), policy: Policy = .hold,
         safety: Safety = Safety(),
         recording: Recording = Recording(),
-        imu: IMU? = nil, calibrationPath: String? = nil
+        imu: IMU? = nil, calibrationPath: String? = nil, simulation: Simulation? = nil
     ) {
         self.name = name
         self.file = file
@@ -42,6 +44,7 @@ public struct RobotConfiguration: Sendable, Equatable {
         self.recording = recording
         self.imu = imu
         self.calibrationPath = calibrationPath
+        self.simulation = simulation
     }
 
     public func bus(named name: String) -> Bus? { buses.first { $0.name == name } }
@@ -423,6 +426,24 @@ extension RobotConfiguration {
             self.mountingRPY = mountingRPY
             self.rateHz = rateHz
             self.baudRate = baudRate
+            self.location = location
+        }
+    }
+
+    /// Settings only a simulated robot uses; the runtime ignores them.
+    public struct Simulation: Sendable, Equatable {
+        /// `motion:`, resolved against the yaml file's directory: a file of joint angles over time that a hand
+        /// moves the simulated arm's joints along (a leader arm a person holds); nil when none is given.
+        public let motionPath: String?
+        /// That file, read and checked when robot.yaml was loaded (its columns are configured joints).
+        public let motion: JointMotion?
+        public let location: SourceLocation
+
+        public init(
+            motionPath: String? = nil, motion: JointMotion? = nil, location: SourceLocation = SourceLocation(file: "")
+        ) {
+            self.motionPath = motionPath
+            self.motion = motion
             self.location = location
         }
     }

@@ -43,6 +43,9 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         case unknownFrame
         /// A value outside what the URDF allows where that cannot be tolerated (trajectory waypoints).
         case outsideModelLimits
+        /// The motion file `simulation.motion` names is not a valid motion, or moves a joint that is not
+        /// configured (the location is in the motion file where it can be, and `found` says what is wrong).
+        case invalidMotion
         /// The file, or the document once its aliases and merge keys are expanded, is larger than a
         /// configuration can sensibly be (`RobotConfiguration.maximumFileBytes`, `maximumExpandedNodes`).
         case tooLarge
@@ -87,6 +90,9 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
             return "\(location): not valid YAML: \(found)"
         case .tooLarge:
             return "\(location): too large: \(found); expected \(expected)"
+        case .invalidMotion:
+            // The location is in the motion file, and `found` says what is wrong there in full.
+            return "\(location): \(keyPath): \(found)"
         default:
             let subject = keyPath.isEmpty ? "" : "\(keyPath): "
             return "\(location): \(subject)expected \(expected), found \(found)"

@@ -91,8 +91,39 @@ extension RobotConfiguration {
                 expected: "a link of \(model.file)" + suggestionText(imu.link, linkNames), found: "'\(imu.link)'")
         }
 
+        if let motion = simulation?.motion { try check(motion: motion, against: model) }
+
         warnings += try policy.settings.check(against: model, configuration: self)
         return warnings
+    }
+
+    /// A simulation motion moves joints the hand can move (not mimic joints, which follow their masters), within
+    /// the URDF's limits: the simulated arm's mechanical stops are just beyond them.
+    func check(motion: JointMotion, against model: RobotModel) throws(ConfigurationError) {
+        let path = "simulation.motion"
+        for (c, name) in motion.jointNames.enumerated() {
+            guard let j = model.jointIndex(named: name) else { continue }
+            let joint = model.joints[j]
+            if let mimic = joint.mimic {
+                throw ConfigurationError(
+                    .invalidMotion,
+                    at: SourceLocation(file: motion.file, line: motion.headerLine, column: motion.jointColumns[c]),
+                    keyPath: path,
+                    expected: "joints a hand moves",
+                    found:
+                        "joint '\(name)' mimics '\(model.joints[mimic.master].name)': the motion must move that one")
+            }
+            for row in 0..<motion.rowCount {
+                let value = motion.positionRad(row: row, joint: c)
+                guard value < joint.lowerLimit || value > joint.upperLimit else { continue }
+                throw ConfigurationError(
+                    .outsideModelLimits, at: SourceLocation(file: motion.file, line: motion.rowLines[row]),
+                    keyPath: path,
+                    expected:
+                        "positions of \(name) within the URDF's limits [\(joint.lowerLimit), \(joint.upperLimit)] rad",
+                    found: "\(value)")
+            }
+        }
     }
 
     func suggestionText(_ name: String, _ candidates: [String]) -> String {

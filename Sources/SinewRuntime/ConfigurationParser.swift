@@ -7,6 +7,7 @@ extension RobotConfiguration {
     enum Keys {
         static let root = [
             "name", "model", "buses", "joints", "loop", "policy", "safety", "recording", "imu", "calibration",
+            "simulation",
         ]
         static let bus = ["name", "protocol", "port", "baud", "reply_margin_ms", "retries"]
         static let joint = [
@@ -26,6 +27,7 @@ extension RobotConfiguration {
         static let recording = ["enabled", "path", "decimation"]
         static let imu = ["port", "protocol", "link", "mounting", "rate_hz", "baud"]
         static let mounting = ["xyz", "rpy"]
+        static let simulation = ["motion"]
     }
 
     /// Reads and checks a `robot.yaml` file. The URDF path in it is resolved against the file's directory.
@@ -145,10 +147,13 @@ private struct Parser {
                 node, "calibration", expected: "the path of the calibration file written by `sinew calibrate`")
             return text.hasPrefix("/") ? text : (baseDirectory as NSString).appendingPathComponent(text)
         }
+        let simulation = try fields["simulation"].map { node throws(ConfigurationError) in
+            try self.simulation(node, joints: joints)
+        }
         return RobotConfiguration(
             name: name, file: reader.file, modelPath: modelPath, buses: buses,
             joints: joints, loop: loop, policy: policy, safety: safety, recording: recording, imu: imu,
-            calibrationPath: calibration)
+            calibrationPath: calibration, simulation: simulation)
     }
 
     // MARK: buses
@@ -494,6 +499,47 @@ private struct Parser {
                 "baud", default: 921_600, where: baudRates.contains,
                 "among the serial rates " + baudRates.map(String.init).joined(separator: ", ") + " (bit/s)"),
             location: reader.location(node))
+    }
+}
+
+extension Parser {
+    // MARK: simulation
+
+    func simulation(_ node: Node, joints: [RobotConfiguration.Joint]) throws(ConfigurationError)
+        -> RobotConfiguration.Simulation
+    {
+        let fields = try YAMLFields(node, path: "simulation", allowed: Keys.simulation, reader: reader)
+        guard let motionNode = fields["motion"], !reader.isNull(motionNode) else {
+            return RobotConfiguration.Simulation(location: reader.location(node))
+        }
+        let path = fields.childPath("motion")
+        let expected = "a joint motion CSV file (header t_s and joint names, then rows of time and positions)"
+        let text = try reader.string(motionNode, path, expected: "the path of " + expected)
+        let file = text.hasPrefix("/") ? text : (baseDirectory as NSString).appendingPathComponent(text)
+        let motion: JointMotion
+        do {
+            motion = try JointMotion.load(contentsOf: file)
+        } catch {
+            // A file that cannot be read is this line's fault; anything in it, the motion file's line.
+            if error.kind == .unreadableFile || error.kind == .tooLarge && error.location.line == 0 {
+                throw ConfigurationError(
+                    error.kind == .tooLarge ? .tooLarge : .unreadableFile, at: reader.location(motionNode),
+                    keyPath: path, expected: expected, found: "\(file): \(error.problem)")
+            }
+            throw ConfigurationError(
+                .invalidMotion, at: error.location, keyPath: path, expected: expected, found: error.problem)
+        }
+        let names = joints.map(\.name)
+        for (c, name) in motion.jointNames.enumerated() where !names.contains(name) {
+            let suggestion = KeySuggestion.closest(to: name, among: names).map { " (did you mean '\($0)'?)" } ?? ""
+            let configured = names.map { "'\($0)'" }.joined(separator: ", ")
+            throw ConfigurationError(
+                .invalidMotion,
+                at: SourceLocation(file: file, line: motion.headerLine, column: motion.jointColumns[c]), keyPath: path,
+                expected: "a configured joint as each column's name: \(configured)",
+                found: "column '\(name)' is not a configured joint\(suggestion); the joints are \(configured)")
+        }
+        return RobotConfiguration.Simulation(motionPath: file, motion: motion, location: reader.location(node))
     }
 }
 

@@ -1,3 +1,4 @@
+import SinewCore
 import SinewDrivers
 import SinewKinematics
 
@@ -14,6 +15,9 @@ import SinewKinematics
 /// under the servo's torque alone, and meets the other flank in an inelastic impact. The servos therefore
 /// read their own shafts, which differ from the joint by up to half the play, as real encoders on the motor
 /// side of a reducer do. Without backlash the shaft is rigidly tied to the joint.
+///
+/// A hand can move joints along a recorded motion (``play(_:)``): those joints then go where the motion
+/// says at every step, whatever the forces, and the shafts follow them through the play as they would.
 public final class RobotJointDynamics: JointDynamics {
     public let model: RobotModel
     /// Per bus servo (in the bus's order): the joint it drives and how.
@@ -39,6 +43,10 @@ public final class RobotJointDynamics: JointDynamics {
     /// play. Always +1 without backlash.
     let contactSide: UnsafeMutableBufferPointer<Double>
     let hasBacklash: Bool
+    /// The hand moving joints along a motion, once ``play(_:)`` installed one.
+    public private(set) var playback: JointMotionPlayback?
+    /// Per joint (URDF-level), the playback's column that moves it, or -1.
+    let playedColumn: UnsafeMutableBufferPointer<Int>
     /// Speed below which Coulomb friction is blended to zero, rad/s: keeps the model smooth at rest.
     let frictionBlendSpeed = 0.02
     /// Where the mechanical stops sit beyond each joint's URDF limits, rad or m.
@@ -75,6 +83,8 @@ public final class RobotJointDynamics: JointDynamics {
         for buffer in [positions, velocities, efforts, damping, armature, nextVelocities, baseArmature] {
             buffer.initialize(repeating: 0)
         }
+        playedColumn = .allocate(capacity: max(n, 1))
+        playedColumn.initialize(repeating: -1)
         let servoCount = max(mappings.count, 1)
         servoArmature = .allocate(capacity: servoCount)
         playRad = .allocate(capacity: servoCount)
@@ -107,6 +117,30 @@ public final class RobotJointDynamics: JointDynamics {
             buffer.deallocate()
         }
         for buffer in [servoArmature, playRad, shaftVelocityRadPerS, contactSide] { buffer.deallocate() }
+        playedColumn.deallocate()
+    }
+
+    /// From now on a hand moves the motion's joints along it, as a person moves a leader arm: at every physics
+    /// step those joints take the motion's position and velocity at that step's time (time 0, the motion's
+    /// first row, is now; it loops). The joints go to the motion's start at once; the servos see it at the
+    /// next step, or at once through `shaftState(forServo:)` and `VirtualBus.setJointState`. Replaces an
+    /// earlier motion.
+    ///
+    /// - Throws: when the motion moves a joint that is not a moving joint of the model, or a mimic joint.
+    public func play(_ motion: JointMotion) throws(RobotSimulationError) {
+        let playback = try JointMotionPlayback(motion: motion, model: model)
+        for j in 0..<model.dofCount { playedColumn[j] = -1 }
+        for (c, j) in playback.modelJoints.enumerated() {
+            playedColumn[j] = c
+            let state = playback.state(column: c)
+            setJointState(joint: j, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
+        }
+        self.playback = playback
+    }
+
+    /// The velocities the hand gives its joints over the coming step, in place of what the forces would.
+    func prescribeNextVelocities(_ playback: JointMotionPlayback) {
+        for (c, j) in playback.modelJoints.enumerated() { nextVelocities[j] = playback.velocitiesRadPerS[c] }
     }
 
     /// Shaft angles (rad) and speeds (rad/s) of every servo for the current joint state, so the virtual
@@ -206,8 +240,11 @@ public final class RobotJointDynamics: JointDynamics {
                 massMatrixReady = true
             }
             let jointInertia = workspace.massMatrix(row: j, column: j) + armature[j]
+            // A joint a hand moves does not give way: the shaft takes its speed.
             let common =
-                (inertia * shaftVelocityRadPerS[s] + jointInertia * velocities[j]) / (inertia + jointInertia)
+                playedColumn[j] >= 0
+                ? velocities[j]
+                : (inertia * shaftVelocityRadPerS[s] + jointInertia * velocities[j]) / (inertia + jointInertia)
             velocities[j] = common
             shaftVelocityRadPerS[s] = common
             contactSide[s] = side
@@ -221,13 +258,20 @@ public final class RobotJointDynamics: JointDynamics {
         let n = model.dofCount
         loadJoints(outputs: outputs)
         integrateJoints(dtS: dtS)
+        let playback = self.playback
+        if let playback {
+            playback.advance(byS: dtS)
+            prescribeNextVelocities(playback)
+        }
         if hasBacklash && releaseShaftsThatWouldPull(outputs: outputs, dtS: dtS) {
             loadJoints(outputs: outputs)
             integrateJoints(dtS: dtS)
+            if let playback { prescribeNextVelocities(playback) }
         }
         for j in 0..<n {
             velocities[j] = nextVelocities[j]
             positions[j] += dtS * nextVelocities[j]
+            if let playback, playedColumn[j] >= 0 { positions[j] = playback.positionsRad[playedColumn[j]] }
             // Mechanical stops a little beyond the URDF's limits: an unpowered arm comes to rest on them
             // instead of folding through itself (an inelastic stop).
             let joint = model.joints[j]

@@ -81,9 +81,31 @@ struct RegisterMap {
     var maxTorque = -1, unloadingCondition = -1, overloadTorque = -1, protectionTime = -1
     var protectionCurrent = -1, overcurrentTime = -1, acceleration = -1, goalTime = -1, torqueLimit = -1
     var lock = -1, presentLoad = -1, status = -1
+    /// Dynamixel indirect addressing, as the table lays it out (XM430: two banks of 28; XL330: one of 20):
+    /// per bank, the first Indirect Data address, how many there are, and the first Indirect Address register.
+    var indirectData1 = -1, indirectCount1 = 0, indirectAddress1 = -1
+    var indirectData2 = -1, indirectCount2 = 0, indirectAddress2 = -1
 
     init(_ model: ServoModel) {
         func a(_ name: String) -> Int { model.register(named: name)?.address ?? -1 }
+        // Runs of "Indirect Data N" at consecutive addresses whose "Indirect Address N" registers are
+        // consecutive too.
+        var banks: [(data: Int, count: Int, address: Int)] = []
+        var n = 1
+        while let data = model.register(named: "Indirect Data \(n)"),
+            let address = model.register(named: "Indirect Address \(n)")
+        {
+            if let last = banks.last, data.address == last.data + last.count,
+                address.address == last.address + 2 * last.count
+            {
+                banks[banks.count - 1].count += 1
+            } else {
+                banks.append((data.address, 1, address.address))
+            }
+            n += 1
+        }
+        if banks.count > 0 { (indirectData1, indirectCount1, indirectAddress1) = banks[0] }
+        if banks.count > 1 { (indirectData2, indirectCount2, indirectAddress2) = banks[1] }
         id = a("ID")
         baudRate = a("Baud Rate")
         returnDelay = a("Return Delay Time")
@@ -443,15 +465,14 @@ public final class VirtualServo {
     @inline(__always)
     func resolveIndirect(_ address: Int) -> Int {
         guard isDynamixel else { return address }
-        var slot = -1
-        if address >= 224 && address < 252 {
-            slot = address - 224
-            let target = Int(loadUnsigned(168 + 2 * slot, 2))
+        var slot = address - map.indirectData1
+        if slot >= 0 && slot < map.indirectCount1 {
+            let target = Int(loadUnsigned(map.indirectAddress1 + 2 * slot, 2))
             return target < tableSize && target != address ? target : address
         }
-        if address >= 634 && address < 662 && tableSize > 662 {
-            slot = address - 634
-            let target = Int(loadUnsigned(578 + 2 * slot, 2))
+        slot = address - map.indirectData2
+        if slot >= 0 && slot < map.indirectCount2 {
+            let target = Int(loadUnsigned(map.indirectAddress2 + 2 * slot, 2))
             return target < tableSize && target != address ? target : address
         }
         return address

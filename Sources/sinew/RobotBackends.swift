@@ -14,6 +14,10 @@ enum Backend: String, ExpressibleByArgument, CaseIterable {
 
 /// The simulated robot behind a configuration: per bus, virtual servos driven by the robot's rigid-body
 /// physics, served on an in-process byte pipe with wire-time emulation.
+///
+/// When robot.yaml has `simulation: {motion: FILE}` the robot is a leader arm in a person's hand: its joints
+/// follow the motion (``RobotJointDynamics/play(_:)``, looping, from the motion's first row when the robot is
+/// built) and its servos start with torque off, however they are served.
 final class SimulatedRobot {
     let buses: [VirtualBus]
     let servers: [VirtualBusServer]
@@ -76,6 +80,13 @@ final class SimulatedRobot {
             }
             let robot = try RobotJointDynamics(
                 model: model, mappings: mappings, servoModels: servos, initialPositions: start)
+            if let motion = configuration.simulation?.motion {
+                do {
+                    try robot.play(motion)
+                } catch {
+                    throw ValidationError("simulation.motion: \(error)")
+                }
+            }
             virtualBus.dynamics = robot
             if let (linkIMU, loopEnd) = try makeVirtualLinkIMU(configuration: configuration, robot: robot) {
                 virtualBus.dynamics = linkIMU
@@ -88,8 +99,11 @@ final class SimulatedRobot {
             }
             if terminals {
                 // A robot served for another process is found as it was left: powered, holding its pose (a
-                // fresh servo's torque-off default would let the arm fall before anyone connects).
-                for servo in virtualBus.servos { servo.setRegisterValue(named: "Torque Enable", 1) }
+                // fresh servo's torque-off default would let the arm fall before anyone connects) — except a
+                // leader arm (a motion in robot.yaml): a person holds it, and its servos only read.
+                if configuration.simulation?.motion == nil {
+                    for servo in virtualBus.servos { servo.setRegisterValue(named: "Torque Enable", 1) }
+                }
                 let link = linkDirectory.map { ($0 as NSString).appendingPathComponent(bus.name) }
                 let server = try VirtualBusServer.servePseudoTerminal(
                     bus: virtualBus, linkPath: link, busyPollNanoseconds: serverBusyPollNs)

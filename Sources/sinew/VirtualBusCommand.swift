@@ -15,8 +15,13 @@ struct VirtualBusCommand: ParsableCommand {
             first line printed is the pseudo-terminal's path (e.g. /dev/pts/4), for scripts; a description \
             follows. Runs until SIGINT (Ctrl-C) or SIGTERM, then removes the --link and exits 0.
 
-            Models: xl330-m288 and xm430-w350 (dynamixel), sts3215 (feetech). Fresh servos hold the factory \
-            defaults (Return Delay Time 250 = 500 µs included), at the --baud rate.
+            Models: xl330-m077, xl330-m288 and xm430-w350 (dynamixel), sts3215 (feetech). Fresh servos hold \
+            the factory defaults (Return Delay Time 250 = 500 µs included), at the --baud rate.
+
+            With --robot, a robot.yaml with `simulation: {motion: FILE}` is a leader arm held by a person: its \
+            joints follow the motion file (looping) and its servos start with torque off, so a teleoperation run \
+            reads a moving leader without hardware (e.g. Hardware/robots/so101/leader.yaml). Other robots are \
+            served torqued, holding their pose.
 
             With --wire-timing on (the default) a reply becomes readable only when a real wire would have \
             delivered it: (request + reply bytes) × 10 / baud, plus each servo's Return Delay Time, plus a few \
@@ -39,7 +44,7 @@ struct VirtualBusCommand: ParsableCommand {
         help: "dynamixel or feetech (must match the model; taken from the model when left out).")
     var busProtocol: String?
 
-    @Option(help: "Servo model, lower-case as the vendor writes it: xl330-m288, xm430-w350, sts3215.")
+    @Option(help: "Servo model, lower-case as the vendor writes it: xl330-m077, xl330-m288, xm430-w350, sts3215.")
     var model: String?
 
     @Option(
@@ -152,10 +157,18 @@ struct VirtualBusCommand: ParsableCommand {
             configuration: checked.configuration, model: checked.model, catalog: try ServoTables.load(),
             wireTiming: wireTiming == .on, faults: faults, terminals: true, linkDirectory: linkDir)
         for entry in robot.terminalPaths { printFlushed("\(entry.bus) \(entry.path)") }
-        printFlushed(
-            "Serving the simulated \(checked.configuration.name) (\(checked.configuration.joints.count) joints) on "
-                + robot.terminalPaths.map { "\($0.bus): \($0.link ?? $0.path)" }.joined(separator: ", ")
-                + ". Run it with: sinew run \(path) --backend pty --port PATH. Ctrl-C stops.")
+        let served = robot.terminalPaths.map { "\($0.bus): \($0.link ?? $0.path)" }.joined(separator: ", ")
+        if let simulation = checked.configuration.simulation, let motion = simulation.motion {
+            printFlushed(
+                "Serving the simulated leader arm \(checked.configuration.name) "
+                    + "(\(checked.configuration.joints.count) joints, torque off) on \(served); "
+                    + "its joints follow \(simulation.motionPath ?? motion.file) "
+                    + String(format: "(%.1f s, looping). Ctrl-C stops.", motion.loopPeriodS))
+        } else {
+            printFlushed(
+                "Serving the simulated \(checked.configuration.name) (\(checked.configuration.joints.count) joints) on "
+                    + served + ". Run it with: sinew run \(path) --backend pty --port PATH. Ctrl-C stops.")
+        }
         let signal = waitForTerminationSignal()
         robot.stop()
         // Only links still leading to this robot's terminals: another server may have taken one over since.

@@ -16,9 +16,10 @@ let servoTableDirectory: String = {
         catalog = try ServoCatalog.load(directory: servoTableDirectory)
     }
 
-    @Test func loadsTheThreeShippedModels() {
-        #expect(catalog.modelNames == ["sts3215", "xl330-m288", "xm430-w350"])
+    @Test func loadsTheShippedModels() {
+        #expect(catalog.modelNames == ["sts3215", "xl330-m077", "xl330-m288", "xm430-w350"])
         #expect(catalog.model(named: "XL330-M288")?.modelNumber == 1200)
+        #expect(catalog.model(named: "xl330-m077")?.modelNumber == 1190)
         #expect(catalog.model(named: "xm430-w350")?.modelNumber == 1020)
         #expect(catalog.model(named: "sts3215")?.modelNumber == 777)
         for model in catalog.models.values {
@@ -30,7 +31,7 @@ let servoTableDirectory: String = {
     }
 
     /// Addresses and sizes from docs/protocols.md.
-    @Test(arguments: ["xl330-m288", "xm430-w350"])
+    @Test(arguments: ["xl330-m077", "xl330-m288", "xm430-w350"])
     func dynamixelRegistersAtProtocolAddresses(model name: String) throws {
         let model = try #require(catalog.model(named: name))
         #expect(model.wireProtocol == .dynamixel2)
@@ -71,6 +72,32 @@ let servoTableDirectory: String = {
         #expect(catalog.model(named: "xl330-m288")?.register(named: "Present Current")?.scale == 1)
         #expect(catalog.model(named: "xl330-m288")?.baudRates[7] == nil)
         #expect(catalog.model(named: "xm430-w350")?.baudRates[7] == 4_500_000)
+    }
+
+    /// The XL330-M077 (e-manual): the XL330-M288's motor behind a 77.5:1 gearbox, its own defaults, one bank of
+    /// 20 indirect addresses.
+    @Test func xl330M077DiffersFromTheM288WhereTheEManualSays() throws {
+        let m077 = try #require(catalog.model(named: "xl330-m077"))
+        let m288 = try #require(catalog.model(named: "xl330-m288"))
+        #expect(m077.physical.gearRatio == 77.5 && m077.physical.noLoadSpeedRpm == 383)
+        #expect(m077.physical.stallTorqueNm == 0.215 && m077.physical.stallCurrentA == m288.physical.stallCurrentA)
+        // One motor: the back-EMF constant from each servo's no-load speed agrees.
+        #expect(abs(m077.physical.torqueConstantNmPerA - m288.physical.torqueConstantNmPerA) < 1e-9)
+        #expect(m077.register(named: "Velocity Limit")?.defaultValue == 1620)
+        #expect(m077.register(named: "Velocity I Gain")?.defaultValue == 400)
+        #expect(m077.register(named: "Velocity P Gain")?.defaultValue == 40)
+        #expect(m077.register(named: "Position I Gain")?.defaultValue == 400)
+        #expect(m077.register(named: "Indirect Address 20")?.address == 206)
+        #expect(m077.register(named: "Indirect Data 1")?.address == 208)
+        #expect(m077.register(named: "Indirect Data 20")?.address == 227)
+        #expect(m077.register(named: "Indirect Data 21") == nil)
+        #expect(m077.baudRates[7] == nil && m077.defaultBaudRate == 57600)
+        #expect(m077.derivations["stallTorqueNm"] != nil && m077.sources.contains { $0.contains("XL330-M077") })
+        // What stays the same: every register the M288 has below the indirect area, at the same address.
+        for register in m288.registers where register.address < 168 {
+            #expect(m077.register(named: register.name)?.address == register.address, "\(register.name)")
+            #expect(m077.register(named: register.name)?.size == register.size, "\(register.name)")
+        }
     }
 
     @Test func feetechRegistersAtProtocolAddresses() throws {

@@ -274,6 +274,19 @@ import Testing
         host.bus.hostBaudRate = 57600
         #expect(host.ping(1).map(\.id) == [1])
     }
+
+    /// Indirect addressing follows each table's layout: XL330-M077 one bank of 20 (addresses at 168, data at
+    /// 208), the XL330-M288 and XM430 tables here a bank of 28 (168, 224), the XM430 a second one (578, 634).
+    @Test(arguments: [
+        ("xl330-m077", 168, 208), ("xl330-m288", 168, 224), ("xm430-w350", 168, 224), ("xm430-w350", 578, 634),
+    ])
+    func indirectDataReadsThroughItsAddress(model: String, addressRegister: Int, data: Int) throws {
+        let host = try TestHost(model: model, ids: [1])
+        #expect(host.write(1, addressRegister, le16(146) + le16(144)).first?.error == 0)  // temperature, voltage
+        let direct = try #require(host.read(1, 144, 3).first?.parameters)
+        #expect(host.read(1, data, 2).first?.parameters == [direct[2], direct[0]], "\(model) at \(data)")
+        #expect(host.read(1, 0, 2).first?.uint16 == Int(try loadModel(model).modelNumber))
+    }
 }
 
 /// A joint that cannot move (a blocked horn).

@@ -7,7 +7,9 @@ import Testing
 /// The vendors' official Python SDKs, unmodified, against the virtual bus served on a pseudo-terminal
 /// (Tests/python/sdk_against_virtual_bus.py), from the environment `make pyenv` installs into `.build/pyenv`.
 @Suite(.serialized) struct VendorSDKTests {
-    @Test(arguments: [("dynamixel", "xl330-m288"), ("dynamixel", "xm430-w350"), ("feetech", "sts3215")])
+    @Test(arguments: [
+        ("dynamixel", "xl330-m288"), ("dynamixel", "xl330-m077"), ("dynamixel", "xm430-w350"), ("feetech", "sts3215"),
+    ])
     func officialSDKDrivesTheVirtualBus(protocolName: String, modelName: String) throws {
         let python = try testPython(importing: ["dynamixel_sdk", "scservo_sdk"])
         let model = try loadModel(modelName)

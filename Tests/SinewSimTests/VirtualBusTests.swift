@@ -118,7 +118,7 @@ import Testing
             _ = try VirtualBus.make(catalog: catalog, protocolName: "dynamixel", modelName: "xl999", ids: "1")
             Issue.record("unknown model accepted")
         } catch {
-            #expect(error.description.contains("known: sts3215, xl330-m288, xm430-w350"))
+            #expect(error.description.contains("known: sts3215, xl330-m077, xl330-m288, xm430-w350"))
         }
         #expect(throws: VirtualBusSetupError.self) {
             try VirtualBus.make(
