@@ -48,6 +48,13 @@ public struct RobotConfiguration: Sendable, Equatable {
     }
 
     public func bus(named name: String) -> Bus? { buses.first { $0.name == name } }
+
+    /// The same robot with another policy (a front end's override, such as `sinew teleop`'s).
+    public func replacingPolicy(_ policy: Policy) -> RobotConfiguration {
+        RobotConfiguration(
+            name: name, file: file, modelPath: modelPath, buses: buses, joints: joints, loop: loop, policy: policy,
+            safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath)
+    }
     public func jointIndex(named name: String) -> Int? { joints.firstIndex { $0.name == name } }
     /// The joints on one bus, in configuration order, with their index in `joints`.
     public func joints(onBus name: String) -> [(index: Int, joint: Joint)] {

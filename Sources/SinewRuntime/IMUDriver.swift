@@ -100,19 +100,29 @@ public final class IMUDriver: @unchecked Sendable {
     /// 0.5 m/s² for a gripper reaching 0.5 m/s) would tilt the start by ~3°, and that error would then
     /// only fade with the inclination time constant (3 s). Waits up to twice the AHRS's start-up duration
     /// for that many samples; returns the number received (0 when the IMU is silent).
+    /// With a simulation clock (a lockstep run) the wait is simulated time: the clock is advanced in 2 ms steps
+    /// (the simulated robot holding its pose meanwhile) instead of sleeping on the wall clock.
     @discardableResult
-    public func settle() -> Int {
+    public func settle(simulationClock: (any SimulationClock)? = nil) -> Int {
         hasFlushedBacklog = true
         try? transport.flushInput()
         let startup = ahrs.configuration.startupDurationS
         let wanted = samplesReceived + Int((startup * sampleRateHz).rounded())
         let start = MonotonicInstant.now()
+        let simulatedStartNs = simulationClock?.nanoseconds ?? 0
         let limitNs = UInt64(2 * startup * 1e9)
         let before = samplesReceived
-        while samplesReceived < wanted, MonotonicInstant.now().nanoseconds(since: start) < limitNs {
-            poll()
-            var pause = timespec(tv_sec: 0, tv_nsec: 2_000_000)
-            nanosleep(&pause, nil)
+        while samplesReceived < wanted {
+            if let simulationClock {
+                guard simulationClock.nanoseconds - simulatedStartNs < limitNs else { break }
+                simulationClock.advance(toNanoseconds: simulationClock.nanoseconds + 2_000_000)
+                poll()
+            } else {
+                guard MonotonicInstant.now().nanoseconds(since: start) < limitNs else { break }
+                poll()
+                var pause = timespec(tv_sec: 0, tv_nsec: 2_000_000)
+                nanosleep(&pause, nil)
+            }
         }
         return samplesReceived - before
     }

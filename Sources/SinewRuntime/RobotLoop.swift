@@ -499,13 +499,13 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             do {
                 try start()
             } catch {
-                if case .filePresent = error { throw RobotLoopError("\(configuration.file): \(error)") }
+                if case .filePresent = error { throw RobotLoopError("\(error)") }
                 guard settings.required else {
                     warnings.append("\(error) — running without it (safety.estop.required: false)")
                     return
                 }
                 throw RobotLoopError(
-                    "\(configuration.file): \(error); the robot is not activated without its e-stop "
+                    "\(error); the robot is not activated without its e-stop "
                         + "(safety.estop.required: false runs without it)")
             }
         }
@@ -646,7 +646,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func onActivate() throws(RobotLoopError) {
         try holdPresentPoseWithTorque()
-        imu?.settle()
+        imu?.settle(simulationClock: simulationClock)
         try startFromPresentPose()
         for bus in buses { bus.master.timing.marginNanoseconds = bus.runMarginNs }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SinewBus
+import SinewCore
 import SinewDrivers
 import SinewKinematics
 import SinewPolicy
@@ -34,7 +35,9 @@ struct Run: ParsableCommand {
             snapshot to a CSV file from a non-real-time thread; it is flushed and closed at the end of the run \
             and on Ctrl-C.
             Example: sinew run Hardware/robots/so101/robot.yaml --duration 5
-            """)
+
+            Policies robot.yaml's `policy.type` can name (docs/policies.md has their keys):
+            """ + PolicyTypes.builtin.map { "  \($0.name): \($0.summary)" }.joined(separator: "\n"))
 
     @Argument(help: "The robot's robot.yaml.")
     var robot: String
@@ -47,9 +50,9 @@ struct Run: ParsableCommand {
 
     @Option(
         parsing: .unconditional,
-        help:
+        help: ArgumentHelp(
             "Stop after this many seconds (default: half a second after the policy's motion ends — a trajectory, "
-            + "Cartesian goals — or until Ctrl-C).")
+                + "Cartesian goals — or until Ctrl-C)."))
     var duration: Double?
 
     @Flag(help: "End with one JSON object instead of the human summary.")
@@ -158,9 +161,18 @@ enum RobotRun {
         } catch {
             throw RunFailure(stage: "load", message: "\(error)")
         }
-        let configuration = checked.configuration
+        var configuration = checked.configuration
         let model = checked.model
-        for warning in checked.warnings { printError("warning: \(warning)") }
+        var warnings = checked.warnings
+        if let override = options.policyOverride {
+            do {
+                configuration = configuration.replacingPolicy(try override(checked))
+                warnings += try configuration.policy.settings.check(against: model, configuration: configuration)
+            } catch {
+                throw RunFailure(stage: "load", message: "\(error)")
+            }
+        }
+        for warning in warnings { printError("warning: \(warning)") }
         // A rate the buses cannot carry: the loop would overrun every tick and run slower than configured.
         for limit in (try? LoopBench.wireLimits(configuration: configuration, catalog: catalog)) ?? []
         where configuration.loop.rateHz > limit.cyclesPerSecond {
@@ -192,6 +204,24 @@ enum RobotRun {
             throw RunFailure(stage: "load", message: "\(error)")
         }
         defer { simulated?.stop() }
+        // A teleoperation leader: its own bus, simulated beside the follower or opened like the robot's.
+        var policyTransports: [String: any ByteTransport] = [:]
+        var leader: SimulatedRobot?
+        defer { leader?.stop() }
+        var simulationClock: (any SimulationClock)? = simulated?.clock
+        if let teleop = configuration.policy.settings as? TeleopPolicySettings {
+            do {
+                let opened = try openLeader(
+                    teleop, backend: backend, catalog: catalog, fast: fast, port: options.leaderPort)
+                policyTransports[TeleopPolicySettings.leaderTransportName] = opened.transport
+                leader = opened.simulated
+                if let followerClock = simulated?.clock, let leaderClock = opened.simulated?.clock {
+                    simulationClock = SimulationClockGroup([followerClock, leaderClock])
+                }
+            } catch {
+                throw RunFailure(stage: "load", message: "leader \(teleop.leaderPath): \(error)")
+            }
+        }
 
         let loop: RobotLoop
         // The e-stop watchers end with the run, taking their socket (and its lock) with them.
@@ -205,9 +235,9 @@ enum RobotRun {
             loop = try RobotLoop(
                 configuration: configuration, model: model, catalog: catalog, transports: transports,
                 calibration: calibration?.file, calibrationSource: calibration?.path ?? "calibration",
-                simulationClock: simulated?.clock,
+                simulationClock: simulationClock,
                 runMarginNs: fast ? RobotLoop.lockstepRunMarginNs : RobotLoop.defaultRunMarginNs,
-                imuTransport: imuTransport)
+                imuTransport: imuTransport, policyTransports: policyTransports)
             estopWatchers = loop.supervisor.emergencyStop
             for warning in try loop.startEmergencyStopSources() { printError("warning: \(warning)") }
             for warning in loop.limitsBeyondCalibratedRange() { printError("warning: \(warning)") }
@@ -419,5 +449,27 @@ final class JogKeyFeed: @unchecked Sendable {
     init(input: JogInput) { self.input = input }
     func feed(_ byte: UInt8) {
         if let key = decoder.feed(byte) { JogKeyDecoder.send(key, to: input) }
+    }
+}
+
+/// The port of a teleoperation leader's bus: on the `sim` backend a simulated leader arm (its joints following
+/// the motion its robot.yaml's `simulation:` names, torque off), otherwise its robot.yaml's port or `port`.
+func openLeader(
+    _ teleop: TeleopPolicySettings, backend: Backend, catalog: ServoCatalog, fast: Bool, port: String?
+) throws -> (transport: any ByteTransport, simulated: SimulatedRobot?) {
+    let leader = teleop.leader
+    guard let bus = leader.joints.first?.bus else { throw ValidationError("the leader has no joints") }
+    switch backend {
+    case .sim:
+        let checked = try RobotConfiguration.loadChecked(contentsOf: teleop.leaderPath)
+        let robot = try SimulatedRobot(
+            configuration: checked.configuration, model: checked.model, catalog: catalog, lockstep: fast)
+        guard let transport = robot.transports[bus] else { throw ValidationError("no simulated bus \(bus)") }
+        return (transport, robot)
+    case .pty, .serial:
+        guard let transport = try openTransports(configuration: leader, backend: backend, port: port)[bus] else {
+            throw ValidationError("the leader's bus \(bus) has no port")
+        }
+        return (transport, nil)
     }
 }

@@ -9,6 +9,10 @@ struct RunOptions {
     var calibrationPath: String?
     /// CSV file to record to (overrides `recording:`, and turns recording on).
     var recordPath: String?
+    /// A policy replacing robot.yaml's (`sinew teleop`, `sinew jog`), made from the checked configuration.
+    var policyOverride: ((CheckedRobotConfiguration) throws -> RobotConfiguration.Policy)?
+    /// The leader arm's port for a `teleop` policy on the pty or serial backend (overrides its robot.yaml's).
+    var leaderPort: String?
 
     /// The calibration to run with, if one is given here or in robot.yaml.
     func loadCalibration(configuration: RobotConfiguration) throws -> (file: CalibrationFile, path: String)? {

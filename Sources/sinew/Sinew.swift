@@ -16,7 +16,8 @@ struct Sinew: ParsableCommand {
             """,
         version: HardwareDirectory.versionText,
         subcommands: [
-            Demo.self, Run.self, Calibrate.self, Kinematics.self, Fusion.self, VirtualBusCommand.self, ScanCommand.self,
+            Demo.self, Run.self, Teleop.self, Jog.self, Calibrate.self, Kinematics.self, Fusion.self,
+            VirtualBusCommand.self, ScanCommand.self,
             Bench.self,
         ]
     )
