@@ -113,3 +113,20 @@ bench-mlp: deps
 	$(SWIFT) build -c release --product sinew-bench-mlp
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
 	  $(BENCH_VENV)/bin/python Benchmarks/mlp/compare.py --sinew .build/release/sinew-bench-mlp
+
+# The bridge's modes on the synthetic chunks beside sample-and-hold (half a second of joint 0, where the chunks'
+# disagreement shows), plotted into docs/images/bridge-modes.png (shown in docs/policies.md) by
+# Benchmarks/plot_bridge.py from `sinew bench policy --bridge-csv`; matplotlib in a venv under .build, reinstalled
+# when Benchmarks/plot-requirements.txt changes.
+.PHONY: plot-bridge
+PLOT_VENV := .build/plot-venv
+plot-bridge: deps
+	@if ! cmp -s Benchmarks/plot-requirements.txt $(PLOT_VENV)/requirements.installed || ! [ -x $(PLOT_VENV)/bin/python ]; then \
+	  echo "Installing matplotlib into $(PLOT_VENV)"; \
+	  python3 -m venv $(PLOT_VENV) && $(PLOT_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	    -r Benchmarks/plot-requirements.txt && cp Benchmarks/plot-requirements.txt $(PLOT_VENV)/requirements.installed; \
+	fi
+	$(SWIFT) build -c $(CONFIG) --product sinew
+	mkdir -p docs/images
+	$(BIN) bench policy --bridge-csv .build/bridge-modes.csv
+	$(PLOT_VENV)/bin/python Benchmarks/plot_bridge.py .build/bridge-modes.csv docs/images/bridge-modes.png --from 3.7 --to 4.2
