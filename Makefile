@@ -45,13 +45,23 @@ pyenv:
 test: deps pyenv
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(SWIFT) test -c $(CONFIG) --skip-build
+	$(MAKE) --no-print-directory example
 	$(MAKE) --no-print-directory lint
 
+# The example of a user's own policy (Examples/CustomPolicy, docs/policies.md): a package of its own that depends on
+# this checkout's library products as an outside package would, built in debug (the quickest to build; it has its
+# own build folder, so nothing of the release build is reused) and run: it exits 1 when its runs misbehave.
+EXAMPLE_BUILD := .build/example
+.PHONY: example
+example: deps
+	$(SWIFT) build --package-path Examples/CustomPolicy --scratch-path $(EXAMPLE_BUILD)
+	$(EXAMPLE_BUILD)/debug/CustomPolicy
+
 lint:
-	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz Examples
 
 format:
-	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz
+	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz Examples
 
 # `make install PREFIX=/opt/sinew` (default /usr/local; DESTDIR for staging): the sinew executable, built with
 # the Swift runtime linked in (it runs on a controller without a Swift toolchain), in PREFIX/bin, and its data
