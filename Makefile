@@ -45,13 +45,23 @@ pyenv:
 test: deps pyenv
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(SWIFT) test -c $(CONFIG) --skip-build
+	$(MAKE) --no-print-directory example
 	$(MAKE) --no-print-directory lint
 
+# The example of a user's own policy (Examples/CustomPolicy, docs/policies.md): a package of its own that depends on
+# this checkout's library products as an outside package would, built in debug (the quickest to build; it has its
+# own build folder, so nothing of the release build is reused) and run: it exits 1 when its runs misbehave.
+EXAMPLE_BUILD := .build/example
+.PHONY: example
+example: deps
+	$(SWIFT) build --package-path Examples/CustomPolicy --scratch-path $(EXAMPLE_BUILD)
+	$(EXAMPLE_BUILD)/debug/CustomPolicy
+
 lint:
-	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz Examples
 
 format:
-	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz
+	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz Examples
 
 # `make install PREFIX=/opt/sinew` (default /usr/local; DESTDIR for staging): the sinew executable, built with
 # the Swift runtime linked in (it runs on a controller without a Swift toolchain), in PREFIX/bin, and its data
@@ -113,3 +123,20 @@ bench-mlp: deps
 	$(SWIFT) build -c release --product sinew-bench-mlp
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
 	  $(BENCH_VENV)/bin/python Benchmarks/mlp/compare.py --sinew .build/release/sinew-bench-mlp
+
+# The bridge's modes on the synthetic chunks beside sample-and-hold (half a second of joint 0, where the chunks'
+# disagreement shows), plotted into docs/images/bridge-modes.png (shown in docs/policies.md) by
+# Benchmarks/plot_bridge.py from `sinew bench policy --bridge-csv`; matplotlib in a venv under .build, reinstalled
+# when Benchmarks/plot-requirements.txt changes.
+.PHONY: plot-bridge
+PLOT_VENV := .build/plot-venv
+plot-bridge: deps
+	@if ! cmp -s Benchmarks/plot-requirements.txt $(PLOT_VENV)/requirements.installed || ! [ -x $(PLOT_VENV)/bin/python ]; then \
+	  echo "Installing matplotlib into $(PLOT_VENV)"; \
+	  python3 -m venv $(PLOT_VENV) && $(PLOT_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	    -r Benchmarks/plot-requirements.txt && cp Benchmarks/plot-requirements.txt $(PLOT_VENV)/requirements.installed; \
+	fi
+	$(SWIFT) build -c $(CONFIG) --product sinew
+	mkdir -p docs/images
+	$(BIN) bench policy --bridge-csv .build/bridge-modes.csv
+	$(PLOT_VENV)/bin/python Benchmarks/plot_bridge.py .build/bridge-modes.csv docs/images/bridge-modes.png --from 3.7 --to 4.2

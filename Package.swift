@@ -9,6 +9,8 @@ let package = Package(
     name: "Sinew",
     products: [
         .executable(name: "sinew", targets: ["sinew"]),
+        // Value types the other products' public API uses (SourceLocation of configuration errors, RigidTransform).
+        .library(name: "SinewCore", targets: ["SinewCore"]),
         .library(name: "SinewKinematics", targets: ["SinewKinematics"]),
         .library(name: "SinewBus", targets: ["SinewBus"]),
         .library(name: "SinewDrivers", targets: ["SinewDrivers"]),

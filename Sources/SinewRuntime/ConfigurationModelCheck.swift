@@ -10,9 +10,12 @@ public struct CheckedRobotConfiguration: Sendable {
 }
 
 extension RobotConfiguration {
-    /// Loads `robot.yaml`, then its URDF, and checks one against the other.
-    public static func loadChecked(contentsOf path: String) throws(ConfigurationError) -> CheckedRobotConfiguration {
-        let configuration = try load(contentsOf: path)
+    /// Loads `robot.yaml`, then its URDF, and checks one against the other. `policyTypes`: the types
+    /// `policy.type` may name (the built-ins, and a program's own), as in ``load(contentsOf:policyTypes:)``.
+    public static func loadChecked(
+        contentsOf path: String, policyTypes: [any PolicyType] = PolicyTypes.builtin
+    ) throws(ConfigurationError) -> CheckedRobotConfiguration {
+        let configuration = try load(contentsOf: path, policyTypes: policyTypes)
         let model: RobotModel
         do {
             model = try RobotModel(urdf: configuration.modelPath)
@@ -164,6 +167,22 @@ extension RobotConfiguration {
             return ResolvedJointLimits(
                 lowerRad: lower, upperRad: upper, velocityRadPerS: velocity * safety.velocityLimitScale,
                 effortNm: effort)
+        }
+    }
+
+    /// What the safety supervisor enforces per configured joint, in `joints` order: the resolved limits, the
+    /// command margin (`safety.position_margin_rad` plus half the reducer's backlash), the step limit and its
+    /// fault threshold (4 × `safety.max_step_rad`), and the safe state. A loop's policy plans within these
+    /// (``PolicyBuildContext/jointLimits``); a program that builds a policy outside a loop passes them too.
+    public func jointSafetyLimits(against model: RobotModel) -> [JointSafetyLimits] {
+        let limits = resolvedJointLimits(against: model)
+        return joints.enumerated().map { i, joint in
+            JointSafetyLimits(
+                positionMinRad: limits[i].lowerRad, positionMaxRad: limits[i].upperRad,
+                positionMarginRad: joint.commandMarginRad(safety), velocityLimitRadPerS: limits[i].velocityRadPerS,
+                effortLimitNm: limits[i].effortNm, maxStepRadPerTick: safety.maxStepRad,
+                stepFaultRadPerTick: 4 * safety.maxStepRad,
+                safeState: joint.safeState == .hold ? .hold : .torqueOff)
         }
     }
 }

@@ -328,16 +328,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         urdfIndex = urdf
         mappings = maps
 
-        let limits = configuration.resolvedJointLimits(against: model)
         let safety = configuration.safety
-        let jointLimits = configuration.joints.enumerated().map { i, joint in
-            JointSafetyLimits(
-                positionMinRad: limits[i].lowerRad, positionMaxRad: limits[i].upperRad,
-                positionMarginRad: joint.commandMarginRad(safety), velocityLimitRadPerS: limits[i].velocityRadPerS,
-                effortLimitNm: limits[i].effortNm, maxStepRadPerTick: safety.maxStepRad,
-                stepFaultRadPerTick: 4 * safety.maxStepRad,
-                safeState: joint.safeState == .hold ? .hold : .torqueOff)
-        }
+        let jointLimits = configuration.jointSafetyLimits(against: model)
         let jointNames = configuration.joints.map(\.name)
         let chosen: any Policy
         if let policy {

@@ -11,7 +11,9 @@ struct Bench: ParsableCommand {
             Benchmarks/kinematics-vs-pinocchio.sh measures Pinocchio on the same machine; `sinew bench bus` runs \
             the vendors' Python SDKs itself.
             """,
-        subcommands: [KinematicsBench.self, IKBench.self, FusionBench.self, BusBench.self, LoopBench.self]
+        subcommands: [
+            KinematicsBench.self, IKBench.self, FusionBench.self, BusBench.self, LoopBench.self, PolicyBench.self,
+        ]
     )
 }
 

@@ -38,9 +38,9 @@ import Testing
         return commands
     }
 
-    /// `command` as the test runs it: this build's `sinew`, runs of at most a second, a short bus benchmark, and
-    /// the README's files in /tmp (the virtual bus's link, the calibration) in `scratch` instead, so that
-    /// nothing else on the machine using those paths disturbs the test, nor the test it.
+    /// `command` as the test runs it: this build's `sinew`, runs of at most a second, short bus and policy
+    /// benchmarks, and the README's files in /tmp (the virtual bus's link, the calibration) in `scratch` instead,
+    /// so that nothing else on the machine using those paths disturbs the test, nor the test it.
     static func shortened(_ command: String, scratch: String = "/tmp") -> String {
         var words = command.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         for (i, word) in words.enumerated() where word.hasPrefix("/tmp/") {
@@ -51,6 +51,7 @@ import Testing
             if let seconds = Double(words[i + 1]), seconds > 1 { words[i + 1] = "1" }
         }
         if words.contains("bench") && words.contains("bus") { words += ["--seconds", "0.5"] }
+        if words.contains("bench") && words.contains("policy") { words += ["--ticks", "10000"] }
         return words.joined(separator: " ")
     }
 
@@ -198,5 +199,6 @@ import Testing
             ])
         #expect(Self.shortened(".build/release/sinew run x --duration 60").hasSuffix("run x --duration 1"))
         #expect(Self.shortened("sinew scan --port /tmp/so101", scratch: "/s") == "sinew scan --port /s/so101")
+        #expect(Self.shortened("sinew bench policy") == "sinew bench policy --ticks 10000")
     }
 }
