@@ -52,6 +52,25 @@ import Testing
         #expect(server.process.terminationStatus == 0)
     }
 
+    /// The Koch leader's servo: `virtual-bus --model xl330-m077` serves it and `scan` names it (model 1190).
+    @Test func xl330M077IsServedAndNamedByScan() throws {
+        let server = try SinewChild(["virtual-bus", "--model", "xl330-m077", "--ids", "1-3", "--wire-timing", "off"])
+        defer { server.kill() }
+        let path = try #require(server.firstLine(within: 120), "no pty path printed; stderr: \(server.stderr)")
+        let scan = try runSinew(
+            [
+                "scan", "--port", path, "--protocol", "dynamixel", "--baud", "1000000", "--ids", "1-4", "--json",
+                "--margin-ms", "200",
+            ], within: 120)
+        #expect(scan.status == 0, "\(scan.stderr)")
+        let servos = try #require(
+            try? JSONSerialization.jsonObject(with: Data(scan.stdout.utf8)) as? [[String: Any]], "\(scan.stdout)")
+        #expect(servos.compactMap { $0["id"] as? Int } == [1, 2, 3])
+        #expect(servos.allSatisfy { $0["model"] as? String == "xl330-m077" && $0["model_number"] as? Int == 1190 })
+        server.signal(SIGTERM)
+        #expect(server.wait(within: 60))
+    }
+
     /// The shipped leader motions are what Hardware/robots/synthesise_motion.py writes (it re-checks the joint
     /// limits, the speeds and the follower's workspace as it goes): the files and the script cannot drift apart.
     @Test(arguments: ["so101", "dxl6"])
