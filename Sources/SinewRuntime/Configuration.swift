@@ -53,7 +53,7 @@ public struct RobotConfiguration: Sendable, Equatable {
     public func replacingPolicy(_ policy: Policy) -> RobotConfiguration {
         RobotConfiguration(
             name: name, file: file, modelPath: modelPath, buses: buses, joints: joints, loop: loop, policy: policy,
-            safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath)
+            safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath, simulation: simulation)
     }
     public func jointIndex(named name: String) -> Int? { joints.firstIndex { $0.name == name } }
     /// The joints on one bus, in configuration order, with their index in `joints`.

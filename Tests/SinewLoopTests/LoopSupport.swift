@@ -1,5 +1,6 @@
 import Foundation
 import SinewBus
+import SinewCore
 import SinewDrivers
 import SinewFusion
 import SinewKinematics
@@ -38,7 +39,8 @@ final class SimulatedRig {
         faults: FaultInjection = .none, lockstep: Bool = false,
         runMarginNs: UInt64 = RobotLoop.defaultRunMarginNs, calibration: CalibrationFile? = nil,
         withIMU: Bool = false, backlashRad: Double = 0, pseudoTerminal: Bool = false,
-        wrapTransport: ((any ByteTransport) -> any ByteTransport)? = nil, policy: (any Policy)? = nil
+        wrapTransport: ((any ByteTransport) -> any ByteTransport)? = nil, policy: (any Policy)? = nil,
+        policyTransports: [String: any ByteTransport] = [:], alsoAdvancing otherClocks: [any SimulationClock] = []
     ) throws {
         var path = configurationPath ?? "\(repositoryRoot)/Hardware/robots/\(name)/robot.yaml"
         if backlashRad > 0 { path = try Self.shippedConfiguration(path, withBacklashRad: backlashRad) }
@@ -58,6 +60,8 @@ final class SimulatedRig {
         let mappings = zip(joints, servos).map { joint, servo in joint.servoMapping(servo: servo) }
         robot = try RobotJointDynamics(
             model: model, mappings: mappings, servoModels: servos, initialPositions: model.midRangePositions)
+        // A leader arm: its joints follow the motion robot.yaml names, as a hand would move them.
+        if let motion = configuration.simulation?.motion { try robot.play(motion) }
         bus.dynamics = robot
         var imuTransport: (any ByteTransport)?
         if withIMU, let declared = configuration.imu {
@@ -90,15 +94,17 @@ final class SimulatedRig {
             loop = try RobotLoop(
                 configuration: configuration, model: model, catalog: catalog,
                 transports: [busConfig.name: wrapTransport?(transport) ?? transport],
-                calibration: calibration, calibrationSource: "test-calibration.json", simulationClock: transport,
-                runMarginNs: RobotLoop.lockstepRunMarginNs, imuTransport: imuTransport, policy: policy)
+                calibration: calibration, calibrationSource: "test-calibration.json",
+                simulationClock: otherClocks.isEmpty ? transport : SimulationClockGroup([transport] + otherClocks),
+                runMarginNs: RobotLoop.lockstepRunMarginNs, imuTransport: imuTransport, policy: policy,
+                policyTransports: policyTransports)
         } else {
             server = VirtualBusServer.serve(bus: bus, transport: terminal ?? device)
             if let wrapTransport { host = wrapTransport(host) }
             loop = try RobotLoop(
                 configuration: configuration, model: model, catalog: catalog, transports: [busConfig.name: host],
                 calibration: calibration, calibrationSource: "test-calibration.json", runMarginNs: runMarginNs,
-                imuTransport: imuTransport, policy: policy)
+                imuTransport: imuTransport, policy: policy, policyTransports: policyTransports)
         }
     }
 

@@ -23,7 +23,7 @@ public final class TeleopPolicy: Policy {
     let startRad: UnsafeMutableBufferPointer<Double>
     let targetRad: UnsafeMutableBufferPointer<Double>
     let commandRad: UnsafeMutableBufferPointer<Double>
-    var ramping = true
+    public private(set) var ramping = true
     var rampStartNs: Int64 = -1
     var rampDurationS = 0.0
     var lastReadNs: Int64 = 0
