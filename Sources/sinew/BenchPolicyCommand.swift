@@ -19,11 +19,12 @@ struct PolicyBench: ParsableCommand {
             included), --ticks calls after 2000 untimed warm-up calls. Policies: hold and trajectory (the SO-101's \
             robot.yaml waypoints, looped so every call is in motion), cartesian (SO-101, two goals from forward \
             kinematics of two configurations, looped), impedance and gravity_compensation (dxl6, every joint by \
-            effort, RNEA gravity every call), mlp (the 18 → 256 → 256 → 6 relu network of MLPBenchmark on the \
-            SO-101's joints), and the tick side of the mixed-rate bridge per mode (bridge_<mode>: taking a chunk \
+            effort, RNEA gravity every call), jog (SO-101, a diagonal twist with a turn, as a held key asks), mlp \
+            (the 18 → 256 → 256 → 6 relu network of MLPBenchmark on the SO-101's joints), and the tick side of the mixed-rate bridge per mode (bridge_<mode>: taking a chunk \
             from the hand-off when one arrives, folding it in, interpolating; 6-joint chunks of 50 steps at 30 Hz \
             arriving at 5-15 Hz, 30-150 ms after their observation). Goals (p99): 5 µs for 6 joints, 20 µs for \
-            cartesian, 10 µs for mlp; mlp_p99_us is one network evaluation alone.
+            cartesian and jog, 10 µs for mlp; mlp_p99_us is one network evaluation alone. teleop is not timed: \
+            its decide stage is one sync read of the leader's bus, the wire's cost (`sinew bench bus`).
             Bridge table: BridgeComparison.run(seed: 1), RMS jerk of the 500 Hz command and its largest step per \
             tick for every mode and for sample_and_hold_30hz on the same synthetic run (see docs/policies.md). \
             --bridge-csv writes that run's time series for Benchmarks/plot_bridge.py (`make plot-bridge`).
@@ -155,8 +156,17 @@ struct PolicyBench: ParsableCommand {
                 return try MLPPolicy(
                     settings: settings, jointNames: names, model: MLPBenchmark.referenceModel())
             },
-            // teleop and jog (being added): their cases go here, each built as its robot.yaml type builds it
-            // (teleop with a simulated leader bus in the context's policyTransports).
+            // Jogging diagonally and turning, as a held key or a pushed stick asks (the joystick left out).
+            BenchCase(name: "jog", robot: so101, goalUs: cartesianGoalUs) {
+                var settings = JogPolicy.Settings(frame: "gripper_frame_link")
+                settings.linearSpeedMPerS = 0.05
+                let policy = try JogPolicySettings(settings: settings, joystick: "none").makePolicy(
+                    in: so101.buildContext)
+                (policy as? JogPolicy)?.input.set(.program, axes: (0.5, 0.3, 0, 0, 0, 0.4))
+                return policy
+            },
+            // teleop is left out: its decide stage is one sync read of the leader's bus, whose cost is the
+            // wire's (`sinew bench bus`), not the policy's arithmetic (a copy and a clamp per joint).
         ]
         for mode in ChunkBlendMode.defaults {
             cases.append(

@@ -4,7 +4,7 @@ import Testing
 @Suite("sinew bench policy")
 struct BenchPolicyCommandTests {
     static let policies = [
-        "hold", "trajectory", "cartesian", "impedance", "gravity_compensation", "mlp", "bridge_latest",
+        "hold", "trajectory", "cartesian", "impedance", "gravity_compensation", "jog", "mlp", "bridge_latest",
         "bridge_temporal_ensemble", "bridge_weighted_average", "bridge_prefix_freeze",
     ]
     static let bridgeModes = [
