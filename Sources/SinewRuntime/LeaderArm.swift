@@ -1,13 +1,19 @@
 import Foundation
 import SinewBus
 import SinewDrivers
+import SinewPolicy
+import Synchronization
 
 /// A teleoperation leader arm: the servos of a second robot.yaml (the leader's), torque off, whose joint
 /// positions a human sets by hand and the `teleop` policy reads every tick. One bus; positions in rad through
 /// the leader's own calibration, direction and reducer, in the leader's joint order.
 ///
 /// ``connect()`` (not real-time) checks every servo answers with the model the leader's robot.yaml names and
-/// switches its torque off; ``read()`` is one sync read, allocation-free, for the tick.
+/// switches its torque off; ``read()`` is one sync read, allocation-free. The leader's bus is a port of its own
+/// (a second USB adapter), so in a real-time run it is read on a thread of its own, back to back at most once a
+/// tick (``startReading(periodS:)``), and the tick takes the newest reading through a triple buffer
+/// (``takeLatest()``): the leader's wire time does not add to the follower's tick. In a lockstep run the tick
+/// reads it itself.
 public final class LeaderArm: @unchecked Sendable {
     // @unchecked: used by the loop thread only once connected.
     public let configuration: RobotConfiguration
@@ -24,8 +30,20 @@ public final class LeaderArm: @unchecked Sendable {
     let runMarginNs: UInt64
     /// Joint positions of the last successful read (rad, the leader's joint order).
     public let positionRad: UnsafeMutableBufferPointer<Double>
-    /// Failed reads since connecting (any thread may read it).
+    /// Failed reads since connecting.
     public private(set) var failedReads = 0
+    /// Readings handed from the reading thread to the tick.
+    final class Reading: @unchecked Sendable {
+        let positionRad: UnsafeMutableBufferPointer<Double>
+        init(count: Int) {
+            positionRad = .allocate(capacity: max(1, count))
+            positionRad.initialize(repeating: 0)
+        }
+        deinit { positionRad.deallocate() }
+    }
+    let readings: TripleBuffer<Reading>
+    private let stopRequested = Atomic<Bool>(false)
+    private let readerRunning = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - transport: the port of the leader's bus.
@@ -73,6 +91,7 @@ public final class LeaderArm: @unchecked Sendable {
         readBuffer.initializeMemory(as: UInt8.self, repeating: 0)
         positionRad = .allocate(capacity: max(1, n))
         positionRad.initialize(repeating: 0)
+        readings = TripleBuffer { Reading(count: n) }
         master = BusMaster(
             transport: transport, protocol: bus.busProtocol == .dynamixel ? .dynamixel : .feetechSTS,
             timing: BusTiming(
@@ -81,6 +100,7 @@ public final class LeaderArm: @unchecked Sendable {
     }
 
     deinit {
+        stopReading()
         ids.deallocate()
         readBuffer.deallocate()
         positionRad.deallocate()
@@ -142,6 +162,56 @@ public final class LeaderArm: @unchecked Sendable {
                 from: UnsafeRawBufferPointer(readBuffer), at: i * positionSpec.size, littleEndian: littleEndian)
             positionRad[i] = mappings[i].jointPositionRad(counts: counts)
         }
+        return true
+    }
+
+    /// Starts reading on a thread of its own, at most once every `periodS` (s), each reading handed to the tick
+    /// through a triple buffer. Not real-time; does nothing when already reading.
+    public func startReading(periodS: Double) {
+        guard !readerRunning.load(ordering: .acquiring) else { return }
+        stopRequested.store(false, ordering: .releasing)
+        readerRunning.store(true, ordering: .releasing)
+        let periodNs = Int64(max(periodS, 1e-4) * 1e9)
+        let thread = Thread { [self] in
+            var next = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &next)
+            while !stopRequested.load(ordering: .acquiring) {
+                if read() {
+                    let slot = readings.writeSlot
+                    for i in 0..<mappings.count { slot.positionRad[i] = positionRad[i] }
+                    readings.publish()
+                }
+                var ns = Int64(next.tv_nsec) + periodNs
+                next.tv_sec += Int(ns / 1_000_000_000)
+                ns %= 1_000_000_000
+                next.tv_nsec = Int(ns)
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                // Behind (a slow bus): start again from now instead of catching up.
+                if now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec) { next = now }
+                while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nil) == EINTR {}
+            }
+            readerRunning.store(false, ordering: .releasing)
+        }
+        thread.name = "sinew-leader"
+        thread.start()
+    }
+
+    /// Stops the reading thread and waits for it (at most one bus transaction). Not real-time.
+    public func stopReading() {
+        stopRequested.store(true, ordering: .releasing)
+        while readerRunning.load(ordering: .acquiring) { usleep(500) }
+    }
+
+    /// Whether the reading thread runs.
+    public var isReading: Bool { readerRunning.load(ordering: .acquiring) }
+
+    /// The tick's side while the thread reads: copies the newest reading into `latestRad` when one arrived
+    /// since the last call. Real-time: no allocation, never waits.
+    public func takeLatest(into latestRad: UnsafeMutableBufferPointer<Double>) -> Bool {
+        guard readings.take() else { return false }
+        let slot = readings.readSlot
+        for i in 0..<mappings.count { latestRad[i] = slot.positionRad[i] }
         return true
     }
 }

@@ -27,16 +27,27 @@ public final class TeleopPolicy: Policy {
     var rampStartNs: Int64 = -1
     var rampDurationS = 0.0
     var lastReadNs: Int64 = 0
+    /// Read on the leader's own thread (a real-time run) rather than in the tick (lockstep).
+    let threaded: Bool
+    let periodS: Double
+    /// The newest leader reading the tick has (rad, the leader's joint order).
+    let leaderRad: UnsafeMutableBufferPointer<Double>
 
     /// - Parameters:
     ///   - jointNames: the follower's joints, robot.yaml order.
     ///   - map: per follower joint (name) the leader joint (name) and an optional range map.
+    ///   - readOnOwnThread: read the leader on a thread of its own (a real-time run: its bus is a port of its
+    ///     own) instead of in the tick (lockstep); `periodS` is then the loop's period.
     public init(
         leader: LeaderArm, jointNames: [String],
         map: [(follower: String, leader: String, range: (a: Double, b: Double, c: Double, d: Double)?)],
-        rampSpeedRadPerS: Double, maxStepRad: Double
+        rampSpeedRadPerS: Double, maxStepRad: Double, readOnOwnThread: Bool = false, periodS: Double = 0.002
     ) throws(RobotLoopError) {
         self.leader = leader
+        threaded = readOnOwnThread
+        self.periodS = periodS
+        leaderRad = .allocate(capacity: max(1, leader.configuration.joints.count))
+        leaderRad.initialize(repeating: 0)
         let leaderNames = leader.jointNames
         var resolved: [(Int, Int, (a: Double, b: Double, c: Double, d: Double)?)] = []
         for entry in map {
@@ -67,19 +78,23 @@ public final class TeleopPolicy: Policy {
         notices = [
             "teleop: leader \(leader.source) (\(leader.configuration.joints.count) joints, torque off) drives "
                 + pairs.joined(separator: ", ") + "; the follower ramps to the leader's pose at ≤ \(rampSpeedRadPerS) "
-                + "rad/s, then follows it at ≤ \(maxStepRad) rad per tick"
+                + "rad/s, then follows it at ≤ \(maxStepRad) rad per tick; the leader is read "
+                + (readOnOwnThread
+                    ? "on a thread of its own (its bus beside the follower's)" : "in the tick (lockstep)")
         ]
     }
 
     deinit {
+        leader.stopReading()
         startRad.deallocate()
         targetRad.deallocate()
         commandRad.deallocate()
+        leaderRad.deallocate()
     }
 
     @inline(__always) private func mapLeader() {
         for entry in map {
-            var q = leader.positionRad[entry.leader]
+            var q = leaderRad[entry.leader]
             if let r = entry.range {
                 let low = min(r.c, r.d)
                 let high = max(r.c, r.d)
@@ -99,16 +114,32 @@ public final class TeleopPolicy: Policy {
         ramping = true
         rampStartNs = -1
         lastReadNs = observation.timeNs
+        if threaded { leader.startReading(periodS: periodS) }
+    }
+
+    /// The loop stopped: the leader is no longer read.
+    public func deactivate() { leader.stopReading() }
+
+    /// The newest leader reading, from its thread or read now; false when there is none new.
+    @inline(__always) private func takeLeader() -> Bool {
+        if threaded { return leader.takeLatest(into: leaderRad) }
+        guard leader.read() else { return false }
+        for i in 0..<leader.configuration.joints.count { leaderRad[i] = leader.positionRad[i] }
+        return true
     }
 
     public func compute(_ observation: PolicyObservation, into command: PolicyCommand) {
-        guard leader.read() else {
-            // No fresh leader pose: the command keeps its time and ages toward the watchdog.
+        if takeLeader() {
+            lastReadNs = observation.timeNs
+            mapLeader()
+        } else if rampStartNs < 0 {
+            // No leader pose yet: hold, the command ageing toward the watchdog.
             command.computedForNs = lastReadNs
             return
         }
-        lastReadNs = observation.timeNs
-        mapLeader()
+        // The command's time is the last leader reading's: a tick without a new one still moves toward it, and a
+        // leader that stops answering lets the command age until the watchdog stops the follower.
+        command.computedForNs = lastReadNs
         if ramping {
             if rampStartNs < 0 {
                 // The ramp's length from the first leader pose: the slowest joint at the ramp speed, minimum jerk
@@ -287,6 +318,7 @@ public struct TeleopPolicySettings: PolicySettings, Equatable {
                 return (pair.follower, pair.leader, range)
             },
             rampSpeedRadPerS: rampSpeedRadPerS,
-            maxStepRad: maxStepRad ?? min(0.02, context.configuration.safety.maxStepRad))
+            maxStepRad: maxStepRad ?? min(0.02, context.configuration.safety.maxStepRad),
+            readOnOwnThread: !context.lockstep, periodS: 1 / context.loopRateHz)
     }
 }
