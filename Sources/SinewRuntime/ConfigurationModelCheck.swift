@@ -182,7 +182,16 @@ extension RobotConfiguration {
                 positionMarginRad: joint.commandMarginRad(safety), velocityLimitRadPerS: limits[i].velocityRadPerS,
                 effortLimitNm: limits[i].effortNm, maxStepRadPerTick: safety.maxStepRad,
                 stepFaultRadPerTick: 4 * safety.maxStepRad,
-                safeState: joint.safeState == .hold ? .hold : .torqueOff)
+                safeState: joint.safeState == .hold ? .hold : .torqueOff,
+                maxVelocityStepRadPerSPerTick: velocityStepPerTick(
+                    joint, velocityLimitRadPerS: limits[i].velocityRadPerS))
         }
+    }
+
+    /// How much a velocity goal may change in one tick (rad/s): the joint's `acceleration_rad_s2` over the loop's
+    /// rate, or, without one, whatever reaches the velocity limit in 0.1 s (unlimited when neither is known).
+    func velocityStepPerTick(_ joint: Joint, velocityLimitRadPerS: Double) -> Double {
+        let acceleration = joint.limits.accelerationRadPerS2 ?? 10 * velocityLimitRadPerS
+        return acceleration.isFinite ? acceleration / loop.rateHz : .infinity
     }
 }

@@ -58,13 +58,17 @@ public struct JointSafetyLimits: Sendable, Equatable {
     /// `stepLimit` fault, rad (`.infinity`: no check).
     public var stepFaultRadPerTick: Double
     public var safeState: JointSafeStateBehaviour
+    /// A joint driven by velocity: its velocity goal changes by at most this much per tick, rad/s (rate
+    /// limiting, like `maxStepRadPerTick` for positions: a step in the goal would slam the servo).
+    public var maxVelocityStepRadPerSPerTick: Double
 
     public init(
         positionMinRad: Double, positionMaxRad: Double, positionMarginRad: Double = 0,
         velocityLimitRadPerS: Double = .infinity, effortLimitNm: Double = .infinity,
         maxStepRadPerTick: Double = .infinity, stepFaultRadPerTick: Double = .infinity,
-        safeState: JointSafeStateBehaviour = .torqueOff
+        safeState: JointSafeStateBehaviour = .torqueOff, maxVelocityStepRadPerSPerTick: Double = .infinity
     ) {
+        self.maxVelocityStepRadPerSPerTick = maxVelocityStepRadPerSPerTick
         self.positionMinRad = positionMinRad
         self.positionMaxRad = positionMaxRad
         self.positionMarginRad = positionMarginRad

@@ -97,8 +97,9 @@ public final class SafetySupervisor: @unchecked Sendable {
     public let outputPositionRad: UnsafeMutableBufferPointer<Double>
     /// False for joints whose torque must be off (safe state with `torqueOff`).
     public let outputTorqueEnabled: UnsafeMutableBufferPointer<Bool>
-    /// Validated velocity goals (rad/s): within the velocity limit, none that pushes further past a position
-    /// limit's margin; 0 in the safe state.
+    /// Validated velocity goals (rad/s): within 90 % of the velocity limit, changing by at most
+    /// `maxVelocityStepRadPerSPerTick` a tick, none that pushes further past a position limit's margin; 0 in the
+    /// safe state.
     public let outputVelocityRadPerS: UnsafeMutableBufferPointer<Double>
     /// Validated effort goals (N·m): within the effort limit, none that pushes further past a position
     /// limit's margin; 0 in the safe state.
@@ -386,6 +387,7 @@ public final class SafetySupervisor: @unchecked Sendable {
             target = min(max(target, previous - step), previous + step)
             outputPositionRad[i] = target
             outputTorqueEnabled[i] = true
+            let previousVelocity = outputVelocityRadPerS[i]
             outputVelocityRadPerS[i] = 0
             outputEffortNm[i] = 0
             let mode = jointControlMode[i]
@@ -398,8 +400,12 @@ public final class SafetySupervisor: @unchecked Sendable {
             if mode == ServoControlMode.velocity.rawValue {
                 var v = commandedVelocityRadPerS[i]
                 if !v.isFinite { v = 0 }
-                v = min(max(v, -limit.velocityLimitRadPerS), limit.velocityLimitRadPerS)
+                // Within 90 % of the limit: a servo's speed overshoots its goal a little, and the limit is a fault.
+                let speed = 0.9 * limit.velocityLimitRadPerS
+                v = min(max(v, -speed), speed)
                 if (beyondHigh && v > 0) || (beyondLow && v < 0) { v = 0 }
+                let dv = limit.maxVelocityStepRadPerSPerTick
+                v = min(max(v, previousVelocity - dv), previousVelocity + dv)
                 outputVelocityRadPerS[i] = v
             } else {
                 var e = commandedEffortNm[i]

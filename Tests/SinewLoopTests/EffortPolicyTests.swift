@@ -131,3 +131,64 @@ import Testing
         try rig.loop.lifecycle.shutdown()
     }
 }
+
+/// Turns one joint at a constant velocity (the others hold their activation pose by position).
+final class SpinPolicy: Policy {
+    let typeName = "spin"
+    let commands: [PolicyJointCommand]
+    let joint: Int
+    var velocityRadPerS: Double
+
+    init(jointNames: [String], joint: String, velocityRadPerS: Double) {
+        commands = jointNames.map { PolicyJointCommand(joint: $0, kind: $0 == joint ? .velocity : .position) }
+        self.joint = jointNames.firstIndex(of: joint) ?? 0
+        self.velocityRadPerS = velocityRadPerS
+    }
+
+    func reset(from observation: PolicyObservation, into command: PolicyCommand) { command.hold(observation) }
+    func compute(_ observation: PolicyObservation, into command: PolicyCommand) {
+        command.velocityRadPerS[joint] = velocityRadPerS
+    }
+}
+
+/// Joints driven by velocity: the Feetech STS3215 in wheel mode (Operating Mode 1) and the Dynamixel XM430 in
+/// velocity mode (1), in lockstep.
+@Suite(.serialized) struct VelocityPolicyTests {
+    /// The joint turns at the commanded speed (±15 % over a second, the servo's loop settling), stops when told
+    /// (within the few hundredths of a radian a velocity loop lets slip), and a command beyond the joint's
+    /// velocity limit is held to the limit and reached within the acceleration limit (no effort fault).
+    @Test(arguments: [("so101", "wrist_roll", Int64(1)), ("dxl6", "base_yaw", Int64(1))])
+    func aJointDrivenByVelocityTurnsAtThatSpeed(robot: String, joint: String, mode: Int64) throws {
+        let probe = try SimulatedRig(robot: robot, lockstep: true)
+        let policy = SpinPolicy(jointNames: probe.configuration.joints.map(\.name), joint: joint, velocityRadPerS: 0.5)
+        let rig = try SimulatedRig(robot: robot, lockstep: true, policy: policy)
+        try rig.loop.lifecycle.configure()
+        try rig.loop.lifecycle.activate()
+        let j = try #require(rig.configuration.jointIndex(named: joint))
+        let servoID = UInt8(rig.configuration.joints[j].servoID)
+        #expect(rig.bus.servo(id: servoID)?.registerValue(named: "Operating Mode") == mode)
+        var positions: [Int64: Double] = [:]
+        let body = ProbeBody(loop: rig.loop)
+        body.afterSense = { tick in
+            positions[tick] = rig.loop.supervisor.measuredPositionRad[j]
+            if tick == 750 { policy.velocityRadPerS = 0 }
+            if tick == 1000 { policy.velocityRadPerS = 1e3 }
+        }
+        body.stopAtTick = 1100
+        _ = try Scheduler(configuration: SchedulerConfiguration(rate: .asFastAsPossible, maxTicks: 1110), body: body)
+            .run()
+        let events = rig.loop.supervisor.events.events.map(rig.loop.supervisor.describe)
+        #expect(events.isEmpty, "\(events)")
+        let speed = (try #require(positions[700]) - (try #require(positions[200]))) / 1.0
+        let drift = try #require(positions[1000]) - (try #require(positions[850]))
+        let limit = rig.loop.supervisor.configuration.joints[j].velocityLimitRadPerS
+        let fast = (try #require(positions[1100]) - (try #require(positions[1050]))) / 0.1
+        print(
+            "\(robot) \(joint) by velocity: 0.5 rad/s asked, \(speed) rad/s measured; stopped, it moved \(drift) rad "
+                + "in 0.3 s; 1000 rad/s asked, \(fast) rad/s (limit \(limit))")
+        #expect(abs(speed - 0.5) < 0.075)
+        #expect(abs(drift) < 0.03)
+        #expect(fast > 0.5 && fast <= 0.9 * limit * 1.02)
+        try rig.loop.lifecycle.shutdown()
+    }
+}
