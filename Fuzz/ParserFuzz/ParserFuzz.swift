@@ -11,15 +11,15 @@ import SinewRuntime
 // inputs one by one in an ordinary build (`sinew-fuzz FILE|DIR…`, run by `make test` over Fuzz/corpus).
 // An input's first byte picks the parser: 0 robot.yaml, 1 URDF (then the kinematic model built from it),
 // 2 an e-stop socket message, 3 a safetensors file (then every tensor read and the network built from it), 4 a joint
-// motion CSV (robot.yaml's `simulation.motion`; then the motion sampled across its loop); the rest of the input is
-// the parser's text or bytes.
+// motion CSV (robot.yaml's `simulation.motion`; then the motion sampled across its loop), 5 a policy server's
+// msgpack frame (then its `actions` read as a numpy array); the rest of the input is the parser's text or bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
 /// bug the fuzzer looks for.
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 5 {
+    switch selector % 6 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -35,6 +35,11 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
             // Playback at, around and beyond every knot, and at times no file would give.
             for row in 0..<min(motion.rowCount, 64) { _ = motion.sample(atS: motion.timeS(row: row) * 1.5) }
             for time in [-1, 0, motion.loopPeriodS, 1e300, .nan, .infinity] { _ = motion.sample(atS: time) }
+        }
+    case 5:
+        if let value = try? MessagePack.decode([UInt8](body), limits: MessagePackLimits(maximumBytes: 1 << 20)) {
+            if let actions = value["actions"], let array = try? NumpyArray(actions) { _ = array.doubles() }
+            _ = RemotePolicy.describe(value)
         }
     default:
         if let file = try? SafeTensorsFile(bytes: [UInt8](body), file: "fuzz.safetensors") {
@@ -99,7 +104,7 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
                     """
                     usage: sinew-fuzz FILE|DIR…
                     Replays fuzz inputs (first byte: 0 robot.yaml, 1 URDF, 2 e-stop message, 3 safetensors, 4 joint
-                    motion CSV) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
+                    motion CSV, 5 msgpack frame) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
                     runs the real fuzzer (libFuzzer).
                     """)
                 exit(arguments.isEmpty ? 2 : 0)

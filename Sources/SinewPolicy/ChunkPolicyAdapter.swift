@@ -29,6 +29,9 @@ public final class ChunkPolicyAdapter: Policy, @unchecked Sendable {
     public let chunkPolicy: any ChunkPolicy
     /// The tick side (read its counters on the loop thread, or once the loop has stopped).
     public let bridge: ChunkBridge
+    let firstChunkGraceNs: Int64
+    var activatedNs: Int64 = 0
+    var acceptedBeforeActivation = 0
     /// Stepped inside the tick on the simulation clock instead of on a thread.
     public let lockstep: Bool
     /// The lockstep run's inference delay, ns on the simulated clock.
@@ -64,10 +67,14 @@ public final class ChunkPolicyAdapter: Policy, @unchecked Sendable {
     ///   - settings: the bridge's mode and blend.
     ///   - lockstep: the loop runs on a simulation clock: step the policy inside the tick.
     ///   - simulatedInferenceDelayS: lockstep only: how long after its observation a chunk arrives, s (≥ 0).
+    ///   - firstChunkGraceS: after activation, how long (s) the robot may hold its pose waiting for the first chunk
+    ///     before the command ages toward the watchdog (a remote model's first inference, or its connection, can
+    ///     take longer than `watchdog_ms`; holding still meanwhile is safe). 0: no grace.
     public init(
         policy: any ChunkPolicy, jointNames: [String], loopRateHz: Double, settings: ChunkBridgeSettings = .init(),
-        lockstep: Bool, simulatedInferenceDelayS: Double = 0.03
+        lockstep: Bool, simulatedInferenceDelayS: Double = 0.03, firstChunkGraceS: Double = 0
     ) throws(ChunkPolicyError) {
+        firstChunkGraceNs = Int64(max(0, firstChunkGraceS) * 1e9)
         let name = policy.typeName
         if let reason = settings.invalidReason { throw ChunkPolicyError("policy \"\(name)\": \(reason)") }
         guard policy.rateHz > 0 && policy.rateHz <= loopRateHz else {
@@ -132,6 +139,8 @@ public final class ChunkPolicyAdapter: Policy, @unchecked Sendable {
     /// robot holds, and the watchdog stops it.
     public func reset(from observation: PolicyObservation, into command: PolicyCommand) {
         command.hold(observation)
+        activatedNs = observation.timeNs
+        acceptedBeforeActivation = bridge.chunksReceived - bridge.chunksRefused
         stopRequested.store(true, ordering: .releasing)
         guard waitForThread(timeoutS: 1.0) else {
             threadStuck = true
@@ -212,6 +221,12 @@ public final class ChunkPolicyAdapter: Policy, @unchecked Sendable {
             command.velocityRadPerS[jointIndex[c]] = bridge.velocityRadPerS[c]
         }
         command.computedForNs = bridge.commandTimeNs
+        // Waiting for the first chunk, within the grace: holding the activation pose is a fresh command.
+        if firstChunkGraceNs > 0 && bridge.chunksReceived - bridge.chunksRefused <= acceptedBeforeActivation
+            && nowNs - activatedNs <= firstChunkGraceNs
+        {
+            command.computedForNs = nowNs
+        }
     }
 
     private func gatherPose(_ observation: PolicyObservation) -> UnsafeMutableBufferPointer<Double> {

@@ -82,7 +82,7 @@ public struct PolicyBuildContext: @unchecked Sendable {
 public enum PolicyTypes {
     public static let builtin: [any PolicyType] = [
         HoldPolicyType(), TrajectoryPolicyType(), CartesianPolicyType(), ImpedancePolicyType(),
-        GravityCompensationPolicyType(), TeleopPolicyType(), JogPolicyType(), MLPPolicyType(),
+        GravityCompensationPolicyType(), TeleopPolicyType(), JogPolicyType(), MLPPolicyType(), RemotePolicyType(),
     ]
 
     /// `name — summary` per type, for help texts.

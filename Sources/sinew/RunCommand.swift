@@ -388,6 +388,7 @@ enum RobotRun {
             ("imu", imuComparison.samples > 0 ? imuComparison.json : .null),
             ("shutdown_error", sessionOutcome.shutdownFailure.map { .string($0) } ?? .null),
             ("recoveries", .integer(session.recoveries)),
+            ("remote", remoteJSON(loop)),
             ("exit_status", .integer(Int(exitCode))),
         ])
         var summary = "\(configuration.name) (\(backend.rawValue)): \(report.ticks) ticks in "
@@ -472,4 +473,21 @@ func openLeader(
         }
         return (transport, nil)
     }
+}
+
+/// A remote policy's counters for `sinew run --json` (`remote`), or null for other policies.
+func remoteJSON(_ loop: RobotLoop) -> JSONValue {
+    guard let adapter = loop.policy as? ChunkPolicyAdapter, let remote = adapter.chunkPolicy as? RemotePolicy else {
+        return .null
+    }
+    let report = remote.report
+    let stale = loop.supervisor.events.events.filter { $0.cause == .staleCommand }.count
+    return .object([
+        ("url", .string(remote.settings.url)), ("chunks_received", .integer(report.chunksReceived)),
+        ("chunks_refused", .integer(report.chunksRefused)), ("failed_requests", .integer(report.failedRequests)),
+        ("connections", .integer(report.connections)), ("reconnects", .integer(max(0, report.connections - 1))),
+        ("stale_events", .integer(stale)), ("last_error", report.lastError.map { .string($0) } ?? .null),
+        ("server_metadata", report.serverMetadata.map { .string($0) } ?? .null),
+        ("last_infer_ms", report.lastInferMs.map { .number($0) } ?? .null),
+    ])
 }
