@@ -68,7 +68,10 @@ let package = Package(
         // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
         // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
         .target(name: "CRealtime"),
-        .target(name: "SinewPolicy", dependencies: ["SinewCore", "SinewKinematics", "SinewFusion", "CPolicyNetwork"]),
+        // TLS for the remote-policy websocket (wss://): a thin C client over the system's OpenSSL (libssl-dev).
+        .target(name: "CSinewTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(
+            name: "SinewPolicy", dependencies: ["SinewCore", "SinewKinematics", "SinewFusion", "CPolicyNetwork", "CSinewTLS"]),
         .target(
             name: "SinewRuntime",
             dependencies: [

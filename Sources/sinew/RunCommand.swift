@@ -70,6 +70,12 @@ struct Run: ParsableCommand {
     @Option(help: "Record every tick to this CSV file, overriding robot.yaml's `recording:` (which may be off).")
     var record: String?
 
+    @Flag(
+        help: ArgumentHelp(
+            "A remote policy may reach its server on another machine over plain ws:// (the token and the "
+                + "observations travel unencrypted; prefer wss:// or an SSH tunnel)."))
+    var insecure = false
+
     func validate() throws {
         if fast && backend != .sim { throw ValidationError("--fast runs the simulator only (--backend sim)") }
         if let duration, !(duration > 0 && duration <= RobotSession.maximumDurationS) {
@@ -80,11 +86,24 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
+        var options = RunOptions(calibrationPath: calibration, recordPath: record)
+        if insecure {
+            options.policyOverride = { checked in
+                guard let remote = checked.configuration.policy.settings as? RemotePolicySettings else {
+                    throw ValidationError("--insecure is for a robot.yaml whose policy is `remote`")
+                }
+                var settings = remote.settings
+                settings.insecure = true
+                return RobotConfiguration.Policy(
+                    settings: RemotePolicySettings(settings: settings, bridge: remote.bridge, location: remote.location)
+                )
+            }
+        }
         let outcome: RunOutcome
         do {
             outcome = try RobotRun.run(
                 configurationPath: robot, backend: backend, port: port, duration: duration, statusLine: !json,
-                fast: fast, options: RunOptions(calibrationPath: calibration, recordPath: record))
+                fast: fast, options: options)
         } catch let failure as RunFailure where json {
             print(failure.json(robot: robot, backend: backend).text)
             throw ExitCode(RunExit.error)
@@ -267,6 +286,8 @@ enum RobotRun {
         }
         defer { keys.finish() }
         let status = StatusLine()
+        let remoteWatch = ((loop.policy as? ChunkPolicyAdapter)?.chunkPolicy as? RemotePolicy).map(
+            RemotePolicyWatch.init)
         var imuComparison = IMUComparison()
         var recordingFailureShown = false
         let sessionOutcome: RobotSessionOutcome
@@ -290,6 +311,10 @@ enum RobotRun {
                         recordingFailureShown = true
                         status.finish()
                         printError("recording: \(failure) (the run goes on; what was written so far is kept)")
+                    }
+                    for line in remoteWatch?.changes() ?? [] {
+                        status.finish()
+                        printError(line)
                     }
                     guard statusLine else { return }
                     let wake = loop.recentLateness.percentiles()
@@ -490,4 +515,33 @@ func remoteJSON(_ loop: RobotLoop) -> JSONValue {
         ("server_metadata", report.serverMetadata.map { .string($0) } ?? .null),
         ("last_infer_ms", report.lastInferMs.map { .number($0) } ?? .null),
     ])
+}
+
+/// Says what changed with a remote policy's server since the last look: a connection, a refused chunk, a failed
+/// request (the run reports each as it happens; `--json`'s `remote` has the totals).
+final class RemotePolicyWatch {
+    let remote: RemotePolicy
+    var last = RemotePolicy.Report()
+    init(_ remote: RemotePolicy) { self.remote = remote }
+
+    func changes() -> [String] {
+        let now = remote.report
+        defer { last = now }
+        var lines: [String] = []
+        if now.connections > last.connections {
+            lines.append(
+                last.connections == 0
+                    ? "remote: connected to \(remote.settings.url)"
+                    : "remote: reconnected to \(remote.settings.url) (connection \(now.connections))")
+        }
+        if now.chunksRefused > last.chunksRefused {
+            lines.append("remote: \(now.chunksRefused - last.chunksRefused) chunk(s) refused: \(now.lastError ?? "?")")
+        }
+        if now.failedRequests > last.failedRequests && (last.failedRequests == 0 || now.connections != last.connections)
+        {
+            lines.append(
+                "remote: no answer from the server: \(now.lastError ?? "?") (holding; reconnecting with backoff)")
+        }
+        return lines
+    }
 }

@@ -222,4 +222,50 @@ struct ServerDidNotStart: Error, CustomStringConvertible {
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
     }
+
+    /// A self-signed certificate (and key) for `names` (subjectAltName entries, e.g. `IP:127.0.0.1`) in `directory`.
+    func certificate(in directory: URL, names: String) throws -> (cert: String, key: String) {
+        let cert = directory.appendingPathComponent("cert-\(UUID().uuidString.prefix(6)).pem").path
+        let key = directory.appendingPathComponent("key-\(UUID().uuidString.prefix(6)).pem").path
+        let made = runProcess(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj",
+                "/CN=sinew-test", "-addext", "subjectAltName=\(names)",
+            ])
+        try #require(made.status == 0, "openssl (Debian's openssl, installed by make deps): \(made.output)")
+        return (cert, key)
+    }
+
+    /// wss://: the arm runs from a server behind TLS whose certificate the robot trusts (`ca_file`), and a server
+    /// whose certificate names another host is refused before torque.
+    @Test func tlsWithTheServersCertificateCheckedAgainstItsName() throws {
+        let directory = try Self.scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let tokenPath = directory.appendingPathComponent("token").path
+        let good = try certificate(in: directory, names: "IP:127.0.0.1,DNS:localhost")
+        let server = try PolicyServerChild(["--token-file", tokenPath, "--tls-cert", good.cert, "--tls-key", good.key])
+        var (robot, _) = try Self.robotYAML(in: directory, port: server.port, policyLines: ["ca_file: \(good.cert)"])
+        var text = try String(contentsOfFile: robot, encoding: .utf8).replacingOccurrences(
+            of: "url: ws://", with: "url: wss://")
+        try text.write(toFile: robot, atomically: true, encoding: .utf8)
+        let result = try runSinew(["run", robot, "--duration", "2", "--json"])
+        let report = try Self.json(result.stdout)
+        let remote = try #require(report["remote"] as? [String: Any], "\(result.stdout)\n\(result.stderr)")
+        print("wss: \(remote)")
+        #expect(result.status == 0, "\(result.stderr)\n\(server.log)")
+        #expect((remote["chunks_received"] as? Int ?? 0) >= 2)
+
+        let other = try certificate(in: directory, names: "DNS:other.example")
+        let wrong = try PolicyServerChild(["--token-file", tokenPath, "--tls-cert", other.cert, "--tls-key", other.key])
+        (robot, _) = try Self.robotYAML(in: directory, port: wrong.port, policyLines: ["ca_file: \(other.cert)"])
+        text = try String(contentsOfFile: robot, encoding: .utf8).replacingOccurrences(
+            of: "url: ws://", with: "url: wss://")
+        try text.write(toFile: robot, atomically: true, encoding: .utf8)
+        let refused = try runSinew(["run", robot, "--duration", "2", "--json"])
+        let error = try Self.json(refused.stdout)["error"] as? String ?? ""
+        print("wss with a certificate for another name: \(error)")
+        #expect(refused.status == 1)
+        #expect(error.contains("not trusted"))
+    }
 }

@@ -95,21 +95,25 @@ struct WebSocketHandshakeTests {
         #expect(WebSocketClient.acceptKey(forKey: "x") != WebSocketClient.acceptKey(forKey: "y"))
     }
 
-    /// Addresses: ws:// only, the port checked, loopback told apart; wss:// refused with the way around.
+    /// Addresses: ws:// and wss:// (443 by default), the port checked, loopback told apart.
     @Test func endpoints() throws {
         let e = try WebSocketClient.Endpoint(url: "ws://127.0.0.1:8000/policy")
         #expect(e.host == "127.0.0.1" && e.port == 8000 && e.path == "/policy" && e.isLoopback)
         let v6 = try WebSocketClient.Endpoint(url: "ws://[::1]:9")
         #expect(v6.host == "::1" && v6.port == 9 && v6.isLoopback)
         #expect(try !WebSocketClient.Endpoint(url: "ws://gpu-box:8000").isLoopback)
-        #expect(throws: RemotePolicyError.self) { try WebSocketClient.Endpoint(url: "wss://gpu-box:8000") }
+        let tls = try WebSocketClient.Endpoint(url: "wss://gpu-box")
+        #expect(tls.secure && tls.port == 443 && !tls.isLoopback)
         #expect(throws: RemotePolicyError.self) { try WebSocketClient.Endpoint(url: "ws://host:0") }
         #expect(throws: RemotePolicyError.self) { try WebSocketClient.Endpoint(url: "http://host:80") }
-        // A plain connection to another machine needs `insecure`.
+        // A plain connection to another machine needs `insecure`; TLS does not.
         let settings = RemotePolicy.Settings(url: "ws://10.0.0.2:8000", actionJoints: ["a"], stateJoints: ["a"])
         #expect(throws: RemotePolicyError.self) {
             try RemotePolicy(settings: settings, jointNames: ["a"], lowerRad: [-1], upperRad: [1])
         }
+        var secure = settings
+        secure.url = "wss://10.0.0.2:8000"
+        _ = try RemotePolicy(settings: secure, jointNames: ["a"], lowerRad: [-1], upperRad: [1])
     }
 
     /// LeRobot's normalised units map onto the joint's range both ways; a gripper uses 0…100.

@@ -69,6 +69,8 @@ def main(argv=None) -> int:
     parser.add_argument("--nan-every", type=int, default=0, help="stand-in: put a NaN in every n-th chunk")
     parser.add_argument("--delay-s", type=float, default=0.0, help="stand-in: extra inference time per request")
     parser.add_argument("--columns", type=int, help="stand-in: action columns (default: as many as the state)")
+    parser.add_argument("--tls-cert", help="serve wss:// (TLS) with this certificate chain (PEM)")
+    parser.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
     parser.add_argument("--ready-file", help="write the port here once listening (for scripts and tests)")
     args = parser.parse_args(argv)
     _exit_with_parent()
@@ -82,8 +84,16 @@ def main(argv=None) -> int:
         token = None
     else:
         parser.error("give --token-file (or --no-token for an experiment on loopback)")
+    context = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            parser.error("--tls-cert and --tls-key go together")
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(args.tls_cert, args.tls_key)
     policy = _load(args.policy, args)
-    server = PolicyServer(policy, args.host, args.port, token)
+    server = PolicyServer(policy, args.host, args.port, token, ssl_context=context)
 
     def ready(ws_server):
         port = next(iter(ws_server.sockets)).getsockname()[1]

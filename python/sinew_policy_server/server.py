@@ -29,7 +29,9 @@ class PolicyServer:
     """Serves `policy` (an object with `infer(obs: dict) -> dict` holding `actions`, and optionally `reset()`
     and `metadata`) on host:port. Connections without the token are refused at the handshake with 401."""
 
-    def __init__(self, policy, host: str, port: int, token: str | None, max_message_bytes: int = 64 << 20):
+    def __init__(self, policy, host: str, port: int, token: str | None, max_message_bytes: int = 64 << 20,
+                 ssl_context=None):
+        self.ssl_context = ssl_context
         self.policy = policy
         self.host = host
         self.port = port
@@ -85,7 +87,7 @@ class PolicyServer:
     async def serve(self, ready=None):
         async with ws_server.serve(
             self._handle, self.host, self.port, compression=None, max_size=self.max_message_bytes,
-            process_request=self._check,
+            process_request=self._check, ssl=self.ssl_context,
         ) as server:
             if ready is not None:
                 ready(server)

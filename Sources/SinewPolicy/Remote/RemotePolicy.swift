@@ -39,6 +39,8 @@ public final class RemotePolicy: ChunkPolicy, @unchecked Sendable {
         /// Allow a plain connection to a host other than this machine (the token and the observations cross
         /// the network in the clear).
         public var insecure = false
+        /// For `wss://`: a PEM file of the certificates to trust instead of the system's (a self-signed server).
+        public var caFile: String?
         /// The joints the actions command, in the order of the action's columns (robot.yaml names).
         public var actionJoints: [String]
         /// Which columns of the server's action rows they are (default: the first ones, in order).
@@ -86,6 +88,7 @@ public final class RemotePolicy: ChunkPolicy, @unchecked Sendable {
         public var serverMetadata: String?
         /// The server's last reported inference time, ms.
         public var lastInferMs: Double?
+        public init() {}
     }
 
     public let typeName = "remote"
@@ -126,12 +129,12 @@ public final class RemotePolicy: ChunkPolicy, @unchecked Sendable {
     {
         self.settings = settings
         endpoint = try WebSocketClient.Endpoint(url: settings.url)
-        guard endpoint.isLoopback || settings.insecure else {
+        guard endpoint.secure || endpoint.isLoopback || settings.insecure else {
             throw RemotePolicyError(
                 .refused,
                 "\(settings.url): a plain ws:// connection to another machine carries the token and the robot's "
-                    + "observations in the clear; reach it through an SSH tunnel or a VPN (ws://127.0.0.1:PORT), or "
-                    + "accept that with `insecure: true`")
+                    + "observations in the clear; use wss:// (TLS), reach it through an SSH tunnel "
+                    + "(ws://127.0.0.1:PORT), or accept that with `insecure: true` (sinew run --insecure)")
         }
         func indices(_ names: [String], _ what: String) throws(RemotePolicyError) -> [Int] {
             var result: [Int] = []
@@ -270,7 +273,7 @@ public final class RemotePolicy: ChunkPolicy, @unchecked Sendable {
         if let token = settings.token { headers.append(("Authorization", "Bearer \(token)")) }
         let connection = try WebSocketClient(
             endpoint: endpoint, headers: headers, timeoutS: settings.timeoutS,
-            maximumMessageBytes: settings.maximumMessageBytes)
+            maximumMessageBytes: settings.maximumMessageBytes, caFile: settings.caFile)
         // The server speaks first: its metadata.
         let metadata: String
         switch try connection.receive(timeoutS: settings.timeoutS) {

@@ -1,3 +1,4 @@
+import CSinewTLS
 import Foundation
 
 #if canImport(Glibc)
@@ -31,9 +32,10 @@ public struct RemotePolicyError: Error, Sendable, Equatable, CustomStringConvert
     public var description: String { message }
 }
 
-/// A websocket client (RFC 6455) over a plain TCP socket: the opening handshake with extra headers (a bearer
-/// token), masked frames out, unmasked frames in, fragmentation, ping/pong and close. Blocking calls with
-/// deadlines, for a thread of its own; frame sizes are bounded both ways.
+/// A websocket client (RFC 6455) over TCP, plain (`ws://`) or in TLS (`wss://`, OpenSSL through ``CSinewTLS``,
+/// the certificate checked against the system's store or a CA file and against the host's name): the opening
+/// handshake with extra headers (a bearer token), masked frames out, unmasked frames in, fragmentation, ping/pong
+/// and close. Blocking calls with deadlines, for a thread of its own; frame sizes are bounded both ways.
 public final class WebSocketClient: @unchecked Sendable {
     // @unchecked: one thread uses it at a time; `shutDown()` may come from another to wake a blocked read.
     public enum Message: Sendable, Equatable {
@@ -41,30 +43,32 @@ public final class WebSocketClient: @unchecked Sendable {
         case text(String)
     }
 
-    /// A `ws://HOST:PORT/PATH` address.
+    /// A `ws://HOST:PORT/PATH` or `wss://HOST:PORT/PATH` address.
     public struct Endpoint: Sendable, Equatable {
         public var host: String
         public var port: Int
         public var path: String
+        /// TLS (`wss://`).
+        public var secure: Bool
 
-        /// Parses `ws://host:port/path` (port 80 by default). `wss://` is refused with the reason: this build
-        /// has no TLS.
+        /// Parses `ws://host:port/path` (port 80 by default) or `wss://…` (443).
         public init(url: String) throws(RemotePolicyError) {
-            let scheme = "ws://"
-            guard url.hasPrefix(scheme) else {
-                if url.hasPrefix("wss://") {
-                    throw RemotePolicyError(
-                        .refused,
-                        "\(url): wss:// (TLS) is not built into this Sinew; reach the server over an SSH tunnel or a "
-                            + "VPN and use ws:// to the tunnel's loopback end")
-                }
-                throw RemotePolicyError(.refused, "\(url): a policy server's address is ws://HOST:PORT")
+            let scheme: String
+            if url.hasPrefix("ws://") {
+                scheme = "ws://"
+                secure = false
+            } else if url.hasPrefix("wss://") {
+                scheme = "wss://"
+                secure = true
+            } else {
+                throw RemotePolicyError(
+                    .refused, "\(url): a policy server's address is ws://HOST:PORT or wss://HOST:PORT")
             }
             let rest = url.dropFirst(scheme.count)
             let hostPort = rest.prefix { $0 != "/" }
             path = rest.dropFirst(hostPort.count).isEmpty ? "/" : String(rest.dropFirst(hostPort.count))
             var hostText = String(hostPort)
-            var portNumber = 80
+            var portNumber = secure ? 443 : 80
             if hostText.hasPrefix("[") {
                 // [IPv6]:port
                 guard let close = hostText.firstIndex(of: "]") else {
@@ -100,29 +104,47 @@ public final class WebSocketClient: @unchecked Sendable {
     /// The largest message taken from the server (bytes, all fragments together).
     public let maximumMessageBytes: Int
     private var descriptor: Int32 = -1
+    private var tls: OpaquePointer?
     private var readBuffer: [UInt8] = []
     private var generator = SystemRandomNumberGenerator()
     private static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-    /// Connects and performs the opening handshake. `headers` go with the upgrade request (e.g.
+    /// Connects (and for `wss://` negotiates TLS, trusting `caFile` (PEM) instead of the system's certificates
+    /// when given) and performs the opening handshake. `headers` go with the upgrade request (e.g.
     /// `Authorization`).
     public init(
         endpoint: Endpoint, headers: [(String, String)] = [], timeoutS: Double = 5,
-        maximumMessageBytes: Int = 64 << 20
+        maximumMessageBytes: Int = 64 << 20, caFile: String? = nil
     ) throws(RemotePolicyError) {
         self.endpoint = endpoint
         self.maximumMessageBytes = maximumMessageBytes
         descriptor = try Self.connect(endpoint, timeoutS: timeoutS)
-        do {
+        do throws(RemotePolicyError) {
+            if endpoint.secure {
+                var error = [CChar](repeating: 0, count: 512)
+                guard
+                    let session = sinew_tls_connect(
+                        descriptor, endpoint.host, caFile, Int32(timeoutS * 1000), &error, error.count)
+                else {
+                    throw RemotePolicyError(
+                        .connection, "TLS with \(endpoint.host):\(endpoint.port): \(Self.text(error))")
+                }
+                tls = session
+            }
             try handshake(headers: headers, timeoutS: timeoutS)
         } catch {
+            if let tls { sinew_tls_free(tls) }
+            tls = nil
             Glibc.close(descriptor)
             descriptor = -1
             throw error
         }
     }
 
-    deinit { if descriptor >= 0 { Glibc.close(descriptor) } }
+    deinit {
+        if let tls { sinew_tls_free(tls) }
+        if descriptor >= 0 { Glibc.close(descriptor) }
+    }
 
     /// Wakes a thread blocked in ``receive(timeoutS:)`` and makes every later call fail (any thread).
     public func shutDown() {
@@ -222,6 +244,11 @@ public final class WebSocketClient: @unchecked Sendable {
         }
     }
 
+    /// A C string buffer as text.
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The Sec-WebSocket-Accept a server must answer to a Sec-WebSocket-Key (RFC 6455 §4.2.2): base64 of the
     /// SHA-1 of the key and the protocol's GUID.
     public static func acceptKey(forKey key: String) -> String {
@@ -244,6 +271,15 @@ public final class WebSocketClient: @unchecked Sendable {
     }
 
     private func sendAll(_ bytes: [UInt8], timeoutS: Double) throws(RemotePolicyError) {
+        if let tls {
+            var error = [CChar](repeating: 0, count: 512)
+            let r = bytes.withUnsafeBytes {
+                sinew_tls_write(tls, $0.baseAddress, $0.count, Int32(max(1, timeoutS * 1000)), &error, error.count)
+            }
+            if r == -2 { throw RemotePolicyError(.timeout, "sending to the server timed out") }
+            if r != 0 { throw RemotePolicyError(.connection, "sending to the server failed: \(Self.text(error))") }
+            return
+        }
         let deadline = Self.now() + timeoutS
         var sent = 0
         while sent < bytes.count {
@@ -268,6 +304,19 @@ public final class WebSocketClient: @unchecked Sendable {
 
     private func readSome(deadline: Double) throws(RemotePolicyError) -> [UInt8] {
         var chunk = [UInt8](repeating: 0, count: 65_536)
+        if let tls {
+            var error = [CChar](repeating: 0, count: 512)
+            let left = deadline - Self.now()
+            guard left > 0 else { throw RemotePolicyError(.timeout, "no answer from the server in time") }
+            let n = chunk.withUnsafeMutableBytes {
+                sinew_tls_read(
+                    tls, $0.baseAddress, $0.count, Int32(max(1, min(left * 1000, 1_000_000))), &error, error.count)
+            }
+            if n > 0 { return Array(chunk[0..<n]) }
+            if n == 0 { throw RemotePolicyError(.connection, "the server closed the connection") }
+            if n == -2 { throw RemotePolicyError(.timeout, "no answer from the server in time") }
+            throw RemotePolicyError(.connection, "reading from the server failed: \(Self.text(error))")
+        }
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if n > 0 { return Array(chunk[0..<n]) }
@@ -385,6 +434,8 @@ public final class WebSocketClient: @unchecked Sendable {
     public func close(code: UInt16 = 1000) {
         guard descriptor >= 0 else { return }
         try? sendFrame(opcode: 0x8, payload: [UInt8(code >> 8), UInt8(code & 0xFF)], timeoutS: 0.2)
+        if let tls { sinew_tls_free(tls) }
+        tls = nil
         Glibc.close(descriptor)
         descriptor = -1
     }

@@ -14,14 +14,15 @@ public struct RemotePolicyType: PolicyType {
     }
     public var keys: [String] {
         [
-            "url", "token_file", "insecure", "prompt", "observation", "action", "chunk", "ranges_rad", "gripper_joints",
+            "url", "token_file", "insecure", "ca_file", "prompt", "observation", "action", "chunk", "ranges_rad",
+            "gripper_joints",
             "bridge", "timeout_s",
         ]
     }
 
     public func settings(from reader: PolicySettingsReader) throws(ConfigurationError) -> any PolicySettings {
         guard let url = try reader.string("url") else {
-            throw reader.error("url", expected: "the policy server's address, ws://HOST:PORT")
+            throw reader.error("url", expected: "the policy server's address, ws://HOST:PORT or wss://HOST:PORT")
         }
         let all = reader.joints.map(\.name)
         var settings = RemotePolicy.Settings(url: url, actionJoints: all, stateJoints: all)
@@ -35,6 +36,7 @@ public struct RemotePolicyType: PolicyType {
             settings.token = line.trimmingCharacters(in: .whitespaces)
         }
         settings.insecure = try reader.bool("insecure", default: false)
+        settings.caFile = try reader.path("ca_file")
         settings.prompt = try reader.string("prompt") ?? ""
         settings.timeoutS = try reader.double(
             "timeout_s", default: 2, unit: "s", where: { $0 > 0 && $0 <= 60 }, "in (0, 60]")
