@@ -71,7 +71,8 @@ let package = Package(
         // TLS for the remote-policy websocket (wss://): a thin C client over the system's OpenSSL (libssl-dev).
         .target(name: "CSinewTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(
-            name: "SinewPolicy", dependencies: ["SinewCore", "SinewKinematics", "SinewFusion", "CPolicyNetwork", "CSinewTLS"]),
+            name: "SinewPolicy",
+            dependencies: ["SinewCore", "SinewKinematics", "SinewFusion", "CPolicyNetwork", "CSinewTLS"]),
         .target(
             name: "SinewRuntime",
             dependencies: [
