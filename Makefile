@@ -140,3 +140,33 @@ plot-bridge: deps
 	mkdir -p docs/images
 	$(BIN) bench policy --bridge-csv .build/bridge-modes.csv
 	$(PLOT_VENV)/bin/python Benchmarks/plot_bridge.py .build/bridge-modes.csv docs/images/bridge-modes.png --from 3.7 --to 4.2
+
+# A Python ≥ 3.12 (LeRobot ≥ 0.5 needs one): PYTHON312=… overrides; else python3.13 or python3.12 on PATH, or one
+# pyenv installed. Debian 12 ships 3.11: `pyenv install 3.12` (https://github.com/pyenv/pyenv), or Debian 13 /
+# Ubuntu 24.04, whose python3 is new enough.
+PYTHON312 ?= $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3; do \
+  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+  && { command -v $$p; break; }; done)
+.PHONY: python312
+python312:
+	@[ -n "$(PYTHON312)" ] || { echo "A Python 3.12 or later is needed here (LeRobot requires it) and none was found."; \
+	  echo "Install one (e.g. pyenv install 3.12, or Debian 13 / Ubuntu 24.04), or give PYTHON312=/path/to/python3.12."; \
+	  exit 1; }
+
+# Remote policies' round trip: Sinew's client and server beside LeRobot's async-inference transport, same payload,
+# same run (Benchmarks/remote_policy; LeRobot installed without its dependencies, no torch needed).
+BENCH_REMOTE_VENV := .build/bench-remote-venv
+.PHONY: bench-remote-policy
+bench-remote-policy: build python312
+	@if ! cmp -s Benchmarks/remote_policy/requirements.txt $(BENCH_REMOTE_VENV)/requirements.installed; then \
+	  echo "Installing the benchmark's Python environment into $(BENCH_REMOTE_VENV) (with $(PYTHON312))"; \
+	  $(PYTHON312) -m venv $(BENCH_REMOTE_VENV) \
+	  && grep -v '^lerobot' Benchmarks/remote_policy/requirements.txt > $(BENCH_REMOTE_VENV)/base.txt \
+	  && $(BENCH_REMOTE_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(BENCH_REMOTE_VENV)/base.txt \
+	  && $(BENCH_REMOTE_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps \
+	       $$(grep '^lerobot' Benchmarks/remote_policy/requirements.txt) \
+	  && cp Benchmarks/remote_policy/requirements.txt $(BENCH_REMOTE_VENV)/requirements.installed; \
+	fi
+	$(BENCH_REMOTE_VENV)/bin/pip install --quiet --disable-pip-version-check ./python
+	$(BIN) bench remote-policy --python $(BENCH_REMOTE_VENV)/bin/python \
+	  --lerobot-script Benchmarks/remote_policy/lerobot_transport.py

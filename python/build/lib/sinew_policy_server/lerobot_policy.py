@@ -1,0 +1,56 @@
+"""A LeRobot `PreTrainedPolicy` behind the protocol: loaded from a local directory (never downloaded here),
+observations mapped into LeRobot's feature names, `predict_action_chunk` (or `select_action`) called, and the
+chunk returned as an H x D float32 array. Needs `lerobot` and `torch` installed (`pip install lerobot`)."""
+
+import numpy as np
+
+
+class LeRobotPolicy:
+    def __init__(self, path: str, device: str = "cpu", task: str | None = None):
+        import torch  # noqa: F401 (fails early with a clear message when torch is missing)
+        from lerobot.configs.policies import PreTrainedConfig
+        from lerobot.policies.factory import get_policy_class
+
+        config = PreTrainedConfig.from_pretrained(path)
+        policy_class = get_policy_class(config.type)
+        self.policy = policy_class.from_pretrained(path)
+        self.policy.to(device)
+        self.policy.eval()
+        self.device = device
+        self.task = task
+        self.metadata = {"policy": config.type, "path": path}
+
+    @classmethod
+    def from_policy(cls, policy, device="cpu", task=None):
+        """Wraps an already built policy (a freshly initialised one, for checks without a checkpoint)."""
+        self = cls.__new__(cls)
+        self.policy = policy.to(device)
+        self.policy.eval()
+        self.device = device
+        self.task = task
+        self.metadata = {"policy": getattr(policy.config, "type", type(policy).__name__)}
+        return self
+
+    def reset(self):
+        self.policy.reset()
+
+    def infer(self, observation):
+        import torch
+
+        batch = {}
+        for key, value in observation.items():
+            if isinstance(value, np.ndarray):
+                tensor = torch.from_numpy(np.array(value))
+                if tensor.dtype == torch.uint8 and tensor.ndim == 3:  # H x W x C image -> C x H x W in [0, 1]
+                    tensor = tensor.permute(2, 0, 1).float() / 255
+                batch[key] = tensor.float().unsqueeze(0).to(self.device)
+            elif isinstance(value, str):
+                batch[key] = [value]
+        if "task" not in batch:
+            batch["task"] = [observation.get("prompt", self.task or "")]
+        with torch.inference_mode():
+            if hasattr(self.policy, "predict_action_chunk"):
+                chunk = self.policy.predict_action_chunk(batch)
+            else:
+                chunk = self.policy.select_action(batch).unsqueeze(1)
+        return {"actions": chunk[0].detach().cpu().numpy().astype(np.float32)}
