@@ -170,3 +170,13 @@ bench-remote-policy: build python312
 	$(BENCH_REMOTE_VENV)/bin/pip install --quiet --disable-pip-version-check ./python
 	$(BIN) bench remote-policy --python $(BENCH_REMOTE_VENV)/bin/python \
 	  --lerobot-script Benchmarks/remote_policy/lerobot_transport.py
+
+# LeRobot's ACT and diffusion policies (random weights, CPU torch from PyPI: a large download) served by
+# sinew_policy_server and driving the simulated SO-101 for 20 s each (Benchmarks/remote_policy/lerobot_policies_check.py).
+LEROBOT_POLICY_VENV := .build/lerobot-policy-venv
+.PHONY: check-lerobot-policies
+check-lerobot-policies: build python312
+	@[ -x $(LEROBOT_POLICY_VENV)/bin/python ] || { echo "Installing lerobot and torch into $(LEROBOT_POLICY_VENV)"; \
+	  $(PYTHON312) -m venv $(LEROBOT_POLICY_VENV) && $(LEROBOT_POLICY_VENV)/bin/pip install --quiet \
+	    --disable-pip-version-check lerobot==0.6.1 websockets==17.4 msgpack==1.2.4; }
+	$(LEROBOT_POLICY_VENV)/bin/python Benchmarks/remote_policy/lerobot_policies_check.py
