@@ -178,5 +178,5 @@ LEROBOT_POLICY_VENV := .build/lerobot-policy-venv
 check-lerobot-policies: build python312
 	@[ -x $(LEROBOT_POLICY_VENV)/bin/python ] || { echo "Installing lerobot and torch into $(LEROBOT_POLICY_VENV)"; \
 	  $(PYTHON312) -m venv $(LEROBOT_POLICY_VENV) && $(LEROBOT_POLICY_VENV)/bin/pip install --quiet \
-	    --disable-pip-version-check lerobot==0.6.1 websockets==17.4 msgpack==1.2.4; }
+	    --disable-pip-version-check 'lerobot[diffusion]==0.6.1' websockets==17.4 msgpack==1.2.4; }
 	$(LEROBOT_POLICY_VENV)/bin/python Benchmarks/remote_policy/lerobot_policies_check.py
