@@ -3,7 +3,7 @@
 #   make test   installs what is missing, builds, runs every test and the format check
 SWIFT ?= swift
 CONFIG ?= release
-APT_PACKAGES := libeigen3-dev libserialport-dev pkg-config python3 python3-venv tmux
+APT_PACKAGES := libeigen3-dev libserialport-dev libzstd-dev pkg-config python3 python3-venv tmux
 BIN := .build/$(CONFIG)/sinew
 
 .PHONY: demo test deps build lint format clean pyenv install uninstall
