@@ -1,7 +1,7 @@
 /// Reads an MCAP file, from a path or from memory. It checks the magic and the Header, then reads the summary
 /// through the footer when the file has one (schemas, channels, statistics and indexes without touching the data),
-/// else scans the data section forward (decompressing each chunk once) to build the same. Messages are read chunk
-/// by chunk in file order, optionally only some channels' (chunks without them are skipped by their index).
+/// else scans the data section forward (decompressing each chunk once) to build the same. Messages are read in file
+/// order, chunk by chunk, optionally only some channels' (chunks without them are skipped by their index).
 ///
 /// Files come from outside: every length is checked, sizes are capped (`MCAPReaderOptions`), and every problem is
 /// an `MCAPError` naming the file and the byte offset. Compression: zstd and none; lz4 is refused by name.
@@ -275,14 +275,14 @@ public final class MCAPReader {
     fileprivate var walkRange: (start: UInt64, end: UInt64) { (headerEnd, dataWalkEnd) }
 }
 
-/// Messages of one reader in file order. `next()` decompresses a chunk when it reaches it.
+/// Messages of one reader in file order: a walk over the data section's records (so messages outside chunks are
+/// read too) that decompresses each chunk when it reaches it, and skips, by their index, the chunks that hold none of
+/// the channels asked for.
 public struct MCAPMessageIterator {
     private let reader: MCAPReader
     private let channels: Set<UInt16>?
-    /// Indexed files: the chunks to read; else a walk over the data section's records.
-    private var chunks: [MCAPChunkIndex]
-    private var nextChunk = 0
-    private let indexed: Bool
+    /// Offsets of the chunks whose index says they hold none of `channels`.
+    private let skippedChunks: Set<UInt64>
     private var walkOffset: UInt64
     private let walkEnd: UInt64
     private var records: [UInt8] = []
@@ -292,10 +292,14 @@ public struct MCAPMessageIterator {
     init(reader: MCAPReader, channels: Set<UInt16>?) {
         self.reader = reader
         self.channels = channels
-        indexed = reader.readFromSummary && !reader.chunkIndexes.isEmpty
-        chunks = reader.chunkIndexes.filter { index in
-            guard let channels, !index.messageIndexOffsets.isEmpty else { return true }
-            return index.messageIndexOffsets.keys.contains { channels.contains($0) }
+        if let channels {
+            skippedChunks = Set(
+                reader.chunkIndexes.filter { index in
+                    !index.messageIndexOffsets.isEmpty
+                        && !index.messageIndexOffsets.keys.contains { channels.contains($0) }
+                }.map(\.chunkStartOffset))
+        } else {
+            skippedChunks = []
         }
         (walkOffset, walkEnd) = reader.walkRange
     }
@@ -319,20 +323,12 @@ public struct MCAPMessageIterator {
                 if let channels, !channels.contains(message.channelID) { continue }
                 return message
             }
-            if indexed {
-                guard nextChunk < chunks.count else { return nil }
-                let index = chunks[nextChunk]
-                nextChunk += 1
-                let (content, record) = try reader.indexedRecord(
-                    at: index.chunkStartOffset, length: index.chunkLength, opcode: .chunk)
-                try load(content, at: record.offset, access)
-                continue
-            }
             guard walkOffset < walkEnd else { return nil }
             let record = try access.location(at: walkOffset, limit: walkEnd)
             walkOffset = record.end
             switch MCAPOpcode(rawValue: record.opcode) {
             case .chunk:
+                if skippedChunks.contains(record.offset) { continue }
                 try load(try access.content(of: record), at: record.offset, access)
             case .message:
                 let content = try access.content(of: record)

@@ -69,7 +69,8 @@ public enum MCAPRepair {
             metadataKept: scan.summary.metadataIndexes.count, bytesDiscarded: source.size - scan.keptEnd,
             messageIndexesRewritten: scan.missingMessageIndexes.count, damage: scan.stop)
 
-        if scan.stop == nil, summaryMatches(scan, source: source, options: scanOptions) {
+        let crcHolds = scan.storedDataSectionCRC == 0 || scan.storedDataSectionCRC == scan.crcAtKeptEnd.value
+        if scan.stop == nil, crcHolds, summaryMatches(scan, source: source, options: scanOptions) {
             report.wasComplete = true
             report.bytesDiscarded = 0
             return Plan(keptEnd: source.size, appendix: [], report: report)
@@ -97,7 +98,9 @@ public enum MCAPRepair {
     private static func summaryMatches(
         _ scan: MCAPScanResult, source: MCAPByteSource, options: MCAPReaderOptions
     ) -> Bool {
-        guard let reader = try? MCAPReader(source: source, options: options), reader.readFromSummary else {
+        guard let reader = try? MCAPReader(source: source, options: options), reader.readFromSummary,
+            reader.footer?.summaryStart == scan.dataEndRecordEnd
+        else {
             return false
         }
         let found = scan.summary

@@ -7,6 +7,8 @@ struct MCAPScanResult {
     /// Where the DataEnd record starts, when the scan reached it, and the CRC it stores.
     var dataEndOffset: UInt64?
     var storedDataSectionCRC: UInt32 = 0
+    /// Where the DataEnd record ends (the summary's start in a whole file).
+    var dataEndRecordEnd: UInt64?
     /// The end of the whole, checked part of the data section: everything before it is kept by a repair.
     var keptEnd: UInt64
     /// The data section's CRC over the bytes before `keptEnd`.
@@ -231,6 +233,7 @@ struct MCAPScanner {
                 case .dataEnd:
                     result.storedDataSectionCRC = try MCAPRecordDecoder.dataEnd(&c)
                     result.dataEndOffset = record.offset
+                    result.dataEndRecordEnd = record.end
                     break scanning
                 case nil where record.opcode >= 0x80:
                     break  // an application's own record: kept as it is

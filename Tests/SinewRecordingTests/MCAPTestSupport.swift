@@ -139,7 +139,8 @@ struct SampleRecording {
             let timeNs = startNs + UInt64(tick) * 1_000_000
             let t = Double(tick) * 0.001
             let position = (0..<jointNames.count).map { sin(t + Double($0)) * 0.7 }
-            let velocity = (0..<jointNames.count).map { cos(t + Double($0)) * 0.7 }
+            // Every 100th tick without velocities: an empty sequence between two full ones (CDR alignment).
+            let velocity = tick % 100 == 0 ? [] : (0..<jointNames.count).map { cos(t + Double($0)) * 0.7 }
             let effort = (0..<jointNames.count).map { Double($0) * 0.25 - t }
             let state =
                 "{\"tick\":\(tick),\"position_rad\":[" + position.map { "\($0)" }.joined(separator: ",")
