@@ -190,6 +190,11 @@ public final class MCAPReader {
         return summary
     }
 
+    /// The channel of a topic (the first, if a file has several with one topic).
+    public func channel(topic: String) -> MCAPChannel? {
+        channels.values.filter { $0.topic == topic }.min { $0.id < $1.id }
+    }
+
     /// The messages, in file order; only `channels`' when given.
     public func messages(onChannels channels: Set<UInt16>? = nil) -> MCAPMessageIterator {
         MCAPMessageIterator(reader: self, channels: channels)

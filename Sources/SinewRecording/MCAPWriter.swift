@@ -238,10 +238,11 @@ public final class MCAPWriter: @unchecked Sendable {
         if let failure { throw failure }
     }
 
-    /// Closes the open chunk when it is older than `maxChunkDurationNs`: the recorder calls this when it is idle, so
-    /// that a quiet spell does not keep messages out of the file.
-    public func closeChunkIfDue() throws(MCAPError) {
-        guard chunkMessageCount > 0, let limit = options.maxChunkDurationNs else { return }
+    /// Closes the open chunk when its first message is at least `maxAgeNs` old (default `maxChunkDurationNs`) on the
+    /// writer's clock: the recorder calls this when it is idle, so that a quiet spell does not keep messages out of
+    /// the file.
+    public func closeChunkIfDue(maxAgeNs: UInt64? = nil) throws(MCAPError) {
+        guard chunkMessageCount > 0, let limit = maxAgeNs ?? options.maxChunkDurationNs else { return }
         if options.clockNs() &- chunkOpenedAtNs >= limit { try closeChunk() }
     }
 

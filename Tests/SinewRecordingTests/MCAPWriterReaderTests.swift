@@ -50,6 +50,7 @@ private func le<T: FixedWidthInteger>(_ bytes: [UInt8], _ offset: Int, _: T.Type
         #expect(reader.channels[4]?.messageEncoding == "cdr")
         #expect(reader.schemas[4]?.data == ROS2JointStateEncoder.schemaData)
         #expect(reader.channels[3]?.metadata == ["severity": "event"])
+        #expect(reader.channel(topic: "/joint_states")?.id == 4 && reader.channel(topic: "/nothing") == nil)
 
         let statistics = reader.statistics
         #expect(statistics == recording.statistics)
@@ -174,6 +175,7 @@ private func le<T: FixedWidthInteger>(_ bytes: [UInt8], _ offset: Int, _: T.Type
         try writer.write(channel: channel, logTimeNs: 1, publishTimeNs: 1, sequence: 0, data: Array("{}".utf8))
         clock.nowNs = 999_999_999
         try writer.closeChunkIfDue()
+        try writer.closeChunkIfDue(maxAgeNs: 1_000_000_000)
         #expect(writer.openChunkMessageCount == 1)
         clock.nowNs = 1_000_000_000
         try writer.closeChunkIfDue()
