@@ -3,7 +3,7 @@
 #   make test   installs what is missing, builds, runs every test and the format check
 SWIFT ?= swift
 CONFIG ?= release
-APT_PACKAGES := libeigen3-dev libserialport-dev libssl-dev openssl pkg-config python3 python3-venv tmux
+APT_PACKAGES := libeigen3-dev libserialport-dev libssl-dev libzstd-dev openssl pkg-config python3 python3-venv tmux
 BIN := .build/$(CONFIG)/sinew
 
 .PHONY: demo test deps build lint format clean pyenv install uninstall
@@ -98,7 +98,7 @@ bench-pinocchio: deps pinocchio-venv
 	sh Benchmarks/kinematics-vs-pinocchio.sh
 
 # libFuzzer (the Swift toolchain's) on the parsers of outside input: robot.yaml, URDF, e-stop socket messages,
-# safetensors model files (the mlp policy), joint motion CSV files (robot.yaml's simulation.motion).
+# safetensors model files (the mlp policy), joint motion CSV files (robot.yaml's simulation.motion), MCAP recordings.
 # `make fuzz FUZZ_SECONDS=600`; seeds in Fuzz/corpus, findings kept in .build-fuzz/corpus, crashes in .build-fuzz/.
 .PHONY: fuzz
 FUZZ_SECONDS ?= 60

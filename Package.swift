@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "SinewSim", targets: ["SinewSim"]),
         .library(name: "SinewPolicy", targets: ["SinewPolicy"]),
         .library(name: "SinewRuntime", targets: ["SinewRuntime"]),
+        .library(name: "SinewRecording", targets: ["SinewRecording"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +34,11 @@ let package = Package(
             name: "CEigen",
             pkgConfig: "eigen3",
             providers: [.apt(["libeigen3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
         ),
         .target(
             name: "CKinematics",
@@ -65,6 +71,8 @@ let package = Package(
                 "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "CSinewSystem",
             ]),
         .target(name: "SinewFusion", dependencies: ["SinewCore"]),
+        // MCAP (mcap.dev) writer, reader and repair for the flight recorder, and the ROS 2 CDR messages it can carry.
+        .target(name: "SinewRecording", dependencies: ["SinewCore", "CZstd"]),
         // Real-time system calls Swift cannot see (GNU _np affinity, sched_getcpu, prctl timer slack), the
         // async-signal-safe signal flags, and the bare C timer loop used as the in-run baseline.
         .target(name: "CRealtime"),
@@ -100,10 +108,15 @@ let package = Package(
             name: "sinew-bench-estimation", dependencies: ["SinewFusion"], path: "Benchmarks/EstimationBench"),
         // The `mlp` policy's inference latency as JSON, for Benchmarks/mlp/compare.py (`make bench-mlp`).
         .executableTarget(name: "sinew-bench-mlp", dependencies: ["SinewPolicy"], path: "Benchmarks/MLPBench"),
+        // The MCAP writer's throughput (messages/s, MB/s) uncompressed and with zstd, beside a plain write() of the
+        // same bytes (`swift run -c release sinew-bench-mcap`).
+        .executableTarget(name: "sinew-bench-mcap", dependencies: ["SinewRecording"], path: "Benchmarks/MCAPBench"),
         // The parsers of outside input under libFuzzer (`make fuzz`), or replaying a corpus (`make test`).
         .executableTarget(
             name: "sinew-fuzz",
-            dependencies: ["SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "CRealtime"],
+            dependencies: [
+                "SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewRecording", "CRealtime",
+            ],
             path: "Fuzz/ParserFuzz"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
@@ -117,6 +130,8 @@ let package = Package(
         .testTarget(name: "SinewFusionTests", dependencies: ["SinewFusion", "CAllocCounter", "SinewTestSupport"]),
         .testTarget(name: "SinewBusTests", dependencies: ["SinewBus", "CAllocCounter"]),
         .testTarget(name: "SinewDriversTests", dependencies: ["SinewDrivers"]),
+        .testTarget(
+            name: "SinewRecordingTests", dependencies: ["SinewRecording", "CAllocCounter", "SinewTestSupport"]),
         .testTarget(
             name: "SinewSimTests",
             dependencies: [

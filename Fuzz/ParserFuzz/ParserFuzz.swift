@@ -3,23 +3,26 @@ import Foundation
 import SinewCore
 import SinewKinematics
 import SinewPolicy
+import SinewRecording
 import SinewRuntime
 
 // The parsers of what comes from outside — robot.yaml, URDF, the e-stop socket's messages, the `mlp` policy's
-// safetensors files — under libFuzzer
+// safetensors files, joint motion CSV files, MCAP recordings — under libFuzzer
 // (`make fuzz`, built with -sanitize=fuzzer and FUZZING), and the same entry point replaying a corpus of
 // inputs one by one in an ordinary build (`sinew-fuzz FILE|DIR…`, run by `make test` over Fuzz/corpus).
 // An input's first byte picks the parser: 0 robot.yaml, 1 URDF (then the kinematic model built from it),
 // 2 an e-stop socket message, 3 a safetensors file (then every tensor read and the network built from it), 4 a joint
-// motion CSV (robot.yaml's `simulation.motion`; then the motion sampled across its loop), 5 a policy server's
-// msgpack frame (then its `actions` read as a numpy array); the rest of the input is the parser's text or bytes.
+// motion CSV (robot.yaml's `simulation.motion`; then the motion sampled across its loop), 5 an MCAP file (read strictly
+// and leniently, every message, attachment and metadata record, then repaired: a repaired file must read whole), 6 a
+// policy server's msgpack frame (then its `actions` read as a numpy array); the rest of the input is the parser's text
+// or bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
 /// bug the fuzzer looks for.
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 6 {
+    switch selector % 7 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -37,6 +40,8 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
             for time in [-1, 0, motion.loopPeriodS, 1e300, .nan, .infinity] { _ = motion.sample(atS: time) }
         }
     case 5:
+        fuzzMCAP([UInt8](body))
+    case 6:
         if let value = try? MessagePack.decode([UInt8](body), limits: MessagePackLimits(maximumBytes: 1 << 20)) {
             if let actions = value["actions"], let array = try? NumpyArray(actions) { _ = array.doubles() }
             _ = RemotePolicy.describe(value)
@@ -46,6 +51,38 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
             for tensor in file.tensors where tensor.dtype.isReadableAsDouble { _ = try? file.values(tensor.name) }
             _ = try? MLPNetwork.load(from: file, activation: .relu)
         }
+    }
+}
+
+/// An MCAP file read every way, then repaired. Errors are expected; a repaired file that does not read back whole is a
+/// bug (the repair's promise), so it stops the run like a crash.
+func fuzzMCAP(_ bytes: [UInt8]) {
+    for allowsIncompleteFile in [false, true] {
+        let options = MCAPReaderOptions(
+            validateCRCs: true, allowsIncompleteFile: allowsIncompleteFile, maxRecordBytes: 1 << 22,
+            maxChunkUncompressedBytes: 1 << 22)
+        guard let reader = try? MCAPReader(bytes: bytes, name: "fuzz.mcap", options: options) else { continue }
+        var messages = reader.messages()
+        while (try? messages.next()) != nil {}
+        var some = reader.messages(onChannels: [1, 3])
+        while (try? some.next()) != nil {}
+        _ = try? reader.attachments()
+        _ = try? reader.metadata()
+        _ = try? reader.verifyDataSectionCRC()
+    }
+    guard let (repaired, report) = try? MCAPRepair.repair(bytes: bytes, name: "fuzz.mcap") else { return }
+    do {
+        let reader = try MCAPReader(bytes: repaired, name: "repaired.mcap")
+        var count: UInt64 = 0
+        var messages = reader.messages()
+        while try messages.next() != nil { count += 1 }
+        _ = try reader.attachments()
+        _ = try reader.metadata()
+        guard count == report.messagesKept else {
+            fatalError("the repaired file holds \(count) messages, the repair reported \(report.messagesKept)")
+        }
+    } catch {
+        fatalError("the repaired file does not read: \(error)")
     }
 }
 
@@ -104,7 +141,7 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
                     """
                     usage: sinew-fuzz FILE|DIR…
                     Replays fuzz inputs (first byte: 0 robot.yaml, 1 URDF, 2 e-stop message, 3 safetensors, 4 joint
-                    motion CSV, 5 msgpack frame) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
+                    motion CSV, 5 MCAP, 6 msgpack frame) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
                     runs the real fuzzer (libFuzzer).
                     """)
                 exit(arguments.isEmpty ? 2 : 0)
