@@ -84,7 +84,8 @@ let package = Package(
         .target(
             name: "SinewRuntime",
             dependencies: [
-                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "SinewPolicy", "CRealtime",
+                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "SinewPolicy", "SinewRecording",
+                "CRealtime",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -145,7 +146,7 @@ let package = Package(
             name: "SinewLoopTests",
             dependencies: [
                 "SinewRuntime", "SinewPolicy", "SinewSim", "SinewBus", "SinewDrivers", "SinewKinematics", "SinewFusion",
-                "CAllocCounter",
+                "SinewRecording", "CAllocCounter",
             ]),
     ],
     swiftLanguageModes: [.v6],

@@ -380,18 +380,36 @@ extension RobotConfiguration {
         }
     }
 
+    /// How an MCAP recording writes its joint states: `json` (every field for Foxglove), or `ros2` (also
+    /// `sensor_msgs/msg/JointState` in CDR, for rosbag2's tools).
+    public enum RecordingProfile: String, Sendable, CaseIterable {
+        case json, ros2
+    }
+
+    /// How an MCAP recording's chunks are compressed.
+    public enum RecordingCompression: String, Sendable, CaseIterable {
+        case zstd, none
+    }
+
     public struct Recording: Sendable, Equatable {
         public let enabled: Bool
-        /// Output path as written (relative paths are relative to the working directory); nil = the
-        /// runtime's default.
+        /// Output path as written (relative paths are relative to the working directory): a directory (the file
+        /// `<robot>-<date>.mcap` inside it), a `.mcap` file, or a `.csv` file; nil = the runtime's default.
         public let path: String?
         /// Record every n-th tick (≥ 1); default 1.
         public let decimation: Int
+        public let profile: RecordingProfile
+        public let compression: RecordingCompression
 
-        public init(enabled: Bool = false, path: String? = nil, decimation: Int = 1) {
+        public init(
+            enabled: Bool = false, path: String? = nil, decimation: Int = 1, profile: RecordingProfile = .json,
+            compression: RecordingCompression = .zstd
+        ) {
             self.enabled = enabled
             self.path = path
             self.decimation = decimation
+            self.profile = profile
+            self.compression = compression
         }
     }
 

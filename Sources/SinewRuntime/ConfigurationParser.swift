@@ -24,7 +24,7 @@ extension RobotConfiguration {
         ]
         static let workspaceBox = ["frame", "min", "max"]
         static let estop = ["file", "socket", "required"]
-        static let recording = ["enabled", "path", "decimation"]
+        static let recording = ["enabled", "path", "decimation", "profile", "compression"]
         static let imu = ["port", "protocol", "link", "mounting", "rate_hz", "baud"]
         static let mounting = ["xyz", "rpy"]
         static let simulation = ["motion"]
@@ -459,7 +459,9 @@ private struct Parser {
             enabled: try fields.bool("enabled", default: false), path: try fields.string("path"),
             decimation: try fields.int(
                 "decimation", default: 1, where: { (1...1_000_000).contains($0) },
-                "in 1–1000000 (record every n-th tick)"))
+                "in 1–1000000 (record every n-th tick)"),
+            profile: try fields.word("profile", default: RobotConfiguration.RecordingProfile.json),
+            compression: try fields.word("compression", default: RobotConfiguration.RecordingCompression.zstd))
     }
 
     func imu(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.IMU {

@@ -1029,14 +1029,15 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         for j in 0..<configuration.joints.count { urdfPositions[urdfIndex[j]] = supervisor.measuredPositionRad[j] }
         for m in mimicJoints { urdfPositions[m.joint] = m.multiplier * urdfPositions[m.master] + m.offset }
         workspace.forwardKinematics(UnsafeBufferPointer(urdfPositions))
-        for (b, link) in boxLinks.enumerated() {
-            let p = workspace.linkPose(link).translation
+        // Index loops: an unspecialised `enumerated()` iterator allocates in a debug build.
+        for b in 0..<boxLinks.count {
+            let p = workspace.linkPose(boxLinks[b]).translation
             supervisor.framePositionM[3 * b] = p.0
             supervisor.framePositionM[3 * b + 1] = p.1
             supervisor.framePositionM[3 * b + 2] = p.2
         }
-        for (f, link) in observedFrameLinks.enumerated() {
-            let p = workspace.linkPose(link).translation
+        for f in 0..<observedFrameLinks.count {
+            let p = workspace.linkPose(observedFrameLinks[f]).translation
             observation.framePositionM[3 * f] = p.0
             observation.framePositionM[3 * f + 1] = p.1
             observation.framePositionM[3 * f + 2] = p.2

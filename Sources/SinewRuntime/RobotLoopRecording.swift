@@ -24,18 +24,37 @@ extension RobotLoop {
         // In lockstep simulation the robot lives in simulated time: record that, not the wall clock.
         var timeSeconds = tick.secondsSinceStart
         if let clock = simulationClock { timeSeconds = Double(clock.nanoseconds - activatedAtSimulatedNs) * 1e-9 }
-        slot.header.pointee = TickSnapshotHeader(
+        var header = TickSnapshotHeader(
             tick: tick.index, timeSeconds: timeSeconds, state: state,
             safetyCause: state == .safe ? supervisor.safeStateCause : nil, wakeLatenessNs: tick.latenessNs,
             stageNs: (
                 tick.stageNs.0, tick.stageNs.1, tick.stageNs.2, tick.stageNs.3, tick.stageNs.4, lastRecordStageNs
             ))
+        header.loopTimeNs = observation.timeNs
+        header.commandTimeNs = command.computedForNs
+        if observation.hasOrientation {
+            let q = observation.linkOrientation
+            header.imuOrientation = (q.w, q.x, q.y, q.z)
+            header.imuValid = true
+        }
+        var fresh: UInt64 = 0
+        for j in 0..<min(recorder.jointCount, 64) where supervisor.readingFresh[j] { fresh |= 1 << UInt64(j) }
+        header.freshJoints = fresh
+        header.busErrorsThisTick = Int32(truncatingIfNeeded: busErrorsThisTick)
+        header.busErrorTotal = Int64(busErrorTotal.load(ordering: .relaxed))
+        header.overrunsInARow = Int32(truncatingIfNeeded: tick.overrunsInARow)
+        header.safetyEventCount = Int32(truncatingIfNeeded: supervisor.events.count)
+        slot.header.pointee = header
         for j in 0..<recorder.jointCount {
             slot.positionRad[j] = supervisor.measuredPositionRad[j]
             slot.velocityRadPerS[j] = supervisor.measuredVelocityRadPerS[j]
             slot.effortNm[j] = supervisor.measuredEffortNm[j]
             slot.commandRad[j] = supervisor.outputPositionRad[j]
-            slot.targetRad[j] = targetPositionRad[j]
+            if recorder.recordsTarget {
+                slot.targetRad[j] = targetPositionRad[j]
+                slot.velocityGoalRadPerS[j] = supervisor.outputVelocityRadPerS[j]
+                slot.effortGoalNm[j] = supervisor.outputEffortNm[j]
+            }
         }
         recorder.commit()
     }

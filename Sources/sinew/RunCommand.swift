@@ -264,7 +264,8 @@ enum RobotRun {
             session = try RobotSession(loop: loop, fast: fast, durationS: duration)
             // The recording file is opened before any servo is touched: a path that cannot be written fails
             // here, with the robot still unpowered.
-            recording = try options.startRecording(loop: loop, configuration: configuration)
+            recording = try options.startRecording(
+                loop: loop, configuration: configuration, calibrationPath: calibration?.path)
         } catch {
             throw failure("configure", error)
         }

@@ -27,8 +27,10 @@ struct RunOptions {
     }
 
     /// Attaches a recorder to the loop and starts the writer thread when recording is on; call before the
-    /// scheduler starts.
-    func startRecording(loop: RobotLoop, configuration: RobotConfiguration) throws -> RunRecording? {
+    /// scheduler starts. MCAP unless the path ends in `.csv`.
+    func startRecording(loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String? = nil) throws
+        -> RunRecording?
+    {
         let settings = configuration.recording
         guard recordPath != nil || settings.enabled else { return nil }
         let path = recordingFilePath(configuration: configuration)
@@ -39,7 +41,15 @@ struct RunOptions {
         let recorder = loop.attachRecorder(decimation: settings.decimation)
         let writer: RecordingWriter
         do {
-            writer = try RecordingWriter(recorder: recorder, path: path, format: .csv)
+            let format: RecordingFormat
+            if path.hasSuffix(".csv") {
+                format = .csv
+            } else {
+                format = .mcap(mcapContext(loop: loop, configuration: configuration, calibrationPath: calibrationPath))
+            }
+            writer = try RecordingWriter(
+                recorder: recorder, path: path, format: format, events: loop.supervisor.events,
+                describe: { [supervisor = loop.supervisor] in supervisor.describe($0) })
         } catch {
             throw ValidationError("cannot record to \(path): \(error)")
         }
@@ -47,14 +57,47 @@ struct RunOptions {
         return RunRecording(path: path, recorder: recorder, writer: writer)
     }
 
+    /// What an MCAP recording keeps besides the ticks: robot.yaml, the URDF, the calibration, the command line
+    /// and the version (the real-time set-up is attached once the loop runs).
+    func mcapContext(loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String?) -> MCAPRecordingContext {
+        var attachments: [(name: String, mediaType: String, data: [UInt8])] = []
+        func attach(_ path: String?, _ mediaType: String) {
+            guard let path, let data = FileManager.default.contents(atPath: path) else { return }
+            attachments.append(((path as NSString).lastPathComponent, mediaType, Array(data)))
+        }
+        attach(configuration.file, "application/yaml")
+        attach(configuration.modelPath, "application/xml")
+        attach(calibrationPath ?? configuration.calibrationPath, "application/json")
+        let commandLine = CommandLine.arguments.joined(separator: " ")
+        attachments.append(("command_line.txt", "text/plain", Array(commandLine.utf8)))
+        attachments.append(("version.txt", "text/plain", Array(HardwareDirectory.versionText.utf8)))
+        let settings = configuration.recording
+        return MCAPRecordingContext(
+            configuration: configuration, model: loop.model,
+            profile: settings.profile == .ros2 ? .ros2 : .json,
+            compression: settings.compression == .zstd ? .zstd(level: 3) : .none, attachments: attachments,
+            metadata: [
+                (
+                    "sinew",
+                    [
+                        "robot": configuration.name, "robot_yaml": (configuration.file as NSString).lastPathComponent,
+                        "urdf": (configuration.modelPath as NSString).lastPathComponent,
+                        "policy": loop.policy.typeName, "rate_hz": "\(configuration.loop.rateHz)",
+                        "version": SinewVersion.number,
+                    ]
+                )
+            ],
+            library: "sinew \(SinewVersion.number)")
+    }
+
     /// `--record`, else `recording.path` (a directory, existing or ending in `/`, gets the default name
-    /// inside it), else `<robot name>-<date>.csv` in the current directory.
+    /// inside it), else `<robot name>-<date>.mcap` in the current directory.
     func recordingFilePath(configuration: RobotConfiguration) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyy-MM-dd'T'HH-mm-ss'Z'"
-        let defaultName = "\(configuration.name)-\(formatter.string(from: Date())).csv"
+        let defaultName = "\(configuration.name)-\(formatter.string(from: Date())).mcap"
         guard let path = recordPath ?? configuration.recording.path else { return defaultName }
         var isDirectory: ObjCBool = false
         if path.hasSuffix("/")

@@ -3,7 +3,7 @@ import SinewRuntime
 import Testing
 
 @Suite struct RecordingTargetTests {
-    @Test func recordersWithTargetsWriteATargetColumnAndBinaryVersion2() throws {
+    @Test func recordersWithTargetsWriteATargetColumn() throws {
         let recorder = TickRecorder(jointNames: ["a"], capacity: 8, recordsTarget: true)
         var position = 1.0
         var command = 2.0
@@ -19,17 +19,5 @@ import Testing
         #expect(lines[0].hasSuffix(",a.command_rad,a.target_rad"))
         #expect(lines[1].hasSuffix(",2.0,3.0"))
 
-        recorder.push(
-            TickSnapshotHeader(tick: 1, state: .active), positionRad: &position, velocityRadPerS: &position,
-            effortNm: &position, commandRad: &command, targetRad: &target)
-        let binary = temporaryPath("target.bin")
-        defer { unlink(binary) }
-        try RecordingWriter(recorder: recorder, path: binary, format: .binary).close()
-        let data = try Data(contentsOf: URL(fileURLWithPath: binary))
-        let headerSize = 8 + 4 + 4 + 2 + 1
-        try #require(data.count == headerSize + 80 + 5 * 8)
-        #expect(data[8] == 2)
-        let last = data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: data.count - 8, as: Double.self) }
-        #expect(last == 3.0)
     }
 }

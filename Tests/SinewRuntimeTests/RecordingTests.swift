@@ -132,42 +132,4 @@ func temporaryPath(_ name: String) -> String {
         #expect(tickSum.load(ordering: .relaxed) == 499 * 500 / 2)
         #expect(writer.snapshotsWritten == 500)
     }
-
-    @Test("binary format: header and fixed-size records")
-    func binaryFormat() throws {
-        let recorder = TickRecorder(jointNames: ["a", "bc"], capacity: 16)
-        let path = temporaryPath("rec.bin")
-        defer { unlink(path) }
-        let writer = try RecordingWriter(recorder: recorder, path: path, format: .binary)
-        let values = [1.5, 2.5]
-        for tick in 0..<3 {
-            values.withUnsafeBufferPointer { v in
-                _ = recorder.push(
-                    TickSnapshotHeader(
-                        tick: Int64(tick), timeSeconds: 0.5, state: .active, stageNs: (7, 0, 0, 0, 0, 9)),
-                    positionRad: v.baseAddress!, velocityRadPerS: v.baseAddress!, effortNm: v.baseAddress!,
-                    commandRad: v.baseAddress!)
-            }
-        }
-        try writer.close()
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        let headerSize = 8 + 4 + 4 + (2 + 1) + (2 + 2)
-        let recordSize = 8 + 8 + 8 + 8 + 48 + 32 * 2
-        try #require(data.count == headerSize + 3 * recordSize)
-        #expect(data.prefix(8) == Data("SINEWREC".utf8))
-        func int64(_ at: Int) -> Int64 { data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: Int64.self) } }
-        func double(_ at: Int) -> Double {
-            data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: Double.self) }
-        }
-        let second = headerSize + recordSize
-        #expect(int64(second) == 1)
-        #expect(double(second + 8) == 0.5)
-        #expect(data[second + 16] == LifecycleState.active.rawValue)
-        #expect(data[second + 17] == 255)
-        #expect(int64(second + 32) == 7)
-        #expect(int64(second + 32 + 40) == 9)
-        // Joint-major: joint 0's position, velocity, effort, command, then joint 1's.
-        #expect(double(second + 80) == 1.5)
-        #expect(double(second + 80 + 32) == 2.5)
-    }
 }
