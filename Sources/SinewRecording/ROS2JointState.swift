@@ -167,7 +167,7 @@ public enum ROS2JointStateDecoder {
         func align(_ n: Int) { offset += (n - (offset - 4) % n) % n }
         func need(_ n: Int) throws(DecodingError) {
             guard n >= 0, offset + n <= data.count else {
-                throw DecodingError(offset: offset, reason: "ends before \(n) more bytes")
+                throw DecodingError(offset: min(offset, data.count), reason: "ends before \(n) more bytes")
             }
         }
         func uint32() throws(DecodingError) -> UInt32 {

@@ -159,13 +159,33 @@ public struct RecordedRun: Sendable {
 
     /// Reads `path`. An unfinished file (a killed run) is read as far as it is whole, and says so in `damage`.
     public static func load(path: String) throws(LoadError) -> RecordedRun {
-        let reader: MCAPReader
         do {
-            reader = try MCAPReader(
-                path: path, options: MCAPReaderOptions(validateCRCs: true, allowsIncompleteFile: true))
+            return try load(
+                MCAPReader(path: path, options: MCAPReaderOptions(validateCRCs: true, allowsIncompleteFile: true)),
+                path: path)
+        } catch let error as LoadError {
+            throw error
         } catch {
             throw LoadError(description: "\(path): \(error)")
         }
+    }
+
+    /// Reads a recording held in memory (`name` in errors), as ``load(path:)`` does a file.
+    public static func load(bytes: [UInt8], name: String) throws(LoadError) -> RecordedRun {
+        do {
+            return try load(
+                MCAPReader(
+                    bytes: bytes, name: name, options: MCAPReaderOptions(validateCRCs: true, allowsIncompleteFile: true)
+                ),
+                path: name)
+        } catch let error as LoadError {
+            throw error
+        } catch {
+            throw LoadError(description: "\(name): \(error)")
+        }
+    }
+
+    private static func load(_ reader: MCAPReader, path: String) throws(LoadError) -> RecordedRun {
         var topics: [UInt16: String] = [:]
         for (id, channel) in reader.channels { topics[id] = channel.topic }
         var run = RecordedRun(

@@ -245,7 +245,13 @@ public final class MCAPRecordingSink: RecordingSink {
                     "sinew.Bus",
                     ["t": number, "errors_this_tick": ["type": "integer"], "errors_total": ["type": "integer"]])
             ),
-            ("/log", "sinew.Log", schema("sinew.Log", ["t": number, "message": ["type": "string"]])),
+            // foxglove.Log's fields (its Log panel shows them), and the loop time.
+            ("/log", "foxglove.Log",
+             schema("foxglove.Log", [
+                "t": number, "message": ["type": "string"], "name": ["type": "string"], "file": ["type": "string"],
+                "line": ["type": "integer"], "level": ["type": "integer"],
+                "timestamp": ["type": "object", "properties": ["sec": ["type": "integer"], "nsec": ["type": "integer"]]],
+             ])),
             (
                 "/activation", "sinew.Activation",
                 schema(
@@ -575,14 +581,24 @@ public final class MCAPRecordingSink: RecordingSink {
     }
 
     public func log(_ line: String, timeSeconds: Double) throws(RecordingError) {
-        let json = JSONText()
-        json.object { o in
-            o.field("t", number: timeSeconds)
-            o.field("message", string: line)
-        }
         // Log lines are logged no earlier than the last one (a line printed before the first tick is at 0).
         let ns = max(wallNs(loopTimeS: timeSeconds), lastLogNs)
         lastLogNs = ns
+        let json = JSONText()
+        json.object { o in
+            o.object("timestamp") { ts in
+                ts.field("sec", integer: Int(ns / 1_000_000_000))
+                ts.field("nsec", integer: Int(ns % 1_000_000_000))
+            }
+            // foxglove.Log's levels: 2 INFO, 3 WARNING, 4 ERROR.
+            let level = line.hasPrefix("warning") ? 3 : (line.contains("failed") || line.contains("error") ? 4 : 2)
+            o.field("level", integer: level)
+            o.field("message", string: line)
+            o.field("name", string: "sinew")
+            o.field("file", string: "")
+            o.field("line", integer: 0)
+            o.field("t", number: timeSeconds)
+        }
         do {
             try message("/log", atNs: ns, json)
         } catch {

@@ -129,6 +129,29 @@ import Testing
         if check.status == 0 { try? FileManager.default.removeItem(atPath: folder) }
     }
 
+    /// SIGINT and SIGTERM end the run through its safe state and close the file properly: summary, footer, whole.
+    @Test(arguments: [SIGINT, SIGTERM])
+    func aSignalledRunClosesItsRecording(signal: Int32) throws {
+        let folder = temporaryFolder("recording-signal")
+        let file = folder + "/signalled.mcap"
+        let process = sinewProcess(["run", try robotYAML(in: folder), "--duration", "60", "--record", file])
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int ?? 0 < 50_000
+        {
+            usleep(50_000)
+        }
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 128 + signal)
+        let info = try json(try runSinew(["recording", "info", file, "--json"]).stdout)
+        #expect(info["complete"] as? Bool == true, "\(info)")
+        #expect((info["ticks"] as? Int ?? 0) > 0)
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
     /// SIGKILL in the middle of a real-time run: the file has no end; `recording repair` gives back every closed
     /// chunk, and the ticks lost are at most the last second's.
     @Test func aKilledRunLosesAtMostOneSecondAfterRepair() throws {
