@@ -180,3 +180,22 @@ check-lerobot-policies: build python312
 	  $(PYTHON312) -m venv $(LEROBOT_POLICY_VENV) && $(LEROBOT_POLICY_VENV)/bin/pip install --quiet \
 	    --disable-pip-version-check 'lerobot[diffusion]==0.6.1' websockets==17.4 msgpack==1.2.4; }
 	$(LEROBOT_POLICY_VENV)/bin/python Benchmarks/remote_policy/lerobot_policies_check.py
+
+# A dataset `sinew record` writes, loaded by LeRobot's own LeRobotDataset (lerobot 0.6.1, CPU torch; Python ≥ 3.12)
+# and iterated frame by frame (Benchmarks/lerobot_dataset/load_with_lerobot.py): 10 demonstrations of reach on the
+# simulated SO-101. Outside `make test`: the first run downloads LeRobot and torch (about 1 GB).
+LEROBOT_DATASET_VENV := .build/lerobot-dataset-venv
+.PHONY: check-lerobot-dataset
+check-lerobot-dataset: build pyenv python312
+	@if ! cmp -s Benchmarks/lerobot_dataset/requirements.txt $(LEROBOT_DATASET_VENV)/requirements.installed; then \
+	  echo "Installing lerobot[dataset] and CPU torch into $(LEROBOT_DATASET_VENV) (with $(PYTHON312))"; \
+	  $(PYTHON312) -m venv $(LEROBOT_DATASET_VENV) && $(LEROBOT_DATASET_VENV)/bin/pip install --quiet \
+	    --disable-pip-version-check --extra-index-url https://download.pytorch.org/whl/cpu \
+	    -r Benchmarks/lerobot_dataset/requirements.txt \
+	  && cp Benchmarks/lerobot_dataset/requirements.txt $(LEROBOT_DATASET_VENV)/requirements.installed; \
+	fi
+	rm -rf .build/lerobot-dataset-check
+	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(BIN) record Hardware/robots/so101/robot.yaml \
+	  --task Hardware/robots/so101/tasks/reach.yaml --episodes 10 --seed 1 --dataset .build/lerobot-dataset-check
+	HF_HUB_OFFLINE=1 HF_HOME=$(CURDIR)/.build/lerobot-dataset-hf $(LEROBOT_DATASET_VENV)/bin/python \
+	  Benchmarks/lerobot_dataset/load_with_lerobot.py .build/lerobot-dataset-check

@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "SinewPolicy", targets: ["SinewPolicy"]),
         .library(name: "SinewRuntime", targets: ["SinewRuntime"]),
         .library(name: "SinewRecording", targets: ["SinewRecording"]),
+        .library(name: "SinewTwin", targets: ["SinewTwin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -90,9 +91,19 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The digital twin: tasks run on the simulator in lockstep episodes with domain randomisation (`sinew sim
+        // eval`, `sinew record`). The one library where the runtime and the simulator meet, through the bus bytes.
+        .target(
+            name: "SinewTwin",
+            dependencies: [
+                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "SinewSim", "SinewPolicy",
+                "SinewRuntime", "SinewRecording",
+            ]),
         .executableTarget(
             name: "sinew",
             dependencies: [
+                "SinewTwin",
+                "SinewRecording",
                 "SinewCore",
                 "SinewKinematics",
                 "SinewFusion",

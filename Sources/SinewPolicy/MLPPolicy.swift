@@ -59,12 +59,16 @@ public final class MLPPolicy: Policy {
         case previousNetworkOutput
         /// Two entries, sin and cos of 2π t / `periodS`, t being the observation's time since activation (s).
         case phase(periodS: Double)
+        /// The first `count` entries of ``PolicyObservation/environmentState`` (a simulated task's observation,
+        /// LeRobot's `observation.environment_state`: a reach target in m, root frame); zeros where it has fewer.
+        case environmentState(count: Int)
 
         func count(actionCount: Int) -> Int {
             switch self {
             case .jointPositions(let names), .jointVelocities(let names), .jointEfforts(let names): names.count
             case .previousAction, .previousNetworkOutput: actionCount
             case .phase: 2
+            case .environmentState(let count): count
             }
         }
 
@@ -76,6 +80,7 @@ public final class MLPPolicy: Policy {
             case .previousAction: "previous_action"
             case .previousNetworkOutput: "previous_network_output"
             case .phase: "phase"
+            case .environmentState: "environment_state"
             }
         }
     }
@@ -157,7 +162,9 @@ public final class MLPPolicy: Policy {
 
     /// Where an input entry comes from.
     private struct InputSource {
-        enum Kind { case position, velocity, effort, previousAction, previousOutput, phaseSin, phaseCos }
+        enum Kind {
+            case position, velocity, effort, previousAction, previousOutput, phaseSin, phaseCos, environment
+        }
         var kind: Kind
         /// Joint index (robot.yaml order) or action index.
         var index: Int
@@ -255,6 +262,12 @@ public final class MLPPolicy: Policy {
                 }
                 inputSources.append(InputSource(kind: .phaseSin, index: 0, periodS: periodS))
                 inputSources.append(InputSource(kind: .phaseCos, index: 0, periodS: periodS))
+            case .environmentState(let count):
+                guard count >= 1 && count <= PolicyObservation.environmentStateCapacity else {
+                    throw MLPPolicyError(
+                        "mlp \(context): count is \(count); it must be 1 to \(PolicyObservation.environmentStateCapacity)")
+                }
+                for k in 0..<count { inputSources.append(InputSource(kind: .environment, index: k, periodS: 1)) }
             }
         }
 
@@ -380,6 +393,8 @@ public final class MLPPolicy: Policy {
             case .previousOutput: raw = previousOutput[source.index]
             case .phaseSin: raw = sin(2 * Double.pi * Self.cycleFraction(timeS, source.periodS))
             case .phaseCos: raw = cos(2 * Double.pi * Self.cycleFraction(timeS, source.periodS))
+            case .environment:
+                raw = source.index < observation.environmentStateCount ? observation.environmentState[source.index] : 0
             }
             input[i] = (raw - inputCenter[i]) * inputScale[i] + inputShift[i]
         }

@@ -64,7 +64,8 @@ public struct MLPPolicyType: PolicyType {
 
     /// `observation:` — a list of `joint_positions: [joints]`, `joint_velocities: [joints]`,
     /// `joint_efforts: [joints]` (a list of names, or `all`), `previous_action`, `previous_network_output`,
-    /// `phase: {period_s: P}`. Default: every joint's position and velocity.
+    /// `phase: {period_s: P}`, `environment_state: N` (the task's observation in simulation). Default: every
+    /// joint's position and velocity.
     private func observationItems(_ reader: PolicySettingsReader, allJoints: [String]) throws(ConfigurationError)
         -> [MLPPolicy.ObservationItem]
     {
@@ -75,7 +76,7 @@ public struct MLPPolicyType: PolicyType {
         let path = reader.fields.childPath("observation")
         let words = [
             "joint_positions", "joint_velocities", "joint_efforts", "previous_action", "previous_network_output",
-            "phase",
+            "phase", "environment_state",
         ]
         let items = try yaml.list(
             node, path, expected: "a list of observation items (\(words.joined(separator: ", ")))")
@@ -107,6 +108,11 @@ public struct MLPPolicyType: PolicyType {
                 result.append(.jointVelocities(try joints("joint_velocities")))
             } else if fields["joint_efforts"] != nil {
                 result.append(.jointEfforts(try joints("joint_efforts")))
+            } else if fields["environment_state"] != nil {
+                result.append(
+                    .environmentState(
+                        count: try one.int(
+                            "environment_state", default: 0, where: { $0 >= 1 && $0 <= 64 }, "in 1–64 (entries)")))
             } else if let phase = try one.mapping("phase", keys: ["period_s"]) {
                 result.append(
                     .phase(
