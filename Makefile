@@ -46,6 +46,7 @@ test: deps pyenv
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(SWIFT) test -c $(CONFIG) --skip-build
 	$(MAKE) --no-print-directory example
+	$(MAKE) --no-print-directory data-loop
 	$(MAKE) --no-print-directory lint
 
 # The example of a user's own policy (Examples/CustomPolicy, docs/policies.md): a package of its own that depends on
@@ -56,6 +57,14 @@ EXAMPLE_BUILD := .build/example
 example: deps
 	$(SWIFT) build --package-path Examples/CustomPolicy --scratch-path $(EXAMPLE_BUILD)
 	$(EXAMPLE_BUILD)/debug/CustomPolicy
+
+# The data loop closed on the simulated SO-101 (Examples/DataLoop/data_loop.py, about 20 s): 50 demonstrations of
+# reach recorded into a LeRobotDataset, an MLP trained on them by behaviour cloning (numpy), and `sinew sim eval` of
+# it beside the scripted expert on 100 held-out seeds, without and with domain randomisation; fails below 90 %.
+.PHONY: data-loop
+data-loop: pyenv
+	$(SWIFT) build -c $(CONFIG) --product sinew
+	$(PYENV)/bin/python Examples/DataLoop/data_loop.py --sinew $(BIN)
 
 lint:
 	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz Examples

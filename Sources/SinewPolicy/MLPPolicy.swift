@@ -112,6 +112,11 @@ public final class MLPPolicy: Policy {
         public var layerPrefix: String
         public var observationNormalization: MLPNormalization
         public var actionNormalization: MLPNormalization
+        /// The fastest the command may move toward the network's targets, rad/s per joint (a slew limit); nil: the
+        /// targets are commanded as they come. A network trained on demonstrations answers with a small error
+        /// wherever it is, and a 500 Hz loop turns every such error into a step the servos jump at (on the
+        /// SO-101 a 0.06 rad step saturates a servo at stall torque, the effort limit); the limit spreads it out.
+        public var maxSpeedRadPerS: Double?
 
         /// - Parameters:
         ///   - file: the `.safetensors` model file.
@@ -170,6 +175,10 @@ public final class MLPPolicy: Policy {
         var index: Int
         var periodS: Double
     }
+
+    /// The command the slew limit lets through, per action joint (rad), and when it was last moved (ns).
+    private let limitedRad: UnsafeMutableBufferPointer<Double>
+    private var limitedAtNs: Int64 = 0
 
     public let settings: Settings
     public let network: MLPNetwork
@@ -318,6 +327,7 @@ public final class MLPPolicy: Policy {
         targets = Self.buffer(.init(repeating: 0, count: actionCount))
         actionJointIndex = .allocate(capacity: actionCount)
         _ = actionJointIndex.initialize(from: actionIndices)
+        limitedRad = Self.buffer(.init(repeating: 0, count: actionCount))
 
         func describe(_ map: AffineNormalization) -> String {
             map.mode == .identity ? "none" : "\(map.mode.rawValue) (statistics from \(map.source))"
@@ -334,7 +344,7 @@ public final class MLPPolicy: Policy {
         sources.deallocate()
         for buffer in [
             inputCenter, inputScale, inputShift, input, output, outputCenter, outputScale, outputShift, action,
-            previousAction, previousOutput, targets,
+            previousAction, previousOutput, targets, limitedRad,
         ] { buffer.deallocate() }
         actionJointIndex.deallocate()
     }
@@ -362,11 +372,13 @@ public final class MLPPolicy: Policy {
         for k in 0..<targets.count {
             let position = observation.positionRad[actionJointIndex[k]]
             targets[k] = position
+            limitedRad[k] = position
             previousAction[k] = isDelta ? 0 : position
             previousOutput[k] = 0
         }
         ticksUntilInference = 0
         lastInferenceNs = observation.timeNs
+        limitedAtNs = observation.timeNs
     }
 
     public func compute(_ observation: PolicyObservation, into command: PolicyCommand) {
@@ -375,7 +387,16 @@ public final class MLPPolicy: Policy {
             ticksUntilInference = ticksPerInference
         }
         ticksUntilInference -= 1
-        for k in 0..<targets.count { command.positionRad[actionJointIndex[k]] = targets[k] }
+        if let maxSpeed = settings.maxSpeedRadPerS {
+            let step = maxSpeed * Double(max(observation.timeNs - limitedAtNs, 0)) * 1e-9
+            limitedAtNs = observation.timeNs
+            for k in 0..<targets.count {
+                limitedRad[k] += min(max(targets[k] - limitedRad[k], -step), step)
+                command.positionRad[actionJointIndex[k]] = limitedRad[k]
+            }
+        } else {
+            for k in 0..<targets.count { command.positionRad[actionJointIndex[k]] = targets[k] }
+        }
         command.computedForNs = lastInferenceNs
     }
 

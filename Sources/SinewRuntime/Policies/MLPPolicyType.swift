@@ -16,7 +16,7 @@ public struct MLPPolicyType: PolicyType {
     public var keys: [String] {
         [
             "file", "layer_prefix", "activation", "output_activation", "rate_hz", "observation", "action",
-            "normalization",
+            "normalization", "max_speed_rad_s",
         ]
     }
 
@@ -47,12 +47,16 @@ public struct MLPPolicyType: PolicyType {
                 normalization, "observation", default: observationNormalization)
             actionNormalization = try Self.normalization(normalization, "action", default: actionNormalization)
         }
-        let settings = MLPPolicy.Settings(
+        var settings = MLPPolicy.Settings(
             file: file, observation: observation, actionJoints: actionJoints, actionMode: actionMode,
             ticksPerInference: 1, activation: try activation("activation"),
             outputActivation: try activation("output_activation"),
             layerPrefix: try reader.string("layer_prefix") ?? "layers.",
             observationNormalization: observationNormalization, actionNormalization: actionNormalization)
+        if reader.has("max_speed_rad_s") {
+            settings.maxSpeedRadPerS = try reader.double(
+                "max_speed_rad_s", default: 1, unit: "rad/s", where: { $0 > 0 && $0 <= 1000 }, "in (0, 1000]")
+        }
         let rateHz =
             try reader.has("rate_hz")
             ? reader.double("rate_hz", default: 0, unit: "Hz", where: { $0 > 0 && $0 <= 10_000 }, "in (0, 10000]") : nil
