@@ -152,6 +152,10 @@ let package = Package(
             ]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "SinewPolicy", "CAllocCounter"]),
         .testTarget(name: "SinewPolicyTests", dependencies: ["SinewPolicy", "CAllocCounter", "SinewTestSupport"]),
+        // Tasks in lockstep episodes on the simulated robot, with domain randomisation (SinewTwin).
+        .testTarget(
+            name: "SinewTwinTests",
+            dependencies: ["SinewTwin", "SinewRuntime", "SinewPolicy", "SinewDrivers", "CAllocCounter"]),
         // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.
         .testTarget(
             name: "SinewLoopTests",

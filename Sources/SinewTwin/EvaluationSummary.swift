@@ -32,7 +32,8 @@ public struct EvaluationSummary: Sendable {
         let z2 = z * z
         let centre = (p + z2 / (2 * n)) / (1 + z2 / n)
         let half = z / (1 + z2 / n) * (p * (1 - p) / n + z2 / (4 * n * n)).squareRoot()
-        return (max(0, centre - half), min(1, centre + half))
+        // At 0 and N successes the interval touches 0 and 1 exactly (the formula leaves rounding dust there).
+        return (successes == 0 ? 0 : max(0, centre - half), successes == trials ? 1 : min(1, centre + half))
     }
 
     /// Simulated seconds over all episodes.
