@@ -155,7 +155,9 @@ let package = Package(
         // Tasks in lockstep episodes on the simulated robot, with domain randomisation (SinewTwin).
         .testTarget(
             name: "SinewTwinTests",
-            dependencies: ["SinewTwin", "SinewRuntime", "SinewPolicy", "SinewDrivers", "CAllocCounter"]),
+            dependencies: [
+                "SinewTwin", "SinewRuntime", "SinewPolicy", "SinewDrivers", "CAllocCounter", "SinewTestSupport",
+            ]),
         // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.
         .testTarget(
             name: "SinewLoopTests",
