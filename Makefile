@@ -107,7 +107,8 @@ bench-pinocchio: deps pinocchio-venv
 	sh Benchmarks/kinematics-vs-pinocchio.sh
 
 # libFuzzer (the Swift toolchain's) on the parsers of outside input: robot.yaml, URDF, e-stop socket messages,
-# safetensors model files (the mlp policy), joint motion CSV files (robot.yaml's simulation.motion), MCAP recordings.
+# safetensors model files (the mlp policy), joint motion CSV files (robot.yaml's simulation.motion), MCAP recordings,
+# task.yaml files and --range items.
 # `make fuzz FUZZ_SECONDS=600`; seeds in Fuzz/corpus, findings kept in .build-fuzz/corpus, crashes in .build-fuzz/.
 .PHONY: fuzz
 FUZZ_SECONDS ?= 60
@@ -190,17 +191,17 @@ check-lerobot-policies: build python312
 	    --disable-pip-version-check 'lerobot[diffusion]==0.6.1' websockets==17.4 msgpack==1.2.4; }
 	$(LEROBOT_POLICY_VENV)/bin/python Benchmarks/remote_policy/lerobot_policies_check.py
 
-# A dataset `sinew record` writes, loaded by LeRobot's own LeRobotDataset (lerobot 0.6.1, CPU torch; Python ≥ 3.12)
-# and iterated frame by frame (Benchmarks/lerobot_dataset/load_with_lerobot.py): 10 demonstrations of reach on the
-# simulated SO-101. Outside `make test`: the first run downloads LeRobot and torch (about 1 GB).
+# A dataset `sinew record` writes, loaded by LeRobot's own LeRobotDataset (lerobot 0.6.1; Python ≥ 3.12) and iterated
+# frame by frame (Benchmarks/lerobot_dataset/load_with_lerobot.py): 10 demonstrations of reach on the simulated
+# SO-101. Outside `make test`: the first run downloads LeRobot and torch from PyPI (several GB with torch's CUDA
+# libraries; PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu fetches a CPU-only torch instead).
 LEROBOT_DATASET_VENV := .build/lerobot-dataset-venv
 .PHONY: check-lerobot-dataset
 check-lerobot-dataset: build pyenv python312
 	@if ! cmp -s Benchmarks/lerobot_dataset/requirements.txt $(LEROBOT_DATASET_VENV)/requirements.installed; then \
-	  echo "Installing lerobot[dataset] and CPU torch into $(LEROBOT_DATASET_VENV) (with $(PYTHON312))"; \
+	  echo "Installing lerobot[dataset] and torch into $(LEROBOT_DATASET_VENV) (with $(PYTHON312))"; \
 	  $(PYTHON312) -m venv $(LEROBOT_DATASET_VENV) && $(LEROBOT_DATASET_VENV)/bin/pip install --quiet \
-	    --disable-pip-version-check --extra-index-url https://download.pytorch.org/whl/cpu \
-	    -r Benchmarks/lerobot_dataset/requirements.txt \
+	    --disable-pip-version-check -r Benchmarks/lerobot_dataset/requirements.txt \
 	  && cp Benchmarks/lerobot_dataset/requirements.txt $(LEROBOT_DATASET_VENV)/requirements.installed; \
 	fi
 	rm -rf .build/lerobot-dataset-check
