@@ -209,3 +209,17 @@ check-lerobot-dataset: build pyenv python312
 	  --task Hardware/robots/so101/tasks/reach.yaml --episodes 10 --seed 1 --dataset .build/lerobot-dataset-check
 	HF_HUB_OFFLINE=1 HF_HOME=$(CURDIR)/.build/lerobot-dataset-hf $(LEROBOT_DATASET_VENV)/bin/python \
 	  Benchmarks/lerobot_dataset/load_with_lerobot.py .build/lerobot-dataset-check
+
+# Simulated seconds per wall second, the whole stack (servo firmware, bus bytes, physics, loop, policy) per core and
+# on 2 processes, beside MuJoCo (PyPI mujoco) stepping the same arm through mujoco.rollout, interleaved in one run
+# (`sinew bench sim`; MuJoCo's side in Benchmarks/sim/mujoco_rollout.py). mujoco and numpy in a venv under .build,
+# reinstalled when Benchmarks/sim/requirements.txt changes.
+BENCH_SIM_VENV := .build/bench-sim-venv
+.PHONY: bench-sim
+bench-sim: build
+	@if ! cmp -s Benchmarks/sim/requirements.txt $(BENCH_SIM_VENV)/requirements.installed || ! [ -x $(BENCH_SIM_VENV)/bin/python ]; then \
+	  echo "Installing mujoco and numpy into $(BENCH_SIM_VENV)"; \
+	  python3 -m venv $(BENCH_SIM_VENV) && $(BENCH_SIM_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	    -r Benchmarks/sim/requirements.txt && cp Benchmarks/sim/requirements.txt $(BENCH_SIM_VENV)/requirements.installed; \
+	fi
+	$(BIN) bench sim --python $(BENCH_SIM_VENV)/bin/python
