@@ -188,7 +188,9 @@ public struct MLPPolicySettings: PolicySettings, Equatable {
         if let rateHz {
             settings.ticksPerInference = try MLPPolicy.ticksPerInference(rateHz: rateHz, loopRateHz: loopRateHz)
         }
-        return try MLPPolicy(settings: settings, jointNames: jointNames, baseDirectory: baseDirectory)
+        // `file` and `stats_file` were resolved against robot.yaml's directory when read: resolving them again
+        // would double a relative directory (`robots/so101/robots/so101/…`).
+        return try MLPPolicy(settings: settings, jointNames: jointNames, baseDirectory: nil)
     }
 
     public func makePolicy(in context: PolicyBuildContext) throws(RobotLoopError) -> any Policy {
