@@ -74,15 +74,18 @@ format:
 
 # `make install PREFIX=/opt/sinew` (default /usr/local; DESTDIR for staging): the sinew executable, built with
 # the Swift runtime linked in (it runs on a controller without a Swift toolchain), in PREFIX/bin, and its data
-# (servo tables, shipped robots, udev rules) in PREFIX/share/sinew/Hardware, where the executable looks first.
+# (servo tables, shipped robots, udev rules) in PREFIX/share/sinew/Hardware, where the executable looks first, with
+# the dataset writer `sinew record` calls in PREFIX/share/sinew/python.
 PREFIX ?= /usr/local
 INSTALL_BUILD := .build-install
 install: deps
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(INSTALL_BUILD) --product sinew
 	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/sinew"
 	install -s -m 755 $(INSTALL_BUILD)/release/sinew "$(DESTDIR)$(PREFIX)/bin/sinew"
-	rm -rf "$(DESTDIR)$(PREFIX)/share/sinew/Hardware"
+	rm -rf "$(DESTDIR)$(PREFIX)/share/sinew/Hardware" "$(DESTDIR)$(PREFIX)/share/sinew/python"
 	cp -R Hardware "$(DESTDIR)$(PREFIX)/share/sinew/Hardware"
+	install -d "$(DESTDIR)$(PREFIX)/share/sinew/python/sinew_dataset"
+	install -m 644 python/sinew_dataset/*.py "$(DESTDIR)$(PREFIX)/share/sinew/python/sinew_dataset"
 	@echo "Installed $(DESTDIR)$(PREFIX)/bin/sinew and its data in $(DESTDIR)$(PREFIX)/share/sinew/Hardware"
 
 uninstall:

@@ -45,7 +45,8 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
     case 7:
         let text = String(decoding: body, as: UTF8.self)
         if let robot = fuzzTaskRobot,
-            let task = try? TaskConfiguration.parse(text, file: "fuzz-task.yaml", baseDirectory: "/nonexistent", robot: robot)
+            let task = try? TaskConfiguration.parse(
+                text, file: "fuzz-task.yaml", baseDirectory: "/nonexistent", robot: robot)
         {
             _ = task.randomization.sample(seed: 1, linkCount: 8, jointCount: robot.joints.count)
         }
@@ -66,7 +67,8 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
 /// The robot task.yaml inputs are parsed for: six joints on one Feetech bus, as the SO-101.
 let fuzzTaskRobot: RobotConfiguration? = {
     var yaml = "model: arm.urdf\nbuses: [{name: arm, protocol: feetech, port: virtual}]\njoints:\n"
-    for (i, name) in ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"].enumerated() {
+    for (i, name) in ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"].enumerated()
+    {
         yaml += "  - {name: \(name), id: \(i + 1), servo: sts3215}\n"
     }
     return try? RobotConfiguration.parse(yaml, file: "fuzz-robot.yaml", baseDirectory: "/nonexistent")

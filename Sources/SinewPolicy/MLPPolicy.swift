@@ -274,7 +274,8 @@ public final class MLPPolicy: Policy {
             case .environmentState(let count):
                 guard count >= 1 && count <= PolicyObservation.environmentStateCapacity else {
                     throw MLPPolicyError(
-                        "mlp \(context): count is \(count); it must be 1 to \(PolicyObservation.environmentStateCapacity)")
+                        "mlp \(context): count is \(count); it must be 1 to \(PolicyObservation.environmentStateCapacity)"
+                    )
                 }
                 for k in 0..<count { inputSources.append(InputSource(kind: .environment, index: k, periodS: 1)) }
             }

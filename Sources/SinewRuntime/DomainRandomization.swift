@@ -20,7 +20,8 @@ public struct DomainRandomization: Sendable, Equatable {
     /// Every knob, in the order reports list them.
     public static let knobs: [Knob] = [
         Knob(
-            key: "link_mass_scale", meaning: "each link's mass and inertia tensor times its own factor (payload, parts)",
+            key: "link_mass_scale",
+            meaning: "each link's mass and inertia tensor times its own factor (payload, parts)",
             unit: "factor", neutral: 1, bounds: 0.1...10),
         Knob(
             key: "link_inertia_scale", meaning: "each link's inertia tensor (not its mass) times its own factor",
@@ -88,7 +89,9 @@ public struct DomainRandomization: Sendable, Equatable {
         var result = DomainRandomization()
         for item in text.split(separator: ",", omittingEmptySubsequences: true) {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw DomainRandomizationError(item: String(item), problem: "not KEY=LOW:HIGH") }
+            guard parts.count == 2 else {
+                throw DomainRandomizationError(item: String(item), problem: "not KEY=LOW:HIGH")
+            }
             let key = parts[0].trimmingCharacters(in: .whitespaces)
             let bounds = parts[1].split(separator: ":", omittingEmptySubsequences: false).map {
                 Double($0.trimmingCharacters(in: .whitespaces))

@@ -50,7 +50,8 @@ extension TaskConfiguration {
         let names = taskTypes.map(\.name)
         let expectedType = "one of " + names.map { "'\($0)'" }.joined(separator: ", ")
         guard case .mapping(let mapping) = root else {
-            throw reader.error(.wrongType, root, "", expected: "a mapping with keys \(commonKeys.joined(separator: ", "))")
+            throw reader.error(
+                .wrongType, root, "", expected: "a mapping with keys \(commonKeys.joined(separator: ", "))")
         }
         guard let typeNode = mapping["type"], !reader.isNull(typeNode) else {
             throw ConfigurationError(
@@ -84,7 +85,8 @@ extension TaskConfiguration {
         }
         let startNoiseRad = try fields.double(
             "start_noise_rad", default: 0, unit: "rad", where: { $0 >= 0 && $0 <= 1 }, "in [0, 1]")
-        let fps = try fields.int("fps", default: 30, where: { (1...1000).contains($0) }, "in 1–1000 (frames per second)")
+        let fps = try fields.int(
+            "fps", default: 30, where: { (1...1000).contains($0) }, "in 1–1000 (frames per second)")
         var randomization = DomainRandomization()
         if let node = fields["randomization"] {
             let ranges = try YAMLFields(node, path: "randomization", allowed: DomainRandomization.keys, reader: reader)
@@ -96,7 +98,8 @@ extension TaskConfiguration {
                     + "[\(YAMLReader.text(knob.bounds.lowerBound)), \(YAMLReader.text(knob.bounds.upperBound))]"
                 let items = try reader.list(rangeNode, path, expected: expected)
                 guard items.count == 2 else {
-                    throw reader.error(.invalidValue, rangeNode, path, expected: expected, found: "a list of \(items.count)")
+                    throw reader.error(
+                        .invalidValue, rangeNode, path, expected: expected, found: "a list of \(items.count)")
                 }
                 let low = try reader.double(items[0], "\(path)[0]", expected: expected)
                 let high = try reader.double(items[1], "\(path)[1]", expected: expected)

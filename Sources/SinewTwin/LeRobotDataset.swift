@@ -165,7 +165,8 @@ public struct LeRobotDatasetSpec {
             out += "{\"name\":"
             Self.string(conversion.jointNames[j], into: &out)
             let affine = conversion.toRadAffine[j]
-            out += ",\"gripper\":\(conversion.isGripper[j]),\"range_rad\":[\(conversion.lowRad[j]),\(conversion.highRad[j])]"
+            out +=
+                ",\"gripper\":\(conversion.isGripper[j]),\"range_rad\":[\(conversion.lowRad[j]),\(conversion.highRad[j])]"
             out += ",\"rad_per_unit\":\(affine.scale),\"rad_at_zero\":\(affine.offset)}"
         }
         out += "]"

@@ -196,10 +196,12 @@ public enum TwinEpisode {
         let ranges = options.randomization ?? DomainRandomization()
         let sample = ranges.sample(seed: seed, linkCount: setup.description.links.count, jointCount: n)
         let physicsModel =
-            sample.isNeutral ? model : try perturbedModel(setup.description, sample: sample, configuration: configuration)
+            sample.isNeutral
+            ? model : try perturbedModel(setup.description, sample: sample, configuration: configuration)
 
         // The servos and the bus.
-        guard let bus = configuration.buses.first(where: { bus in configuration.joints.contains { $0.bus == bus.name } })
+        guard
+            let bus = configuration.buses.first(where: { bus in configuration.joints.contains { $0.bus == bus.name } })
         else { throw TwinError("\(configuration.file) has no bus with joints") }
         let joints = configuration.joints.enumerated().filter { $0.element.bus == bus.name }
         var servoModels: [ServoModel] = []
@@ -238,9 +240,10 @@ public enum TwinEpisode {
             servo.motor.coulombFrictionNm *= sample.jointFrictionScale[j]
             let gain = sample.servoGainScale[j]
             if gain != 1 {
-                for name in ["P Coefficient", "D Coefficient", "I Coefficient", "Position P Gain", "Position D Gain",
-                    "Position I Gain"]
-                {
+                for name in [
+                    "P Coefficient", "D Coefficient", "I Coefficient", "Position P Gain", "Position D Gain",
+                    "Position I Gain",
+                ] {
                     guard let value = servo.registerValue(named: name), let spec = servo.model.register(named: name)
                     else { continue }
                     let scaled = Int64((Double(value) * gain).rounded())
@@ -426,7 +429,9 @@ public enum TwinEpisode {
         randomization: DomainRandomization, episode: any TaskEpisode, policy: EpisodePolicy, library: String
     ) -> MCAPRecordingContext {
         var attachments: [(name: String, mediaType: String, data: [UInt8])] = []
-        for (path, type) in [(setup.configuration.file, "application/yaml"), (setup.configuration.modelPath, "application/xml")] {
+        for (path, type) in [
+            (setup.configuration.file, "application/yaml"), (setup.configuration.modelPath, "application/xml"),
+        ] {
             if let data = FileManager.default.contents(atPath: path) {
                 attachments.append(((path as NSString).lastPathComponent, type, Array(data)))
             }

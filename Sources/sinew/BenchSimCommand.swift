@@ -75,7 +75,8 @@ struct SimBench: ParsableCommand {
             let start = MonotonicInstant.now().nanoseconds
             var simulated = 0.0
             for e in 0..<episodes {
-                let result = TwinEpisode.run(setup, seed: UInt64(repeatIndex * episodes + e), policy: loaded.policy).result
+                let result = TwinEpisode.run(setup, seed: UInt64(repeatIndex * episodes + e), policy: loaded.policy)
+                    .result
                 if result.outcome == "error" { throw CommandFailure("episode failed: \(result.reason ?? "?")") }
                 simulated += result.durationS
                 successes += result.succeeded ? 1 : 0
@@ -129,7 +130,8 @@ struct SimBench: ParsableCommand {
             print(
                 String(
                     format: "  MuJoCo %@, physics alone        %7.1f×  (runs: %@; Sinew per core is %.2f× MuJoCo)",
-                    (mujocoReport["mujoco_version"] as? String) ?? "?", mujocoFigure, runs(mujoco), core / mujocoFigure))
+                    (mujocoReport["mujoco_version"] as? String) ?? "?", mujocoFigure, runs(mujoco), core / mujocoFigure)
+            )
         } else {
             print("  MuJoCo: not run (no Python with mujoco: `make bench-sim`, or --python)")
         }
@@ -169,7 +171,8 @@ struct SimBench: ParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [
-            script, setup.configuration.modelPath, "--joints", setup.configuration.joints.map(\.name).joined(separator: ","),
+            script, setup.configuration.modelPath, "--joints",
+            setup.configuration.joints.map(\.name).joined(separator: ","),
             "--waypoints", waypoints, "--seconds", String(format: "%.3f", max(seconds, 1)), "--repeats", "1",
         ]
         let output = Pipe()

@@ -176,7 +176,9 @@ struct ExportedRecording {
             if let robotPath {
                 checked = try RobotConfiguration.loadChecked(contentsOf: robotPath)
             } else {
-                guard let yaml = attachments.first(where: { $0.mediaType == "application/yaml" && $0.name != "task.yaml" })
+                guard
+                    let yaml = attachments.first(where: { $0.mediaType == "application/yaml" && $0.name != "task.yaml" }
+                    )
                 else {
                     throw CommandFailure("\(path) has no robot.yaml attached: give --robot")
                 }
@@ -218,10 +220,12 @@ struct ExportedRecording {
             guard let episodeSeed = seed ?? recordedSeed else {
                 throw CommandFailure("\(path): the recording has no episode seed: give --seed for the task")
             }
-            let start = taskConfiguration.startPose(configuration: configuration, model: checked.model, seed: episodeSeed)
+            let start = taskConfiguration.startPose(
+                configuration: configuration, model: checked.model, seed: episodeSeed)
             var random = TaskConfiguration.random(seed: episodeSeed, stream: .task)
             episode = try taskConfiguration.settings.makeEpisode(
-                TaskEpisodeContext(configuration: configuration, model: checked.model, startRad: start), random: &random)
+                TaskEpisodeContext(configuration: configuration, model: checked.model, startRad: start), random: &random
+            )
             environmentNames = taskConfiguration.settings.observationNames(configuration: configuration)
             instruction = taskConfiguration.instruction
         } else {
@@ -233,7 +237,8 @@ struct ExportedRecording {
         // The ticks: /joint_states and /commands paired by tick.
         guard let states = reader.channel(topic: "/joint_states"), states.messageEncoding == "json" else {
             throw CommandFailure(
-                "\(path): no JSON /joint_states channel (recording.profile ros2 writes CDR; record with the json profile)")
+                "\(path): no JSON /joint_states channel (recording.profile ros2 writes CDR; record with the json profile)"
+            )
         }
         guard let commands = reader.channel(topic: "/commands") else {
             throw CommandFailure("\(path): no /commands channel")
@@ -284,7 +289,8 @@ struct ExportedRecording {
         defer { truth.deallocate() }
         for tick in ticks {
             if tick.t + periodS / 2 >= Double(next) / frameRate {
-                frames.append(EpisodeFrame(timeS: tick.t, stateRad: tick.state, actionRad: tick.action, environment: seen))
+                frames.append(
+                    EpisodeFrame(timeS: tick.t, stateRad: tick.state, actionRad: tick.action, environment: seen))
                 next += 1
             }
             if let episode {

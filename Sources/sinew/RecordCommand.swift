@@ -122,8 +122,10 @@ struct Record: ParsableCommand {
             notes.append(
                 (
                     "randomization",
-                    randomization.ranges.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.lowerBound):\($0.value.upperBound)" }
-                        .joined(separator: ",")
+                    randomization.ranges.sorted { $0.key < $1.key }.map {
+                        "\($0.key)=\($0.value.lowerBound):\($0.value.upperBound)"
+                    }
+                    .joined(separator: ",")
                 ))
         }
         let spec = LeRobotDatasetSpec(
@@ -139,7 +141,10 @@ struct Record: ParsableCommand {
                     ("dataset", .string(dataset)), ("episodes", .integer(kept.count)), ("frames", .integer(frames)),
                     ("fps", .integer(frameRate)), ("units", .string(units.rawValue)),
                     ("seeds", .array(seeds.map { .integer(Int($0)) })),
-                    ("skipped", .array(skipped.map { .object([("seed", .integer(Int($0.0))), ("reason", .string($0.1))]) })),
+                    (
+                        "skipped",
+                        .array(skipped.map { .object([("seed", .integer(Int($0.0))), ("reason", .string($0.1))]) })
+                    ),
                     ("wall_s", .number(wallS)),
                 ]).text)
         } else {
@@ -147,7 +152,9 @@ struct Record: ParsableCommand {
                 "\(dataset): \(kept.count) episodes, \(frames) frames at \(frameRate) fps (\(String(format: "%.1f", simulatedS)) s), "
                     + "task \"\(setup.task.instruction)\", joints in \(units.rawValue); LeRobotDataset v3.0, checked")
             if !skipped.isEmpty {
-                print("  skipped \(skipped.count) episode(s) that did not succeed: seeds " + skipped.map { "\($0.0)" }.joined(separator: ", "))
+                print(
+                    "  skipped \(skipped.count) episode(s) that did not succeed: seeds "
+                        + skipped.map { "\($0.0)" }.joined(separator: ", "))
             }
             print(String(format: "  %.1f s of wall time", wallS))
         }

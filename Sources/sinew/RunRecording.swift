@@ -61,7 +61,9 @@ struct RunOptions {
 
     /// What an MCAP recording keeps besides the ticks: robot.yaml, the URDF, the calibration, the command line
     /// and the version (the real-time set-up is attached once the loop runs).
-    func mcapContext(loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String?) -> MCAPRecordingContext {
+    func mcapContext(loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String?)
+        -> MCAPRecordingContext
+    {
         var attachments: [(name: String, mediaType: String, data: [UInt8])] = []
         func attach(_ path: String?, _ mediaType: String) {
             guard let path, let data = FileManager.default.contents(atPath: path) else { return }

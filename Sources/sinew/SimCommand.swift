@@ -200,7 +200,8 @@ struct SimEval: ParsableCommand {
             results = done
         } else {
             results = try EvalWorkers.run(
-                arguments: episodeOptions.workerArguments + (mcap.map { ["--mcap", $0] } ?? []), episodes: episodes, jobs: jobs
+                arguments: episodeOptions.workerArguments + (mcap.map { ["--mcap", $0] } ?? []), episodes: episodes,
+                jobs: jobs
             ) { done in status.show(Self.progress(done, of: episodes, startNs: start)) }
         }
         status.finish()
@@ -244,7 +245,8 @@ struct SimEval: ParsableCommand {
         }
         var members: [(String, JSONValue)] = [
             ("robot", .string(loaded.setup.configuration.name)), ("task", .string(loaded.setup.task.name)),
-            ("task_type", .string(loaded.setup.task.settings.typeName)), ("policy", .string(options.episodeOptions.policy)),
+            ("task_type", .string(loaded.setup.task.settings.typeName)),
+            ("policy", .string(options.episodeOptions.policy)),
             ("seed", .integer(Int(options.episodeOptions.seed))), ("randomized", .bool(loaded.randomization != nil)),
             ("episodes", .integer(summary.episodes)), ("successes", .integer(summary.successes)),
             ("success_rate", .number(summary.successRate)), ("ci95", .numbers([ci.low, ci.high])),
@@ -320,7 +322,8 @@ struct SimEval: ParsableCommand {
             let tracking = EvaluationSummary.mean(ran.map(\.trackingRMSRad))
         {
             text += String(
-                format: "  task error: final median %.1f %@, RMS over the episodes %.1f %@; loop tracking RMS %.1f mrad\n",
+                format:
+                    "  task error: final median %.1f %@, RMS over the episodes %.1f %@; loop tracking RMS %.1f mrad\n",
                 final * scale, shown, rms * scale, shown, 1000 * tracking)
         }
         let safe = ran.filter { $0.outcome == "safety" }.count
@@ -329,7 +332,8 @@ struct SimEval: ParsableCommand {
         text += causes.isEmpty ? "" : " (\(causes))"
         text += "; bus errors \(ran.reduce(0) { $0 + $1.busErrors })\n"
         text += String(
-            format: "  speed: %.1f s of wall time for %.1f s simulated: %.1f episodes/s, real-time factor %.0f (%d job%@)",
+            format:
+                "  speed: %.1f s of wall time for %.1f s simulated: %.1f episodes/s, real-time factor %.0f (%d job%@)",
             summary.wallS, summary.simulatedS, summary.episodesPerS, summary.realTimeFactor, options.jobs,
             options.jobs == 1 ? "" : "s")
         return text
@@ -356,7 +360,8 @@ struct SimWorker: ParsableCommand {
         for i in stride(from: shard, to: episodes, by: max(shards, 1)) {
             let seed = episodeOptions.seed &+ UInt64(i)
             let result = TwinEpisode.run(
-                loaded.setup, seed: seed, policy: loaded.policy, options: loaded.options(mcapDirectory: mcap, seed: seed)
+                loaded.setup, seed: seed, policy: loaded.policy,
+                options: loaded.options(mcapDirectory: mcap, seed: seed)
             ).result
             var line = try encoder.encode(result)
             line.append(0x0A)

@@ -27,9 +27,10 @@ import Testing
             reports.append(try #require(jsonObject(result.stdout), "\(result.stdout)"))
         }
         let report = reports[0]
-        for key in ["success_rate", "ci95", "episodes", "episodes_per_s", "real_time_factor", "time_to_success_s",
-            "safety", "outcomes", "tracking_rms_rad", "task_final_error"]
-        {
+        for key in [
+            "success_rate", "ci95", "episodes", "episodes_per_s", "real_time_factor", "time_to_success_s",
+            "safety", "outcomes", "tracking_rms_rad", "task_final_error",
+        ] {
             #expect(report[key] != nil, "no \(key)")
         }
         #expect(report["episodes"] as? Int == 6)
@@ -55,7 +56,9 @@ import Testing
         #expect(task.stderr.contains("\(badTask):4:1") && task.stderr.contains("hold_s"), "\(task.stderr)")
         let range = try runSinew(["sim", "eval", robot, "--task", reach, "--range", "packet_los=0:0.1"])
         #expect(range.status != 0 && range.stderr.contains("did you mean packet_loss"), "\(range.stderr)")
-        let policy = try runSinew(["sim", "eval", robot, "--task", tracking, "--policy", "cartesian", "--episodes", "1"])
+        let policy = try runSinew([
+            "sim", "eval", robot, "--task", tracking, "--policy", "cartesian", "--episodes", "1",
+        ])
         #expect(policy.status == 1 && policy.stderr.contains("cannot take its goal"), "\(policy.stderr)")
         let unknown = try runSinew(["sim", "eval", robot, "--task", reach, "--policy", "cartesain"])
         #expect(unknown.status != 0 && unknown.stderr.contains("not a policy type"), "\(unknown.stderr)")
@@ -86,7 +89,8 @@ import Testing
         #expect(check.status == 0 && check.stdout.contains("valid LeRobotDataset v3.0"), "\(check.stdout)")
         let dumps = try ["recorded", "exported"].map { name in
             let result = runProcess(
-                "/usr/bin/env", ["PYTHONPATH=\(repositoryRoot)/python", python, "-m", "sinew_dataset", "dump", "\(root)/\(name)"])
+                "/usr/bin/env",
+                ["PYTHONPATH=\(repositoryRoot)/python", python, "-m", "sinew_dataset", "dump", "\(root)/\(name)"])
             try #require(result.status == 0, "\(result.output)")
             return try #require(jsonObject(result.output))
         }

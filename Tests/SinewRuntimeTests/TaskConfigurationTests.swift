@@ -29,14 +29,17 @@ private let so101 = "\(repositoryRoot)/Hardware/robots/so101"
         #expect(reach.task.fps == 30 && reach.task.timeLimitS == 5)
         #expect(reach.task.startRad == [0.0, -1.2, 1.2, 0.7, 0.0, 0.1])
         #expect(reach.task.randomization.ranges.count == DomainRandomization.knobs.count)
-        #expect(settings.observationNames(configuration: Self.robot.configuration) == ["target.x", "target.y", "target.z"])
+        #expect(
+            settings.observationNames(configuration: Self.robot.configuration) == ["target.x", "target.y", "target.z"])
 
         let tracking = try TaskConfiguration.load(
             contentsOf: "\(so101)/tasks/trajectory_tracking.yaml", robot: Self.robot.configuration,
             model: Self.robot.model)
         let trackingSettings = try #require(tracking.task.settings as? TrajectoryTrackingTaskSettings)
         #expect(trackingSettings.waypoints.count == 4)
-        #expect(trackingSettings.observationNames(configuration: Self.robot.configuration).first == "reference.shoulder_pan")
+        #expect(
+            trackingSettings.observationNames(configuration: Self.robot.configuration).first == "reference.shoulder_pan"
+        )
     }
 
     @Test func mistakesNameTheirLineAndKey() throws {
@@ -60,16 +63,29 @@ private let so101 = "\(repositoryRoot)/Hardware/robots/so101"
             ("frame: a", .missingKey, 1, "type"),
             ("type: reach\ntarget_box: {min: [0, 0, 0], max: [1, 1, 1]}", .missingKey, 1, "frame"),
             ("type: reach\nframe: a\ntarget_box: {min: [0, 0, 0], max: [1, 1]}", .invalidValue, 3, "target_box.max"),
-            ("type: reach\nframe: a\ntarget_box: {min: [0, 0, 0], max: [1, 1, 1]}\ntime_limit_s: -1", .invalidValue, 4,
-             "time_limit_s"),
-            ("type: reach\nframe: a\ntarget_box: {min: [0, 0, 0], max: [1, 1, 1]}\nstart_rad: [1, 2]", .invalidValue, 4,
-             "start_rad"),
-            ("type: reach\nframe: a\ntarget_box: {min: [0, 0, 0], max: [1, 1, 1]}\nrandomization:\n  packet_loss: [0.2, 0.1]",
-             .invalidValue, 5, "randomization.packet_loss"),
-            ("type: reach\nframe: a\ntarget_box: {min: [0, 0, 0], max: [1, 1, 1]}\nrandomization:\n  link_mass: [1, 2]",
-             .unknownKey, 5, "randomization"),
-            ("type: trajectory_tracking\nwaypoints:\n  - {duration_s: 1, positions_rad: [0, 0, 0]}", .invalidValue, 3,
-             "waypoints[0].positions_rad"),
+            (
+                "type: reach\nframe: a\ntarget_box: {min: [0, 0, 0], max: [1, 1, 1]}\ntime_limit_s: -1", .invalidValue,
+                4,
+                "time_limit_s"
+            ),
+            (
+                "type: reach\nframe: a\ntarget_box: {min: [0, 0, 0], max: [1, 1, 1]}\nstart_rad: [1, 2]", .invalidValue,
+                4,
+                "start_rad"
+            ),
+            (
+                "type: reach\nframe: a\ntarget_box: {min: [0, 0, 0], max: [1, 1, 1]}\nrandomization:\n  packet_loss: [0.2, 0.1]",
+                .invalidValue, 5, "randomization.packet_loss"
+            ),
+            (
+                "type: reach\nframe: a\ntarget_box: {min: [0, 0, 0], max: [1, 1, 1]}\nrandomization:\n  link_mass: [1, 2]",
+                .unknownKey, 5, "randomization"
+            ),
+            (
+                "type: trajectory_tracking\nwaypoints:\n  - {duration_s: 1, positions_rad: [0, 0, 0]}", .invalidValue,
+                3,
+                "waypoints[0].positions_rad"
+            ),
             ("type: reach\nframe: [a", .malformedYAML, 3, ""),
         ]
         for (text, kind, line, keyPath) in cases {
@@ -98,10 +114,12 @@ private let so101 = "\(repositoryRoot)/Hardware/robots/so101"
         let unknown = try check("type: reach\nframe: gripper\ntarget_box: {min: [0.2, 0, 0.1], max: [0.2, 0, 0.1]}")
         #expect(unknown?.kind == .unknownFrame)
         #expect(unknown?.location.line == 2)
-        let outside = try check("type: reach\nframe: gripper_frame_link\ntarget_box: {min: [0.2, 0, -0.1], max: [0.25, 0, 0.1]}")
+        let outside = try check(
+            "type: reach\nframe: gripper_frame_link\ntarget_box: {min: [0.2, 0, -0.1], max: [0.25, 0, 0.1]}")
         #expect(outside?.keyPath == "target_box")
         #expect(outside?.description.contains("workspace") == true)
-        let far = try check("type: reach\nframe: gripper_frame_link\ntarget_box: {min: [0.45, 0, 0.1], max: [0.48, 0, 0.1]}")
+        let far = try check(
+            "type: reach\nframe: gripper_frame_link\ntarget_box: {min: [0.45, 0, 0.1], max: [0.48, 0, 0.1]}")
         #expect(far?.description.contains("reach") == true, "\(String(describing: far))")
     }
 

@@ -68,7 +68,8 @@ func temporaryDirectory(_ name: String) -> String {
 /// stored as, the statistics equal those recomputed from the data, our layout checker (written from the published
 /// format) accepts the directory and reports each way of breaking it, and the joint units are LeRobot's.
 @Suite struct LeRobotDatasetTests {
-    static let so101 = try! RobotConfiguration.loadChecked(contentsOf: "\(repositoryRoot)/Hardware/robots/so101/robot.yaml")
+    static let so101 = try! RobotConfiguration.loadChecked(
+        contentsOf: "\(repositoryRoot)/Hardware/robots/so101/robot.yaml")
 
     /// Three episodes of random values (seeded), two tasks, in LeRobot's degrees.
     static func spec() -> LeRobotDatasetSpec {
@@ -86,7 +87,8 @@ func temporaryDirectory(_ name: String) -> String {
                     environment: rows(3, 0.3)))
         }
         return LeRobotDatasetSpec(
-            fps: 30, robotType: "so101", conversion: conversion, environmentNames: ["target.x", "target.y", "target.z"],
+            fps: 30, robotType: "so101", conversion: conversion,
+            environmentNames: ["target.x", "target.y", "target.z"],
             episodes: episodes, notes: [("source", "test")])
     }
 
@@ -137,8 +139,9 @@ func temporaryDirectory(_ name: String) -> String {
         }
         #expect(mismatches == 0)
         // The statistics over the whole dataset, recomputed here from the stored float32 values.
-        for (name, rows) in [("observation.state", state), ("action", action), ("observation.environment_state", environment)]
-        {
+        for (name, rows) in [
+            ("observation.state", state), ("action", action), ("observation.environment_state", environment),
+        ] {
             let stats = try #require(dump.stats[name])
             for j in 0..<rows[0].count {
                 let column = rows.map { $0[j] }

@@ -148,7 +148,8 @@ public final class ReachTaskEpisode: TaskEpisode {
         self.targetM = targetM
         configuration = context.configuration
         do {
-            kinematics = try PolicyKinematics(model: context.model, jointNames: context.configuration.joints.map(\.name))
+            kinematics = try PolicyKinematics(
+                model: context.model, jointNames: context.configuration.joints.map(\.name))
         } catch {
             throw TaskError("reach: \(error)")
         }
@@ -200,7 +201,8 @@ public final class ReachTaskEpisode: TaskEpisode {
 
     public var report: TaskEpisodeReport {
         TaskEpisodeReport(
-            errorUnit: "m", finalError: lastDistanceM, rmsError: samples > 0 ? (squares / Double(samples)).squareRoot() : 0,
+            errorUnit: "m", finalError: lastDistanceM,
+            rmsError: samples > 0 ? (squares / Double(samples)).squareRoot() : 0,
             maxError: maxDistanceM, goal: [("target_m", [targetM.x, targetM.y, targetM.z])])
     }
 }

@@ -32,7 +32,8 @@ public struct TrajectoryTrackingTaskType: TaskType {
                 "final_tolerance_rad", default: 0.05, unit: "rad", where: { $0 > 0 && $0 <= 10 }, "in (0, 10]"),
             maxErrorRad: try reader.double(
                 "max_error_rad", default: 0.3, unit: "rad", where: { $0 > 0 && $0 <= 10 }, "in (0, 10]"),
-            settleS: try reader.double("settle_s", default: 0.3, unit: "s", where: { $0 >= 0 && $0 <= 60 }, "in [0, 60]"),
+            settleS: try reader.double(
+                "settle_s", default: 0.3, unit: "s", where: { $0 >= 0 && $0 <= 60 }, "in [0, 60]"),
             location: reader.location(of: "waypoints"))
     }
 }
@@ -79,7 +80,8 @@ public struct TrajectoryTrackingTaskSettings: TaskSettings, Equatable {
                 q[j] = min(max(q[j], limits[j].lowerRad + margin), limits[j].upperRad - margin)
             }
             perturbed.append(
-                RobotConfiguration.Waypoint(positionsRad: q, durationS: waypoint.durationS, location: waypoint.location))
+                RobotConfiguration.Waypoint(positionsRad: q, durationS: waypoint.durationS, location: waypoint.location)
+            )
         }
         return TrajectoryTrackingEpisode(settings: self, context: context, waypoints: perturbed)
     }
@@ -101,8 +103,9 @@ public final class TrajectoryTrackingEpisode: TaskEpisode {
     var lastErrorRad = 0.0
     var maxErrorRad = 0.0
 
-    init(settings: TrajectoryTrackingTaskSettings, context: TaskEpisodeContext, waypoints: [RobotConfiguration.Waypoint])
-    {
+    init(
+        settings: TrajectoryTrackingTaskSettings, context: TaskEpisodeContext, waypoints: [RobotConfiguration.Waypoint]
+    ) {
         self.settings = settings
         self.waypoints = waypoints
         let configuration = context.configuration
@@ -110,7 +113,9 @@ public final class TrajectoryTrackingEpisode: TaskEpisode {
         let safety = configuration.jointSafetyLimits(against: context.model)
         reference = TrajectoryPolicy(
             jointNames: names,
-            waypoints: waypoints.map { TrajectoryPolicy.Waypoint(positionsRad: $0.positionsRad, durationS: $0.durationS) },
+            waypoints: waypoints.map {
+                TrajectoryPolicy.Waypoint(positionsRad: $0.positionsRad, durationS: $0.durationS)
+            },
             loops: false,
             limits: zip(configuration.joints, safety).map { joint, limit in
                 TrajectoryPolicy.JointLimits(
