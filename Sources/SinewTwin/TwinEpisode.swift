@@ -292,15 +292,26 @@ public enum TwinEpisode {
         case .settings(let given):
             settings = given
         }
+        // A teleoperation leader is simulated too, on a bus of its own, its joints following its motion file.
+        var policyTransports: [String: any ByteTransport] = [:]
+        var loopClock = clock
+        var leader: SimulatedLeader?
+        if let teleop = settings as? TeleopPolicySettings {
+            let simulated = try SimulatedLeader(teleop, catalog: setup.catalog)
+            policyTransports[TeleopPolicySettings.leaderTransportName] = simulated.transport
+            loopClock = SimulationClockGroup([clock, simulated.transport])
+            leader = simulated
+        }
         let jointLimits = configuration.jointSafetyLimits(against: model)
         let policy = try settings.makePolicy(
             in: PolicyBuildContext(
                 configuration: configuration, model: model, catalog: setup.catalog, jointLimits: jointLimits,
-                loopRateHz: configuration.loop.rateHz, lockstep: true))
+                loopRateHz: configuration.loop.rateHz, lockstep: true, policyTransports: policyTransports))
         let loop = try RobotLoop(
             configuration: configuration, model: model, catalog: setup.catalog, transports: [bus.name: transport],
-            simulationClock: clock, runMarginNs: RobotLoop.lockstepRunMarginNs, imuTransport: imuTransport,
-            policy: policy)
+            simulationClock: loopClock, runMarginNs: RobotLoop.lockstepRunMarginNs, imuTransport: imuTransport,
+            policy: policy, policyTransports: policyTransports)
+        defer { _ = leader }
         let limitTicks = Int((task.timeLimitS * configuration.loop.rateHz).rounded(.up))
         var recording: (recorder: TickRecorder, writer: RecordingWriter)?
         if let path = options.mcapPath {
@@ -461,5 +472,52 @@ public enum TwinEpisode {
                 ("sinew.randomization", ranges),
             ],
             library: library)
+    }
+}
+
+/// A teleoperation leader arm in simulation (`sinew record --leader`): its robot.yaml's servos on a lockstep bus
+/// of their own, torque off, its joints moved along the motion file its `simulation: {motion: …}` names, as a
+/// person's hand moves a real leader. It replays the motion from its start in every episode.
+final class SimulatedLeader {
+    let transport: LockstepBusTransport
+    let dynamics: RobotJointDynamics
+
+    init(_ teleop: TeleopPolicySettings, catalog: ServoCatalog) throws {
+        let checked = try RobotConfiguration.loadChecked(contentsOf: teleop.leaderPath)
+        let configuration = checked.configuration
+        guard let motion = configuration.simulation?.motion else {
+            throw TwinError(
+                "the leader \(teleop.leaderPath) has no `simulation: {motion: FILE}`: in simulation a leader's joints "
+                    + "follow a recorded motion (Hardware/README.md)")
+        }
+        guard
+            let bus = configuration.buses.first(where: { bus in configuration.joints.contains { $0.bus == bus.name } })
+        else { throw TwinError("\(teleop.leaderPath) has no bus with joints") }
+        let joints = configuration.joints.filter { $0.bus == bus.name }
+        var servos: [ServoModel] = []
+        for joint in joints {
+            guard let servo = catalog.model(named: joint.servoModel) else {
+                throw TwinError("no servo table for \(joint.servoModel) (leader joint \(joint.name))")
+            }
+            servos.append(servo)
+        }
+        var options = VirtualBusOptions()
+        options.baudRate = bus.baudRate
+        let virtualBus = try VirtualBus(servos: zip(servos, joints).map { ($0, UInt8($1.servoID)) }, options: options)
+        var start = checked.model.midRangePositions
+        for joint in joints {
+            if let j = checked.model.jointIndex(named: joint.name), let p = joint.limits.positionRad {
+                start[j] = min(max(start[j], p.lower), p.upper)
+            }
+        }
+        dynamics = try RobotJointDynamics(
+            model: checked.model, mappings: zip(joints, servos).map { $0.servoMapping(servo: $1) },
+            servoModels: servos, initialPositions: start)
+        try dynamics.play(motion)
+        virtualBus.dynamics = dynamics
+        for (i, state) in dynamics.servoShaftStates().enumerated() {
+            virtualBus.setJointState(index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
+        }
+        transport = LockstepBusTransport(bus: virtualBus)
     }
 }

@@ -55,6 +55,12 @@ struct Record: ParsableCommand {
             "Gripper joints (0–100 in LeRobot's units), comma-separated (default: joints whose name has 'gripper')."))
     var gripperJoints: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Record teleoperation: a leader arm's robot.yaml drives the robot (joints paired by name). In simulation "
+                + "the leader is simulated, its joints following the motion file of its `simulation:` section."))
+    var leader: String?
+
     @Option(help: "Also record every episode to DIR/episode-<seed>.mcap.")
     var mcap: String?
 
@@ -70,7 +76,24 @@ struct Record: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try episodeOptions.load()
+        var loaded = try episodeOptions.load()
+        if let leader {
+            let leaderConfiguration: RobotConfiguration
+            do {
+                leaderConfiguration = try RobotConfiguration.load(contentsOf: leader)
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+            let names = Set(leaderConfiguration.joints.map(\.name))
+            let pairs = loaded.setup.configuration.joints.map(\.name).filter(names.contains)
+            guard !pairs.isEmpty else {
+                throw ValidationError("\(leader) shares no joint name with \(loaded.setup.configuration.file)")
+            }
+            loaded.policy = .settings(
+                TeleopPolicySettings(
+                    leaderPath: leader, leader: leaderConfiguration,
+                    joints: pairs.map { TeleopPolicySettings.Pair(follower: $0, leader: $0) }))
+        }
         let setup = loaded.setup
         let frameRate = fps ?? setup.task.fps
         let gripperNames = gripperJoints.map { $0.split(separator: ",").map(String.init) }
@@ -112,7 +135,8 @@ struct Record: ParsableCommand {
         let simulatedS = Double(kept.reduce(0) { $0 + $1.state.count }) / Double(frameRate)
         var notes: [(String, String)] = [
             ("robot", setup.configuration.name), ("task", setup.task.name),
-            ("task_type", setup.task.settings.typeName), ("policy", episodeOptions.policy),
+            ("task_type", setup.task.settings.typeName),
+            ("policy", leader.map { "teleop (leader \(($0 as NSString).lastPathComponent))" } ?? episodeOptions.policy),
             ("seeds", seeds.map(String.init).joined(separator: ",")),
             ("randomized", loaded.randomization == nil ? "false" : "true"),
             ("source", "sinew record (simulated, lockstep)"), ("loop_rate_hz", "\(setup.configuration.loop.rateHz)"),

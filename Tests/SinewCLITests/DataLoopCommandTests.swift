@@ -100,6 +100,13 @@ import Testing
             let b = try #require(frames[1][key] as? NSArray)
             #expect(a.count > 100 && a == b, "\(key)")
         }
+        // Teleoperation: the simulated leader (its motion file) drives the follower; the episode runs to its limit.
+        let teleop = try runSinew([
+            "record", robot, "--task", reach, "--leader", repositoryRoot + "/Hardware/robots/so101/leader.yaml",
+            "--keep", "all", "--episodes", "1", "--dataset", root + "/teleop", "--python", python, "--json",
+        ])
+        #expect(teleop.status == 0, "\(teleop.stderr)")
+        #expect(jsonObject(teleop.stdout)?["frames"] as? Int == 151, "\(teleop.stdout)")
         let missing = try runSinew(["dataset", "export", root + "/nothing.mcap", "--dataset", root + "/x"])
         #expect(missing.status != 0 && missing.stderr.contains("nothing.mcap"), "\(missing.stderr)")
     }
