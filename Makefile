@@ -46,6 +46,7 @@ test: deps pyenv
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(SWIFT) test -c $(CONFIG) --skip-build
 	$(MAKE) --no-print-directory example
+	$(MAKE) --no-print-directory data-loop
 	$(MAKE) --no-print-directory lint
 
 # The example of a user's own policy (Examples/CustomPolicy, docs/policies.md): a package of its own that depends on
@@ -57,6 +58,14 @@ example: deps
 	$(SWIFT) build --package-path Examples/CustomPolicy --scratch-path $(EXAMPLE_BUILD)
 	$(EXAMPLE_BUILD)/debug/CustomPolicy
 
+# The data loop closed on the simulated SO-101 (Examples/DataLoop/data_loop.py, about 20 s): 50 demonstrations of
+# reach recorded into a LeRobotDataset, an MLP trained on them by behaviour cloning (numpy), and `sinew sim eval` of
+# it beside the scripted expert on 100 held-out seeds, without and with domain randomisation; fails below 90 %.
+.PHONY: data-loop
+data-loop: pyenv
+	$(SWIFT) build -c $(CONFIG) --product sinew
+	$(PYENV)/bin/python Examples/DataLoop/data_loop.py --sinew $(BIN)
+
 lint:
 	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz Examples
 
@@ -65,15 +74,18 @@ format:
 
 # `make install PREFIX=/opt/sinew` (default /usr/local; DESTDIR for staging): the sinew executable, built with
 # the Swift runtime linked in (it runs on a controller without a Swift toolchain), in PREFIX/bin, and its data
-# (servo tables, shipped robots, udev rules) in PREFIX/share/sinew/Hardware, where the executable looks first.
+# (servo tables, shipped robots, udev rules) in PREFIX/share/sinew/Hardware, where the executable looks first, with
+# the dataset writer `sinew record` calls in PREFIX/share/sinew/python.
 PREFIX ?= /usr/local
 INSTALL_BUILD := .build-install
 install: deps
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(INSTALL_BUILD) --product sinew
 	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/sinew"
 	install -s -m 755 $(INSTALL_BUILD)/release/sinew "$(DESTDIR)$(PREFIX)/bin/sinew"
-	rm -rf "$(DESTDIR)$(PREFIX)/share/sinew/Hardware"
+	rm -rf "$(DESTDIR)$(PREFIX)/share/sinew/Hardware" "$(DESTDIR)$(PREFIX)/share/sinew/python"
 	cp -R Hardware "$(DESTDIR)$(PREFIX)/share/sinew/Hardware"
+	install -d "$(DESTDIR)$(PREFIX)/share/sinew/python/sinew_dataset"
+	install -m 644 python/sinew_dataset/*.py "$(DESTDIR)$(PREFIX)/share/sinew/python/sinew_dataset"
 	@echo "Installed $(DESTDIR)$(PREFIX)/bin/sinew and its data in $(DESTDIR)$(PREFIX)/share/sinew/Hardware"
 
 uninstall:
@@ -98,7 +110,8 @@ bench-pinocchio: deps pinocchio-venv
 	sh Benchmarks/kinematics-vs-pinocchio.sh
 
 # libFuzzer (the Swift toolchain's) on the parsers of outside input: robot.yaml, URDF, e-stop socket messages,
-# safetensors model files (the mlp policy), joint motion CSV files (robot.yaml's simulation.motion), MCAP recordings.
+# safetensors model files (the mlp policy), joint motion CSV files (robot.yaml's simulation.motion), MCAP recordings,
+# task.yaml files and --range items.
 # `make fuzz FUZZ_SECONDS=600`; seeds in Fuzz/corpus, findings kept in .build-fuzz/corpus, crashes in .build-fuzz/.
 .PHONY: fuzz
 FUZZ_SECONDS ?= 60
@@ -186,3 +199,36 @@ check-lerobot-policies: build python312
 .PHONY: bench-recording
 bench-recording: build
 	$(BIN) bench recording --duration 60 --rate 1000 --servos 12
+
+# A dataset `sinew record` writes, loaded by LeRobot's own LeRobotDataset (lerobot 0.6.1; Python ≥ 3.12) and iterated
+# frame by frame (Benchmarks/lerobot_dataset/load_with_lerobot.py): 10 demonstrations of reach on the simulated
+# SO-101. Outside `make test`: the first run downloads LeRobot and torch from PyPI (several GB with torch's CUDA
+# libraries; PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu fetches a CPU-only torch instead).
+LEROBOT_DATASET_VENV := .build/lerobot-dataset-venv
+.PHONY: check-lerobot-dataset
+check-lerobot-dataset: build pyenv python312
+	@if ! cmp -s Benchmarks/lerobot_dataset/requirements.txt $(LEROBOT_DATASET_VENV)/requirements.installed; then \
+	  echo "Installing lerobot[dataset] and torch into $(LEROBOT_DATASET_VENV) (with $(PYTHON312))"; \
+	  $(PYTHON312) -m venv $(LEROBOT_DATASET_VENV) && $(LEROBOT_DATASET_VENV)/bin/pip install --quiet \
+	    --disable-pip-version-check -r Benchmarks/lerobot_dataset/requirements.txt \
+	  && cp Benchmarks/lerobot_dataset/requirements.txt $(LEROBOT_DATASET_VENV)/requirements.installed; \
+	fi
+	rm -rf .build/lerobot-dataset-check
+	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(BIN) record Hardware/robots/so101/robot.yaml \
+	  --task Hardware/robots/so101/tasks/reach.yaml --episodes 10 --seed 1 --dataset .build/lerobot-dataset-check
+	HF_HUB_OFFLINE=1 HF_HOME=$(CURDIR)/.build/lerobot-dataset-hf $(LEROBOT_DATASET_VENV)/bin/python \
+	  Benchmarks/lerobot_dataset/load_with_lerobot.py .build/lerobot-dataset-check
+
+# Simulated seconds per wall second, the whole stack (servo firmware, bus bytes, physics, loop, policy) per core and
+# on 2 processes, beside MuJoCo (PyPI mujoco) stepping the same arm through mujoco.rollout, interleaved in one run
+# (`sinew bench sim`; MuJoCo's side in Benchmarks/sim/mujoco_rollout.py). mujoco and numpy in a venv under .build,
+# reinstalled when Benchmarks/sim/requirements.txt changes.
+BENCH_SIM_VENV := .build/bench-sim-venv
+.PHONY: bench-sim
+bench-sim: build
+	@if ! cmp -s Benchmarks/sim/requirements.txt $(BENCH_SIM_VENV)/requirements.installed || ! [ -x $(BENCH_SIM_VENV)/bin/python ]; then \
+	  echo "Installing mujoco and numpy into $(BENCH_SIM_VENV)"; \
+	  python3 -m venv $(BENCH_SIM_VENV) && $(BENCH_SIM_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	    -r Benchmarks/sim/requirements.txt && cp Benchmarks/sim/requirements.txt $(BENCH_SIM_VENV)/requirements.installed; \
+	fi
+	$(BIN) bench sim --python $(BENCH_SIM_VENV)/bin/python

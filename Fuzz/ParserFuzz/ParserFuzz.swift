@@ -15,7 +15,8 @@ import SinewRuntime
 // motion CSV (robot.yaml's `simulation.motion`; then the motion sampled across its loop), 5 an MCAP file (read strictly
 // and leniently, every message, attachment and metadata record, every message as a ROS 2 JointState, the recording
 // as `sinew replay` loads it, then repaired: a repaired file must read whole), 6 a
-// policy server's msgpack frame (then its `actions` read as a numpy array); the rest of the input is the parser's text
+// policy server's msgpack frame (then its `actions` read as a numpy array), 7 a task.yaml for a six-joint arm (then
+// its randomisation ranges drawn) and the same text as `--range` items; the rest of the input is the parser's text
 // or bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
@@ -23,7 +24,7 @@ import SinewRuntime
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 7 {
+    switch selector % 8 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -42,6 +43,15 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
         }
     case 5:
         fuzzMCAP([UInt8](body))
+    case 7:
+        let text = String(decoding: body, as: UTF8.self)
+        if let robot = fuzzTaskRobot,
+            let task = try? TaskConfiguration.parse(
+                text, file: "fuzz-task.yaml", baseDirectory: "/nonexistent", robot: robot)
+        {
+            _ = task.randomization.sample(seed: 1, linkCount: 8, jointCount: robot.joints.count)
+        }
+        _ = try? DomainRandomization.parse(text)
     case 6:
         if let value = try? MessagePack.decode([UInt8](body), limits: MessagePackLimits(maximumBytes: 1 << 20)) {
             if let actions = value["actions"], let array = try? NumpyArray(actions) { _ = array.doubles() }
@@ -54,6 +64,16 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
         }
     }
 }
+
+/// The robot task.yaml inputs are parsed for: six joints on one Feetech bus, as the SO-101.
+let fuzzTaskRobot: RobotConfiguration? = {
+    var yaml = "model: arm.urdf\nbuses: [{name: arm, protocol: feetech, port: virtual}]\njoints:\n"
+    for (i, name) in ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"].enumerated()
+    {
+        yaml += "  - {name: \(name), id: \(i + 1), servo: sts3215}\n"
+    }
+    return try? RobotConfiguration.parse(yaml, file: "fuzz-robot.yaml", baseDirectory: "/nonexistent")
+}()
 
 /// An MCAP file read every way, then repaired. Errors are expected; a repaired file that does not read back whole is a
 /// bug (the repair's promise), so it stops the run like a crash.
@@ -147,7 +167,7 @@ func fuzzMCAP(_ bytes: [UInt8]) {
                     """
                     usage: sinew-fuzz FILE|DIR…
                     Replays fuzz inputs (first byte: 0 robot.yaml, 1 URDF, 2 e-stop message, 3 safetensors, 4 joint
-                    motion CSV, 5 MCAP, 6 msgpack frame) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
+                    motion CSV, 5 MCAP, 6 msgpack frame, 7 task.yaml) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
                     runs the real fuzzer (libFuzzer).
                     """)
                 exit(arguments.isEmpty ? 2 : 0)

@@ -59,12 +59,16 @@ public final class MLPPolicy: Policy {
         case previousNetworkOutput
         /// Two entries, sin and cos of 2π t / `periodS`, t being the observation's time since activation (s).
         case phase(periodS: Double)
+        /// The first `count` entries of ``PolicyObservation/environmentState`` (a simulated task's observation,
+        /// LeRobot's `observation.environment_state`: a reach target in m, root frame); zeros where it has fewer.
+        case environmentState(count: Int)
 
         func count(actionCount: Int) -> Int {
             switch self {
             case .jointPositions(let names), .jointVelocities(let names), .jointEfforts(let names): names.count
             case .previousAction, .previousNetworkOutput: actionCount
             case .phase: 2
+            case .environmentState(let count): count
             }
         }
 
@@ -76,6 +80,7 @@ public final class MLPPolicy: Policy {
             case .previousAction: "previous_action"
             case .previousNetworkOutput: "previous_network_output"
             case .phase: "phase"
+            case .environmentState: "environment_state"
             }
         }
     }
@@ -107,6 +112,11 @@ public final class MLPPolicy: Policy {
         public var layerPrefix: String
         public var observationNormalization: MLPNormalization
         public var actionNormalization: MLPNormalization
+        /// The fastest the command may move toward the network's targets, rad/s per joint (a slew limit); nil: the
+        /// targets are commanded as they come. A network trained on demonstrations answers with a small error
+        /// wherever it is, and a 500 Hz loop turns every such error into a step the servos jump at (on the
+        /// SO-101 a 0.06 rad step saturates a servo at stall torque, the effort limit); the limit spreads it out.
+        public var maxSpeedRadPerS: Double?
 
         /// - Parameters:
         ///   - file: the `.safetensors` model file.
@@ -157,12 +167,18 @@ public final class MLPPolicy: Policy {
 
     /// Where an input entry comes from.
     private struct InputSource {
-        enum Kind { case position, velocity, effort, previousAction, previousOutput, phaseSin, phaseCos }
+        enum Kind {
+            case position, velocity, effort, previousAction, previousOutput, phaseSin, phaseCos, environment
+        }
         var kind: Kind
         /// Joint index (robot.yaml order) or action index.
         var index: Int
         var periodS: Double
     }
+
+    /// The command the slew limit lets through, per action joint (rad), and when it was last moved (ns).
+    private let limitedRad: UnsafeMutableBufferPointer<Double>
+    private var limitedAtNs: Int64 = 0
 
     public let settings: Settings
     public let network: MLPNetwork
@@ -255,6 +271,13 @@ public final class MLPPolicy: Policy {
                 }
                 inputSources.append(InputSource(kind: .phaseSin, index: 0, periodS: periodS))
                 inputSources.append(InputSource(kind: .phaseCos, index: 0, periodS: periodS))
+            case .environmentState(let count):
+                guard count >= 1 && count <= PolicyObservation.environmentStateCapacity else {
+                    throw MLPPolicyError(
+                        "mlp \(context): count is \(count); it must be 1 to \(PolicyObservation.environmentStateCapacity)"
+                    )
+                }
+                for k in 0..<count { inputSources.append(InputSource(kind: .environment, index: k, periodS: 1)) }
             }
         }
 
@@ -305,6 +328,7 @@ public final class MLPPolicy: Policy {
         targets = Self.buffer(.init(repeating: 0, count: actionCount))
         actionJointIndex = .allocate(capacity: actionCount)
         _ = actionJointIndex.initialize(from: actionIndices)
+        limitedRad = Self.buffer(.init(repeating: 0, count: actionCount))
 
         func describe(_ map: AffineNormalization) -> String {
             map.mode == .identity ? "none" : "\(map.mode.rawValue) (statistics from \(map.source))"
@@ -321,7 +345,7 @@ public final class MLPPolicy: Policy {
         sources.deallocate()
         for buffer in [
             inputCenter, inputScale, inputShift, input, output, outputCenter, outputScale, outputShift, action,
-            previousAction, previousOutput, targets,
+            previousAction, previousOutput, targets, limitedRad,
         ] { buffer.deallocate() }
         actionJointIndex.deallocate()
     }
@@ -349,11 +373,13 @@ public final class MLPPolicy: Policy {
         for k in 0..<targets.count {
             let position = observation.positionRad[actionJointIndex[k]]
             targets[k] = position
+            limitedRad[k] = position
             previousAction[k] = isDelta ? 0 : position
             previousOutput[k] = 0
         }
         ticksUntilInference = 0
         lastInferenceNs = observation.timeNs
+        limitedAtNs = observation.timeNs
     }
 
     public func compute(_ observation: PolicyObservation, into command: PolicyCommand) {
@@ -362,7 +388,16 @@ public final class MLPPolicy: Policy {
             ticksUntilInference = ticksPerInference
         }
         ticksUntilInference -= 1
-        for k in 0..<targets.count { command.positionRad[actionJointIndex[k]] = targets[k] }
+        if let maxSpeed = settings.maxSpeedRadPerS {
+            let step = maxSpeed * Double(max(observation.timeNs - limitedAtNs, 0)) * 1e-9
+            limitedAtNs = observation.timeNs
+            for k in 0..<targets.count {
+                limitedRad[k] += min(max(targets[k] - limitedRad[k], -step), step)
+                command.positionRad[actionJointIndex[k]] = limitedRad[k]
+            }
+        } else {
+            for k in 0..<targets.count { command.positionRad[actionJointIndex[k]] = targets[k] }
+        }
         command.computedForNs = lastInferenceNs
     }
 
@@ -380,6 +415,8 @@ public final class MLPPolicy: Policy {
             case .previousOutput: raw = previousOutput[source.index]
             case .phaseSin: raw = sin(2 * Double.pi * Self.cycleFraction(timeS, source.periodS))
             case .phaseCos: raw = cos(2 * Double.pi * Self.cycleFraction(timeS, source.periodS))
+            case .environment:
+                raw = source.index < observation.environmentStateCount ? observation.environmentState[source.index] : 0
             }
             input[i] = (raw - inputCenter[i]) * inputScale[i] + inputShift[i]
         }

@@ -107,6 +107,14 @@ public final class PolicyObservation: @unchecked Sendable {
     public let frameNames: [String]
     /// Origins of the observed frames in the URDF root frame, m: x, y, z per frame.
     public let framePositionM: UnsafeMutableBufferPointer<Double>
+    /// What the world around the robot says, beyond the robot's own state (LeRobot's
+    /// `observation.environment_state`): in the simulator, the task's observation (a reach target's x, y, z in the
+    /// root frame, m; a reference trajectory's joint positions, rad), written by whoever runs the task between
+    /// ticks. The first ``environmentStateCount`` entries are valid; zero entries when nothing provides one.
+    public let environmentState: UnsafeMutableBufferPointer<Double>
+    public var environmentStateCount = 0
+    /// The most entries ``environmentState`` holds.
+    public static let environmentStateCapacity = 64
 
     public init(jointNames: [String], frameNames: [String] = []) {
         self.jointNames = jointNames
@@ -120,6 +128,8 @@ public final class PolicyObservation: @unchecked Sendable {
         effortNm.initialize(repeating: 0)
         framePositionM = .allocate(capacity: max(1, 3 * frameNames.count))
         framePositionM.initialize(repeating: 0)
+        environmentState = .allocate(capacity: Self.environmentStateCapacity)
+        environmentState.initialize(repeating: 0)
     }
 
     deinit {
@@ -127,6 +137,13 @@ public final class PolicyObservation: @unchecked Sendable {
         velocityRadPerS.deallocate()
         effortNm.deallocate()
         framePositionM.deallocate()
+        environmentState.deallocate()
+    }
+
+    /// Sets the environment state (at most ``environmentStateCapacity`` entries; more are dropped).
+    public func setEnvironmentState(_ values: UnsafeBufferPointer<Double>) {
+        environmentStateCount = min(values.count, Self.environmentStateCapacity)
+        for i in 0..<environmentStateCount { environmentState[i] = values[i] }
     }
 
     public var jointCount: Int { jointNames.count }
@@ -142,6 +159,8 @@ public final class PolicyObservation: @unchecked Sendable {
         linkOrientation = other.linkOrientation
         hasOrientation = other.hasOrientation
         for i in 0..<3 * frameNames.count { framePositionM[i] = other.framePositionM[i] }
+        environmentStateCount = other.environmentStateCount
+        for i in 0..<environmentStateCount { environmentState[i] = other.environmentState[i] }
     }
 }
 

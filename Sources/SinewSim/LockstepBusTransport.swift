@@ -12,6 +12,9 @@ public final class LockstepBusTransport: ByteTransport, SimulationClock {
     private let startNs: UInt64
     /// Simulated now, on the bus's clock (ns).
     private var nowNs: UInt64
+    /// Time between the host's write and its bytes going onto the wire, ns (a USB adapter's and its driver's
+    /// latency; 0 by default): paid once per transaction, so the replies come that much later.
+    public var requestLatencyNs: UInt64 = 0
 
     public init(bus: VirtualBus) {
         self.bus = bus
@@ -28,8 +31,9 @@ public final class LockstepBusTransport: ByteTransport, SimulationClock {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicInstant) throws(TransportError) {
-        bus.advance(toNs: nowNs)
-        bus.receive(bytes, atNs: nowNs)
+        let onWireNs = nowNs + requestLatencyNs
+        bus.advance(toNs: onWireNs)
+        bus.receive(bytes, atNs: onWireNs)
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicInstant) throws(TransportError)

@@ -84,7 +84,7 @@ public struct VirtualBusStatistics: Sendable, Equatable {
 public final class VirtualBus {
     /// The model of the first servo (every servo's own model is `servos[i].model`).
     public let model: ServoModel
-    public let options: VirtualBusOptions
+    public private(set) var options: VirtualBusOptions
     /// The servos, in the order their IDs were given.
     public let servos: [VirtualServo]
     /// The mechanics the servos drive; replace it to put the servos into a robot.
@@ -240,6 +240,12 @@ public final class VirtualBus {
         queue.deallocate()
         segmentEnds.deallocate()
         segmentReady.deallocate()
+    }
+
+    /// Changes the probability that a reply packet is lost (``FaultInjection/dropProbability``) from now on: a
+    /// simulation that lets the robot configure on a clean bus and loses packets only while it runs.
+    public func setReplyLossProbability(_ probability: Double) {
+        options.faults.dropProbability = min(max(probability, 0), 1)
     }
 
     /// The servo that currently answers to `id`, if any.

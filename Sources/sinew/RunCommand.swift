@@ -83,7 +83,32 @@ struct Run: ParsableCommand {
                 + "observations travel unencrypted; prefer wss:// or an SSH tunnel)."))
     var insecure = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Run this policy instead of robot.yaml's: a policy file (YAML with a `policy:` mapping as in robot.yaml, "
+                + "e.g. one `sinew sim eval` evaluated).", valueName: "FILE"))
+    var policy: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The policy's environment state for the whole run, comma-separated (what a task gives it in simulation: "
+                + "a reach target x,y,z in m, root frame), for a policy that observes `environment_state`.",
+            valueName: "X,Y,…"))
+    var environmentState: String?
+
+    /// `--environment-state`'s numbers.
+    func environmentValues() throws -> [Double]? {
+        guard let environmentState else { return nil }
+        let values = environmentState.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.count <= 64, values.allSatisfy({ $0?.isFinite == true }) else {
+            throw ValidationError(
+                "--environment-state must be 1 to 64 comma-separated finite numbers (got \(environmentState))")
+        }
+        return values.compactMap { $0 }
+    }
+
     func validate() throws {
+        _ = try environmentValues()
         if fast && backend != .sim { throw ValidationError("--fast runs the simulator only (--backend sim)") }
         if let duration, !(duration > 0 && duration <= RobotSession.maximumDurationS) {
             throw ValidationError(
@@ -94,9 +119,20 @@ struct Run: ParsableCommand {
 
     func run() throws {
         var options = RunOptions(calibrationPath: calibration, recordPath: record)
-        if insecure {
+        options.environmentState = try environmentValues()
+        let policyFile = policy
+        if let policyFile {
             options.policyOverride = { checked in
-                guard let remote = checked.configuration.policy.settings as? RemotePolicySettings else {
+                let loaded = try checked.configuration.loadPolicy(contentsOf: policyFile, model: checked.model)
+                for warning in loaded.warnings { printError("warning: \(warning)") }
+                return loaded.policy
+            }
+        }
+        if insecure {
+            let fromFile = options.policyOverride
+            options.policyOverride = { checked in
+                let chosen = try fromFile?(checked) ?? checked.configuration.policy
+                guard let remote = chosen.settings as? RemotePolicySettings else {
                     throw ValidationError("--insecure is for a robot.yaml whose policy is `remote`")
                 }
                 var settings = remote.settings
@@ -264,6 +300,9 @@ enum RobotRun {
                 simulationClock: simulationClock,
                 runMarginNs: fast ? RobotLoop.lockstepRunMarginNs : RobotLoop.defaultRunMarginNs,
                 imuTransport: imuTransport, policyTransports: policyTransports)
+            if let values = options.environmentState {
+                values.withUnsafeBufferPointer { loop.observation.setEnvironmentState($0) }
+            }
             estopWatchers = loop.supervisor.emergencyStop
             var notes = try loop.startEmergencyStopSources().map { "warning: \($0)" }
             notes += loop.limitsBeyondCalibratedRange().map { "warning: \($0)" }

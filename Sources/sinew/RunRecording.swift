@@ -13,6 +13,8 @@ struct RunOptions {
     var policyOverride: ((CheckedRobotConfiguration) throws -> RobotConfiguration.Policy)?
     /// The leader arm's port for a `teleop` policy on the pty or serial backend (overrides its robot.yaml's).
     var leaderPort: String?
+    /// The policy's environment state for the whole run (`--environment-state`: a reach target).
+    var environmentState: [Double]?
 
     /// The calibration to run with, if one is given here or in robot.yaml.
     func loadCalibration(configuration: RobotConfiguration) throws -> (file: CalibrationFile, path: String)? {

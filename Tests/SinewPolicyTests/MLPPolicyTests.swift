@@ -361,3 +361,76 @@ struct MLPPolicyTests {
         #expect(decide.calls == 200 && decide.p99Us >= decide.p50Us)
     }
 }
+
+/// The task's observation as network input, and the slew limit on the command.
+struct MLPEnvironmentAndSlewTests {
+    /// `environment_state: N` feeds the first N entries of the observation's environment state (zeros where it has
+    /// fewer), in the declared place of the input vector.
+    @Test func environmentStateIsAnInput() throws {
+        let model = smallModel(inputs: 5)
+        let network = try MLPNetwork.load(from: model)
+        let settings = MLPPolicy.Settings(
+            file: "small.safetensors", observation: [.jointPositions(["j1", "j3"]), .environmentState(count: 3)],
+            actionJoints: ["j3", "j1"])
+        let policy = try MLPPolicy(settings: settings, jointNames: MLPPolicyTests.joints, model: model)
+        let o = MLPPolicyTests.observation([0.1, 0.2, 0.3], [0, 0, 0], timeNs: 0)
+        let command = PolicyCommand(jointCount: 3)
+        policy.reset(from: o, into: command)
+        [0.25, -0.5].withUnsafeBufferPointer { o.setEnvironmentState($0) }
+        policy.compute(o, into: command)
+        let y = network.evaluate([0.1, 0.3, 0.25, -0.5, 0])
+        #expect(abs(command.positionRad[2] - y[0]) < 1e-12 && abs(command.positionRad[0] - y[1]) < 1e-12)
+        let copy = PolicyObservation(jointNames: MLPPolicyTests.joints)
+        copy.copy(from: o)
+        #expect(copy.environmentStateCount == 2 && copy.environmentState[1] == -0.5)
+        do {
+            _ = try MLPPolicy(
+                settings: MLPPolicy.Settings(
+                    file: "small.safetensors", observation: [.environmentState(count: 0)], actionJoints: ["j1"]),
+                jointNames: MLPPolicyTests.joints, model: model)
+            Issue.record("a count of 0 was accepted")
+        } catch {
+            #expect(error.description.contains("count is 0"))
+        }
+    }
+
+    /// With `max_speed_rad_s` the command moves toward the network's targets at that speed and no faster, from the
+    /// pose the policy was activated in, and settles on them; without allocating.
+    @Test func slewLimitSpreadsTheStep() throws {
+        // The joints stand still, so the network's targets do too.
+        let model = smallModel(inputs: 4, scale: 2)
+        let layout: [MLPPolicy.ObservationItem] = [.jointPositions(["j1", "j3"]), .jointVelocities(["j3", "j1"])]
+        var settings = MLPPolicyTests.settings(observation: layout, ticksPerInference: 5)
+        settings.maxSpeedRadPerS = 0.5
+        let policy = try MLPPolicy(settings: settings, jointNames: MLPPolicyTests.joints, model: model)
+        let free = try MLPPolicy(
+            settings: MLPPolicyTests.settings(observation: layout, ticksPerInference: 5),
+            jointNames: MLPPolicyTests.joints, model: model)
+        let o = MLPPolicyTests.observation([0.1, 0.2, 0.3], [0, 0, 0], timeNs: 0)
+        let limited = PolicyCommand(jointCount: 3)
+        let unlimited = PolicyCommand(jointCount: 3)
+        policy.reset(from: o, into: limited)
+        free.reset(from: o, into: unlimited)
+        var previous = [limited.positionRad[0], limited.positionRad[2]]
+        var largestStep = 0.0
+        for k in 1...3000 {
+            o.timeNs = Int64(k) * 2_000_000
+            limited.computedForNs = o.timeNs
+            policy.compute(o, into: limited)
+            free.compute(o, into: unlimited)
+            let now = [limited.positionRad[0], limited.positionRad[2]]
+            largestStep = max(largestStep, abs(now[0] - previous[0]), abs(now[1] - previous[1]))
+            previous = now
+        }
+        let before = sinew_thread_allocations()
+        for k in 3001...6000 {
+            o.timeNs = Int64(k) * 2_000_000
+            limited.computedForNs = o.timeNs
+            policy.compute(o, into: limited)
+        }
+        #expect(sinew_thread_allocations() - before == 0)
+        #expect(largestStep <= 0.5 * 0.002 + 1e-15, "\(largestStep)")
+        #expect(abs(limited.positionRad[0] - unlimited.positionRad[0]) < 1e-9, "settles on the targets")
+        #expect(abs(limited.positionRad[2] - unlimited.positionRad[2]) < 1e-9)
+    }
+}

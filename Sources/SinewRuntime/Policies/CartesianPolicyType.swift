@@ -84,6 +84,13 @@ public struct CartesianPolicySettings: PolicySettings, Equatable {
     public let location: SourceLocation
     public var typeName: String { "cartesian" }
 
+    /// Settings made by a program (a task's goal): `goalLocations` one per goal, used in errors.
+    public init(settings: CartesianPolicy.Settings, goalLocations: [SourceLocation], location: SourceLocation) {
+        self.settings = settings
+        self.goalLocations = goalLocations
+        self.location = location
+    }
+
     /// The frame is a link, and every goal is within reach and inside the safety workspace's boxes for that
     /// frame: refused here, before any motion, naming the goal's line.
     public func check(against model: RobotModel, configuration: RobotConfiguration) throws(ConfigurationError)

@@ -16,7 +16,7 @@ public struct MLPPolicyType: PolicyType {
     public var keys: [String] {
         [
             "file", "layer_prefix", "activation", "output_activation", "rate_hz", "observation", "action",
-            "normalization",
+            "normalization", "max_speed_rad_s",
         ]
     }
 
@@ -47,12 +47,16 @@ public struct MLPPolicyType: PolicyType {
                 normalization, "observation", default: observationNormalization)
             actionNormalization = try Self.normalization(normalization, "action", default: actionNormalization)
         }
-        let settings = MLPPolicy.Settings(
+        var settings = MLPPolicy.Settings(
             file: file, observation: observation, actionJoints: actionJoints, actionMode: actionMode,
             ticksPerInference: 1, activation: try activation("activation"),
             outputActivation: try activation("output_activation"),
             layerPrefix: try reader.string("layer_prefix") ?? "layers.",
             observationNormalization: observationNormalization, actionNormalization: actionNormalization)
+        if reader.has("max_speed_rad_s") {
+            settings.maxSpeedRadPerS = try reader.double(
+                "max_speed_rad_s", default: 1, unit: "rad/s", where: { $0 > 0 && $0 <= 1000 }, "in (0, 1000]")
+        }
         let rateHz =
             try reader.has("rate_hz")
             ? reader.double("rate_hz", default: 0, unit: "Hz", where: { $0 > 0 && $0 <= 10_000 }, "in (0, 10000]") : nil
@@ -64,7 +68,8 @@ public struct MLPPolicyType: PolicyType {
 
     /// `observation:` — a list of `joint_positions: [joints]`, `joint_velocities: [joints]`,
     /// `joint_efforts: [joints]` (a list of names, or `all`), `previous_action`, `previous_network_output`,
-    /// `phase: {period_s: P}`. Default: every joint's position and velocity.
+    /// `phase: {period_s: P}`, `environment_state: N` (the task's observation in simulation). Default: every
+    /// joint's position and velocity.
     private func observationItems(_ reader: PolicySettingsReader, allJoints: [String]) throws(ConfigurationError)
         -> [MLPPolicy.ObservationItem]
     {
@@ -75,7 +80,7 @@ public struct MLPPolicyType: PolicyType {
         let path = reader.fields.childPath("observation")
         let words = [
             "joint_positions", "joint_velocities", "joint_efforts", "previous_action", "previous_network_output",
-            "phase",
+            "phase", "environment_state",
         ]
         let items = try yaml.list(
             node, path, expected: "a list of observation items (\(words.joined(separator: ", ")))")
@@ -107,6 +112,11 @@ public struct MLPPolicyType: PolicyType {
                 result.append(.jointVelocities(try joints("joint_velocities")))
             } else if fields["joint_efforts"] != nil {
                 result.append(.jointEfforts(try joints("joint_efforts")))
+            } else if fields["environment_state"] != nil {
+                result.append(
+                    .environmentState(
+                        count: try one.int(
+                            "environment_state", default: 0, where: { $0 >= 1 && $0 <= 64 }, "in 1–64 (entries)")))
             } else if let phase = try one.mapping("phase", keys: ["period_s"]) {
                 result.append(
                     .phase(
@@ -178,7 +188,9 @@ public struct MLPPolicySettings: PolicySettings, Equatable {
         if let rateHz {
             settings.ticksPerInference = try MLPPolicy.ticksPerInference(rateHz: rateHz, loopRateHz: loopRateHz)
         }
-        return try MLPPolicy(settings: settings, jointNames: jointNames, baseDirectory: baseDirectory)
+        // `file` and `stats_file` were resolved against robot.yaml's directory when read: resolving them again
+        // would double a relative directory (`robots/so101/robots/so101/…`).
+        return try MLPPolicy(settings: settings, jointNames: jointNames, baseDirectory: nil)
     }
 
     public func makePolicy(in context: PolicyBuildContext) throws(RobotLoopError) -> any Policy {
