@@ -71,6 +71,8 @@ public struct VirtualBusStatistics: Sendable, Equatable {
     /// Requests dropped because the host was further ahead of the wire than a serial driver's transmit
     /// buffer lets it get (a real `write` would have blocked).
     public var overruns = 0
+    /// Bytes the host sent at a rate no servo on the bus listens at: noise to every servo, never decoded.
+    public var noiseBytes = 0
 }
 
 /// N virtual servos sharing one half-duplex bus. Feed it the host's bytes with ``receive(_:atNs:)``; it
@@ -89,8 +91,17 @@ public final class VirtualBus {
     public let servos: [VirtualServo]
     /// The mechanics the servos drive; replace it to put the servos into a robot.
     public var dynamics: any JointDynamics
-    /// The bit rate the host is talking at; servos listening at another rate hear only noise.
-    public var hostBaudRate: Int
+    /// The bit rate the host is talking at; servos listening at another rate hear only noise: their UARTs
+    /// sample the host's bits at the wrong instants and see framing errors and wrong bytes, never a clean
+    /// packet, so they never answer (0: a rate that could not be read, which no servo listens at). A change
+    /// drops any packet half received at the old rate.
+    public var hostBaudRate: Int {
+        didSet {
+            guard hostBaudRate != oldValue else { return }
+            dynamixelDecoder.reset()
+            feetechDecoder.reset()
+        }
+    }
     /// Time the physics has reached, ns.
     public private(set) var timeNs: UInt64
     public internal(set) var statistics = VirtualBusStatistics()
@@ -321,6 +332,12 @@ public final class VirtualBus {
             if isDynamixel { dynamixelDecoder.reset() } else { feetechDecoder.reset() }
         }
         lastByteNs = atNs
+        var anyListening = false
+        for servo in servos where servo.busBaudRate == hostBaudRate { anyListening = true }
+        guard anyListening else {
+            statistics.noiseBytes += bytes.count
+            return
+        }
         var offset = 0
         while offset < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])

@@ -245,7 +245,9 @@ public final class VirtualBusServer: @unchecked Sendable {
             now = MonotonicInstant.now().nanoseconds
             lastTrafficNs = now
             lock.lock()
-            if followTerminalBaudRate, let rate = terminal?.terminalBaudRate { bus.hostBaudRate = rate }
+            // Any rate the client set, standard or not (termios2); one that cannot be read is noise to every
+            // servo rather than the previous rate kept.
+            if followTerminalBaudRate, let terminal { bus.hostBaudRate = terminal.terminalBaudRate ?? 0 }
             bus.receive(UnsafeRawBufferPointer(rebasing: input[0..<count]), atNs: now)
             lock.unlock()
         }

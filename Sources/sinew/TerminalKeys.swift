@@ -23,10 +23,11 @@ final class TerminalKeys: @unchecked Sendable {
     let isActive: Bool
 
     /// Starts reading keys; `onEmergencyStop` and `onRecover` run on the reader thread for each of their keys,
-    /// `onOtherByte` for every other byte (a jog policy's keys).
+    /// `onOtherByte` for every other byte (a jog policy's keys) — for every byte with `allBytes` (a terminal
+    /// that is no run's e-stop, such as `sinew virtual-bus --hand keys`).
     init(
         onEmergencyStop: @escaping @Sendable () -> Void, onRecover: @escaping @Sendable () -> Void = {},
-        onOtherByte: (@Sendable (UInt8) -> Void)? = nil
+        onOtherByte: (@Sendable (UInt8) -> Void)? = nil, allBytes: Bool = false
     ) {
         guard isatty(STDIN_FILENO) != 0, tcgetpgrp(STDIN_FILENO) == getpgrp(),
             tcgetattr(STDIN_FILENO, &savedMode) == 0
@@ -54,7 +55,9 @@ final class TerminalKeys: @unchecked Sendable {
                 guard poll(&descriptor, 1, 100) == 1 else { continue }
                 // End of input or an error (the terminal went away): stop reading, the run goes on.
                 guard read(STDIN_FILENO, &byte, 1) == 1 else { break }
-                if Self.emergencyStopKeys.contains(byte) {
+                if allBytes {
+                    onOtherByte?(byte)
+                } else if Self.emergencyStopKeys.contains(byte) {
                     onEmergencyStop()
                 } else if Self.recoverKeys.contains(byte) {
                     onRecover()
