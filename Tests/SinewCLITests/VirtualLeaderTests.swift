@@ -73,12 +73,15 @@ import Testing
 
     /// The shipped leader motions are what Hardware/robots/synthesise_motion.py writes (it re-checks the joint
     /// limits, the speeds and the follower's workspace as it goes): the files and the script cannot drift apart.
-    @Test(arguments: ["so101", "dxl6"])
-    func shippedMotionsAreWhatTheScriptWrites(robot: String) throws {
+    @Test(arguments: ["so101", "dxl6", "koch"], [false, true])
+    func shippedMotionsAreWhatTheScriptWrites(robot: String, sweep: Bool) throws {
         let python = try testPython(importing: ["xml.etree.ElementTree"])
         let result = runProcess(
-            python, ["-B", repositoryRoot + "/Hardware/robots/synthesise_motion.py", robot, "--check"])
+            python,
+            ["-B", repositoryRoot + "/Hardware/robots/synthesise_motion.py", robot, "--check"]
+                + (sweep ? ["--sweep"] : []))
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("up to date"), "\(result.output)")
+        #expect(result.output.contains(sweep ? "calibration-sweep.csv" : "pick-and-place.csv"), "\(result.output)")
     }
 }
