@@ -106,7 +106,7 @@ let package = Package(
         // Test-only: helpers more than one test target needs (running processes, the Python environment).
         .target(name: "SinewTestSupport", path: "Tests/SinewTestSupport"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
-        .testTarget(name: "SinewCLITests", dependencies: ["sinew", "SinewBus", "SinewTestSupport"]),
+        .testTarget(name: "SinewCLITests", dependencies: ["sinew", "SinewBus", "SinewCore", "SinewTestSupport"]),
         .testTarget(
             name: "SinewKinematicsTests",
             dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter", "SinewTestSupport"]),

@@ -42,4 +42,6 @@ public func testPython(importing modules: [String]) throws -> String {
 /// The test environment's Python or one of its packages is missing.
 public struct MissingTestPython: Error, CustomStringConvertible {
     public var description: String
+
+    public init(description: String) { self.description = description }
 }
