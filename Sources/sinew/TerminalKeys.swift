@@ -29,7 +29,7 @@ final class TerminalKeys: @unchecked Sendable {
         onEmergencyStop: @escaping @Sendable () -> Void, onRecover: @escaping @Sendable () -> Void = {},
         onOtherByte: (@Sendable (UInt8) -> Void)? = nil, allBytes: Bool = false
     ) {
-        guard isatty(STDIN_FILENO) != 0, tcgetpgrp(STDIN_FILENO) == getpgrp(),
+        guard Self.standardInputIsAForegroundTerminal,
             tcgetattr(STDIN_FILENO, &savedMode) == 0
         else {
             isActive = false
@@ -69,6 +69,15 @@ final class TerminalKeys: @unchecked Sendable {
         }
         thread.name = "sinew-terminal-keys"
         thread.start()
+    }
+
+    /// Whether standard input is a terminal this process may read keys from: its controlling terminal with this
+    /// process's group in the foreground (a run in the background of its shell must not take the shell's keys), or
+    /// a terminal that is no one's controlling terminal here (a pseudo-terminal a program hands it as its input).
+    static var standardInputIsAForegroundTerminal: Bool {
+        guard isatty(STDIN_FILENO) != 0 else { return false }
+        let group = tcgetpgrp(STDIN_FILENO)
+        return group == getpgrp() || (group < 0 && errno == ENOTTY)
     }
 
     /// Stops reading and gives the terminal back its mode (echo, line editing); calling it again is harmless.

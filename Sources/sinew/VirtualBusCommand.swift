@@ -146,7 +146,7 @@ struct VirtualBusCommand: ParsableCommand {
                 throw ValidationError(
                     "--robot takes its servos from robot.yaml: drop --model/--protocol/--ids/--servos")
             }
-            if hand == "keys" && (isatty(STDIN_FILENO) == 0 || tcgetpgrp(STDIN_FILENO) != getpgrp()) {
+            if hand == "keys" && !TerminalKeys.standardInputIsAForegroundTerminal {
                 throw ValidationError("--hand keys reads this terminal's keys: run it in the foreground of a terminal")
             }
             return

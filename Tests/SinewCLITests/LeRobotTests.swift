@@ -154,6 +154,9 @@ import Testing
     /// centred on the middle (homing puts it at 2047) and as wide as the hand took it.
     func checkCalibration(_ result: [String: Any], arm: Arm, role: String) throws {
         let label = "\(arm.name) \(role)"
+        let torch = result["torch"] as? String ?? ""
+        let realTorch = ProcessInfo.processInfo.environment["SINEW_LEROBOT_REAL_TORCH"] == "1"
+        #expect(realTorch ? torch.hasPrefix("PyTorch") : torch == "stand-in", "\(label): torch was \(torch)")
         #expect(result["is_calibrated"] as? Bool == true, "\(label)")
         let answers = try #require(result["answers"] as? [[String: Any]], "\(label)")
         #expect(answers.count == 2, "\(label): \(answers)")
@@ -175,7 +178,9 @@ import Testing
             #expect(abs(Double(high - low) - span) < 12, "\(label) \(joint): recorded \(low)…\(high), hand \(span)")
             #expect(abs(Double(low + high) / 2 - 2047) < 12, "\(label) \(joint): \(low)…\(high) about 2047")
         }
-        print("LeRobot \(label): connected and calibrated in \(result["connect_and_calibrate_s"] ?? 0) s")
+        print(
+            "LeRobot \(label) (torch: \(torch)): connected and calibrated in \(result["connect_and_calibrate_s"] ?? 0) s"
+        )
     }
 
     /// After LeRobot's configure (Return Delay Time 0, torque on: the hand let go), every goal is reached.

@@ -24,7 +24,7 @@ deadline (--timeout) and a watch on its parent (a test that dies takes its sessi
       N connects (handshake, calibration from the file, configure) and disconnects; counts the ones that work
       (Benchmarks/lerobot: the --fault drop=P figures).
   rate       --arm ... --port PATH --calibration-dir DIR --id ID --seconds S
-      get_observation back to back for S seconds (Benchmarks/lerobot).
+      Back to back for S seconds each: get_observation, send_action, and the two alternating (Benchmarks/lerobot).
 
 `torch`: LeRobot's motor and robot modules import it for type hints only; the suite puts Sinew's stand-in
 (Tests/python/torch_stub) first on PYTHONPATH unless the real PyTorch is asked for (make lerobot-torch-check).
@@ -335,9 +335,7 @@ def command_connect(args):
     import_lerobot(args.arm)
     say("ready")
     wait_for(args.port)
-    read_end, write_end = os.pipe()
-    sys.stdin = os.fdopen(read_end, "r")
-    os.write(write_end, b"\n" * (4 * args.tries))  # "use the calibration file" whenever asked
+    answer_every_prompt_with_enter()
     successes, failures = 0, []
     for _ in range(args.tries):
         device = make_device(args.arm, "follower", args.port, args.calibration_dir, args.id)
@@ -357,10 +355,18 @@ def command_connect(args):
     say("RESULT " + json.dumps({"tries": args.tries, "successes": successes, "failures": failures}))
 
 
+def answer_every_prompt_with_enter():
+    """Standard input that says "use the calibration file" to every prompt (a fresh bus asks once per connect)."""
+    read_end, write_end = os.pipe()
+    sys.stdin = os.fdopen(read_end, "r")
+    os.write(write_end, b"\n" * 1000)
+
+
 def command_rate(args):
     import_lerobot(args.arm)
     say("ready")
     wait_for(args.port)
+    answer_every_prompt_with_enter()
     robot = make_device(args.arm, "follower", args.port, args.calibration_dir, args.id)
     robot.connect()
     count = 0
@@ -376,8 +382,15 @@ def command_rate(args):
         robot.send_action(goal)
         count += 1
     writes = count / (time.perf_counter() - start)
+    count = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < args.seconds:
+        robot.send_action(robot.get_observation())
+        count += 1
+    cycles = count / (time.perf_counter() - start)
     robot.disconnect()
-    say("RESULT " + json.dumps({"observations_per_s": round(rate, 1), "actions_per_s": round(writes, 1)}))
+    say("RESULT " + json.dumps({"observations_per_s": round(rate, 1), "actions_per_s": round(writes, 1),
+                                "cycles_per_s": round(cycles, 1)}))
 
 
 def main():
