@@ -5,8 +5,8 @@ served whole by `sinew virtual-bus --robot Hardware/robots/<arm>/robot.yaml` wit
 earlier than a 1 Mbit/s wire and the servos' Return Delay Time, which LeRobot's configure sets to 0):
 
 - LeRobot's rates (Tests/python/lerobot_session.py `rate`, LeRobot unmodified, after connect and configure):
-  back-to-back get_observation() (one SYNC_READ of Present_Position), send_action() (one SYNC_WRITE of
-  Goal_Position), and the two alternating (a control cycle);
+  back-to-back get_observation() (one SYNC_READ of Present_Position) and get_observation() + send_action() (one
+  SYNC_WRITE of Goal_Position, which no servo answers) alternating: a control cycle;
 - Sinew's: `sinew bench bus` (its bus master: a cycle is one SYNC_READ of position, velocity and current and one
   SYNC_WRITE of the goals, wire timing on, Return Delay Time 0), and the wire's own limit for that cycle;
 - connects under `--fault drop=P` (a reply lost with probability P): LeRobot's robot.connect() (handshake,
@@ -50,8 +50,8 @@ def stop(server):
 def session(arguments, scratch):
     environment = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "Tests/python/torch_stub"),
                        HF_HOME=os.path.join(scratch, "hf"), PYTHONUNBUFFERED="1")
-    output = subprocess.run([PYTHON, SESSION] + arguments, capture_output=True, text=True, env=environment,
-                            timeout=900).stdout
+    output = subprocess.run([PYTHON, SESSION] + arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=environment, timeout=900).stdout
     for line in output.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -108,13 +108,20 @@ def main():
             bench = subprocess.run([SINEW, "bench", "bus", "--protocol", protocol, "--json"], capture_output=True,
                                    text=True, timeout=300)
             figures["sinew"] = json.loads(bench.stdout)
-            faulty = os.path.join(scratch, arm + "-faulty")
+            # Each on a bus of its own, fresh: LeRobot leaves the arm torque off when it disconnects, and an arm
+            # left to fall onto its table is one Sinew refuses to activate (its workspace box).
+            faulty = os.path.join(scratch, arm + "-faulty-lerobot")
             server = serve(arm, faulty, fault=f"drop={args.drop}")
             try:
                 figures["lerobot_connect"] = session(["connect", "--arm", arm, "--port", f"{faulty}/arm",
                                                       "--calibration-dir", os.path.join(scratch, "cal", arm), "--id",
                                                       "bench", "--tries", str(args.tries), "--timeout", "900"],
                                                      scratch)
+            finally:
+                stop(server)
+            faulty = os.path.join(scratch, arm + "-faulty-sinew")
+            server = serve(arm, faulty, fault=f"drop={args.drop}")
+            try:
                 figures["sinew_connect"] = sinew_connects(arm, f"{faulty}/arm", args.tries)
             finally:
                 stop(server)
@@ -127,7 +134,6 @@ def main():
         print(f"| {label} | {value(results['so101'])} | {value(results['koch'])} |")
 
     row("LeRobot get_observation() back to back (one sync read)", lambda f: f"{f['lerobot']['observations_per_s']:.0f}/s")
-    row("LeRobot send_action() back to back (one sync write)", lambda f: f"{f['lerobot']['actions_per_s']:.0f}/s")
     row("LeRobot get_observation() + send_action() (a cycle)", lambda f: f"{f['lerobot']['cycles_per_s']:.0f}/s")
     row("Sinew bus master, sync read (pos, vel, current) + sync write",
         lambda f: f"{f['sinew']['wire_emulated_cycles_per_s']:.0f}/s")

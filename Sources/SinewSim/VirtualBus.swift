@@ -358,8 +358,18 @@ public final class VirtualBus {
 
     /// How far (bytes) the host's transmissions may run ahead of the wire: a Linux serial driver's transmit
     /// buffer is 4 KiB, beyond which `write` blocks. A pty does not block, so the bus drops the excess
-    /// instead of queueing seconds of requests.
-    static let hostTransmitBufferBytes: UInt64 = 4096
+    /// instead of queueing seconds of requests — unless its server holds the excess back (``hostRoomBytes(atNs:)``),
+    /// as ``VirtualBusServer`` does: then the host's `write` blocks once the pty's own buffer is full, as on a port.
+    public static let hostTransmitBufferBytes: UInt64 = 4096
+
+    /// How many more bytes the host may send at `atNs` before its transmissions run further ahead of the wire
+    /// than a serial driver's transmit buffer (``hostTransmitBufferBytes``); unbounded without wire timing.
+    public func hostRoomBytes(atNs: UInt64) -> Int {
+        guard options.wireTiming, hostBaudRate > 0 else { return Int.max }
+        let backlogNs = hostBusyUntilNs > atNs ? hostBusyUntilNs - atNs : 0
+        let backlogBytes = (backlogNs + byteNs - 1) / byteNs
+        return backlogBytes >= Self.hostTransmitBufferBytes ? 0 : Int(Self.hostTransmitBufferBytes - backlogBytes)
+    }
 
     /// Opens the wire for one request of `length` bytes received at `atNs`. Returns false when the request
     /// is lost: it overlapped a reply still due (a collision: the reply is lost too) or the host ran

@@ -24,7 +24,8 @@ deadline (--timeout) and a watch on its parent (a test that dies takes its sessi
       N connects (handshake, calibration from the file, configure) and disconnects; counts the ones that work
       (Benchmarks/lerobot: the --fault drop=P figures).
   rate       --arm ... --port PATH --calibration-dir DIR --id ID --seconds S
-      Back to back for S seconds each: get_observation, send_action, and the two alternating (Benchmarks/lerobot).
+      Back to back for S seconds each: get_observation, then get_observation and send_action alternating (a control
+      cycle; send_action alone gets no reply, so a loop of it only measures how fast the pty takes bytes).
 
 `torch`: LeRobot's motor and robot modules import it for type hints only; the suite puts Sinew's stand-in
 (Tests/python/torch_stub) first on PYTHONPATH unless the real PyTorch is asked for (make lerobot-torch-check).
@@ -375,13 +376,6 @@ def command_rate(args):
         robot.get_observation()
         count += 1
     rate = count / (time.perf_counter() - start)
-    goal = robot.get_observation()
-    count = 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < args.seconds:
-        robot.send_action(goal)
-        count += 1
-    writes = count / (time.perf_counter() - start)
     count = 0
     start = time.perf_counter()
     while time.perf_counter() - start < args.seconds:
@@ -389,8 +383,7 @@ def command_rate(args):
         count += 1
     cycles = count / (time.perf_counter() - start)
     robot.disconnect()
-    say("RESULT " + json.dumps({"observations_per_s": round(rate, 1), "actions_per_s": round(writes, 1),
-                                "cycles_per_s": round(cycles, 1)}))
+    say("RESULT " + json.dumps({"observations_per_s": round(rate, 1), "cycles_per_s": round(cycles, 1)}))
 
 
 def main():

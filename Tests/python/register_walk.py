@@ -112,13 +112,26 @@ def main():
     checks = Checks()
     alert = 0x80 if dynamixel else 0x00
 
+    # The SDK gives a reply a few tens of ms; a test machine that stalls this process longer (other tests run
+    # beside it) makes a reply that came look lost. Such a transaction is asked again, once, and said so: a servo
+    # that stays silent still fails.
+    retries = []
+
     def read(address, length):
-        data, result, error = packet.readTxRx(port, servo, address, length)
-        return data, result, error & ~alert
+        for attempt in range(2):
+            data, result, error = packet.readTxRx(port, servo, address, length)
+            if result != sdk.COMM_RX_TIMEOUT or attempt == 1:
+                return data, result, error & ~alert
+            retries.append(f"read {address}")
+            print(f"note: read of {length} at {address} timed out; asking again")
 
     def write(address, data):
-        result, error = packet.writeTxRx(port, servo, address, len(data), data)
-        return result, error & ~alert
+        for attempt in range(2):
+            result, error = packet.writeTxRx(port, servo, address, len(data), data)
+            if result != sdk.COMM_RX_TIMEOUT or attempt == 1:
+                return result, error & ~alert
+            retries.append(f"write {address}")
+            print(f"note: write of {len(data)} at {address} timed out; asking again")
 
     # A first exchange after the port opened can miss its reply on a loaded machine: one ping to settle.
     packet.ping(port, servo)
@@ -208,6 +221,8 @@ def main():
 
     for kind, (ok, bad) in checks.kinds.items():
         print(f"{kind}: {ok} passed, {bad} failed")
+    if retries:
+        print(f"{len(retries)} transactions asked again after a timeout: {', '.join(retries)}")
     print(f"{table['model']}: {len(registers)} registers, {checks.passed} passed, {checks.failed} failed")
     port.closePort()
     return 0 if checks.failed == 0 else 1
