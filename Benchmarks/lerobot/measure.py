@@ -11,9 +11,10 @@ earlier than a 1 Mbit/s wire and the servos' Return Delay Time, which LeRobot's 
   SYNC_WRITE of the goals, wire timing on, Return Delay Time 0), and the wire's own limit for that cycle;
 - connects under `--fault drop=P` (a reply lost with probability P): LeRobot's robot.connect() (handshake,
   calibration from a file, configure) against `sinew run <arm>/robot.yaml --backend pty --duration 0.3` (configure,
-  activation, 0.3 s of the loop), TRIES of each on one faulty bus, counted.
+  activation, 0.3 s of the loop), TRIES of each, each on a fresh bus with its own seed (`seed=1`…`seed=TRIES`, the
+  same for both), counted.
 
-Usage: python3 Benchmarks/lerobot/measure.py [--tries 20] [--drop 0.01] [--seconds 4]
+Usage: python3 Benchmarks/lerobot/measure.py [--tries 20] [--drop 0.01] [--seconds 4]   (--tries 0: rates only)
 Needs `make lerobot-env` (.build/lerobot-venv) and a release build of sinew. Prints a Markdown table and, last, one
 line `json {...}`. About 4 minutes.
 """
@@ -108,23 +109,32 @@ def main():
             bench = subprocess.run([SINEW, "bench", "bus", "--protocol", protocol, "--json"], capture_output=True,
                                    text=True, timeout=300)
             figures["sinew"] = json.loads(bench.stdout)
-            # Each on a bus of its own, fresh: LeRobot leaves the arm torque off when it disconnects, and an arm
-            # left to fall onto its table is one Sinew refuses to activate (its workspace box).
-            faulty = os.path.join(scratch, arm + "-faulty-lerobot")
-            server = serve(arm, faulty, fault=f"drop={args.drop}")
-            try:
-                figures["lerobot_connect"] = session(["connect", "--arm", arm, "--port", f"{faulty}/arm",
-                                                      "--calibration-dir", os.path.join(scratch, "cal", arm), "--id",
-                                                      "bench", "--tries", str(args.tries), "--timeout", "900"],
-                                                     scratch)
-            finally:
-                stop(server)
-            faulty = os.path.join(scratch, arm + "-faulty-sinew")
-            server = serve(arm, faulty, fault=f"drop={args.drop}")
-            try:
-                figures["sinew_connect"] = sinew_connects(arm, f"{faulty}/arm", args.tries)
-            finally:
-                stop(server)
+            # Every try on a fresh bus (the arm as served: mid-range, holding its pose) with its own sequence of
+            # lost replies (seed=try), the same sequences for LeRobot and for Sinew: a try then depends on the
+            # faults alone, not on the pose the previous one left (an arm left torque off falls onto its stops).
+            totals = {"lerobot_connect": {"tries": 0, "successes": 0, "failures": []},
+                      "sinew_connect": {"tries": 0, "successes": 0, "failures": []}}
+            for attempt in range(args.tries):
+                fault = f"drop={args.drop},seed={attempt + 1}"
+                faulty = os.path.join(scratch, f"{arm}-faulty-{attempt}")
+                server = serve(arm, faulty, fault=fault)
+                try:
+                    one = session(["connect", "--arm", arm, "--port", f"{faulty}/arm", "--calibration-dir",
+                                   os.path.join(scratch, "cal", arm), "--id", "bench", "--tries", "1", "--timeout",
+                                   "300"], scratch)
+                finally:
+                    stop(server)
+                faulty = os.path.join(scratch, f"{arm}-faulty-sinew-{attempt}")
+                server = serve(arm, faulty, fault=fault)
+                try:
+                    two = sinew_connects(arm, f"{faulty}/arm", 1)
+                finally:
+                    stop(server)
+                for key, result in (("lerobot_connect", one), ("sinew_connect", two)):
+                    totals[key]["tries"] += result["tries"]
+                    totals[key]["successes"] += result["successes"]
+                    totals[key]["failures"] += result["failures"]
+            figures.update(totals)
             results[arm] = figures
 
     print(f"| on the virtual bus, wire timing on, 1 Mbit/s | SO-101 (6 × STS3215) | Koch (2 × XL430 + 4 × XL330) |")
@@ -133,11 +143,27 @@ def main():
     def row(label, value):
         print(f"| {label} | {value(results['so101'])} | {value(results['koch'])} |")
 
+    def limit(read_only):
+        # docs/protocols.md §3.2, Return Delay Time 0: LeRobot reads Present_Position and writes Goal_Position
+        # (2 bytes each on the STS3215, 4 on the X series) of 6 servos.
+        def value(f):
+            dynamixel = f["sinew"]["protocol"] == "dynamixel"
+            size, n = (4 if dynamixel else 2), 6
+            read = (14 + n + n * (11 + size)) if dynamixel else (8 + n + n * (6 + size))
+            write = (14 + n * (1 + size)) if dynamixel else (8 + n * (1 + size))
+            return f"{1_000_000 / 10 / (read if read_only else read + write):.0f}/s"
+        return value
+
     row("LeRobot get_observation() back to back (one sync read)", lambda f: f"{f['lerobot']['observations_per_s']:.0f}/s")
+    row("wire limit for that sync read", limit(True))
     row("LeRobot get_observation() + send_action() (a cycle)", lambda f: f"{f['lerobot']['cycles_per_s']:.0f}/s")
+    row("wire limit for that cycle", limit(False))
     row("Sinew bus master, sync read (pos, vel, current) + sync write",
         lambda f: f"{f['sinew']['wire_emulated_cycles_per_s']:.0f}/s")
     row("wire limit for Sinew's cycle", lambda f: f"{f['sinew']['wire_limit_cycles_per_s']:.0f}/s")
+    if args.tries == 0:
+        print("json " + json.dumps(results))
+        return
     row(f"LeRobot robot.connect() under --fault drop={args.drop}",
         lambda f: f"{f['lerobot_connect']['successes']} of {f['lerobot_connect']['tries']}")
     row(f"Sinew configure + activation under --fault drop={args.drop}",

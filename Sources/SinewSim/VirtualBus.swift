@@ -232,7 +232,7 @@ public final class VirtualBus {
         queue = .allocate(capacity: Self.queueCapacity)
         segmentEnds = .allocate(capacity: Self.segmentCapacity)
         segmentReady = .allocate(capacity: Self.segmentCapacity)
-        random = FaultRandom(seed: options.randomSeed)
+        random = FaultRandom(seed: options.faults.seed ?? options.randomSeed)
         idOrder.reserveCapacity(ids.count)
         refreshIDOrder()
         for (index, id) in ids.enumerated() where options.faults.silentIDs.contains(id) {

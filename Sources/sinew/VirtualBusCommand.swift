@@ -44,7 +44,7 @@ struct VirtualBusCommand: ParsableCommand {
             (0-1, per reply packet); drop=P loses a reply with probability P; silent=ID never answers (repeat for \
             several), silent=ID@SECONDS falls silent SECONDS after start and for good (a servo dying mid-run); \
             overload=ID@SECONDS makes servo ID report an overload and drop torque SECONDS after start \
-            (cleared by REBOOT).
+            (cleared by REBOOT); seed=N picks another repeatable sequence of lost and corrupted replies.
 
             Example (then point any Feetech client at /tmp/so101):
               sinew virtual-bus --protocol feetech --model sts3215 \\
@@ -98,7 +98,8 @@ struct VirtualBusCommand: ParsableCommand {
     @Option(help: "Deliver replies no earlier than a real wire would (on|off).")
     var wireTiming = OnOff.on
 
-    @Option(help: "Inject faults: corrupt=P,drop=P,silent=ID[@SECONDS],overload=ID@SECONDS (P per reply packet, 0-1).")
+    @Option(
+        help: "Inject faults: corrupt=P,drop=P,silent=ID[@SECONDS],overload=ID@SECONDS,seed=N (P per reply packet, 0-1).")
     var fault: String?
 
     /// The bus the arguments describe; every argument mistake is a ValidationError naming it.

@@ -15,6 +15,15 @@ import Testing
         #expect(throws: FaultSpecError.self) { try FaultInjection.parse("overload=2") }
         #expect(throws: FaultSpecError.self) { try FaultInjection.parse("explode=1") }
         #expect(try FaultInjection.parse("") == .none)
+        #expect(try FaultInjection.parse("drop=0.5,seed=7").seed == 7)
+        #expect(throws: FaultSpecError.self) { try FaultInjection.parse("seed=-1") }
+        // Another seed loses other replies; the same seed the same ones.
+        func lost(_ spec: String) throws -> [Bool] {
+            let host = try TestHost(model: "sts3215", ids: [1]) { $0.faults = try! FaultInjection.parse(spec) }
+            return (0..<64).map { _ in host.ping(1).isEmpty }
+        }
+        #expect(try lost("drop=0.5,seed=7") == lost("drop=0.5,seed=7"))
+        #expect(try lost("drop=0.5,seed=7") != lost("drop=0.5,seed=8"))
     }
 
     @Test func silentDropAndCorrupt() throws {
