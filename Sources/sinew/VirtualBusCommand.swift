@@ -99,7 +99,9 @@ struct VirtualBusCommand: ParsableCommand {
     var wireTiming = OnOff.on
 
     @Option(
-        help: "Inject faults: corrupt=P,drop=P,silent=ID[@SECONDS],overload=ID@SECONDS,seed=N (P per reply packet, 0-1).")
+        help: ArgumentHelp(
+            "Inject faults: corrupt=P,drop=P,silent=ID[@SECONDS],overload=ID@SECONDS,seed=N (P per reply packet, 0-1).",
+            valueName: "fault"))
     var fault: String?
 
     /// The bus the arguments describe; every argument mistake is a ValidationError naming it.
