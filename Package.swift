@@ -99,7 +99,7 @@ let package = Package(
         // The parsers of outside input under libFuzzer (`make fuzz`), or replaying a corpus (`make test`).
         .executableTarget(
             name: "sinew-fuzz",
-            dependencies: ["SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "CRealtime"],
+            dependencies: ["SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewSim", "CRealtime"],
             path: "Fuzz/ParserFuzz"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),

@@ -4,6 +4,7 @@ import SinewCore
 import SinewKinematics
 import SinewPolicy
 import SinewRuntime
+import SinewSim
 
 // The parsers of what comes from outside — robot.yaml, URDF, the e-stop socket's messages, the `mlp` policy's
 // safetensors files — under libFuzzer
@@ -11,15 +12,16 @@ import SinewRuntime
 // inputs one by one in an ordinary build (`sinew-fuzz FILE|DIR…`, run by `make test` over Fuzz/corpus).
 // An input's first byte picks the parser: 0 robot.yaml, 1 URDF (then the kinematic model built from it),
 // 2 an e-stop socket message, 3 a safetensors file (then every tensor read and the network built from it), 4 a joint
-// motion CSV (robot.yaml's `simulation.motion`; then the motion sampled across its loop); the rest of the input is
-// the parser's text or bytes.
+// motion CSV (robot.yaml's `simulation.motion`; then the motion sampled across its loop), 5 `sinew virtual-bus`'s
+// servo lists (`--servos`, `--ids`, `--fault`), 6 the key bytes of `--hand keys`; the rest of the input is the
+// parser's text or bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
 /// bug the fuzzer looks for.
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 5 {
+    switch selector % 7 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -36,6 +38,14 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
             for row in 0..<min(motion.rowCount, 64) { _ = motion.sample(atS: motion.timeS(row: row) * 1.5) }
             for time in [-1, 0, motion.loopPeriodS, 1e300, .nan, .infinity] { _ = motion.sample(atS: time) }
         }
+    case 5:
+        let text = String(decoding: body, as: UTF8.self)
+        _ = try? ServoGroupList.parse(text)
+        _ = try? ServoIDList.parse(text)
+        _ = try? FaultInjection.parse(text)
+    case 6:
+        var decoder = ManualHandKeyDecoder()
+        for byte in body { _ = decoder.feed(byte) }
     default:
         if let file = try? SafeTensorsFile(bytes: [UInt8](body), file: "fuzz.safetensors") {
             for tensor in file.tensors where tensor.dtype.isReadableAsDouble { _ = try? file.values(tensor.name) }

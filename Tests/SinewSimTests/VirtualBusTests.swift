@@ -167,6 +167,37 @@ import Testing
         }
     }
 
+    /// `--servos` text from outside: seeded mutations of a valid list (bytes replaced, dropped, doubled) parse or
+    /// fail with an error that names the group, never crash; whatever parses names each ID once.
+    @Test func servoGroupMutationsParseOrFailClearly() {
+        let valid = Array("1-2:xl430-w250,3-6:xl330-m288".utf8)
+        let alphabet = Array("0123456789-:,abxlm ".utf8) + [0, 0xFF]
+        var state: UInt64 = 0x5EED_0013
+        func next() -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        for _ in 0..<20_000 {
+            var bytes = valid
+            for _ in 0...(next() % 4) {
+                let at = next() % bytes.count
+                switch next() % 3 {
+                case 0: bytes[at] = alphabet[next() % alphabet.count]
+                case 1: if bytes.count > 1 { bytes.remove(at: at) }
+                default: bytes.insert(bytes[at], at: at)
+                }
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            do {
+                let groups = try ServoGroupList.parse(text)
+                let ids = groups.flatMap(\.ids)
+                #expect(Set(ids).count == ids.count, "\(text)")
+            } catch {
+                #expect(!error.description.isEmpty)
+            }
+        }
+    }
+
     /// A host at a rate no servo listens at is noise to them all: nothing is decoded, nothing answered, the
     /// bytes are counted; a packet half received when the rate changes is dropped.
     @Test func aWrongRateIsNoise() throws {
