@@ -42,9 +42,69 @@ pyenv:
 	    && cp Tests/python/requirements.txt $(PYENV)/requirements.installed; \
 	fi
 
-test: deps pyenv
+# LeRobot (PyPI `lerobot`) for the compatibility suite (Tests/SinewCLITests/LeRobotTests.swift) in a venv of its own:
+# LeRobot >= 0.5 needs Python >= 3.12, found here as LEROBOT_PYTHON, python3.13, python3.12, a pyenv 3.12+ or a new
+# enough python3. LeRobot goes in without its dependencies (they pull PyTorch, torchvision and OpenCV, which its
+# motor and robot modules do not use), then what those modules import (Tests/python/lerobot-requirements.txt); the
+# suite puts a PyTorch stand-in on their path. Reinstalled when the version or the requirements change.
+LEROBOT_VERSION := 0.6.1
+LEROBOT_VENV := .build/lerobot-venv
+LEROBOT_PYTHON ?=
+define lerobot_venv
+	@if ! cmp -s Tests/python/lerobot-requirements.txt $(1)/requirements.installed \
+	    || ! grep -qx "lerobot==$(LEROBOT_VERSION)" $(1)/lerobot.installed 2>/dev/null || ! [ -x $(1)/bin/python ]; then \
+	  python=""; \
+	  for candidate in $(LEROBOT_PYTHON) python3.13 python3.12 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null) python3; do \
+	    if command -v $$candidate >/dev/null 2>&1 && $$candidate -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	      python=$$candidate; break; fi; \
+	  done; \
+	  if [ -z "$$python" ]; then \
+	    echo "LeRobot >= 0.5 needs Python >= 3.12 with venv, and none was found. Install one (Ubuntu 24.04: apt-get install"; \
+	    echo "python3-venv; Ubuntu 22.04 / Debian 12: apt-get install python3.12-venv from deadsnakes, or pyenv install 3.12)"; \
+	    echo "or point LEROBOT_PYTHON at it: make test LEROBOT_PYTHON=/path/to/python3.12"; exit 1; fi; \
+	  echo "Installing LeRobot $(LEROBOT_VERSION) (without PyTorch) into $(1) with $$python"; \
+	  rm -rf $(1) && $$python -m venv $(1) \
+	    && $(1)/bin/pip install --quiet --disable-pip-version-check --no-deps lerobot==$(LEROBOT_VERSION) \
+	    && $(1)/bin/pip install --quiet --disable-pip-version-check --no-warn-conflicts -r Tests/python/lerobot-requirements.txt \
+	    && cp Tests/python/lerobot-requirements.txt $(1)/requirements.installed \
+	    && echo "lerobot==$(LEROBOT_VERSION)" > $(1)/lerobot.installed; \
+	fi
+endef
+
+.PHONY: lerobot-env lerobot-torch-check
+lerobot-env:
+	$(call lerobot_venv,$(LEROBOT_VENV))
+
+# The same suite with the real PyTorch instead of the stand-in, in a venv of its own; not part of `make test`.
+# PyTorch comes from LEROBOT_TORCH_INDEX, by default its CPU-only index (about 200 MB); LEROBOT_TORCH_INDEX= takes
+# PyPI's build instead, which brings its CUDA libraries (several GB).
+LEROBOT_TORCH_VENV := .build/lerobot-torch-venv
+LEROBOT_TORCH := torch==2.11.0
+LEROBOT_TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+lerobot-torch-check: deps
+	$(call lerobot_venv,$(LEROBOT_TORCH_VENV))
+	@if ! grep -qx "$(LEROBOT_TORCH)" $(LEROBOT_TORCH_VENV)/torch.installed 2>/dev/null; then \
+	  echo "Installing $(LEROBOT_TORCH) into $(LEROBOT_TORCH_VENV) from $(or $(LEROBOT_TORCH_INDEX),PyPI)"; \
+	  $(LEROBOT_TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check --no-warn-conflicts \
+	    $(if $(LEROBOT_TORCH_INDEX),--index-url $(LEROBOT_TORCH_INDEX)) $(LEROBOT_TORCH) \
+	    && echo "$(LEROBOT_TORCH)" > $(LEROBOT_TORCH_VENV)/torch.installed; \
+	fi
+	$(LEROBOT_TORCH_VENV)/bin/python -c 'import torch; print("PyTorch", torch.__version__)'
 	$(SWIFT) build -c $(CONFIG) --build-tests
-	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(SWIFT) test -c $(CONFIG) --skip-build
+	SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_TORCH_VENV)/bin/python SINEW_LEROBOT_REAL_TORCH=1 \
+	  $(SWIFT) test -c $(CONFIG) --skip-build --filter LeRobotTests
+
+# LeRobot's rates and its connects under lost replies on the virtual bus, beside Sinew's (Benchmarks/lerobot/measure.py;
+# the figures in README.md's "Use Sinew's simulator with LeRobot"). About 4 minutes.
+.PHONY: bench-lerobot
+bench-lerobot: deps lerobot-env
+	$(SWIFT) build -c release --product sinew
+	python3 Benchmarks/lerobot/measure.py
+
+test: deps pyenv lerobot-env
+	$(SWIFT) build -c $(CONFIG) --build-tests
+	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python \
+	  $(SWIFT) test -c $(CONFIG) --skip-build
 	$(MAKE) --no-print-directory example
 	$(MAKE) --no-print-directory data-loop
 	$(MAKE) --no-print-directory lint

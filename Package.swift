@@ -133,7 +133,7 @@ let package = Package(
         .executableTarget(
             name: "sinew-fuzz",
             dependencies: [
-                "SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewRecording", "CRealtime",
+                "SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewRecording", "SinewSim", "CRealtime",
             ],
             path: "Fuzz/ParserFuzz"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.
@@ -141,7 +141,7 @@ let package = Package(
         // Test-only: helpers more than one test target needs (running processes, the Python environment).
         .target(name: "SinewTestSupport", path: "Tests/SinewTestSupport"),
         .testTarget(name: "SinewCoreTests", dependencies: ["SinewCore", "CAllocCounter"]),
-        .testTarget(name: "SinewCLITests", dependencies: ["sinew", "SinewBus", "SinewTestSupport"]),
+        .testTarget(name: "SinewCLITests", dependencies: ["sinew", "SinewBus", "SinewCore", "SinewTestSupport"]),
         .testTarget(
             name: "SinewKinematicsTests",
             dependencies: ["SinewCore", "SinewKinematics", "CAllocCounter", "SinewTestSupport"]),

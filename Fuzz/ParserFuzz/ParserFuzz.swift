@@ -5,6 +5,7 @@ import SinewKinematics
 import SinewPolicy
 import SinewRecording
 import SinewRuntime
+import SinewSim
 
 // The parsers of what comes from outside — robot.yaml, URDF, the e-stop socket's messages, the `mlp` policy's
 // safetensors files, joint motion CSV files, MCAP recordings — under libFuzzer
@@ -16,15 +17,16 @@ import SinewRuntime
 // and leniently, every message, attachment and metadata record, every message as a ROS 2 JointState, the recording
 // as `sinew replay` loads it, then repaired: a repaired file must read whole), 6 a
 // policy server's msgpack frame (then its `actions` read as a numpy array), 7 a task.yaml for a six-joint arm (then
-// its randomisation ranges drawn) and the same text as `--range` items; the rest of the input is the parser's text
-// or bytes.
+// its randomisation ranges drawn) and the same text as `--range` items, 8 `sinew virtual-bus`'s servo lists
+// (`--servos`, `--ids`, `--fault`), 9 the key bytes of `--hand keys`; the rest of the input is the parser's text or
+// bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
 /// bug the fuzzer looks for.
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 8 {
+    switch selector % 10 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -57,6 +59,14 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
             if let actions = value["actions"], let array = try? NumpyArray(actions) { _ = array.doubles() }
             _ = RemotePolicy.describe(value)
         }
+    case 8:
+        let text = String(decoding: body, as: UTF8.self)
+        _ = try? ServoGroupList.parse(text)
+        _ = try? ServoIDList.parse(text)
+        _ = try? FaultInjection.parse(text)
+    case 9:
+        var decoder = ManualHandKeyDecoder()
+        for byte in body { _ = decoder.feed(byte) }
     default:
         if let file = try? SafeTensorsFile(bytes: [UInt8](body), file: "fuzz.safetensors") {
             for tensor in file.tensors where tensor.dtype.isReadableAsDouble { _ = try? file.values(tensor.name) }

@@ -23,6 +23,11 @@ Standard library only. Usage (from the repository root):
     python3 Hardware/robots/synthesise_motion.py so101          # writes so101/motions/pick-and-place.csv
     python3 Hardware/robots/synthesise_motion.py dxl6
     python3 Hardware/robots/synthesise_motion.py so101 --check  # the committed file is what this script writes
+    python3 Hardware/robots/synthesise_motion.py koch --sweep   # writes koch/motions/calibration-sweep.csv
+    python3 Hardware/robots/synthesise_motion.py koch --sweep --check
+
+--sweep writes the calibration sweep instead (see SWEEP_* below): not a demonstration, a hand taking every joint
+through its range for LeRobot's interactive calibration (`sinew virtual-bus --robot ... --hand FILE`).
 """
 
 import argparse
@@ -66,6 +71,34 @@ ROBOTS = {
             ("reach", [0.45, -0.25, 0.5, 1.05, 0.4, 0.2]),  # lower
             ("grip", 1.0),  # release
             ("reach", [0.3, -0.9, 0.9, 0.9, 0.2, 0.6]),  # back off
+            ("reach", None),  # home
+        ],
+    },
+    "koch": {
+        "urdf": "koch/koch.urdf",
+        "joints": ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"],
+        "tool": "gripper_frame_link",
+        "box": ((-0.45, -0.45, 0.005), (0.45, 0.45, 0.45)),
+        "seed": 1190,
+        # Poses in rad, as in koch/robot.yaml's pick-and-place (gripper open 1.2, closed 0.2).
+        "home": [0.0, -0.2, 1.6, 1.2, 0.0, 0.2],
+        "steps": [
+            ("reach", [0.5, 0.6, 1.2, 1.2, 0.0, 1.2]),  # approach, opening the gripper
+            ("reach", [0.5, 0.9, 1.0, 1.1, 0.0, 1.2]),  # down to the object
+            ("grip", 0.2),  # grasp
+            ("reach", [0.5, 0.5, 1.3, 1.2, 0.0, 0.2]),  # lift
+            ("reach", [-0.5, 0.5, 1.3, 1.2, 0.5, 0.2]),  # carry, turning it
+            ("reach", [-0.5, 0.9, 1.0, 1.1, 0.5, 0.2]),  # lower
+            ("grip", 1.2),  # release
+            ("reach", [-0.5, 0.5, 1.3, 1.2, 0.5, 1.0]),  # back off
+            ("reach", [0.0, 0.4, 1.4, 1.2, 0.0, 1.0]),  # the next object
+            ("reach", [0.1, 0.85, 1.05, 1.1, -0.3, 1.0]),  # down to it
+            ("grip", 0.25),  # grasp
+            ("reach", [0.1, 0.45, 1.35, 1.2, -0.3, 0.25]),  # lift
+            ("reach", [0.55, 0.45, 1.35, 1.2, 0.2, 0.25]),  # carry
+            ("reach", [0.55, 0.85, 1.05, 1.1, 0.2, 0.25]),  # lower
+            ("grip", 1.1),  # release
+            ("reach", [0.3, 0.3, 1.5, 1.2, 0.1, 0.6]),  # back off
             ("reach", None),  # home
         ],
     },
@@ -272,6 +305,75 @@ def check(robot, rows):
                 sys.exit(f"t = {t:.3f} s: {robot['tool']} at ({x:.3f}, {y:.3f}, {z:.3f}) m leaves {robot['box']}")
 
 
+# The calibration sweep (--sweep): a hand holding the arm at the middle of every joint's range (what LeRobot's
+# calibration asks for first), then moving each joint in turn to its lower limit, its upper limit and back, as
+# LeRobot's "move all joints sequentially through their entire ranges of motion" asks; no tremor, exact 100 Hz.
+SWEEP_HOLD_S = 3.0
+SWEEP_PEAK_RAD_S = 3.5
+SWEEP_LIMIT_MARGIN_RAD = 0.01
+SWEEP_PAUSE_S = 0.2
+
+
+def sweep(robot):
+    """Rows of the calibration sweep: (time, positions) at 100 Hz, starting and ending at the middle pose."""
+    joints = urdf_joints(os.path.join(HERE, robot["urdf"]))
+    names = robot["joints"]
+    lower = [joints[n][6] + SWEEP_LIMIT_MARGIN_RAD for n in names]
+    upper = [joints[n][7] - SWEEP_LIMIT_MARGIN_RAD for n in names]
+    middle = [(joints[n][6] + joints[n][7]) / 2 for n in names]
+    segments = []  # (joint, start time, duration, from, to)
+    t = SWEEP_HOLD_S
+    for j in range(len(names)):
+        for start, end in ((middle[j], lower[j]), (lower[j], upper[j]), (upper[j], middle[j])):
+            # A minimum-jerk movement peaks at 1.875 times its average speed.
+            duration = max(0.4, 1.875 * abs(end - start) / SWEEP_PEAK_RAD_S)
+            segments.append((j, t, duration, start, end))
+            t += duration
+        t += SWEEP_PAUSE_S
+    end = math.ceil((t + 1.0) * RATE_HZ) / RATE_HZ
+    rows = []
+    for i in range(int(round(end * RATE_HZ)) + 1):
+        now = i / RATE_HZ
+        positions = list(middle)
+        for j, start, duration, a, b in segments:
+            if now >= start:
+                positions[j] = a + (b - a) * minimum_jerk((now - start) / duration)
+        rows.append((now, positions))
+    return rows
+
+
+def check_sweep(robot, rows):
+    """Every position within the URDF's limits, every speed within the sweep's peak (plus sampling slack)."""
+    joints = urdf_joints(os.path.join(HERE, robot["urdf"]))
+    names = robot["joints"]
+    for i, (t, positions) in enumerate(rows):
+        for name, q in zip(names, positions):
+            if not joints[name][6] <= q <= joints[name][7]:
+                sys.exit(f"t = {t:.3f} s: {name} = {q:.4f} rad is outside [{joints[name][6]}, {joints[name][7]}]")
+        if i > 0:
+            previous_t, previous = rows[i - 1]
+            for name, q, p in zip(names, positions, previous):
+                if abs(q - p) / (t - previous_t) > SWEEP_PEAK_RAD_S * 1.01:
+                    sys.exit(f"t = {t:.3f} s: {name} moves faster than {SWEEP_PEAK_RAD_S} rad/s")
+
+
+def render_sweep(name, robot, rows):
+    lines = [
+        f"# {name}: a calibration sweep, SYNTHESISED (Hardware/robots/synthesise_motion.py {name} --sweep): a hand",
+        f"# holds every joint at the middle of its URDF range for {SWEEP_HOLD_S:.0f} s, then moves each joint in turn to "
+        + f"within {SWEEP_LIMIT_MARGIN_RAD * 1000:.0f} mrad",
+        f"# of its lower limit, its upper limit and back (minimum-jerk, at most {SWEEP_PEAK_RAD_S} rad/s), and holds "
+        + "the middle again;",
+        "# loops. For LeRobot's calibration: `sinew virtual-bus --robot ... --hand` this file. Joint angles in rad.",
+        "t_s," + ",".join(robot["joints"]),
+    ]
+    for t, positions in rows:
+        lines.append(f"{t:.3f}," + ",".join(f"{round(q, 5) + 0.0:.5f}" for q in positions))
+    if lines[-1].split(",")[1:] != lines[5].split(",")[1:]:
+        sys.exit("the sweep does not end where it starts")
+    return "\n".join(lines) + "\n"
+
+
 def render(name, robot, rows):
     lines = [
         f"# {name}: a leader-arm pick-and-place demonstration, SYNTHESISED, not recorded: written by",
@@ -296,12 +398,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("robot", choices=sorted(ROBOTS))
     parser.add_argument("--check", action="store_true", help="compare with the committed file; write nothing")
+    parser.add_argument("--sweep", action="store_true", help="the calibration sweep (calibration-sweep.csv)")
     arguments = parser.parse_args()
     robot = ROBOTS[arguments.robot]
-    rows = synthesise(robot)
-    check(robot, rows)
-    text = render(arguments.robot, robot, rows)
-    path = os.path.join(HERE, arguments.robot, "motions", "pick-and-place.csv")
+    if arguments.sweep:
+        rows = sweep(robot)
+        check_sweep(robot, rows)
+        text = render_sweep(arguments.robot, robot, rows)
+        path = os.path.join(HERE, arguments.robot, "motions", "calibration-sweep.csv")
+    else:
+        rows = synthesise(robot)
+        check(robot, rows)
+        text = render(arguments.robot, robot, rows)
+        path = os.path.join(HERE, arguments.robot, "motions", "pick-and-place.csv")
     if arguments.check:
         with open(path, encoding="utf-8") as existing:
             if existing.read() != text:

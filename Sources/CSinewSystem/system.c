@@ -88,35 +88,46 @@ void sinew_eventfd_drain(int fd) {
     (void)read(fd, &value, sizeof value);
 }
 
-static const struct {
-    int baud;
-    speed_t code;
-} speeds[] = {
-    {9600, B9600},       {19200, B19200},     {38400, B38400},     {57600, B57600},     {115200, B115200},
-    {230400, B230400},   {460800, B460800},   {500000, B500000},   {576000, B576000},   {921600, B921600},
-    {1000000, B1000000}, {1152000, B1152000}, {1500000, B1500000}, {2000000, B2000000}, {2500000, B2500000},
-    {3000000, B3000000}, {3500000, B3500000}, {4000000, B4000000},
+/* Line rates through termios2 (TCGETS2/TCSETS2 with BOTHER): any rate in bit/s, not only the B-constants.
+   pyserial sets 14400, 128000, 250000 and every other rate without a B-constant this way, and a pty keeps
+   the number (c_ospeed) for its other side to read back. <asm/termbits.h> defines struct termios2 but
+   clashes with <termios.h>, so the layout and ioctl numbers are declared here (they are the same on every
+   architecture this builds for: x86_64, aarch64). */
+struct sinew_termios2 {
+    unsigned int c_iflag, c_oflag, c_cflag, c_lflag;
+    unsigned char c_line;
+    unsigned char c_cc[19];
+    unsigned int c_ispeed, c_ospeed;
 };
+#define SINEW_TCGETS2 _IOR('T', 0x2A, struct sinew_termios2)
+#define SINEW_TCSETS2 _IOW('T', 0x2B, struct sinew_termios2)
+#ifndef BOTHER
+#define BOTHER 0010000
+#endif
+#ifndef CBAUD
+#define CBAUD 0010017
+#endif
+#ifndef IBSHIFT
+#define IBSHIFT 16
+#endif
 
 int sinew_termios_set_speed(int fd, int baud) {
-    for (size_t i = 0; i < sizeof speeds / sizeof speeds[0]; i++) {
-        if (speeds[i].baud != baud) continue;
-        struct termios t;
-        if (tcgetattr(fd, &t) != 0) return -errno;
-        cfsetispeed(&t, speeds[i].code);
-        cfsetospeed(&t, speeds[i].code);
-        if (tcsetattr(fd, TCSANOW, &t) != 0) return -errno;
-        return 0;
-    }
-    return -EINVAL;
+    if (baud < SINEW_MIN_BAUD || baud > SINEW_MAX_BAUD) return -EINVAL;
+    struct sinew_termios2 t;
+    if (ioctl(fd, SINEW_TCGETS2, &t) != 0) return -errno;
+    t.c_cflag &= ~(CBAUD | (CBAUD << IBSHIFT));
+    t.c_cflag |= BOTHER | (BOTHER << IBSHIFT);
+    t.c_ispeed = (unsigned int)baud;
+    t.c_ospeed = (unsigned int)baud;
+    if (ioctl(fd, SINEW_TCSETS2, &t) != 0) return -errno;
+    /* A driver may round the rate to one its clock can make; what it kept is what the other side sees. */
+    if (ioctl(fd, SINEW_TCGETS2, &t) != 0) return -errno;
+    return t.c_ospeed == (unsigned int)baud ? 0 : -EINVAL;
 }
 
 int sinew_termios_get_speed(int fd) {
-    struct termios t;
-    if (tcgetattr(fd, &t) != 0) return -errno;
-    speed_t code = cfgetospeed(&t);
-    for (size_t i = 0; i < sizeof speeds / sizeof speeds[0]; i++) {
-        if (speeds[i].code == code) return speeds[i].baud;
-    }
-    return -EINVAL;
+    struct sinew_termios2 t;
+    if (ioctl(fd, SINEW_TCGETS2, &t) != 0) return -errno;
+    /* The kernel fills c_ospeed with the rate in bit/s for a B-constant as well as for BOTHER. */
+    return t.c_ospeed > 0 && t.c_ospeed <= (unsigned int)SINEW_MAX_BAUD ? (int)t.c_ospeed : -EINVAL;
 }

@@ -214,7 +214,8 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
     private var claimed = false
 
     /// Opens a terminal device (normally a pty's secondary, e.g. `/dev/pts/3`, or a symlink to one) in raw
-    /// mode. `baudRate` is only used for wire-time arithmetic: ptys have no wire.
+    /// mode at `baudRate` (set on the terminal as ``setBaudRate(_:)`` does: a pty has no wire, but its other
+    /// side reads the rate back, and wire-time arithmetic uses it).
     public init(path: String, baudRate: Int = 1_000_000) throws(TransportError) {
         let fd = Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
         if fd < 0 {
@@ -236,6 +237,7 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
         self.path = path
         self.baudRate = baudRate
         claimed = true
+        try setBaudRate(baudRate)
     }
 
     private init(primary fd: Int32, secondaryPath: String, keepAlive: Int32, baudRate: Int) {
@@ -295,15 +297,23 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
         try DescriptorIO.drain(fd: fileDescriptor)
     }
 
-    /// Records the rate for wire-time arithmetic and, when it is a standard termios rate, sets it on the
-    /// terminal so the serving side can read it back with ``terminalBaudRate``.
+    /// Sets the terminal's line rate (any rate from 50 bit/s to 12 Mbit/s, standard or not, through termios2 as
+    /// pyserial sets its custom rates) and records it for wire-time arithmetic. On a pty nothing physical
+    /// changes, but the serving side reads the rate back (``terminalBaudRate``): servos listening at another
+    /// rate hear garbage. A rate the terminal refuses throws ``TransportError/unsupportedBaudRate(_:)`` and
+    /// leaves the previous one in place — never silently.
     public func setBaudRate(_ bitsPerSecond: Int) throws(TransportError) {
-        if bitsPerSecond <= 0 { throw .unsupportedBaudRate(bitsPerSecond) }
-        _ = sinew_termios_set_speed(fileDescriptor, Int32(truncatingIfNeeded: bitsPerSecond))
+        guard bitsPerSecond >= Int(SINEW_MIN_BAUD), bitsPerSecond <= Int(SINEW_MAX_BAUD) else {
+            throw .unsupportedBaudRate(bitsPerSecond)
+        }
+        let r = sinew_termios_set_speed(fileDescriptor, Int32(bitsPerSecond))
+        if r == -EINVAL { throw .unsupportedBaudRate(bitsPerSecond) }
+        if r < 0 { throw DescriptorIO.failure("ioctl(TCSETS2)", -r) }
         baudRate = bitsPerSecond
     }
 
-    /// The rate currently set in the terminal's termios (by either side of a pty), when standard.
+    /// The rate currently set in the terminal (by either side of a pty), in bit/s, standard or not; nil when
+    /// it cannot be read.
     public var terminalBaudRate: Int? {
         let r = sinew_termios_get_speed(fileDescriptor)
         return r > 0 ? Int(r) : nil

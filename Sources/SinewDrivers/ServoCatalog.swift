@@ -237,15 +237,34 @@ private struct TableReader {
             name: name, address: address, size: size, area: area, access: access,
             defaultValue: try optionalInt(object, "default", path), unit: object["unit"] as? String, scale: scale,
             encoding: encoding, minimum: try optionalInt(object, "min", path),
-            maximum: try optionalInt(object, "max", path), note: object["note"] as? String)
+            maximum: try optionalInt(object, "max", path), allowedValues: try allowedValues(object, path),
+            note: object["note"] as? String)
         if let value = spec.defaultValue, spec.decode(raw: spec.encode(value)) != value {
             throw fail("default", path, "\(value) does not fit a \(size)-byte \(encodingName(spec.encoding)) register")
         }
         if let low = spec.minimum, let high = spec.maximum, low > high {
             throw fail("min", path, "min \(low) is greater than max \(high)")
         }
+        for value in spec.allowedValues ?? []
+        where !spec.accepts(value) || spec.decode(raw: spec.encode(value)) != value {
+            throw fail("values", path, "\(value) lies outside the register's min…max or does not fit its size")
+        }
         spec.note = spec.note?.isEmpty == true ? nil : spec.note
         return spec
+    }
+
+    /// `values`: the only values a register takes (e.g. an Operating Mode's modes), a non-empty list of integers.
+    func allowedValues(_ object: [String: Any], _ path: String) throws(ServoTableError) -> [Int64]? {
+        guard let entry = object["values"] else { return nil }
+        guard let list = entry as? [Any], !list.isEmpty else {
+            throw fail("values", path, "expected a non-empty list of integers")
+        }
+        var values: [Int64] = []
+        for index in list.indices {
+            let item = ["value": list[index]]
+            values.append(Int64(try int(item, "value", "\(path).values[\(index)]", range: -(1 << 40)...(1 << 40))))
+        }
+        return values
     }
 
     func encodingName(_ encoding: RegisterEncoding) -> String {

@@ -91,12 +91,15 @@ public struct RegisterSpec: Sendable, Hashable {
     /// Valid range of decoded values, when the vendor gives one.
     public var minimum: Int64?
     public var maximum: Int64?
+    /// The only values the register takes, when the vendor lists them (an Operating Mode); nil: any value in
+    /// ``minimum``…``maximum``.
+    public var allowedValues: [Int64]?
     public var note: String?
 
     public init(
         name: String, address: Int, size: Int, area: RegisterArea, access: RegisterAccess,
         defaultValue: Int64? = nil, unit: String? = nil, scale: Double = 1, encoding: RegisterEncoding = .unsigned,
-        minimum: Int64? = nil, maximum: Int64? = nil, note: String? = nil
+        minimum: Int64? = nil, maximum: Int64? = nil, allowedValues: [Int64]? = nil, note: String? = nil
     ) {
         self.name = name
         self.address = address
@@ -109,6 +112,7 @@ public struct RegisterSpec: Sendable, Hashable {
         self.encoding = encoding
         self.minimum = minimum
         self.maximum = maximum
+        self.allowedValues = allowedValues
         self.note = note
     }
 
@@ -140,11 +144,13 @@ public struct RegisterSpec: Sendable, Hashable {
         }
     }
 
-    /// Whether a decoded value lies within ``minimum``…``maximum`` (true when no range is given).
+    /// Whether a decoded value lies within ``minimum``…``maximum`` and, when the register lists them, is one of
+    /// its ``allowedValues`` (true when no range is given).
     @inlinable
     public func accepts(_ value: Int64) -> Bool {
         if let minimum, value < minimum { return false }
         if let maximum, value > maximum { return false }
+        if let allowedValues, !allowedValues.contains(value) { return false }
         return true
     }
 }

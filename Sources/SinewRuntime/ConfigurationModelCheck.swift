@@ -102,8 +102,9 @@ extension RobotConfiguration {
 
     /// A simulation motion moves joints the hand can move (not mimic joints, which follow their masters), within
     /// the URDF's limits: the simulated arm's mechanical stops are just beyond them.
-    func check(motion: JointMotion, against model: RobotModel) throws(ConfigurationError) {
-        let path = "simulation.motion"
+    func check(motion: JointMotion, against model: RobotModel, path: String = "simulation.motion")
+        throws(ConfigurationError)
+    {
         for (c, name) in motion.jointNames.enumerated() {
             guard let j = model.jointIndex(named: name) else { continue }
             let joint = model.joints[j]
@@ -127,6 +128,37 @@ extension RobotConfiguration {
                     found: "\(value)")
             }
         }
+    }
+
+    /// A joint motion file given outside robot.yaml (`sinew virtual-bus --hand FILE`: a hand moving this robot's
+    /// joints along it), read and checked as `simulation.motion` is: every column a configured joint, no mimic
+    /// joint, every position within the URDF's limits. Errors name the motion file's line and column, and
+    /// `option` as the key.
+    public func loadHandMotion(contentsOf file: String, model: RobotModel, option: String = "--hand")
+        throws(ConfigurationError) -> JointMotion
+    {
+        let expected = "a joint motion CSV file (header t_s and joint names, then rows of time and positions)"
+        let motion: JointMotion
+        do {
+            motion = try JointMotion.load(contentsOf: file)
+        } catch {
+            throw ConfigurationError(
+                error.kind == .unreadableFile ? .unreadableFile : error.kind == .tooLarge ? .tooLarge : .invalidMotion,
+                at: error.location.line == 0 ? SourceLocation(file: file) : error.location, keyPath: option,
+                expected: expected, found: error.problem)
+        }
+        let names = joints.map(\.name)
+        for (c, name) in motion.jointNames.enumerated() where !names.contains(name) {
+            let configured = names.map { "'\($0)'" }.joined(separator: ", ")
+            throw ConfigurationError(
+                .invalidMotion,
+                at: SourceLocation(file: file, line: motion.headerLine, column: motion.jointColumns[c]),
+                keyPath: option,
+                expected: "a joint of \(self.file) as each column's name: \(configured)",
+                found: "column '\(name)' is not a configured joint\(suggestionText(name, names))")
+        }
+        try check(motion: motion, against: model, path: option)
+        return motion
     }
 
     func suggestionText(_ name: String, _ candidates: [String]) -> String {

@@ -13,10 +13,14 @@ public enum ServoModelCatalog {
 
     public static let entries: [Entry] = [
         Entry(name: "sts3215", busProtocol: .feetech, modelNumber: 777),
+        // The STS3215's table on a 12 V, 50 kg·cm servo (model number from LeRobot's Feetech tables).
+        Entry(name: "sts3250", busProtocol: .feetech, modelNumber: 2825),
         // Baud Rate value 7 (4.5 Mbit/s) does not exist on the XL330.
         // The XL330-M077 (Koch leader arms): the XL330-M288's table behind a 77.5:1 gearbox, easy to move by hand.
         Entry(name: "xl330-m077", busProtocol: .dynamixel, modelNumber: 1190, unsupportedBaudRates: [4_500_000]),
         Entry(name: "xl330-m288", busProtocol: .dynamixel, modelNumber: 1200, unsupportedBaudRates: [4_500_000]),
+        // The XL430-W250 (Koch follower shoulder): no current sensor, so no current-based modes.
+        Entry(name: "xl430-w250", busProtocol: .dynamixel, modelNumber: 1060),
         Entry(name: "xm430-w350", busProtocol: .dynamixel, modelNumber: 1020),
     ]
 

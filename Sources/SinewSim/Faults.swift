@@ -1,6 +1,7 @@
 /// Faults the virtual bus injects, as given on the command line:
-/// `corrupt=P,drop=P,silent=ID,silent=ID@SECONDS,overload=ID@SECONDS` (any subset, comma-separated;
-/// `silent` and `overload` may repeat). Probabilities are per reply packet.
+/// `corrupt=P,drop=P,silent=ID,silent=ID@SECONDS,overload=ID@SECONDS,seed=N` (any subset, comma-separated;
+/// `silent` and `overload` may repeat). Probabilities are per reply packet; `seed` picks another repeatable
+/// sequence of dropped and corrupted replies (each run with the same seed loses the same replies).
 public struct FaultInjection: Sendable, Equatable {
     /// Probability that a reply packet has one byte flipped.
     public var corruptProbability: Double = 0
@@ -13,6 +14,8 @@ public struct FaultInjection: Sendable, Equatable {
     public var silences: [Silence] = []
     /// Servos that report an overload (and drop torque) from this many seconds after the bus starts.
     public var overloads: [Overload] = []
+    /// Seed of the drop and corrupt decisions (`seed=N`); nil: the bus options' seed.
+    public var seed: UInt64?
 
     /// A fault of servo `id` from `afterSeconds` after the bus starts.
     public struct TimedFault: Sendable, Equatable {
@@ -84,10 +87,15 @@ public struct FaultInjection: Sendable, Equatable {
                             + "e.g. overload=3@2.5")
                 }
                 faults.overloads.append(Overload(id: id, afterSeconds: seconds))
+            case "seed":
+                guard let seed = UInt64(value) else {
+                    throw FaultSpecError(item: String(item), expected: "a whole number 0…18446744073709551615")
+                }
+                faults.seed = seed
             default:
                 throw FaultSpecError(
                     item: String(item),
-                    expected: "one of corrupt=P, drop=P, silent=ID, silent=ID@SECONDS, overload=ID@SECONDS")
+                    expected: "one of corrupt=P, drop=P, silent=ID, silent=ID@SECONDS, overload=ID@SECONDS, seed=N")
             }
         }
         return faults

@@ -10,10 +10,14 @@ public struct ActuatorOutput: Sendable, Equatable {
     public var torqueNm: Double
     /// −∂torque/∂velocity at the current state, N·m·s/rad (≥ 0).
     public var dampingNmsPerRad: Double
+    /// Whether the servo's torque is switched on: a hand holding the joint lets go of a joint whose servo holds
+    /// it (``RobotJointDynamics``).
+    public var isTorqueEnabled: Bool
 
-    public init(torqueNm: Double, dampingNmsPerRad: Double) {
+    public init(torqueNm: Double, dampingNmsPerRad: Double, isTorqueEnabled: Bool = false) {
         self.torqueNm = torqueNm
         self.dampingNmsPerRad = dampingNmsPerRad
+        self.isTorqueEnabled = isTorqueEnabled
     }
 }
 

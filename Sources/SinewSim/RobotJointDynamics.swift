@@ -16,8 +16,11 @@ import SinewKinematics
 /// read their own shafts, which differ from the joint by up to half the play, as real encoders on the motor
 /// side of a reducer do. Without backlash the shaft is rigidly tied to the joint.
 ///
-/// A hand can move joints along a recorded motion (``play(_:)``): those joints then go where the motion
-/// says at every step, whatever the forces, and the shafts follow them through the play as they would.
+/// A hand can hold joints (``hold(with:)``; ``play(_:)`` for a recorded motion): while a held joint's servo has
+/// its torque off, the joint goes where the hand says at every step, whatever the forces, and the shafts follow
+/// it through the play as they would. A servo switched torque on holds its joint itself: the hand lets go of
+/// that joint (a person lets go of an arm that holds itself) and takes hold of it again when the torque goes off
+/// (``JointHand/grasp(column:atPositionRad:)``).
 public final class RobotJointDynamics: JointDynamics {
     public let model: RobotModel
     /// Per bus servo (in the bus's order): the joint it drives and how.
@@ -43,10 +46,14 @@ public final class RobotJointDynamics: JointDynamics {
     /// play. Always +1 without backlash.
     let contactSide: UnsafeMutableBufferPointer<Double>
     let hasBacklash: Bool
-    /// The hand moving joints along a motion, once ``play(_:)`` installed one.
-    public private(set) var playback: JointMotionPlayback?
-    /// Per joint (URDF-level), the playback's column that moves it, or -1.
+    /// The hand holding joints, once ``hold(with:)`` or ``play(_:)`` installed one.
+    public private(set) var hand: (any JointHand)?
+    /// The hand moving joints along a motion, when the hand is one (``play(_:)``).
+    public var playback: JointMotionPlayback? { hand as? JointMotionPlayback }
+    /// Per joint (URDF-level), the hand's column that holds it, or -1.
     let playedColumn: UnsafeMutableBufferPointer<Int>
+    /// Per joint, 1 while the hand moves it this step (held, and no servo on it has torque on), else 0.
+    let handMoves: UnsafeMutableBufferPointer<UInt8>
     /// Speed below which Coulomb friction is blended to zero, rad/s: keeps the model smooth at rest.
     let frictionBlendSpeed = 0.02
     /// Where the mechanical stops sit beyond each joint's URDF limits, rad or m.
@@ -85,6 +92,8 @@ public final class RobotJointDynamics: JointDynamics {
         }
         playedColumn = .allocate(capacity: max(n, 1))
         playedColumn.initialize(repeating: -1)
+        handMoves = .allocate(capacity: max(n, 1))
+        handMoves.initialize(repeating: 0)
         let servoCount = max(mappings.count, 1)
         servoArmature = .allocate(capacity: servoCount)
         playRad = .allocate(capacity: servoCount)
@@ -118,6 +127,7 @@ public final class RobotJointDynamics: JointDynamics {
         }
         for buffer in [servoArmature, playRad, shaftVelocityRadPerS, contactSide] { buffer.deallocate() }
         playedColumn.deallocate()
+        handMoves.deallocate()
     }
 
     /// From now on a hand moves the motion's joints along it, as a person moves a leader arm: at every physics
@@ -128,19 +138,50 @@ public final class RobotJointDynamics: JointDynamics {
     ///
     /// - Throws: when the motion moves a joint that is not a moving joint of the model, or a mimic joint.
     public func play(_ motion: JointMotion) throws(RobotSimulationError) {
-        let playback = try JointMotionPlayback(motion: motion, model: model)
-        for j in 0..<model.dofCount { playedColumn[j] = -1 }
-        for (c, j) in playback.modelJoints.enumerated() {
-            playedColumn[j] = c
-            let state = playback.state(column: c)
-            setJointState(joint: j, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
-        }
-        self.playback = playback
+        try hold(with: try JointMotionPlayback(motion: motion, model: model))
     }
 
-    /// The velocities the hand gives its joints over the coming step, in place of what the forces would.
-    func prescribeNextVelocities(_ playback: JointMotionPlayback) {
-        for (c, j) in playback.modelJoints.enumerated() { nextVelocities[j] = playback.velocitiesRadPerS[c] }
+    /// From now on `hand` holds its joints (replacing an earlier hand): they go where it puts them at once (the
+    /// servos see it at the next step, or at once through `shaftState(forServo:)` and
+    /// `VirtualBus.setJointState`), and at every step while their servos' torque is off.
+    ///
+    /// - Throws: when the hand holds a joint that is not a moving joint of the model, or one twice.
+    public func hold(with hand: any JointHand) throws(RobotSimulationError) {
+        var seen = Set<Int>()
+        for j in hand.modelJoints where j < 0 || j >= model.dofCount || !seen.insert(j).inserted {
+            throw RobotSimulationError("the hand holds joint \(j) of \(model.file) twice or it is not a moving joint")
+        }
+        for j in 0..<model.dofCount {
+            playedColumn[j] = -1
+            handMoves[j] = 0
+        }
+        for (c, j) in hand.modelJoints.enumerated() {
+            playedColumn[j] = c
+            handMoves[j] = 1
+            let state = hand.state(column: c)
+            setJointState(joint: j, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
+        }
+        self.hand = hand
+    }
+
+    /// Which held joints the hand moves this step: not those whose servos hold them with torque on. A joint the
+    /// hand takes hold of again is grasped where it is.
+    func updateHandHold(_ hand: any JointHand, outputs: UnsafeBufferPointer<ActuatorOutput>) {
+        for (c, j) in hand.modelJoints.enumerated() {
+            var torqued = false
+            for s in 0..<min(outputs.count, mappings.count) where servoJoint[s] == j && outputs[s].isTorqueEnabled {
+                torqued = true
+            }
+            if !torqued && handMoves[j] == 0 { hand.grasp(column: c, atPositionRad: positions[j]) }
+            handMoves[j] = torqued ? 0 : 1
+        }
+    }
+
+    /// The velocities the hand gives the joints it moves over the coming step, in place of what the forces would.
+    func prescribeNextVelocities(_ hand: any JointHand) {
+        for (c, j) in hand.modelJoints.enumerated() where handMoves[j] != 0 {
+            nextVelocities[j] = hand.state(column: c).velocityRadPerS
+        }
     }
 
     /// Shaft angles (rad) and speeds (rad/s) of every servo for the current joint state, so the virtual
@@ -242,7 +283,7 @@ public final class RobotJointDynamics: JointDynamics {
             let jointInertia = workspace.massMatrix(row: j, column: j) + armature[j]
             // A joint a hand moves does not give way: the shaft takes its speed.
             let common =
-                playedColumn[j] >= 0
+                handMoves[j] != 0
                 ? velocities[j]
                 : (inertia * shaftVelocityRadPerS[s] + jointInertia * velocities[j]) / (inertia + jointInertia)
             velocities[j] = common
@@ -256,22 +297,23 @@ public final class RobotJointDynamics: JointDynamics {
         velocitiesRadPerS: UnsafeMutableBufferPointer<Double>
     ) {
         let n = model.dofCount
+        let hand = self.hand
+        if let hand { updateHandHold(hand, outputs: outputs) }
         loadJoints(outputs: outputs)
         integrateJoints(dtS: dtS)
-        let playback = self.playback
-        if let playback {
-            playback.advance(byS: dtS)
-            prescribeNextVelocities(playback)
+        if let hand {
+            hand.advance(byS: dtS)
+            prescribeNextVelocities(hand)
         }
         if hasBacklash && releaseShaftsThatWouldPull(outputs: outputs, dtS: dtS) {
             loadJoints(outputs: outputs)
             integrateJoints(dtS: dtS)
-            if let playback { prescribeNextVelocities(playback) }
+            if let hand { prescribeNextVelocities(hand) }
         }
         for j in 0..<n {
             velocities[j] = nextVelocities[j]
             positions[j] += dtS * nextVelocities[j]
-            if let playback, playedColumn[j] >= 0 { positions[j] = playback.positionsRad[playedColumn[j]] }
+            if let hand, handMoves[j] != 0 { positions[j] = hand.state(column: playedColumn[j]).positionRad }
             // Mechanical stops a little beyond the URDF's limits: an unpowered arm comes to rest on them
             // instead of folding through itself (an inelastic stop).
             let joint = model.joints[j]

@@ -20,12 +20,37 @@ public enum ServoIDList {
     }
 }
 
+/// A mixed bus as users write it: `1-2:xl430-w250,3-6:xl330-m288` — comma-separated groups of `ID` or
+/// `FIRST-LAST`, a colon and a servo model. Groups may come in any order; every ID once.
+public enum ServoGroupList {
+    /// The groups in the order given: each group's IDs (ascending) and model name (lower-cased, not yet
+    /// checked against a catalog).
+    public static func parse(_ text: String) throws(VirtualBusSetupError) -> [(ids: [UInt8], model: String)] {
+        var groups: [(ids: [UInt8], model: String)] = []
+        var seen = Set<UInt8>()
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let parts = item.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[1].isEmpty else { throw .invalidServoList(String(item)) }
+            let ids: [UInt8]
+            do {
+                ids = try ServoIDList.parse(String(parts[0]), highestID: 253)
+            } catch {
+                throw .invalidServoList(String(item))
+            }
+            for id in ids where !seen.insert(id).inserted { throw .invalidIDList("\(id) appears twice") }
+            groups.append((ids, parts[1].lowercased()))
+        }
+        return groups
+    }
+}
+
 /// What can be wrong with `sinew virtual-bus` style arguments.
 public enum VirtualBusSetupError: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownModel(String, known: [String])
     case protocolMismatch(model: String, modelProtocol: String, requested: String)
     case unknownProtocol(String)
     case invalidIDList(String)
+    case invalidServoList(String)
     case invalidFault(FaultSpecError)
     case bus(VirtualBusError)
 
@@ -38,6 +63,8 @@ public enum VirtualBusSetupError: Error, Sendable, Equatable, CustomStringConver
         case .unknownProtocol(let name): return "unknown protocol '\(name)' (expected dynamixel or feetech)"
         case .invalidIDList(let item):
             return "invalid servo ID list: \(item) (expected e.g. 1-6 or 1,3,5; IDs 0-252, Feetech 0-253)"
+        case .invalidServoList(let item):
+            return "invalid servo group: \(item) (expected IDS:MODEL groups such as 1-2:xl430-w250,3-6:xl330-m288)"
         case .invalidFault(let error): return error.description
         case .bus(let error): return error.description
         }
@@ -81,6 +108,41 @@ extension VirtualBus {
         let list = try ServoIDList.parse(ids, highestID: expected == .dynamixel2 ? 252 : 253)
         do {
             return try VirtualBus(model: model, ids: list, options: options, startNs: startNs)
+        } catch {
+            throw .bus(error)
+        }
+    }
+
+    /// Builds a bus of servos of several models from `sinew virtual-bus --servos` text
+    /// (`1-2:xl430-w250,3-6:xl330-m288`, see ``ServoGroupList``); the models must speak one protocol.
+    /// Servos are in ascending ID order.
+    public static func make(
+        catalog: ServoCatalog, servos: String, baudRate: Int = 1_000_000, wireTiming: Bool = true,
+        faults: String? = nil, startNs: UInt64 = 0
+    ) throws(VirtualBusSetupError) -> VirtualBus {
+        var list: [(model: ServoModel, id: UInt8)] = []
+        for group in try ServoGroupList.parse(servos) {
+            guard let model = catalog.model(named: group.model) else {
+                throw .unknownModel(group.model, known: catalog.modelNames)
+            }
+            for id in group.ids {
+                if model.wireProtocol == .dynamixel2 && id > 252 { throw .bus(.invalidID(id)) }
+                list.append((model, id))
+            }
+        }
+        list.sort { $0.id < $1.id }
+        var options = VirtualBusOptions()
+        options.baudRate = baudRate
+        options.wireTiming = wireTiming
+        if let faults, !faults.isEmpty {
+            do {
+                options.faults = try FaultInjection.parse(faults)
+            } catch {
+                throw .invalidFault(error)
+            }
+        }
+        do {
+            return try VirtualBus(servos: list, options: options, startNs: startNs)
         } catch {
             throw .bus(error)
         }

@@ -71,6 +71,8 @@ public struct VirtualBusStatistics: Sendable, Equatable {
     /// Requests dropped because the host was further ahead of the wire than a serial driver's transmit
     /// buffer lets it get (a real `write` would have blocked).
     public var overruns = 0
+    /// Bytes the host sent at a rate no servo on the bus listens at: noise to every servo, never decoded.
+    public var noiseBytes = 0
 }
 
 /// N virtual servos sharing one half-duplex bus. Feed it the host's bytes with ``receive(_:atNs:)``; it
@@ -89,8 +91,17 @@ public final class VirtualBus {
     public let servos: [VirtualServo]
     /// The mechanics the servos drive; replace it to put the servos into a robot.
     public var dynamics: any JointDynamics
-    /// The bit rate the host is talking at; servos listening at another rate hear only noise.
-    public var hostBaudRate: Int
+    /// The bit rate the host is talking at; servos listening at another rate hear only noise: their UARTs
+    /// sample the host's bits at the wrong instants and see framing errors and wrong bytes, never a clean
+    /// packet, so they never answer (0: a rate that could not be read, which no servo listens at). A change
+    /// drops any packet half received at the old rate.
+    public var hostBaudRate: Int {
+        didSet {
+            guard hostBaudRate != oldValue else { return }
+            dynamixelDecoder.reset()
+            feetechDecoder.reset()
+        }
+    }
     /// Time the physics has reached, ns.
     public private(set) var timeNs: UInt64
     public internal(set) var statistics = VirtualBusStatistics()
@@ -221,7 +232,7 @@ public final class VirtualBus {
         queue = .allocate(capacity: Self.queueCapacity)
         segmentEnds = .allocate(capacity: Self.segmentCapacity)
         segmentReady = .allocate(capacity: Self.segmentCapacity)
-        random = FaultRandom(seed: options.randomSeed)
+        random = FaultRandom(seed: options.faults.seed ?? options.randomSeed)
         idOrder.reserveCapacity(ids.count)
         refreshIDOrder()
         for (index, id) in ids.enumerated() where options.faults.silentIDs.contains(id) {
@@ -327,6 +338,12 @@ public final class VirtualBus {
             if isDynamixel { dynamixelDecoder.reset() } else { feetechDecoder.reset() }
         }
         lastByteNs = atNs
+        var anyListening = false
+        for servo in servos where servo.busBaudRate == hostBaudRate { anyListening = true }
+        guard anyListening else {
+            statistics.noiseBytes += bytes.count
+            return
+        }
         var offset = 0
         while offset < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
@@ -347,8 +364,18 @@ public final class VirtualBus {
 
     /// How far (bytes) the host's transmissions may run ahead of the wire: a Linux serial driver's transmit
     /// buffer is 4 KiB, beyond which `write` blocks. A pty does not block, so the bus drops the excess
-    /// instead of queueing seconds of requests.
-    static let hostTransmitBufferBytes: UInt64 = 4096
+    /// instead of queueing seconds of requests — unless its server holds the excess back (``hostRoomBytes(atNs:)``),
+    /// as ``VirtualBusServer`` does: then the host's `write` blocks once the pty's own buffer is full, as on a port.
+    public static let hostTransmitBufferBytes: UInt64 = 4096
+
+    /// How many more bytes the host may send at `atNs` before its transmissions run further ahead of the wire
+    /// than a serial driver's transmit buffer (``hostTransmitBufferBytes``); unbounded without wire timing.
+    public func hostRoomBytes(atNs: UInt64) -> Int {
+        guard options.wireTiming, hostBaudRate > 0 else { return Int.max }
+        let backlogNs = hostBusyUntilNs > atNs ? hostBusyUntilNs - atNs : 0
+        let backlogBytes = (backlogNs + byteNs - 1) / byteNs
+        return backlogBytes >= Self.hostTransmitBufferBytes ? 0 : Int(Self.hostTransmitBufferBytes - backlogBytes)
+    }
 
     /// Opens the wire for one request of `length` bytes received at `atNs`. Returns false when the request
     /// is lost: it overlapped a reply still due (a collision: the reply is lost too) or the host ran

@@ -207,6 +207,10 @@ public final class VirtualBusServer: @unchecked Sendable {
         bus.advance(toNs: now)
         let ready = bus.readReplies(upToNs: now, into: output)
         let next = bus.nextReplyReadyNs
+        // A host far ahead of the wire: its bytes wait in the transport (a pty's buffer fills and the host's
+        // `write` blocks, as a serial driver's would) rather than being taken and lost.
+        let room = min(bus.hostRoomBytes(atNs: now), input.count)
+        let drainNs = bus.byteNs * 64
         lock.unlock()
         if ready > 0 {
             do {
@@ -233,11 +237,16 @@ public final class VirtualBusServer: @unchecked Sendable {
                 }
             }
         }
+        if room == 0 {
+            var pause = timespec(tv_sec: 0, tv_nsec: Int(min(drainNs, deadline > now ? deadline - now : 0)))
+            nanosleep(&pause, nil)
+            return true
+        }
         let count: Int
         do {
             count = try transport.read(
-                into: input, spinUntil: MonotonicInstant(nanoseconds: spinUntil),
-                deadline: MonotonicInstant(nanoseconds: deadline))
+                into: UnsafeMutableRawBufferPointer(rebasing: input[0..<room]),
+                spinUntil: MonotonicInstant(nanoseconds: spinUntil), deadline: MonotonicInstant(nanoseconds: deadline))
         } catch {
             return !(error == .closed && terminal == nil)
         }
@@ -245,7 +254,9 @@ public final class VirtualBusServer: @unchecked Sendable {
             now = MonotonicInstant.now().nanoseconds
             lastTrafficNs = now
             lock.lock()
-            if followTerminalBaudRate, let rate = terminal?.terminalBaudRate { bus.hostBaudRate = rate }
+            // Any rate the client set, standard or not (termios2); one that cannot be read is noise to every
+            // servo rather than the previous rate kept.
+            if followTerminalBaudRate, let terminal { bus.hostBaudRate = terminal.terminalBaudRate ?? 0 }
             bus.receive(UnsafeRawBufferPointer(rebasing: input[0..<count]), atNs: now)
             lock.unlock()
         }

@@ -40,6 +40,7 @@ struct RegisterLayout {
     var encoding: RegisterEncoding
     var minimum: Int64?
     var maximum: Int64?
+    var allowedValues: [Int64]?
 
     init(_ spec: RegisterSpec) {
         address = spec.address
@@ -49,6 +50,7 @@ struct RegisterLayout {
         encoding = spec.encoding
         minimum = spec.minimum
         maximum = spec.maximum
+        allowedValues = spec.allowedValues
     }
 
     @inline(__always)
@@ -61,6 +63,7 @@ struct RegisterLayout {
     func accepts(_ value: Int64) -> Bool {
         if let minimum, value < minimum { return false }
         if let maximum, value > maximum { return false }
+        if let allowedValues, !allowedValues.contains(value) { return false }
         return true
     }
 }
@@ -80,7 +83,7 @@ struct RegisterMap {
     // Feetech
     var maxTorque = -1, unloadingCondition = -1, overloadTorque = -1, protectionTime = -1
     var protectionCurrent = -1, overcurrentTime = -1, acceleration = -1, goalTime = -1, torqueLimit = -1
-    var lock = -1, presentLoad = -1, status = -1
+    var lock = -1, presentLoad = -1, status = -1, goalPosition2 = -1
     /// Dynamixel indirect addressing, as the table lays it out (XM430: two banks of 28; XL330: one of 20):
     /// per bank, the first Indirect Data address, how many there are, and the first Indirect Address register.
     var indirectData1 = -1, indirectCount1 = 0, indirectAddress1 = -1
@@ -161,6 +164,7 @@ struct RegisterMap {
         lock = a("Lock")
         presentLoad = a("Present Load")
         status = a("Status")
+        goalPosition2 = a("Goal Position 2")
         if positionP < 0 { positionP = a("P Coefficient") }
         if positionD < 0 { positionD = a("D Coefficient") }
         if positionI < 0 { positionI = a("I Coefficient") }
@@ -454,8 +458,19 @@ public final class VirtualServo {
     // MARK: Host access
 
     /// Copies `length` bytes from `address` for a READ; indirect data registers read through their address.
+    /// Within the table every byte reads (a reserved byte between registers reads 0). Past the table's end a
+    /// Dynamixel answers with an Access Error (Protocol 2.0: reading an address that is not defined) and no
+    /// data; a Feetech servo has no error to report it with (its status byte carries hardware conditions only)
+    /// and answers with the bytes of its memory, 0 beyond the registers.
     func hostRead(address: Int, length: Int, into out: UnsafeMutablePointer<UInt8>) -> AccessOutcome {
-        guard address >= 0, length >= 0, address + length <= tableSize else { return .dataLength }
+        guard address >= 0, length >= 0 else { return .accessError }
+        if address + length > tableSize {
+            guard !isDynamixel else { return .accessError }
+            for offset in 0..<length {
+                out[offset] = address + offset < tableSize ? memory[address + offset] : 0
+            }
+            return .ok
+        }
         for offset in 0..<length {
             out[offset] = memory[resolveIndirect(address + offset)]
         }
@@ -486,9 +501,10 @@ public final class VirtualServo {
 
     /// REG_WRITE: keeps the write until ACTION.
     func register(address: Int, data: UnsafeRawBufferPointer) -> AccessOutcome {
-        guard let base = data.baseAddress, data.count > 0, address >= 0, address + data.count <= tableSize else {
+        guard let base = data.baseAddress, data.count > 0, address >= 0, data.count <= tableSize else {
             return .dataLength
         }
+        if isDynamixel && address + data.count > tableSize { return .accessError }
         registered.update(from: base.assumingMemoryBound(to: UInt8.self), count: data.count)
         registeredAddress = address
         registeredLength = data.count
@@ -505,13 +521,21 @@ public final class VirtualServo {
         return outcome
     }
 
-    /// Validates and applies a WRITE; nothing is written unless every covered register accepts it.
+    /// Validates and applies a WRITE. Dynamixel: nothing is written unless every byte lands in a writable
+    /// register and every covered register accepts its value; otherwise the outcome names the error its status
+    /// packet carries (Access Error for a read-only or undefined address, EEPROM with torque on, or past the
+    /// table; Data Range; Data Limit; Data Length for a register written in part). Feetech: the STS/SCS
+    /// firmware has no such errors (its status byte carries hardware conditions only): read-only bytes and
+    /// bytes outside the registers keep their value, the others take the data, and the write is acknowledged.
     func hostWrite(address: Int, data: UnsafePointer<UInt8>, length: Int) -> AccessOutcome {
-        guard address >= 0, length > 0, address + length <= tableSize else { return .dataLength }
+        guard address >= 0, length > 0 else { return .dataLength }
         if isDynamixel {
+            guard address + length <= tableSize else { return .accessError }
             let outcome = validateDynamixelWrite(address: address, data: data, length: length)
             if outcome != .ok { return outcome }
         }
+        let length = min(length, tableSize - address)
+        guard length > 0 else { return .ok }
         let torqueBefore = torqueEnabled
         var touchedEEPROM = false
         var offset = 0
@@ -540,10 +564,8 @@ public final class VirtualServo {
         while cursor < end {
             let target = resolveIndirect(cursor)
             let index = registerAt[target]
-            if index < 0 {
-                cursor += 1
-                continue
-            }
+            // A byte between registers is not defined: the whole write is refused.
+            if index < 0 { return .accessError }
             let register = layout[Int(index)]
             if target != cursor {
                 // Indirect data: one byte at a time, checked only for access.
@@ -718,7 +740,7 @@ public final class VirtualServo {
             powerW: current * current * motor.windingResistanceOhm + model.physical.standbyCurrentA * vin, dtS: dtS)
         return ActuatorOutput(
             torqueNm: motor.outputTorqueNm(currentA: current) + friction.torqueNm,
-            dampingNmsPerRad: emfDamping + friction.dampingNmsPerRad)
+            dampingNmsPerRad: emfDamping + friction.dampingNmsPerRad, isTorqueEnabled: torqueEnabled)
     }
 
     /// The firmware's current clamp: Current Limit in current-based modes, the winding's stall current
@@ -919,7 +941,11 @@ public final class VirtualServo {
             var status: Int64 = inPosition ? 1 : 0
             if abs(trajectoryVelocity) > 0 { status |= 2 }
             setValue(map.movingStatus, status)
+            // Models without a current sensor (XL430) report the load: the winding current as a share of stall.
+            let load = currentSign * currentA / max(model.physical.stallCurrentA, 1e-9) * 1000
+            setValue(map.presentLoad, Int64(max(-1000, min(1000, load)).rounded()))
         } else {
+            setValue(map.goalPosition2, value(map.goalPosition))
             setValue(map.presentVelocity, Int64(countsPerS.rounded()))
             setValue(map.presentLoad, Int64((duty * 1000).rounded()))
             setValue(map.presentCurrent, Int64((abs(currentA) * 1000 / milliampsPerCurrentUnit).rounded()))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SinewBus
+import SinewCore
 import SinewDrivers
 import SinewKinematics
 import SinewRuntime
@@ -15,13 +16,17 @@ enum Backend: String, ExpressibleByArgument, CaseIterable {
 /// The simulated robot behind a configuration: per bus, virtual servos driven by the robot's rigid-body
 /// physics, served on an in-process byte pipe with wire-time emulation.
 ///
-/// When robot.yaml has `simulation: {motion: FILE}` the robot is a leader arm in a person's hand: its joints
-/// follow the motion (``RobotJointDynamics/play(_:)``, looping, from the motion's first row when the robot is
-/// built) and its servos start with torque off, however they are served.
+/// When robot.yaml has `simulation: {motion: FILE}` (or `handMotion` is given, `sinew virtual-bus --hand FILE`)
+/// the robot is an arm in a person's hand: its joints follow the motion (``RobotJointDynamics/play(_:)``,
+/// looping, from the motion's first row when the robot is built) while their servos' torque is off, and its
+/// servos start with torque off, however they are served. With `manualHand` (`--hand keys`) the hand holds
+/// every configured joint where it is and moves it as ``manualHands`` is told.
 final class SimulatedRobot {
     let buses: [VirtualBus]
     let servers: [VirtualBusServer]
     let dynamics: [RobotJointDynamics]
+    /// With `manualHand`, per bus, the hand holding its joints (column order: the bus's joints in robot.yaml).
+    let manualHands: [ManualHand]
     var transports: [String: any ByteTransport] = [:]
     /// In lockstep mode, the simulated clock the loop drives.
     var clock: LockstepBusTransport?
@@ -42,8 +47,11 @@ final class SimulatedRobot {
     init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog, wireTiming: Bool = true,
         faults: FaultInjection = .none, lockstep: Bool = false, terminals: Bool = false,
-        linkDirectory: String? = nil
+        linkDirectory: String? = nil, handMotion: JointMotion? = nil, manualHand: Bool = false
     ) throws {
+        let motion = handMotion ?? configuration.simulation?.motion
+        let handHeld = motion != nil || manualHand
+        var manualHands: [ManualHand] = []
         let loopBusyPollNs = configuration.loop.busyPollNanoseconds
         let serverBusyPollNs = loopBusyPollNs > 0 ? max(loopBusyPollNs, 200_000) : 0
         var buses: [VirtualBus] = []
@@ -80,12 +88,17 @@ final class SimulatedRobot {
             }
             let robot = try RobotJointDynamics(
                 model: model, mappings: mappings, servoModels: servos, initialPositions: start)
-            if let motion = configuration.simulation?.motion {
+            if let motion {
                 do {
                     try robot.play(motion)
                 } catch {
-                    throw ValidationError("simulation.motion: \(error)")
+                    throw ValidationError("\(handMotion != nil ? "--hand" : "simulation.motion"): \(error)")
                 }
+            } else if manualHand {
+                let held = joints.compactMap { model.jointIndex(named: $0.name) }
+                let hand = try ManualHand(model: model, joints: held, initialPositionsRad: held.map { start[$0] })
+                try robot.hold(with: hand)
+                manualHands.append(hand)
             }
             virtualBus.dynamics = robot
             if let (linkIMU, loopEnd) = try makeVirtualLinkIMU(configuration: configuration, robot: robot) {
@@ -100,8 +113,8 @@ final class SimulatedRobot {
             if terminals {
                 // A robot served for another process is found as it was left: powered, holding its pose (a
                 // fresh servo's torque-off default would let the arm fall before anyone connects) — except a
-                // leader arm (a motion in robot.yaml): a person holds it, and its servos only read.
-                if configuration.simulation?.motion == nil {
+                // leader arm (a motion in robot.yaml, or a hand): a person holds it, and its servos only read.
+                if !handHeld {
                     for servo in virtualBus.servos { servo.setRegisterValue(named: "Torque Enable", 1) }
                 }
                 let link = linkDirectory.map { ($0 as NSString).appendingPathComponent(bus.name) }
@@ -125,6 +138,7 @@ final class SimulatedRobot {
         self.buses = buses
         self.servers = servers
         self.dynamics = dynamics
+        self.manualHands = manualHands
     }
 
     func stop() {

@@ -23,12 +23,13 @@ final class TerminalKeys: @unchecked Sendable {
     let isActive: Bool
 
     /// Starts reading keys; `onEmergencyStop` and `onRecover` run on the reader thread for each of their keys,
-    /// `onOtherByte` for every other byte (a jog policy's keys).
+    /// `onOtherByte` for every other byte (a jog policy's keys) — for every byte with `allBytes` (a terminal
+    /// that is no run's e-stop, such as `sinew virtual-bus --hand keys`).
     init(
         onEmergencyStop: @escaping @Sendable () -> Void, onRecover: @escaping @Sendable () -> Void = {},
-        onOtherByte: (@Sendable (UInt8) -> Void)? = nil
+        onOtherByte: (@Sendable (UInt8) -> Void)? = nil, allBytes: Bool = false
     ) {
-        guard isatty(STDIN_FILENO) != 0, tcgetpgrp(STDIN_FILENO) == getpgrp(),
+        guard Self.standardInputIsAForegroundTerminal,
             tcgetattr(STDIN_FILENO, &savedMode) == 0
         else {
             isActive = false
@@ -54,7 +55,9 @@ final class TerminalKeys: @unchecked Sendable {
                 guard poll(&descriptor, 1, 100) == 1 else { continue }
                 // End of input or an error (the terminal went away): stop reading, the run goes on.
                 guard read(STDIN_FILENO, &byte, 1) == 1 else { break }
-                if Self.emergencyStopKeys.contains(byte) {
+                if allBytes {
+                    onOtherByte?(byte)
+                } else if Self.emergencyStopKeys.contains(byte) {
                     onEmergencyStop()
                 } else if Self.recoverKeys.contains(byte) {
                     onRecover()
@@ -66,6 +69,15 @@ final class TerminalKeys: @unchecked Sendable {
         }
         thread.name = "sinew-terminal-keys"
         thread.start()
+    }
+
+    /// Whether standard input is a terminal this process may read keys from: its controlling terminal with this
+    /// process's group in the foreground (a run in the background of its shell must not take the shell's keys), or
+    /// a terminal that is no one's controlling terminal here (a pseudo-terminal a program hands it as its input).
+    static var standardInputIsAForegroundTerminal: Bool {
+        guard isatty(STDIN_FILENO) != 0 else { return false }
+        let group = tcgetpgrp(STDIN_FILENO)
+        return group == getpgrp() || (group < 0 && errno == ENOTTY)
     }
 
     /// Stops reading and gives the terminal back its mode (echo, line editing); calling it again is harmless.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SinewBus
+import SinewCore
 import SinewDrivers
 import SinewRuntime
 import SinewSim
@@ -15,13 +16,25 @@ struct VirtualBusCommand: ParsableCommand {
             first line printed is the pseudo-terminal's path (e.g. /dev/pts/4), for scripts; a description \
             follows. Runs until SIGINT (Ctrl-C) or SIGTERM, then removes the --link and exits 0.
 
-            Models: xl330-m077, xl330-m288 and xm430-w350 (dynamixel), sts3215 (feetech). Fresh servos hold \
-            the factory defaults (Return Delay Time 250 = 500 µs included), at the --baud rate.
+            Models: xl330-m077, xl330-m288, xl430-w250 and xm430-w350 (dynamixel), sts3215 and sts3250 (feetech). \
+            Fresh servos hold the factory defaults (Return Delay Time 250 = 500 µs included), at the --baud rate. \
+            One model: --model and --ids; several on one bus (one protocol): --servos, e.g. the Koch follower's \
+            --servos 1-2:xl430-w250,3-6:xl330-m288.
+
+            The bus follows the rate its client sets on the pseudo-terminal, standard or not (pyserial's 14400, \
+            128000, 250000 included): servos listening at another rate hear garbage and never answer, as on a real \
+            bus, so a scan finds them only at their own rate.
 
             With --robot, a robot.yaml with `simulation: {motion: FILE}` is a leader arm held by a person: its \
             joints follow the motion file (looping) and its servos start with torque off, so a teleoperation run \
             reads a moving leader without hardware (e.g. Hardware/robots/so101/leader.yaml). Other robots are \
-            served torqued, holding their pose.
+            served torqued, holding their pose. --hand FILE puts any robot in a person's hand instead: its joints \
+            follow FILE (the motion file format of simulation.motion, looping; e.g. \
+            Hardware/robots/so101/motions/calibration-sweep.csv, every joint through its range as LeRobot's \
+            calibration asks) and its servos start torque off. --hand keys holds the joints where they are and \
+            moves them from this terminal: up/down (or 1-9) pick a joint, left/right move it. A hand moves a joint \
+            only while its servo's torque is off: a servo switched on holds its joint and the hand lets go, taking \
+            hold again when the torque goes off.
 
             With --wire-timing on (the default) a reply becomes readable only when a real wire would have \
             delivered it: (request + reply bytes) × 10 / baud, plus each servo's Return Delay Time, plus a few \
@@ -31,7 +44,7 @@ struct VirtualBusCommand: ParsableCommand {
             (0-1, per reply packet); drop=P loses a reply with probability P; silent=ID never answers (repeat for \
             several), silent=ID@SECONDS falls silent SECONDS after start and for good (a servo dying mid-run); \
             overload=ID@SECONDS makes servo ID report an overload and drop torque SECONDS after start \
-            (cleared by REBOOT).
+            (cleared by REBOOT); seed=N picks another repeatable sequence of lost and corrupted replies.
 
             Example (then point any Feetech client at /tmp/so101):
               sinew virtual-bus --protocol feetech --model sts3215 \\
@@ -57,8 +70,20 @@ struct VirtualBusCommand: ParsableCommand {
         help: ArgumentHelp("With --robot: also link DIR/<bus name> to each bus's pseudo-terminal.", valueName: "dir"))
     var linkDir: String?
 
-    @Option(help: "Servo IDs (0-252; Feetech 0-253), e.g. 1-6, 1,3,5 or 1-3,7.")
-    var ids = "1-6"
+    @Option(help: "Servo IDs (0-252; Feetech 0-253), e.g. 1-6, 1,3,5 or 1-3,7 (default 1-6).")
+    var ids: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Servos of several models on one bus, instead of --model/--ids: IDS:MODEL groups, e.g. "
+                + "1-2:xl430-w250,3-6:xl330-m288.", valueName: "groups"))
+    var servos: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "With --robot: a hand moves the joints along FILE (a joint motion CSV), or from this terminal's keys "
+                + "(`keys`), while their servos' torque is off; the servos start torque off.", valueName: "FILE|keys"))
+    var hand: String?
 
     @Option(parsing: .unconditional, help: "Bus rate in bit/s; must be a rate the model supports.")
     var baud = 1_000_000
@@ -73,12 +98,33 @@ struct VirtualBusCommand: ParsableCommand {
     @Option(help: "Deliver replies no earlier than a real wire would (on|off).")
     var wireTiming = OnOff.on
 
-    @Option(help: "Inject faults: corrupt=P,drop=P,silent=ID[@SECONDS],overload=ID@SECONDS (P per reply packet, 0-1).")
+    @Option(
+        help: ArgumentHelp(
+            "Inject faults: corrupt=P,drop=P,silent=ID[@SECONDS],overload=ID@SECONDS,seed=N (P per reply packet, 0-1).",
+            valueName: "fault"))
     var fault: String?
 
     /// The bus the arguments describe; every argument mistake is a ValidationError naming it.
     func makeBus(catalog: ServoCatalog) throws -> (VirtualBus, protocolName: String) {
-        guard let model else { throw ValidationError("give --model (and --protocol, --ids), or --robot ROBOT.yaml") }
+        if let servos {
+            guard model == nil, ids == nil else {
+                throw ValidationError("--servos names every servo and its model: drop --model and --ids")
+            }
+            do {
+                let bus = try VirtualBus.make(
+                    catalog: catalog, servos: servos, baudRate: baud, wireTiming: wireTiming == .on, faults: fault)
+                let protocolName = bus.model.wireProtocol == .dynamixel2 ? "dynamixel" : "feetech"
+                if let busProtocol, busProtocol.lowercased() != protocolName {
+                    throw ValidationError("--servos names \(protocolName) servos, not \(busProtocol)")
+                }
+                return (bus, protocolName)
+            } catch let error as VirtualBusSetupError {
+                throw ValidationError(error.description)
+            }
+        }
+        guard let model else {
+            throw ValidationError("give --model (and --protocol, --ids), --servos, or --robot ROBOT.yaml")
+        }
         let known = catalog.model(named: model)
         let modelProtocol = known.map { $0.wireProtocol == .dynamixel2 ? "dynamixel" : "feetech" }
         let protocolName = busProtocol?.lowercased() ?? modelProtocol ?? "dynamixel"
@@ -89,7 +135,7 @@ struct VirtualBusCommand: ParsableCommand {
         }
         do {
             let bus = try VirtualBus.make(
-                catalog: catalog, protocolName: protocolName, modelName: model, ids: ids, baudRate: baud,
+                catalog: catalog, protocolName: protocolName, modelName: model, ids: ids ?? "1-6", baudRate: baud,
                 wireTiming: wireTiming == .on, faults: fault)
             return (bus, protocolName)
         } catch {
@@ -99,12 +145,17 @@ struct VirtualBusCommand: ParsableCommand {
 
     func validate() throws {
         if robot != nil {
-            if model != nil || busProtocol != nil {
-                throw ValidationError("--robot takes its servos from robot.yaml: drop --model/--protocol")
+            if model != nil || busProtocol != nil || servos != nil || ids != nil {
+                throw ValidationError(
+                    "--robot takes its servos from robot.yaml: drop --model/--protocol/--ids/--servos")
+            }
+            if hand == "keys" && !TerminalKeys.standardInputIsAForegroundTerminal {
+                throw ValidationError("--hand keys reads this terminal's keys: run it in the foreground of a terminal")
             }
             return
         }
         if linkDir != nil { throw ValidationError("--link-dir goes with --robot (a single bus takes --link)") }
+        if hand != nil { throw ValidationError("--hand moves a robot's joints: it goes with --robot ROBOT.yaml") }
         // Only argument mistakes here (reported with this command's usage); a missing Hardware/ folder is
         // reported by run().
         guard let catalog = ServoTables.loadIfPresent() else { return }
@@ -126,9 +177,14 @@ struct VirtualBusCommand: ParsableCommand {
             throw CommandFailure(error.description)
         }
         let path = server.path ?? ""
-        var description =
-            "Serving \(bus.servos.count) virtual \(bus.model.name) servo\(bus.servos.count == 1 ? "" : "s") "
-            + "(\(protocolName), IDs \(ids), \(baud) bit/s, wire timing \(wireTiming.rawValue)) on \(path)"
+        let models = Set(bus.servos.map(\.model.name))
+        let what =
+            models.count == 1
+            ? "\(bus.servos.count) virtual \(bus.model.name) servo\(bus.servos.count == 1 ? "" : "s") (\(protocolName), IDs "
+                + (ids ?? idRangeText(bus.servos.map(\.busID)))
+            : "\(bus.servos.count) virtual servos (\(protocolName), "
+                + bus.servos.map { "\($0.busID): \($0.model.name)" }.joined(separator: ", ")
+        var description = "Serving \(what), \(baud) bit/s, wire timing \(wireTiming.rawValue)) on \(path)"
         if let link { description += " (link: \(link))" }
         if let fault, !fault.isEmpty { description += ", faults \(fault)" }
         printFlushed(path)
@@ -152,13 +208,29 @@ struct VirtualBusCommand: ParsableCommand {
                 throw ValidationError("--fault: \(error)")
             }
         }
+        var handMotion: JointMotion?
+        if let hand, hand != "keys" {
+            handMotion = try checked.configuration.loadHandMotion(contentsOf: hand, model: checked.model)
+        }
         if let linkDir { try FileManager.default.createDirectory(atPath: linkDir, withIntermediateDirectories: true) }
         let robot = try SimulatedRobot(
             configuration: checked.configuration, model: checked.model, catalog: try ServoTables.load(),
-            wireTiming: wireTiming == .on, faults: faults, terminals: true, linkDirectory: linkDir)
+            wireTiming: wireTiming == .on, faults: faults, terminals: true, linkDirectory: linkDir,
+            handMotion: handMotion, manualHand: hand == "keys")
         for entry in robot.terminalPaths { printFlushed("\(entry.bus) \(entry.path)") }
         let served = robot.terminalPaths.map { "\($0.bus): \($0.link ?? $0.path)" }.joined(separator: ", ")
-        if let simulation = checked.configuration.simulation, let motion = simulation.motion {
+        var keys: TerminalKeys?
+        if let handMotion, let hand {
+            printFlushed(
+                "Serving the simulated \(checked.configuration.name) (\(checked.configuration.joints.count) joints, "
+                    + "torque off) in a hand on \(served); while their servos' torque is off its joints follow \(hand) "
+                    + String(format: "(%.1f s, looping). Ctrl-C stops.", handMotion.loopPeriodS))
+        } else if hand == "keys" {
+            printFlushed(
+                "Serving the simulated \(checked.configuration.name) (\(checked.configuration.joints.count) joints, "
+                    + "torque off) in your hand on \(served). " + ManualHandKeyDecoder.hint + ".")
+            keys = startHandKeys(robot: robot, configuration: checked.configuration)
+        } else if let simulation = checked.configuration.simulation, let motion = simulation.motion {
             printFlushed(
                 "Serving the simulated leader arm \(checked.configuration.name) "
                     + "(\(checked.configuration.joints.count) joints, torque off) on \(served); "
@@ -170,6 +242,7 @@ struct VirtualBusCommand: ParsableCommand {
                     + served + ". Run it with: sinew run \(path) --backend pty --port PATH. Ctrl-C stops.")
         }
         let signal = waitForTerminationSignal()
+        keys?.finish()
         robot.stop()
         // Only links still leading to this robot's terminals: another server may have taken one over since.
         for entry in robot.terminalPaths {
@@ -177,4 +250,63 @@ struct VirtualBusCommand: ParsableCommand {
         }
         printError("virtual robot stopped (\(signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "SIGHUP"))")
     }
+}
+
+extension VirtualBusCommand {
+    /// `--hand keys`: this terminal's keys move the simulated robot's joints (``ManualHand``); a status line on
+    /// standard error names the picked joint, where it is held and its limits.
+    func startHandKeys(robot: SimulatedRobot, configuration: RobotConfiguration) -> TerminalKeys? {
+        guard let hand = robot.manualHands.first, let server = robot.servers.first else { return nil }
+        let names = configuration.joints.filter { $0.bus == robot.terminalPaths.first?.bus }.map(\.name)
+        let state = HandKeyState(names: names)
+        let keys = TerminalKeys(
+            onEmergencyStop: {}, onRecover: {},
+            onOtherByte: { byte in
+                guard let line = state.handle(byte, hand: hand, server: server) else { return }
+                FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+            }, allBytes: true)
+        return keys.isActive ? keys : nil
+    }
+}
+
+/// The picked joint and the key decoder of `--hand keys`, on the terminal reader's thread.
+final class HandKeyState: @unchecked Sendable {
+    let names: [String]
+    var decoder = ManualHandKeyDecoder()
+    var picked = 0
+    /// Target step per key press, rad: a held key's auto-repeat (~30 per second) moves ~1.5 rad/s, the hand's
+    /// own speed limit (1 rad/s) smooths it.
+    static let stepRad = 0.05
+
+    init(names: [String]) { self.names = names }
+
+    /// The status line after `byte`, or nil when it did nothing.
+    func handle(_ byte: UInt8, hand: ManualHand, server: VirtualBusServer) -> String? {
+        guard let action = decoder.feed(byte), !names.isEmpty else { return nil }
+        switch action {
+        case .pick(let n): picked = min(n, names.count - 1)
+        case .pickNext(let n): picked = ((picked + n) % names.count + names.count) % names.count
+        case .nudge: break
+        }
+        let column = picked
+        let target = server.withBus { _ -> Double in
+            if case .nudge(let sign) = action { return hand.nudge(column: column, byRad: sign * Self.stepRad) }
+            return hand.target(column: column)
+        }
+        return String(format: "hand: [%d] %@ held at %.3f rad", column + 1, names[column], target)
+    }
+}
+
+/// IDs as ranges, e.g. `1-6` or `1-2,5`.
+func idRangeText(_ ids: [UInt8]) -> String {
+    var parts: [String] = []
+    var index = 0
+    let sorted = ids.sorted()
+    while index < sorted.count {
+        var end = index
+        while end + 1 < sorted.count && sorted[end + 1] == sorted[end] + 1 { end += 1 }
+        parts.append(end == index ? "\(sorted[index])" : "\(sorted[index])-\(sorted[end])")
+        index = end + 1
+    }
+    return parts.joined(separator: ",")
 }

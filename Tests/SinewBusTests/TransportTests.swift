@@ -200,3 +200,21 @@ import Testing
         #expect(try buffer.withUnsafeMutableBytes { try readerEnd.readAvailable(into: $0) } == 0)
     }
 }
+
+/// Any rate reaches the other side of a pty — the standard ones and those pyserial sets through termios2
+/// (BOTHER): 4800, 14400, 76800, 128000, 250000 — and a rate the terminal cannot take is refused with an error
+/// that names it, leaving the previous rate in place (it used to be kept silently).
+@Test func everyRateReachesTheServingSideAndBadOnesAreRefused() throws {
+    let primary = try PseudoTerminalTransport.createPair()
+    let client = try PseudoTerminalTransport(path: primary.path, baudRate: 57_600)
+    #expect(primary.terminalBaudRate == 57_600, "the rate given when opening is set")
+    for rate in [4_800, 9_600, 14_400, 38_400, 76_800, 128_000, 250_000, 500_000, 1_000_000, 3_000_000, 4_500_000] {
+        try client.setBaudRate(rate)
+        #expect(primary.terminalBaudRate == rate)
+        #expect(client.baudRate == rate)
+    }
+    for bad in [0, -9_600, 20_000_000] {
+        #expect(throws: TransportError.unsupportedBaudRate(bad)) { try client.setBaudRate(bad) }
+        #expect(primary.terminalBaudRate == 4_500_000 && client.baudRate == 4_500_000)
+    }
+}

@@ -17,7 +17,8 @@ let servoTableDirectory: String = {
     }
 
     @Test func loadsTheShippedModels() {
-        #expect(catalog.modelNames == ["sts3215", "xl330-m077", "xl330-m288", "xm430-w350"])
+        #expect(
+            catalog.modelNames == ["sts3215", "sts3250", "xl330-m077", "xl330-m288", "xl430-w250", "xm430-w350"])
         #expect(catalog.model(named: "XL330-M288")?.modelNumber == 1200)
         #expect(catalog.model(named: "xl330-m077")?.modelNumber == 1190)
         #expect(catalog.model(named: "xm430-w350")?.modelNumber == 1020)
@@ -163,5 +164,40 @@ let servoTableDirectory: String = {
         let noPhysics = original.replacingOccurrences(of: #""gearRatio": 288.35,"#, with: "")
         #expect(error(noPhysics)?.key == "physical.gearRatio")
         #expect(throws: ServoTableError.self) { try ServoCatalog.load(directory: "/nonexistent-sinew-dir") }
+        let modes = #""values": [0, 1, 3, 4, 5, 16]"#
+        #expect(original.contains(modes))
+        let outside = try #require(error(original.replacingOccurrences(of: modes, with: #""values": [0, 17]"#)))
+        #expect(outside.key.hasSuffix(".values") && outside.problem.contains("17"), "\(outside)")
+        let notList = try #require(error(original.replacingOccurrences(of: modes, with: #""values": 3"#)))
+        #expect(notList.problem.contains("non-empty list"), "\(notList)")
+        let notInteger = try #require(error(original.replacingOccurrences(of: modes, with: #""values": [1, "x"]"#)))
+        #expect(notInteger.key.contains("values[1]"), "\(notInteger)")
+    }
+
+    /// The XL430-W250 (Koch follower shoulder, e-manual): no current sensor — no Current Limit or Goal Current,
+    /// Present Load at 126, velocity/position/extended/PWM modes only — and two banks of indirect addresses.
+    @Test func xl430W250HasNoCurrentRegisters() throws {
+        let model = try #require(catalog.model(named: "xl430-w250"))
+        #expect(model.modelNumber == 1060 && model.wireProtocol == .dynamixel2)
+        #expect(model.register(named: "Current Limit") == nil && model.register(named: "Goal Current") == nil)
+        #expect(model.register(named: "Present Load")?.address == 126)
+        #expect(model.register(named: "Operating Mode")?.allowedValues == [1, 3, 4, 16])
+        #expect(model.register(named: "Operating Mode")?.accepts(5) == false)
+        #expect(model.register(named: "Indirect Data 56")?.address == 661)
+        #expect(model.baudRates[7] == 4_500_000)
+        #expect(model.operatingModeValue(for: .current) == nil)
+    }
+
+    /// The STS3215's table reaches its factory area (LeRobot's configure writes Maximum Acceleration at 85), and
+    /// the STS3250 shares the table under its own model number.
+    @Test func stsTablesReachTheFactoryArea() throws {
+        for name in ["sts3215", "sts3250"] {
+            let model = try #require(catalog.model(named: name))
+            let maximum = try #require(model.register(named: "Maximum Acceleration"), "\(name)")
+            #expect(maximum.address == 85 && maximum.access == .readWrite && maximum.area == .eeprom)
+            #expect(model.register(named: "Goal Position 2")?.access == .readOnly)
+            #expect(model.controlTableSize == 87)
+        }
+        #expect(catalog.model(named: "sts3250")?.modelNumber == 2825)
     }
 }

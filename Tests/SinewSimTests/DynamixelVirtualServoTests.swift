@@ -216,7 +216,11 @@ import Testing
         host.wait(seconds: 0.01)
         #expect(host.read(1, 70, 1).first?.parameters == [0x01])
         #expect(host.read(1, 144, 2).first?.uint16 == 75)
-        #expect(host.write(1, 64, [1]).first?.error == 0x80, "default Shutdown (52) does not include voltage")
+        // The XL330's factory Shutdown (53) includes the input-voltage bit: torque cannot come on.
+        #expect(host.read(1, 63, 1).first?.parameters == [0x35])
+        #expect(host.write(1, 64, [1]).first?.error == 0x81)
+        _ = host.write(1, 63, [0x34])
+        #expect(host.write(1, 64, [1]).first?.error == 0x80, "Shutdown 52 does not include voltage")
         _ = host.write(1, 64, [0])
         _ = host.write(1, 63, [0x35])
         #expect(host.write(1, 64, [1]).first?.error == 0x81)
@@ -275,10 +279,11 @@ import Testing
         #expect(host.ping(1).map(\.id) == [1])
     }
 
-    /// Indirect addressing follows each table's layout: XL330-M077 one bank of 20 (addresses at 168, data at
-    /// 208), the XL330-M288 and XM430 tables here a bank of 28 (168, 224), the XM430 a second one (578, 634).
+    /// Indirect addressing follows each table's layout: the XL330s one bank of 20 (addresses at 168, data at
+    /// 208), the XM430 and XL430 a bank of 28 (168, 224) and a second one (578, 634).
     @Test(arguments: [
-        ("xl330-m077", 168, 208), ("xl330-m288", 168, 224), ("xm430-w350", 168, 224), ("xm430-w350", 578, 634),
+        ("xl330-m077", 168, 208), ("xl330-m288", 168, 208), ("xm430-w350", 168, 224), ("xm430-w350", 578, 634),
+        ("xl430-w250", 168, 224), ("xl430-w250", 578, 634),
     ])
     func indirectDataReadsThroughItsAddress(model: String, addressRegister: Int, data: Int) throws {
         let host = try TestHost(model: model, ids: [1])

@@ -112,3 +112,24 @@ import Testing
     #expect(delta == 0)
     #expect(received == 1000 * 6 * 21)
 }
+
+/// Servos answer only at their own rate, whatever the rate (the pty carries any, termios2): a scan at 4800 bit/s
+/// finds nothing where STS3215s listen at 1 Mbit/s — LeRobot's scan found phantom servos there when the pty's
+/// rate table lacked 4800 and the old rate was kept — and a bus at 250 kbit/s (a rate pyserial sets as a custom
+/// one) is found at 250 kbit/s only.
+@Test(arguments: [1_000_000, 250_000])
+func servosAnswerOnlyAtTheirRate(busRate: Int) throws {
+    var options = VirtualBusOptions()
+    options.baudRate = busRate
+    let bus = try VirtualBus(model: try loadModel("sts3215"), ids: [1, 2], options: options)
+    let server = try VirtualBusServer.servePseudoTerminal(bus: bus)
+    defer { server.stop() }
+    let rates = [4_800, 9_600, 14_400, 19_200, 38_400, 57_600, 115_200, 128_000, 250_000, 500_000, 1_000_000]
+    let results = try BusScan.scan(
+        port: server.path, protocols: [.feetechSTS], baudRates: rates, ids: 0...3,
+        timing: BusTiming(marginNanoseconds: 30_000_000, retries: 1))
+    #expect(results.map(\.id) == [1, 2])
+    #expect(results.allSatisfy { $0.baudRate == busRate }, "\(results)")
+    let noise = server.withBus { $0.statistics.noiseBytes }
+    #expect(noise > 0, "the other rates' requests reached the bus as noise")
+}

@@ -15,6 +15,15 @@ import Testing
         #expect(throws: FaultSpecError.self) { try FaultInjection.parse("overload=2") }
         #expect(throws: FaultSpecError.self) { try FaultInjection.parse("explode=1") }
         #expect(try FaultInjection.parse("") == .none)
+        #expect(try FaultInjection.parse("drop=0.5,seed=7").seed == 7)
+        #expect(throws: FaultSpecError.self) { try FaultInjection.parse("seed=-1") }
+        // Another seed loses other replies; the same seed the same ones.
+        func lost(_ spec: String) throws -> [Bool] {
+            let host = try TestHost(model: "sts3215", ids: [1]) { $0.faults = try! FaultInjection.parse(spec) }
+            return (0..<64).map { _ in host.ping(1).isEmpty }
+        }
+        #expect(try lost("drop=0.5,seed=7") == lost("drop=0.5,seed=7"))
+        #expect(try lost("drop=0.5,seed=7") != lost("drop=0.5,seed=8"))
     }
 
     @Test func silentDropAndCorrupt() throws {
@@ -118,12 +127,92 @@ import Testing
             _ = try VirtualBus.make(catalog: catalog, protocolName: "dynamixel", modelName: "xl999", ids: "1")
             Issue.record("unknown model accepted")
         } catch {
-            #expect(error.description.contains("known: sts3215, xl330-m077, xl330-m288, xm430-w350"))
+            #expect(
+                error.description.contains("known: sts3215, sts3250, xl330-m077, xl330-m288, xl430-w250, xm430-w350"))
         }
         #expect(throws: VirtualBusSetupError.self) {
             try VirtualBus.make(
                 catalog: catalog, protocolName: "dynamixel", modelName: "xl330-m288", ids: "1", baudRate: 4_500_000)
         }
+    }
+}
+
+/// Mixed-model buses as `sinew virtual-bus --servos` writes them, and rates as the servos hear them.
+@Suite struct MixedBusAndRateTests {
+    @Test func servoGroupsParseAndBuildAMixedBus() throws {
+        let groups = try ServoGroupList.parse("3-6:xl330-m288,1-2:XL430-W250")
+        #expect(groups.map(\.model) == ["xl330-m288", "xl430-w250"])
+        #expect(groups.map(\.ids) == [[3, 4, 5, 6], [1, 2]])
+        for bad in ["1-2", "1-2:", ":xl330-m288", "1-2:a:b", "2-1:xl330-m288", "1:x,1:y", ""] {
+            #expect(throws: VirtualBusSetupError.self, "\(bad)") { try ServoGroupList.parse(bad) }
+        }
+        let catalog = try ServoCatalog.load(directory: servoTableDirectory)
+        let bus = try VirtualBus.make(catalog: catalog, servos: "3-6:xl330-m288,1-2:xl430-w250")
+        #expect(bus.servos.map(\.busID) == [1, 2, 3, 4, 5, 6], "servos in ID order")
+        #expect(bus.servos.map(\.model.modelNumber) == [1060, 1060, 1200, 1200, 1200, 1200])
+        do {
+            _ = try VirtualBus.make(catalog: catalog, servos: "1:sts3215,2:xl330-m288")
+            Issue.record("a Feetech and a Dynamixel servo shared a bus")
+        } catch {
+            #expect(error.description.contains("different protocols"), "\(error)")
+        }
+        #expect(throws: VirtualBusSetupError.self) { try VirtualBus.make(catalog: catalog, servos: "1:xl999") }
+        #expect(throws: VirtualBusSetupError.self) { try VirtualBus.make(catalog: catalog, servos: "253:xl330-m288") }
+        // The STS3215 has no 4.5 Mbit/s: refused with the rates it has.
+        do {
+            _ = try VirtualBus.make(catalog: catalog, servos: "1:sts3215", baudRate: 4_800)
+            Issue.record("4800 bit/s accepted for an STS3215")
+        } catch {
+            #expect(error.description.contains("does not support 4800"), "\(error)")
+        }
+    }
+
+    /// `--servos` text from outside: seeded mutations of a valid list (bytes replaced, dropped, doubled) parse or
+    /// fail with an error that names the group, never crash; whatever parses names each ID once.
+    @Test func servoGroupMutationsParseOrFailClearly() {
+        let valid = Array("1-2:xl430-w250,3-6:xl330-m288".utf8)
+        let alphabet = Array("0123456789-:,abxlm ".utf8) + [0, 0xFF]
+        var state: UInt64 = 0x5EED_0013
+        func next() -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        for _ in 0..<20_000 {
+            var bytes = valid
+            for _ in 0...(next() % 4) {
+                let at = next() % bytes.count
+                switch next() % 3 {
+                case 0: bytes[at] = alphabet[next() % alphabet.count]
+                case 1: if bytes.count > 1 { bytes.remove(at: at) }
+                default: bytes.insert(bytes[at], at: at)
+                }
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            do {
+                let groups = try ServoGroupList.parse(text)
+                let ids = groups.flatMap(\.ids)
+                #expect(Set(ids).count == ids.count, "\(text)")
+            } catch {
+                #expect(!error.description.isEmpty)
+            }
+        }
+    }
+
+    /// A host at a rate no servo listens at is noise to them all: nothing is decoded, nothing answered, the
+    /// bytes are counted; a packet half received when the rate changes is dropped.
+    @Test func aWrongRateIsNoise() throws {
+        let host = try TestHost(model: "sts3215", ids: [1, 2])
+        host.bus.hostBaudRate = 4_800
+        #expect(host.ping(1).isEmpty)
+        #expect(host.bus.statistics.requests == 0 && host.bus.statistics.noiseBytes == 6)
+        host.bus.hostBaudRate = 1_000_000
+        #expect(host.ping(1).map(\.id) == [1])
+        let ping = host.packet { out throws(CodecError) in try Feetech.encodePing(id: 2, into: out) }
+        host.bus.receive(Array(ping[0..<3]), atNs: host.nowNs)
+        host.bus.hostBaudRate = 500_000
+        host.bus.hostBaudRate = 1_000_000
+        host.bus.receive(Array(ping[3...]), atNs: host.nowNs)
+        #expect(host.bus.queuedReplyBytes == 0, "the first half was heard at another rate")
     }
 }
 

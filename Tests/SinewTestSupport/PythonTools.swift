@@ -42,6 +42,8 @@ public func testPython(importing modules: [String]) throws -> String {
 /// The test environment's Python or one of its packages is missing.
 public struct MissingTestPython: Error, CustomStringConvertible {
     public var description: String
+
+    public init(description: String) { self.description = description }
 }
 
 /// A fresh folder under the system's temporary folder.

@@ -25,14 +25,19 @@ int sinew_wait_writable(int fd, uint64_t deadline_ns);
 /** Puts a terminal into raw 8N1 mode (cfmakeraw, CLOCAL|CREAD, VMIN=1, VTIME=0; use with O_NONBLOCK). */
 int sinew_termios_make_raw(int fd);
 
+/** The slowest and fastest line rates Sinew sets on a terminal, bit/s. */
+#define SINEW_MIN_BAUD 50
+#define SINEW_MAX_BAUD 12000000
+
 /**
- * Sets the terminal's line rate when it is a standard termios rate (B9600 … B4000000); returns -EINVAL
- * otherwise. On a pty this changes nothing physical, but the other side can read it back, so a virtual
- * bus can tell which rate its client chose.
+ * Sets the terminal's line rate to any rate in SINEW_MIN_BAUD…SINEW_MAX_BAUD bit/s through termios2
+ * (BOTHER), as pyserial does for rates without a B-constant (14400, 128000, 250000…). Returns 0, or -EINVAL
+ * for a rate out of range or one the driver does not keep exactly, or -errno. On a pty nothing physical
+ * changes, but the other side reads the rate back, so a virtual bus knows the rate its client chose.
  */
 int sinew_termios_set_speed(int fd, int baud);
 
-/** The terminal's output rate in bit/s, or -errno / -EINVAL for a non-standard rate. */
+/** The terminal's output rate in bit/s (termios2 c_ospeed: any rate, standard or not), or -errno / -EINVAL. */
 int sinew_termios_get_speed(int fd);
 
 /** Discards unread input (tcflush TCIFLUSH). */
