@@ -134,6 +134,17 @@ extension ByteTransport {
     }
 }
 
+/// Waits until one of `descriptors` (at most 64; ``ByteTransport/readinessDescriptor``s, -1 entries ignored)
+/// polls readable or hung up, or the CLOCK_MONOTONIC `deadlineNs` passes; `events[i]` receives what `ppoll`
+/// found on descriptor i (0: nothing). Returns how many had events, 0 at the deadline, -errno on failure.
+/// Allocation-free.
+public func waitForAnyReadable(
+    _ descriptors: UnsafeBufferPointer<Int32>, events: UnsafeMutableBufferPointer<Int16>, deadlineNs: UInt64
+) -> Int32 {
+    sinew_wait_any_readable(
+        descriptors.baseAddress, events.baseAddress, Int32(min(descriptors.count, events.count)), deadlineNs)
+}
+
 /// Nanoseconds that `byteCount` bytes take on an 8N1 line at `baudRate` (10 bits per byte); 0 when the
 /// rate is 0 (no wire).
 @inlinable

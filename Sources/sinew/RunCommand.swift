@@ -45,7 +45,11 @@ struct Run: ParsableCommand {
     @Option(help: "Where the buses lead: sim, pty or serial.")
     var backend: Backend = .sim
 
-    @Option(help: "Port for a single-bus robot (pty or serial backend), overriding robot.yaml.")
+    @Option(
+        help: ArgumentHelp(
+            "Port for a single-bus robot (pty or serial backend), overriding robot.yaml; for a robot with several "
+                + "buses, a directory with one link per bus named after it (sinew virtual-bus --robot … --link-dir "
+                + "DIR)."))
     var port: String?
 
     @Option(

@@ -18,6 +18,11 @@ struct VirtualBusCommand: ParsableCommand {
             Models: xl330-m077, xl330-m288 and xm430-w350 (dynamixel), sts3215 (feetech). Fresh servos hold \
             the factory defaults (Return Delay Time 250 = 500 µs included), at the --baud rate.
 
+            With --robot, every bus of the robot gets a pseudo-terminal of its own (two arms on two adapters, a \
+            humanoid's four buses), all served by one thread and driven by one physics of the whole robot: what \
+            one bus's servos do moves what the others' feel. --fault applies to every bus (a servo ID to each bus \
+            that has it), or to the bus --fault-bus names.
+
             With --robot, a robot.yaml with `simulation: {motion: FILE}` is a leader arm held by a person: its \
             joints follow the motion file (looping) and its servos start with torque off, so a teleoperation run \
             reads a moving leader without hardware (e.g. Hardware/robots/so101/leader.yaml). Other robots are \
@@ -76,6 +81,12 @@ struct VirtualBusCommand: ParsableCommand {
     @Option(help: "Inject faults: corrupt=P,drop=P,silent=ID[@SECONDS],overload=ID@SECONDS (P per reply packet, 0-1).")
     var fault: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "With --robot: inject the --fault faults on this bus only (by its name in robot.yaml).",
+            valueName: "bus"))
+    var faultBus: String?
+
     /// The bus the arguments describe; every argument mistake is a ValidationError naming it.
     func makeBus(catalog: ServoCatalog) throws -> (VirtualBus, protocolName: String) {
         guard let model else { throw ValidationError("give --model (and --protocol, --ids), or --robot ROBOT.yaml") }
@@ -105,6 +116,7 @@ struct VirtualBusCommand: ParsableCommand {
             return
         }
         if linkDir != nil { throw ValidationError("--link-dir goes with --robot (a single bus takes --link)") }
+        if faultBus != nil { throw ValidationError("--fault-bus goes with --robot (a single bus has no other)") }
         // Only argument mistakes here (reported with this command's usage); a missing Hardware/ folder is
         // reported by run().
         guard let catalog = ServoTables.loadIfPresent() else { return }
@@ -155,7 +167,7 @@ struct VirtualBusCommand: ParsableCommand {
         if let linkDir { try FileManager.default.createDirectory(atPath: linkDir, withIntermediateDirectories: true) }
         let robot = try SimulatedRobot(
             configuration: checked.configuration, model: checked.model, catalog: try ServoTables.load(),
-            wireTiming: wireTiming == .on, faults: faults, terminals: true, linkDirectory: linkDir)
+            wireTiming: wireTiming == .on, faults: faults, faultBus: faultBus, terminals: true, linkDirectory: linkDir)
         for entry in robot.terminalPaths { printFlushed("\(entry.bus) \(entry.path)") }
         let served = robot.terminalPaths.map { "\($0.bus): \($0.link ?? $0.path)" }.joined(separator: ", ")
         if let simulation = checked.configuration.simulation, let motion = simulation.motion {
