@@ -3,9 +3,9 @@
 
 Written for Sinew, not derived from another robot's files: a fixed pelvis, a three-axis waist, a three-axis neck
 and head, two seven-axis arms and two three-finger hands, sized like a tabletop humanoid (shoulders 0.34 m
-apart, 0.68 m from the pelvis's underside to the top of the head, 0.51 m from a shoulder to the fingertips). Every link is a solid
-box of its outline with the mass of its servos and frame; its inertia about the centre of mass is a box's,
-I_xx = m (b² + c²) / 12 and so on.
+apart, 0.68 m from the pelvis's underside to the top of the head, 0.51 m from a shoulder to the fingertips).
+Every link is a solid box of its outline with the mass of its servos and frame; its inertia about the centre of
+mass is a box's, I_xx = m (b² + c²) / 12 and so on.
 
 Conventions: x forward, y to the robot's left, z up; at zero the arms hang straight down and the head looks
 forward. The two arms mirror each other: for both, a positive shoulder_pitch raises the arm forward, a positive
