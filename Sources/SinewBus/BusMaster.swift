@@ -639,40 +639,56 @@ public final class BusMaster {
             case .idle, .finished:
                 return true
             case .awaiting:
+                // Failures go to `failed` without a Swift `throw` where they are routine (a deadline, a dead
+                // port): a throw is cheap, but a test harness's hook on every throw is not.
+                let complete: Bool
                 do throws(BusError) {
-                    if try decodeReplies() {
-                        completeAttempt()
-                        continue
-                    }
-                    // Need bytes. Checking the clock here (not only in read) also bounds a flood of bytes that
-                    // never forms the awaited replies; the arrival time of the last bytes is recent enough.
-                    if lastArrival > attemptDeadline { throw deadlineError() }
-                    let buffer =
-                        busProtocol == .dynamixel
-                        ? dynamixelDecoder.writableBuffer(minimum: 64) : feetechDecoder.writableBuffer(minimum: 64)
-                    let n: Int
-                    do {
-                        if mayWait {
-                            n = try transport.read(
-                                into: buffer, spinFrom: spinFrom, spinUntil: spinUntil, deadline: attemptDeadline)
-                        } else {
-                            n = try transport.readAvailable(into: buffer)
-                            if n == 0 && ready { try transport.readinessWithoutData() }
-                        }
-                    } catch {
-                        throw failure(error, servoID: firstPending(), instruction: transactionInstruction)
-                    }
-                    ready = false
-                    if n == 0 {
-                        if mayWait || MonotonicInstant.now() >= attemptDeadline { throw deadlineError() }
-                        return false
-                    }
-                    // One clock read per arrival serves both the replies' latency and the next deadline check.
-                    lastArrival = MonotonicInstant.now()
-                    if busProtocol == .dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
+                    complete = try decodeReplies()
                 } catch {
                     failed(error)
+                    continue
                 }
+                if complete {
+                    completeAttempt()
+                    continue
+                }
+                // Need bytes. Checking the clock here (not only in read) also bounds a flood of bytes that never
+                // forms the awaited replies; the arrival time of the last bytes is recent enough.
+                if lastArrival > attemptDeadline {
+                    failed(deadlineError())
+                    continue
+                }
+                let buffer =
+                    busProtocol == .dynamixel
+                    ? dynamixelDecoder.writableBuffer(minimum: 64) : feetechDecoder.writableBuffer(minimum: 64)
+                var n = 0
+                var transportError: TransportError?
+                do {
+                    if mayWait {
+                        n = try transport.read(
+                            into: buffer, spinFrom: spinFrom, spinUntil: spinUntil, deadline: attemptDeadline)
+                    } else {
+                        n = try transport.readAvailable(into: buffer)
+                        if n == 0 && ready { try transport.readinessWithoutData() }
+                    }
+                } catch {
+                    transportError = error
+                }
+                if let transportError {
+                    failed(failure(transportError, servoID: firstPending(), instruction: transactionInstruction))
+                    continue
+                }
+                ready = false
+                if n == 0 {
+                    if mayWait || MonotonicInstant.now() >= attemptDeadline {
+                        failed(deadlineError())
+                        continue
+                    }
+                    return false
+                }
+                // One clock read per arrival serves both the replies' latency and the next deadline check.
+                lastArrival = MonotonicInstant.now()
+                if busProtocol == .dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
             case .quieting:
                 let now = MonotonicInstant.now()
                 if now >= attemptDeadline {

@@ -55,6 +55,16 @@ public struct RobotConfiguration: Sendable, Equatable {
             name: name, file: file, modelPath: modelPath, buses: buses, joints: joints, loop: loop, policy: policy,
             safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath, simulation: simulation)
     }
+    /// The same robot read through `busIO` (`sinew bench loop` compares them; tests).
+    public func replacingBusIO(_ busIO: BusIO) -> RobotConfiguration {
+        RobotConfiguration(
+            name: name, file: file, modelPath: modelPath, buses: buses, joints: joints,
+            loop: Loop(
+                rateHz: loop.rateHz, priority: loop.priority, cpu: loop.cpu, overrun: loop.overrun,
+                catchUpMax: loop.catchUpMax, busyPollUs: loop.busyPollUs, busIO: busIO),
+            policy: policy, safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath,
+            simulation: simulation)
+    }
     public func jointIndex(named name: String) -> Int? { joints.firstIndex { $0.name == name } }
     /// The joints on one bus, in configuration order, with their index in `joints`.
     public func joints(onBus name: String) -> [(index: Int, joint: Joint)] {

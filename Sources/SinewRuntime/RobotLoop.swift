@@ -215,6 +215,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     public let simulationClock: (any SimulationClock)?
     let simulatedPeriodNs: UInt64
     var ticksSinceStart: UInt64 = 0
+    /// In a lockstep run, the simulated time this tick started at, ns since the simulation started (the
+    /// sense stage moves the clock there first; the bus transactions then move it on).
+    public private(set) var tickStartSimulatedNs: UInt64 = 0
     var activatedAtSimulatedNs: UInt64 = 0
 
     // Per-tick bookkeeping.
@@ -972,7 +975,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         if let clock = simulationClock {
             ticksSinceStart += 1
-            clock.advance(toNanoseconds: activatedAtSimulatedNs + ticksSinceStart * simulatedPeriodNs)
+            tickStartSimulatedNs = activatedAtSimulatedNs + ticksSinceStart * simulatedPeriodNs
+            clock.advance(toNanoseconds: tickStartSimulatedNs)
         }
         // The policy's (and the supervisor's) clock: since the loop started, simulated in a lockstep run.
         if restartPolicyClock {

@@ -87,6 +87,8 @@ public final class VirtualBusServer: @unchecked Sendable {
     let input: UnsafeMutableRawBufferPointer
     /// Per port: the bytes of replies ready this pass, and the wait's descriptors and events.
     private let readyBytes: UnsafeMutableBufferPointer<Int>
+    /// Per port: its in-process pipe was closed by the host (the others are still served).
+    private let portClosed: UnsafeMutableBufferPointer<Bool>
     private let descriptors: UnsafeMutableBufferPointer<Int32>
     private let events: UnsafeMutableBufferPointer<Int16>
     private let stopped = Atomic<Bool>(false)
@@ -102,6 +104,8 @@ public final class VirtualBusServer: @unchecked Sendable {
         input = .allocate(byteCount: 4096, alignment: 8)
         readyBytes = .allocate(capacity: ports.count)
         readyBytes.initialize(repeating: 0)
+        portClosed = .allocate(capacity: ports.count)
+        portClosed.initialize(repeating: false)
         descriptors = .allocate(capacity: ports.count)
         descriptors.initialize(repeating: -1)
         events = .allocate(capacity: ports.count)
@@ -112,6 +116,7 @@ public final class VirtualBusServer: @unchecked Sendable {
         stop()
         input.deallocate()
         readyBytes.deallocate()
+        portClosed.deallocate()
         descriptors.deallocate()
         events.deallocate()
     }
@@ -251,6 +256,13 @@ public final class VirtualBusServer: @unchecked Sendable {
         return try body(ports[0].bus)
     }
 
+    /// Runs `body` with exclusive access to bus `index` (in the order the buses were given). Allocation-free.
+    public func withBus<Result>(at index: Int, _ body: (VirtualBus) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(ports[index].bus)
+    }
+
     /// Runs `body` with exclusive access to every bus, in the order they were given.
     public func withBuses<Result>(_ body: ([VirtualBus]) throws -> Result) rethrows -> Result {
         lock.lock()
@@ -326,14 +338,14 @@ public final class VirtualBusServer: @unchecked Sendable {
             if let due = bus.nextReplyReadyNs { next = min(next ?? due, due) }
         }
         lock.unlock()
-        for p in 0..<ports.count where readyBytes[p] > 0 {
+        for p in 0..<ports.count where readyBytes[p] > 0 && !portClosed[p] {
             let port = ports[p]
             do {
                 try port.transport.write(
                     UnsafeRawBufferPointer(rebasing: port.output[0..<readyBytes[p]]),
                     deadline: MonotonicInstant(nanoseconds: now + 100_000_000))
             } catch {
-                if error == .closed && port.terminal == nil { return false }
+                if error == .closed && port.terminal == nil && !closePort(p) { return false }
             }
             lastTrafficNs = now
         }
@@ -368,6 +380,13 @@ public final class VirtualBusServer: @unchecked Sendable {
         return receiveFromAny(spinUntil: spinUntil, deadline: deadline)
     }
 
+    /// Port `p`'s pipe was closed by its host: it is served no more. Returns whether another port is left.
+    private func closePort(_ p: Int) -> Bool {
+        portClosed[p] = true
+        for q in 0..<ports.count where !portClosed[q] { return true }
+        return false
+    }
+
     /// Hands `count` bytes of `input` from `port`'s host to its bus.
     private func received(_ count: Int, on port: Port) {
         let now = MonotonicInstant.now().nanoseconds
@@ -384,7 +403,7 @@ public final class VirtualBusServer: @unchecked Sendable {
         var sleeping = false
         while true {
             var got = false
-            for p in 0..<ports.count {
+            for p in 0..<ports.count where !portClosed[p] {
                 let port = ports[p]
                 if sleeping { port.transport.clearReadiness() }
                 do {
@@ -394,7 +413,7 @@ public final class VirtualBusServer: @unchecked Sendable {
                         got = true
                     }
                 } catch {
-                    if error == .closed && port.terminal == nil { return false }
+                    if error == .closed && port.terminal == nil && !closePort(p) { return false }
                 }
             }
             if got { return true }
@@ -406,23 +425,9 @@ public final class VirtualBusServer: @unchecked Sendable {
                 sleeping = true
                 continue
             }
-            for p in 0..<ports.count { descriptors[p] = ports[p].transport.readinessDescriptor }
-            _ = waitForAnyReadable(
-                UnsafeBufferPointer(descriptors), events: events, deadlineNs: deadline)
-            sleeping = false
-            // Read what came in the next pass (without clearing: the wake-up itself may be all there is).
-            for p in 0..<ports.count {
-                let port = ports[p]
-                do {
-                    let count = try port.transport.readAvailable(into: input)
-                    if count > 0 {
-                        received(count, on: port)
-                        got = true
-                    }
-                } catch {
-                    if error == .closed && port.terminal == nil { return false }
-                }
-            }
+            for p in 0..<ports.count { descriptors[p] = portClosed[p] ? -1 : ports[p].transport.readinessDescriptor }
+            _ = waitForAnyReadable(UnsafeBufferPointer(descriptors), events: events, deadlineNs: deadline)
+            // What came is read in the next pass of the serving loop.
             return true
         }
     }
