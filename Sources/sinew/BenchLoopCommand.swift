@@ -143,8 +143,9 @@ struct LoopBench: ParsableCommand {
             guard (1...16).contains(buses) else { throw ValidationError("--buses must be between 1 and 16") }
         }
         if busIO == .sequential {
-            throw ValidationError("--bus-io chooses how the buses are read together: poll or threads (the run also "
-                + "measures them in sequence)")
+            throw ValidationError(
+                "--bus-io chooses how the buses are read together: poll or threads (the run also "
+                    + "measures them in sequence)")
         }
         if let rate, !(rate >= 1 && rate <= 10_000) {
             throw ValidationError("--rate must be a number of Hz in [1, 10000]; got \(rate)")
@@ -209,7 +210,8 @@ struct LoopBench: ParsableCommand {
         if busCount > 1 {
             sequential = try runLoop(
                 configuration: configuration.replacingBusIO(.sequential), model: model, catalog: catalog,
-                scheduler: schedulerConfiguration, deliberateOverruns: !asFastAsPossible && hertz > sequentialWireLimitHz)
+                scheduler: schedulerConfiguration,
+                deliberateOverruns: !asFastAsPossible && hertz > sequentialWireLimitHz)
         }
 
         if !asFastAsPossible {
