@@ -180,3 +180,9 @@ check-lerobot-policies: build python312
 	  $(PYTHON312) -m venv $(LEROBOT_POLICY_VENV) && $(LEROBOT_POLICY_VENV)/bin/pip install --quiet \
 	    --disable-pip-version-check 'lerobot[diffusion]==0.6.1' websockets==17.4 msgpack==1.2.4; }
 	$(LEROBOT_POLICY_VENV)/bin/python Benchmarks/remote_policy/lerobot_policies_check.py
+
+# The flight recorder under load (release build): a 12-joint robot at 1 kHz for 60 s, the record stage with and
+# without the MCAP recorder, snapshots dropped (goal: none) — docs/recording.md.
+.PHONY: bench-recording
+bench-recording: build
+	$(BIN) bench recording --duration 60 --rate 1000 --servos 12

@@ -84,7 +84,8 @@ let package = Package(
         .target(
             name: "SinewRuntime",
             dependencies: [
-                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "SinewPolicy", "SinewRecording",
+                "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "SinewPolicy",
+                "SinewRecording",
                 "CRealtime",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

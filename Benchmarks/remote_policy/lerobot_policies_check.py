@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+from sinew_policy_server.lerobot_policy import LeRobotPolicy  # noqa: E402
 from sinew_policy_server.server import PolicyServer  # noqa: E402
 
 from lerobot.configs.types import FeatureType, PolicyFeature  # noqa: E402
@@ -61,6 +62,7 @@ class Served:
 
     def __init__(self, policy, steps):
         self.policy = policy.eval()
+        self.adapter = LeRobotPolicy.from_policy(self.policy)
         self.steps = steps
         self.times = []
         self.metadata = {"policy": policy.config.type, "weights": "random"}
@@ -70,12 +72,12 @@ class Served:
 
     def infer(self, observation):
         start = time.perf_counter()
-        state = torch.from_numpy(np.asarray(observation["observation.state"], dtype=np.float32)).unsqueeze(0)
-        batch = {"observation.state": state, IMAGE: torch.zeros(1, 3, 96, 96), "task": [observation.get("task", "")]}
-        with torch.inference_mode():
-            chunk = self.policy.predict_action_chunk(batch)[0, : self.steps]
+        # Through the server's own LeRobot adapter (as `python -m sinew_policy_server --lerobot` serves a checkpoint).
+        observation = dict(observation)
+        observation[IMAGE] = np.zeros((96, 96, 3), dtype=np.uint8)
+        chunk = self.adapter.infer(observation)["actions"][: self.steps]
         self.times.append((time.perf_counter() - start) * 1000)
-        return {"actions": chunk.numpy().astype(np.float32)}
+        return {"actions": chunk}
 
 
 def rms_jerk(csv_path: str, rate_hz: float) -> float:

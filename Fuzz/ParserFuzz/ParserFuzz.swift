@@ -13,7 +13,8 @@ import SinewRuntime
 // An input's first byte picks the parser: 0 robot.yaml, 1 URDF (then the kinematic model built from it),
 // 2 an e-stop socket message, 3 a safetensors file (then every tensor read and the network built from it), 4 a joint
 // motion CSV (robot.yaml's `simulation.motion`; then the motion sampled across its loop), 5 an MCAP file (read strictly
-// and leniently, every message, attachment and metadata record, then repaired: a repaired file must read whole), 6 a
+// and leniently, every message, attachment and metadata record, every message as a ROS 2 JointState, the recording
+// as `sinew replay` loads it, then repaired: a repaired file must read whole), 6 a
 // policy server's msgpack frame (then its `actions` read as a numpy array); the rest of the input is the parser's text
 // or bytes.
 
@@ -69,7 +70,12 @@ func fuzzMCAP(_ bytes: [UInt8]) {
         _ = try? reader.attachments()
         _ = try? reader.metadata()
         _ = try? reader.verifyDataSectionCRC()
+        // Every message as a ROS 2 JointState, as `sinew replay` reads a ros2-profile file.
+        var all = reader.messages()
+        while let message = try? all.next() { _ = try? ROS2JointStateDecoder.decode(message.data, maxElements: 4096) }
     }
+    // As `sinew replay` and `sinew recording` read a recording: every channel it knows decoded.
+    _ = try? RecordedRun.load(bytes: bytes, name: "fuzz.mcap")
     guard let (repaired, report) = try? MCAPRepair.repair(bytes: bytes, name: "fuzz.mcap") else { return }
     do {
         let reader = try MCAPReader(bytes: repaired, name: "repaired.mcap")

@@ -134,3 +134,86 @@ public struct ROS2JointStateEncoder: Sendable {
         while (out.count - bodyStart) % n != 0 { out.append(0) }
     }
 }
+
+/// Reads back what ``ROS2JointStateEncoder`` writes (or any little-endian XCDR1 `sensor_msgs/msg/JointState`):
+/// bounds-checked, for files from outside.
+public enum ROS2JointStateDecoder {
+    public struct Message: Sendable, Equatable {
+        public var stampNs: UInt64
+        public var frameID: String
+        public var names: [String]
+        public var positionRad: [Double]
+        public var velocityRadPerS: [Double]
+        public var effortNm: [Double]
+    }
+
+    public struct DecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+        public var offset: Int
+        public var reason: String
+        public var description: String { "JointState CDR at byte \(offset): \(reason)" }
+    }
+
+    /// Decodes one message. At most `maxElements` names or values per array (a lying length is an error, not an
+    /// allocation).
+    public static func decode(_ bytes: some Collection<UInt8>, maxElements: Int = 100_000) throws(DecodingError)
+        -> Message
+    {
+        let data = Array(bytes)
+        guard data.count >= 4 else { throw DecodingError(offset: 0, reason: "shorter than the encapsulation header") }
+        guard data[0] == 0, data[1] == 1 else {
+            throw DecodingError(offset: 0, reason: "not little-endian plain CDR (header \(data[0]) \(data[1]))")
+        }
+        var offset = 4
+        func align(_ n: Int) { offset += (n - (offset - 4) % n) % n }
+        func need(_ n: Int) throws(DecodingError) {
+            guard n >= 0, offset + n <= data.count else {
+                throw DecodingError(offset: min(offset, data.count), reason: "ends before \(n) more bytes")
+            }
+        }
+        func uint32() throws(DecodingError) -> UInt32 {
+            align(4)
+            try need(4)
+            defer { offset += 4 }
+            return UInt32(data[offset]) | UInt32(data[offset + 1]) << 8 | UInt32(data[offset + 2]) << 16
+                | UInt32(data[offset + 3]) << 24
+        }
+        func count() throws(DecodingError) -> Int {
+            let n = Int(try uint32())
+            guard n <= maxElements else { throw DecodingError(offset: offset - 4, reason: "length \(n) is too long") }
+            return n
+        }
+        func string() throws(DecodingError) -> String {
+            let n = try count()
+            guard n >= 1 else { throw DecodingError(offset: offset - 4, reason: "a string without its terminator") }
+            try need(n)
+            defer { offset += n }
+            return String(decoding: data[offset..<(offset + n - 1)], as: UTF8.self)
+        }
+        func doubles() throws(DecodingError) -> [Double] {
+            let n = try count()
+            guard n > 0 else { return [] }
+            align(8)
+            try need(8 * n)
+            var values: [Double] = []
+            values.reserveCapacity(n)
+            for k in 0..<n {
+                var bits: UInt64 = 0
+                for b in 0..<8 { bits |= UInt64(data[offset + 8 * k + b]) << (8 * UInt64(b)) }
+                values.append(Double(bitPattern: bits))
+            }
+            offset += 8 * n
+            return values
+        }
+        let seconds = Int32(bitPattern: try uint32())
+        let nanoseconds = try uint32()
+        let frameID = try string()
+        var names: [String] = []
+        for _ in 0..<(try count()) { names.append(try string()) }
+        let position = try doubles()
+        let velocity = try doubles()
+        let effort = try doubles()
+        return Message(
+            stampNs: UInt64(max(0, Int64(seconds))) * 1_000_000_000 + UInt64(nanoseconds), frameID: frameID,
+            names: names, positionRad: position, velocityRadPerS: velocity, effortNm: effort)
+    }
+}

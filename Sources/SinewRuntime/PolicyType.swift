@@ -34,9 +34,15 @@ public protocol PolicySettings: Sendable {
     func makePolicy(in context: PolicyBuildContext) throws(RobotLoopError) -> any Policy
     /// Equality across the existential (``RobotConfiguration`` is `Equatable`).
     func isEqual(to other: any PolicySettings) -> Bool
+    /// Why `sinew replay` cannot compute this policy again from a recording — it reads something the recording
+    /// does not hold (a leader arm, a keyboard, a server) — or nil when it can. Such a policy's recorded
+    /// targets are replayed through the guard instead.
+    var replayLimitation: String? { get }
 }
 
 extension PolicySettings {
+    public var replayLimitation: String? { nil }
+
     public func check(against model: RobotModel, configuration: RobotConfiguration) throws(ConfigurationError)
         -> [ConfigurationWarning]
     { [] }

@@ -1,8 +1,15 @@
 import Foundation
 import Synchronization
 
+/// What a snapshot is: a tick, or the start of the policy (activation, recovery), whose observation a replay
+/// needs to start the policy where the run did.
+public enum TickSnapshotKind: UInt8, Sendable {
+    case tick, activation, recovery
+}
+
 /// The fixed part of one tick's snapshot.
 public struct TickSnapshotHeader: Sendable {
+    public var kind: TickSnapshotKind = .tick
     public var tick: Int64
     /// Seconds since the loop started.
     public var timeSeconds: Double
@@ -13,6 +20,9 @@ public struct TickSnapshotHeader: Sendable {
     /// Stage durations, ns (index: `TickStage.rawValue`; `record` is the previous tick's, since this one's
     /// is not over when the snapshot is taken).
     public var stageNs: (Int64, Int64, Int64, Int64, Int64, Int64)
+    /// CLOCK_REALTIME when the snapshot was taken, ns since the Unix epoch (0: unknown): where a recording puts
+    /// the tick on the calendar.
+    public var wallTimeNs: UInt64 = 0
     /// The policy's clock (ns since activation, simulated in a lockstep run): the time of the observation the
     /// policy got this tick.
     public var loopTimeNs: Int64 = 0
@@ -26,8 +36,13 @@ public struct TickSnapshotHeader: Sendable {
     /// Failed bus transactions counted against this tick, and since the loop was made.
     public var busErrorsThisTick: Int32 = 0
     public var busErrorTotal: Int64 = 0
+    /// The bus the last of them failed on (-1: none), and whether it was lost altogether.
+    public var failingBusIndex: Int16 = -1
+    public var busDisconnected = false
     /// Consecutive overrunning ticks before this one.
     public var overrunsInARow: Int32 = 0
+    /// The SIGINT/SIGTERM/SIGHUP request the guard stage saw this tick (the safe state before shutdown).
+    public var shutdownRequested = false
     /// Safety events recorded so far (the supervisor's log; a sink reads the new ones from it).
     public var safetyEventCount: Int32 = 0
 
@@ -116,7 +131,8 @@ public final class TickRecorder: @unchecked Sendable {
             targetRad: UnsafeMutableBufferPointer(start: base + 4 * jointCount, count: recordsTarget ? jointCount : 0),
             velocityGoalRadPerS: UnsafeMutableBufferPointer(
                 start: base + 5 * jointCount, count: recordsTarget ? jointCount : 0),
-            effortGoalNm: UnsafeMutableBufferPointer(start: base + 6 * jointCount, count: recordsTarget ? jointCount : 0))
+            effortGoalNm: UnsafeMutableBufferPointer(
+                start: base + 6 * jointCount, count: recordsTarget ? jointCount : 0))
     }
 
     /// Producer: the next free slot, or nil (and one more drop) when the ring is full.
@@ -195,7 +211,8 @@ public enum RecordingError: Error, Sendable, Equatable, CustomStringConvertible 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let code): "cannot open \(path): \(String(cString: strerror(code))) (errno \(code))"
-        case .writeFailed(let path, let code): "cannot write \(path): \(String(cString: strerror(code))) (errno \(code))"
+        case .writeFailed(let path, let code):
+            "cannot write \(path): \(String(cString: strerror(code))) (errno \(code))"
         case .failed(let path, let reason): "\(path): \(reason)"
         }
     }
@@ -248,6 +265,7 @@ public final class RecordingWriter: @unchecked Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
     private let writtenSnapshots = Atomic<Int>(0)
+    private let writtenStarts = Atomic<Int>(0)
     private let failureText = Mutex<String?>(nil)
     private let pollMicroseconds: UInt32
 
@@ -261,7 +279,8 @@ public final class RecordingWriter: @unchecked Sendable {
         if let path {
             switch format {
             case .csv: sinks.append(try CSVRecordingSink(path: path, recorder: recorder))
-            case .mcap(let context): sinks.append(try MCAPRecordingSink(path: path, recorder: recorder, context: context))
+            case .mcap(let context):
+                sinks.append(try MCAPRecordingSink(path: path, recorder: recorder, context: context))
             }
         }
         self.init(
@@ -290,6 +309,8 @@ public final class RecordingWriter: @unchecked Sendable {
 
     /// Snapshots written so far.
     public var snapshotsWritten: Int { writtenSnapshots.load(ordering: .relaxed) }
+    /// Of those, the ticks (the others are the policy's starts: activation, recoveries).
+    public var ticksWritten: Int { snapshotsWritten - writtenStarts.load(ordering: .relaxed) }
 
     /// Why writing failed, as soon as it did (any thread; the writer goes on draining the ring so the loop is
     /// never held up, but what comes after the failure is lost).
@@ -330,13 +351,16 @@ public final class RecordingWriter: @unchecked Sendable {
             let count = recorder.drain { slot in
                 self.observer?(slot)
                 self.lastTimeSeconds = slot.header.pointee.timeSeconds
+                if slot.header.pointee.kind != .tick { self.writtenStarts.add(1, ordering: .relaxed) }
                 forEachSink { sink throws(RecordingError) in try sink.write(slot) }
             }
             writtenSnapshots.add(count, ordering: .relaxed)
             if let events, let describe, events.count > eventsSeen {
                 for index in eventsSeen..<events.count {
                     let event = events[index]
-                    forEachSink { sink throws(RecordingError) in try sink.record(event: event, description: describe(event)) }
+                    forEachSink { sink throws(RecordingError) in
+                        try sink.record(event: event, description: describe(event))
+                    }
                 }
                 eventsSeen = events.count
             }
@@ -352,7 +376,9 @@ public final class RecordingWriter: @unchecked Sendable {
                 return pending
             }
             for a in attachments {
-                forEachSink { sink throws(RecordingError) in try sink.attach(name: a.name, mediaType: a.mediaType, data: a.data) }
+                forEachSink { sink throws(RecordingError) in
+                    try sink.attach(name: a.name, mediaType: a.mediaType, data: a.data)
+                }
             }
             if stopping && count == 0 { break }
             if count == 0 {
@@ -392,8 +418,11 @@ public final class CSVRecordingSink: RecordingSink {
 
     public func write(_ slot: TickSnapshotSlot) throws(RecordingError) {
         let h = slot.header.pointee
+        guard h.kind == .tick else { return }
         var line = "\(h.tick),\(h.timeSeconds),\(h.state),\(h.safetyCause.map { "\($0)" } ?? ""),\(h.wakeLatenessNs)"
-        for value in [h.stageNs.0, h.stageNs.1, h.stageNs.2, h.stageNs.3, h.stageNs.4, h.stageNs.5] { line += ",\(value)" }
+        for value in [h.stageNs.0, h.stageNs.1, h.stageNs.2, h.stageNs.3, h.stageNs.4, h.stageNs.5] {
+            line += ",\(value)"
+        }
         for i in 0..<jointNames.count {
             line += ",\(slot.positionRad[i]),\(slot.velocityRadPerS[i]),\(slot.effortNm[i]),\(slot.commandRad[i])"
             if recordsTarget { line += ",\(slot.targetRad[i])" }

@@ -18,7 +18,8 @@ public struct MCAPRecordingContext: @unchecked Sendable {
     public var profile: Profile
     public var compression: MCAPCompression
     public var chunkSizeBytes: Int
-    /// Every how many seconds a chunk is closed at the latest (what a killed run can lose).
+    /// Every how many seconds a chunk is closed at the latest: about what a killed run can lose (half a second by
+    /// default, well inside the second promised).
     public var maxChunkDurationS: Double
     /// The rate of `/tf` (Hz): forward kinematics of the recorded positions, at most this often.
     public var transformRateHz: Double
@@ -35,7 +36,7 @@ public struct MCAPRecordingContext: @unchecked Sendable {
 
     public init(
         configuration: RobotConfiguration, model: RobotModel, profile: Profile = .json,
-        compression: MCAPCompression = .zstd(level: 3), chunkSizeBytes: Int = 1 << 20, maxChunkDurationS: Double = 1,
+        compression: MCAPCompression = .zstd(level: 3), chunkSizeBytes: Int = 1 << 20, maxChunkDurationS: Double = 0.5,
         transformRateHz: Double = 50, attachments: [(name: String, mediaType: String, data: [UInt8])] = [],
         metadata: [(name: String, values: [String: String])] = [], library: String = "sinew",
         startWallNs: UInt64 = MCAPRecordingContext.wallClockNs()
@@ -98,6 +99,10 @@ public final class MCAPRecordingSink: RecordingSink {
     var lastBusReportNs: Int64?
     var lastBusErrorTotal: Int64 = -1
     var lastLogNs: UInt64 = 0
+    /// The last tick's log time, and the calendar time of the current segment's loop time 0 (nil until its first
+    /// tick: each start restarts the loop's clock).
+    var lastTickNs: UInt64 = 0
+    var anchorNs: UInt64?
 
     public init(path: String, recorder: TickRecorder, context: MCAPRecordingContext) throws(RecordingError) {
         self.path = path
@@ -129,7 +134,15 @@ public final class MCAPRecordingSink: RecordingSink {
                     name: attachment.name, mediaType: attachment.mediaType, data: attachment.data,
                     logTimeNs: context.startWallNs, createTimeNs: context.startWallNs)
             }
-            for record in context.metadata { try writer.addMetadata(name: record.name, values: record.values) }
+            // The joints' order, which JSON objects do not keep (a replay reads the arrays back in it).
+            var metadata = context.metadata
+            let order = jointNames.joined(separator: ",")
+            if let i = metadata.firstIndex(where: { $0.name == "sinew" }) {
+                metadata[i].values["joints"] = order
+            } else {
+                metadata.append(("sinew", ["joints": order]))
+            }
+            for record in metadata { try writer.addMetadata(name: record.name, values: record.values) }
             if let urdf = context.attachments.first(where: { $0.mediaType == "application/xml" }) {
                 let json = JSONText()
                 json.object { o in o.field("data", string: String(decoding: urdf.data, as: UTF8.self)) }
@@ -150,55 +163,134 @@ public final class MCAPRecordingSink: RecordingSink {
             "type": "object", "properties": Dictionary(uniqueKeysWithValues: jointNames.map { ($0, number) }),
         ]
         func schema(_ title: String, _ properties: [String: Any]) -> [String: Any] {
-            ["$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, "type": "object", "properties": properties]
+            [
+                "$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, "type": "object",
+                "properties": properties,
+            ]
         }
         let base: [String: Any] = ["t": number, "tick": ["type": "integer"]]
         var definitions: [(topic: String, name: String, schema: [String: Any])] = [
-            ("/commands", "sinew.Commands",
-             schema("sinew.Commands", base.merging([
-                "target": perJoint, "command": perJoint, "velocity_goal": perJoint, "effort_goal": perJoint,
-                "command_time_s": number,
-             ]) { a, _ in a })),
-            ("/estimates", "sinew.Estimates",
-             schema("sinew.Estimates", base.merging([
-                "imu": ["type": ["object", "null"], "properties": ["w": number, "x": number, "y": number, "z": number]],
-                "frames": ["type": "object", "properties": Dictionary(uniqueKeysWithValues: estimateLinks.map {
-                    ($0.name, ["type": "object", "properties": ["x": number, "y": number, "z": number]] as [String: Any])
-                })],
-             ]) { a, _ in a })),
-            ("/timing", "sinew.Timing",
-             schema("sinew.Timing", base.merging([
-                "wake_lateness_us": number,
-                "stage_us": ["type": "object", "properties": Dictionary(uniqueKeysWithValues: TickStage.allCases.map { ("\($0.name)", number) })],
-                "state": ["type": "string"],
-             ]) { a, _ in a })),
-            ("/safety", "sinew.SafetyEvent",
-             schema("sinew.SafetyEvent", [
-                "t": number, "cause": ["type": "string"], "joint": ["type": ["string", "null"]],
-                "detail": ["type": ["string", "null"]], "value": number, "limit": number,
-                "servo_id": ["type": ["integer", "null"]], "bus": ["type": ["string", "null"]],
-                "description": ["type": "string"],
-             ])),
-            ("/lifecycle", "sinew.Lifecycle",
-             schema("sinew.Lifecycle", [
-                "t": number, "tick": ["type": "integer"], "from": ["type": ["string", "null"]], "to": ["type": "string"],
-                "cause": ["type": ["string", "null"]],
-             ])),
-            ("/bus", "sinew.Bus",
-             schema("sinew.Bus", ["t": number, "errors_this_tick": ["type": "integer"], "errors_total": ["type": "integer"]])),
-            ("/log", "sinew.Log", schema("sinew.Log", ["t": number, "message": ["type": "string"]])),
+            (
+                "/commands", "sinew.Commands",
+                schema(
+                    "sinew.Commands",
+                    base.merging([
+                        "target": perJoint, "command": perJoint, "velocity_goal": perJoint, "effort_goal": perJoint,
+                        "loop_time_ns": ["type": "integer"], "command_time_ns": ["type": "integer"],
+                    ]) { a, _ in a })
+            ),
+            (
+                "/estimates", "sinew.Estimates",
+                schema(
+                    "sinew.Estimates",
+                    base.merging([
+                        "imu": [
+                            "type": ["object", "null"],
+                            "properties": ["w": number, "x": number, "y": number, "z": number],
+                        ],
+                        "frames": [
+                            "type": "object",
+                            "properties": Dictionary(
+                                uniqueKeysWithValues: estimateLinks.map {
+                                    (
+                                        $0.name,
+                                        ["type": "object", "properties": ["x": number, "y": number, "z": number]]
+                                            as [String: Any]
+                                    )
+                                }),
+                        ],
+                    ]) { a, _ in a })
+            ),
+            (
+                "/timing", "sinew.Timing",
+                schema(
+                    "sinew.Timing",
+                    base.merging([
+                        "wake_lateness_us": number,
+                        "stage_us": [
+                            "type": "object",
+                            "properties": Dictionary(
+                                uniqueKeysWithValues: TickStage.allCases.map { ("\($0.name)", number) }),
+                        ],
+                        "state": ["type": "string"], "overruns_in_a_row": ["type": "integer"],
+                        "bus_errors": ["type": "integer"], "failing_bus": ["type": "integer"],
+                        "bus_disconnected": ["type": "boolean"], "shutdown_requested": ["type": "boolean"],
+                        "stale_joints": ["type": "array", "items": ["type": "string"]],
+                    ]) { a, _ in a })
+            ),
+            (
+                "/safety", "sinew.SafetyEvent",
+                schema(
+                    "sinew.SafetyEvent",
+                    [
+                        "t": number, "cause": ["type": "string"], "joint": ["type": ["string", "null"]],
+                        "detail": ["type": ["string", "null"]], "value": number, "limit": number,
+                        "servo_id": ["type": ["integer", "null"]], "bus": ["type": ["string", "null"]],
+                        "description": ["type": "string"],
+                    ])
+            ),
+            (
+                "/lifecycle", "sinew.Lifecycle",
+                schema(
+                    "sinew.Lifecycle",
+                    [
+                        "t": number, "tick": ["type": "integer"], "from": ["type": ["string", "null"]],
+                        "to": ["type": "string"],
+                        "cause": ["type": ["string", "null"]],
+                    ])
+            ),
+            (
+                "/bus", "sinew.Bus",
+                schema(
+                    "sinew.Bus",
+                    ["t": number, "errors_this_tick": ["type": "integer"], "errors_total": ["type": "integer"]])
+            ),
+            // foxglove.Log's fields (its Log panel shows them), and the loop time.
+            (
+                "/log", "foxglove.Log",
+                schema(
+                    "foxglove.Log",
+                    [
+                        "t": number, "message": ["type": "string"], "name": ["type": "string"],
+                        "file": ["type": "string"],
+                        "line": ["type": "integer"], "level": ["type": "integer"],
+                        "timestamp": [
+                            "type": "object", "properties": ["sec": ["type": "integer"], "nsec": ["type": "integer"]],
+                        ],
+                    ])
+            ),
+            (
+                "/activation", "sinew.Activation",
+                schema(
+                    "sinew.Activation",
+                    [
+                        "recovering": ["type": "boolean"], "loop_time_ns": ["type": "integer"],
+                        "position": perJoint, "velocity": perJoint, "effort": perJoint, "command": perJoint,
+                        "target": perJoint,
+                        "imu": [
+                            "type": ["object", "null"],
+                            "properties": ["w": number, "x": number, "y": number, "z": number],
+                        ],
+                    ])
+            ),
             ("/robot_description", "std_msgs/String", schema("std_msgs/String", ["data": ["type": "string"]])),
             ("/tf", "foxglove.FrameTransforms", Self.frameTransformsSchema),
         ]
         if rosEncoder == nil {
             definitions.insert(
-                ("/joint_states", "sinew.JointStates",
-                 schema("sinew.JointStates", base.merging([
-                    "position": perJoint, "velocity": perJoint, "effort": perJoint,
-                 ]) { a, _ in a })), at: 0)
+                (
+                    "/joint_states", "sinew.JointStates",
+                    schema(
+                        "sinew.JointStates",
+                        base.merging([
+                            "position": perJoint, "velocity": perJoint, "effort": perJoint,
+                        ]) { a, _ in a })
+                ), at: 0)
         }
         for definition in definitions {
-            let data = (try? JSONSerialization.data(withJSONObject: definition.schema, options: [.sortedKeys])) ?? Data()
+            let data =
+                (try? JSONSerialization.data(
+                    withJSONObject: definition.schema, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             let schemaID = try writer.addSchema(name: definition.name, encoding: "jsonschema", data: Array(data))
             channels[definition.topic] = try writer.addChannel(
                 topic: definition.topic, messageEncoding: "json", schemaID: schemaID, metadata: [:])
@@ -242,11 +334,14 @@ public final class MCAPRecordingSink: RecordingSink {
     private func message(_ topic: String, atNs logTimeNs: UInt64, _ json: JSONText) throws(MCAPError) {
         guard let channel = channels[topic] else { return }
         sequence &+= 1
-        try writer.write(channel: channel, logTimeNs: logTimeNs, publishTimeNs: logTimeNs, sequence: sequence, data: json.bytes)
+        try writer.write(
+            channel: channel, logTimeNs: logTimeNs, publishTimeNs: logTimeNs, sequence: sequence, data: json.bytes)
     }
 
+    /// The log time of a moment `loopTimeS` into the current segment: its anchor (the calendar time of its
+    /// loop time 0) plus the loop time.
     private func wallNs(loopTimeS: Double) -> UInt64 {
-        context.startWallNs &+ UInt64(max(0, loopTimeS * 1e9))
+        (anchorNs ?? context.startWallNs) &+ UInt64(max(0, loopTimeS * 1e9))
     }
 
     public func write(_ slot: TickSnapshotSlot) throws(RecordingError) {
@@ -263,10 +358,54 @@ public final class MCAPRecordingSink: RecordingSink {
         }
     }
 
+    private func imuObject(_ o: inout JSONText.Object, _ h: TickSnapshotHeader) {
+        guard h.imuValid else {
+            o.null("imu")
+            return
+        }
+        o.object("imu") { q in
+            q.field("w", number: h.imuOrientation.0)
+            q.field("x", number: h.imuOrientation.1)
+            q.field("y", number: h.imuOrientation.2)
+            q.field("z", number: h.imuOrientation.3)
+        }
+    }
+
+    /// The policy's start (activation, recovery): what it observed and the command it answered.
+    private func writeStart(_ slot: TickSnapshotSlot, atNs logNs: UInt64) throws(MCAPError) {
+        let h = slot.header.pointee
+        let json = JSONText()
+        json.object { o in
+            o.field("recovering", bool: h.kind == .recovery)
+            o.field("loop_time_ns", integer: Int(h.loopTimeNs))
+            jointObject(&o, "position", slot.positionRad)
+            jointObject(&o, "velocity", slot.velocityRadPerS)
+            jointObject(&o, "effort", slot.effortNm)
+            jointObject(&o, "command", slot.commandRad)
+            if recordsTarget { jointObject(&o, "target", slot.targetRad) }
+            imuObject(&o, h)
+        }
+        try message("/activation", atNs: logNs, json)
+    }
+
     private func writeSnapshot(_ slot: TickSnapshotSlot) throws(MCAPError) {
         let h = slot.header.pointee
         let t = h.timeSeconds
+        if h.kind != .tick {
+            // A start (activation, recovery): the loop's clock starts from 0 again; the next tick anchors it.
+            anchorNs = nil
+            try writeStart(slot, atNs: max(h.wallTimeNs, lastTickNs &+ 1))
+            return
+        }
+        if anchorNs == nil {
+            // Anchored once per segment on the calendar, so that log times follow the loop's (monotonic) clock
+            // and never go back, whatever CLOCK_REALTIME does meanwhile.
+            let tNs = UInt64(max(0, t * 1e9))
+            let wall = h.wallTimeNs == 0 ? context.startWallNs &+ tNs : h.wallTimeNs
+            anchorNs = max(wall, lastTickNs &+ 1) &- tNs
+        }
         let logNs = wallNs(loopTimeS: t)
+        lastTickNs = logNs
         if h.state != lastState {
             let json = JSONText()
             json.object { o in
@@ -283,11 +422,13 @@ public final class MCAPRecordingSink: RecordingSink {
             rosBuffer.removeAll(keepingCapacity: true)
             rosEncoder.encode(
                 stampNs: logNs, positionRad: UnsafeBufferPointer(slot.positionRad),
-                velocityRadPerS: UnsafeBufferPointer(slot.velocityRadPerS), effortNm: UnsafeBufferPointer(slot.effortNm),
+                velocityRadPerS: UnsafeBufferPointer(slot.velocityRadPerS),
+                effortNm: UnsafeBufferPointer(slot.effortNm),
                 into: &rosBuffer)
             if let channel = channels["/joint_states"] {
                 sequence &+= 1
-                try writer.write(channel: channel, logTimeNs: logNs, publishTimeNs: logNs, sequence: sequence, data: rosBuffer)
+                try writer.write(
+                    channel: channel, logTimeNs: logNs, publishTimeNs: logNs, sequence: sequence, data: rosBuffer)
             }
         } else {
             let json = JSONText()
@@ -304,7 +445,8 @@ public final class MCAPRecordingSink: RecordingSink {
         commands.object { o in
             o.field("t", number: t)
             o.field("tick", integer: Int(h.tick))
-            o.field("command_time_s", number: Double(h.commandTimeNs) * 1e-9)
+            o.field("loop_time_ns", integer: Int(h.loopTimeNs))
+            o.field("command_time_ns", integer: Int(h.commandTimeNs))
             jointObject(&o, "command", slot.commandRad)
             if recordsTarget {
                 jointObject(&o, "target", slot.targetRad)
@@ -326,16 +468,7 @@ public final class MCAPRecordingSink: RecordingSink {
         estimates.object { o in
             o.field("t", number: t)
             o.field("tick", integer: Int(h.tick))
-            if h.imuValid {
-                o.object("imu") { q in
-                    q.field("w", number: h.imuOrientation.0)
-                    q.field("x", number: h.imuOrientation.1)
-                    q.field("y", number: h.imuOrientation.2)
-                    q.field("z", number: h.imuOrientation.3)
-                }
-            } else {
-                o.null("imu")
-            }
+            imuObject(&o, h)
             o.object("frames") { frames in
                 for link in estimateLinks {
                     let p = workspace.linkPose(link.index).translation
@@ -354,14 +487,28 @@ public final class MCAPRecordingSink: RecordingSink {
             o.field("tick", integer: Int(h.tick))
             o.field("wake_lateness_us", number: Double(h.wakeLatenessNs) * 1e-3)
             o.field("state", string: "\(h.state)")
+            o.field("overruns_in_a_row", integer: Int(h.overrunsInARow))
+            o.field("bus_errors", integer: Int(h.busErrorsThisTick))
+            o.field("failing_bus", integer: Int(h.failingBusIndex))
+            o.field("bus_disconnected", bool: h.busDisconnected)
+            o.field("shutdown_requested", bool: h.shutdownRequested)
+            o.array("stale_joints") { a in
+                for (j, name) in jointNames.enumerated() where j < 64 && h.freshJoints & (1 << UInt64(j)) == 0 {
+                    a.string(name)
+                }
+            }
             let stages = [h.stageNs.0, h.stageNs.1, h.stageNs.2, h.stageNs.3, h.stageNs.4, h.stageNs.5]
             o.object("stage_us") { s in
-                for stage in TickStage.allCases { s.field("\(stage.name)", number: Double(stages[stage.rawValue]) * 1e-3) }
+                for stage in TickStage.allCases {
+                    s.field("\(stage.name)", number: Double(stages[stage.rawValue]) * 1e-3)
+                }
             }
         }
         try message("/timing", atNs: logNs, timing)
         let nowNs = Int64(t * 1e9)
-        if context.transformRateHz > 0, lastTransformNs.map({ nowNs - $0 >= Int64(1e9 / context.transformRateHz) }) ?? true {
+        if context.transformRateHz > 0,
+            lastTransformNs.map({ nowNs - $0 >= Int64(1e9 / context.transformRateHz) }) ?? true
+        {
             lastTransformNs = nowNs
             try writeTransforms(atNs: logNs)
         }
@@ -422,7 +569,8 @@ public final class MCAPRecordingSink: RecordingSink {
             o.field("t", number: event.timeSeconds)
             o.field("cause", string: "\(event.cause)")
             let j = Int(event.jointIndex)
-            o.field("joint", optionalString: j >= 0 && j < configuration.joints.count ? configuration.joints[j].name : nil)
+            o.field(
+                "joint", optionalString: j >= 0 && j < configuration.joints.count ? configuration.joints[j].name : nil)
             let detail = "\(event.detail)"
             o.field("detail", optionalString: detail.isEmpty ? nil : detail)
             o.field("value", number: event.value)
@@ -440,14 +588,24 @@ public final class MCAPRecordingSink: RecordingSink {
     }
 
     public func log(_ line: String, timeSeconds: Double) throws(RecordingError) {
-        let json = JSONText()
-        json.object { o in
-            o.field("t", number: timeSeconds)
-            o.field("message", string: line)
-        }
         // Log lines are logged no earlier than the last one (a line printed before the first tick is at 0).
         let ns = max(wallNs(loopTimeS: timeSeconds), lastLogNs)
         lastLogNs = ns
+        let json = JSONText()
+        json.object { o in
+            o.object("timestamp") { ts in
+                ts.field("sec", integer: Int(ns / 1_000_000_000))
+                ts.field("nsec", integer: Int(ns % 1_000_000_000))
+            }
+            // foxglove.Log's levels: 2 INFO, 3 WARNING, 4 ERROR.
+            let level = line.hasPrefix("warning") ? 3 : (line.contains("failed") || line.contains("error") ? 4 : 2)
+            o.field("level", integer: level)
+            o.field("message", string: line)
+            o.field("name", string: "sinew")
+            o.field("file", string: "")
+            o.field("line", integer: 0)
+            o.field("t", number: timeSeconds)
+        }
         do {
             try message("/log", atNs: ns, json)
         } catch {
@@ -561,6 +719,11 @@ final class JSONText {
             if let optionalString { field(name, string: optionalString) } else { null(name) }
         }
 
+        mutating func field(_ name: String, bool: Bool) {
+            key(name)
+            text.bytes.append(contentsOf: (bool ? "true" : "false").utf8)
+        }
+
         mutating func null(_ name: String) {
             key(name)
             text.bytes.append(contentsOf: "null".utf8)
@@ -583,6 +746,12 @@ final class JSONText {
     struct JSONArray {
         let text: JSONText
         var first = true
+
+        mutating func string(_ value: String) {
+            if !first { text.bytes.append(UInt8(ascii: ",")) }
+            first = false
+            text.appendString(value)
+        }
 
         mutating func object(_ body: (inout Object) -> Void) {
             if !first { text.bytes.append(UInt8(ascii: ",")) }

@@ -336,7 +336,6 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         urdfIndex = urdf
         mappings = maps
 
-        let safety = configuration.safety
         let jointLimits = configuration.jointSafetyLimits(against: model)
         let jointNames = configuration.joints.map(\.name)
         let chosen: any Policy
@@ -445,32 +444,14 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             return (-1, -1)
         }
 
-        var boxes: [WorkspaceBox] = []
-        var boxLinks: [Int] = []
-        for box in configuration.safety.workspace {
-            guard let link = model.linkIndex(named: box.frame) else {
-                throw RobotLoopError(
-                    "workspace frame \"\(box.frame)\" (\(box.location)) is not a link of \(model.file)")
-            }
-            boxLinks.append(link)
-            boxes.append(
-                WorkspaceBox(
-                    frameName: box.frame, minM: (box.minM.x, box.minM.y, box.minM.z),
-                    maxM: (box.maxM.x, box.maxM.y, box.maxM.z)))
-        }
-        self.boxLinks = boxLinks
+        let guardSetup = try configuration.safetySetup(
+            model: model, jointLimits: jointLimits, busNames: links.map(\.name), overrunBudget: overrunBudget,
+            commandSourceName: "policy \"\((policy?.typeName ?? configuration.policy.typeName))\"")
+        boxLinks = guardSetup.boxLinks
         mimicJoints = model.joints.enumerated().compactMap { i, joint in
             joint.mimic.map { (i, $0.master, $0.multiplier, $0.offset) }
         }
-        supervisor = SafetySupervisor(
-            configuration: SafetyConfiguration(
-                jointNames: configuration.joints.map(\.name), joints: jointLimits, workspaceBoxes: boxes,
-                commandTimeoutNs: Int64(safety.watchdogMs * 1e6), busErrorBudget: safety.busErrorBudget,
-                overrunBudget: overrunBudget, jointServoIDs: configuration.joints.map(\.servoID),
-                jointBusIndices: configuration.joints.map { joint in links.firstIndex { $0.name == joint.bus } ?? -1 },
-                busNames: links.map(\.name),
-                commandSourceName: "policy \"\((policy?.typeName ?? configuration.policy.typeName))\""),
-            emergencyStop: emergencyStop)
+        supervisor = SafetySupervisor(configuration: guardSetup.configuration, emergencyStop: emergencyStop)
 
         let n = configuration.joints.count
         urdfPositions = .allocate(capacity: max(1, model.dofCount))
@@ -735,13 +716,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         } else {
             policy.reset(from: observation, into: command)
         }
-        for j in 0..<configuration.joints.count {
-            targetPositionRad[j] = command.positionRad[j]
-            supervisor.commandedPositionRad[j] =
-                supervisor.jointControlMode[j] == ServoControlMode.position.rawValue
-                ? command.positionRad[j] : supervisor.measuredPositionRad[j]
-        }
+        supervisor.takeStartCommand(command, targets: targetPositionRad)
         supervisor.rearm()
+        pushStartSnapshot(recovering: recovering)
         activatedAtNs = Int64(MonotonicInstant.now().nanoseconds)
         activatedAtSimulatedNs = simulationClock?.nanoseconds ?? 0
         ticksSinceStart = 0
@@ -1098,7 +1075,6 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     public func decide(_ tick: inout TickInfo) {
-        let n = configuration.joints.count
         let nowNs = policyNowNs
         observeMeasuredState(timeNs: nowNs)
         if let policyRunner {
@@ -1107,17 +1083,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             command.computedForNs = nowNs
             policy.compute(observation, into: command)
         }
-        for j in 0..<n {
-            targetPositionRad[j] = command.positionRad[j]
-            if supervisor.jointControlMode[j] == ServoControlMode.position.rawValue {
-                supervisor.commandedPositionRad[j] = command.positionRad[j]
-            } else {
-                // Driven by velocity or effort: the position the safe state would hold is where the joint is.
-                supervisor.commandedPositionRad[j] = supervisor.measuredPositionRad[j]
-                supervisor.commandedVelocityRadPerS[j] = command.velocityRadPerS[j]
-                supervisor.commandedEffortNm[j] = command.effortNm[j]
-            }
-        }
+        supervisor.takeCommand(command, targets: targetPositionRad)
     }
 
     public func guardCommands(_ tick: inout TickInfo) {

@@ -16,6 +16,14 @@ extension RobotLoop {
         return recorder
     }
 
+    /// CLOCK_REALTIME, ns (a vDSO call: no system call, no allocation).
+    @inline(__always)
+    static func wallClockNs() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
+    }
+
     /// Record stage: copies this tick into the ring (allocation-free; a full ring drops the snapshot).
     @inline(__always)
     func pushSnapshot(_ recorder: TickRecorder, _ tick: TickInfo) {
@@ -30,6 +38,7 @@ extension RobotLoop {
             stageNs: (
                 tick.stageNs.0, tick.stageNs.1, tick.stageNs.2, tick.stageNs.3, tick.stageNs.4, lastRecordStageNs
             ))
+        header.wallTimeNs = Self.wallClockNs()
         header.loopTimeNs = observation.timeNs
         header.commandTimeNs = command.computedForNs
         if observation.hasOrientation {
@@ -41,6 +50,9 @@ extension RobotLoop {
         for j in 0..<min(recorder.jointCount, 64) where supervisor.readingFresh[j] { fresh |= 1 << UInt64(j) }
         header.freshJoints = fresh
         header.busErrorsThisTick = Int32(truncatingIfNeeded: busErrorsThisTick)
+        header.failingBusIndex = Int16(truncatingIfNeeded: failingBusIndex)
+        header.busDisconnected = busDisconnectedThisTick
+        header.shutdownRequested = tick.shutdownRequested
         header.busErrorTotal = Int64(busErrorTotal.load(ordering: .relaxed))
         header.overrunsInARow = Int32(truncatingIfNeeded: tick.overrunsInARow)
         header.safetyEventCount = Int32(truncatingIfNeeded: supervisor.events.count)
@@ -54,6 +66,36 @@ extension RobotLoop {
                 slot.targetRad[j] = targetPositionRad[j]
                 slot.velocityGoalRadPerS[j] = supervisor.outputVelocityRadPerS[j]
                 slot.effortGoalNm[j] = supervisor.outputEffortNm[j]
+            }
+        }
+        recorder.commit()
+    }
+
+    /// The observation the policy started from and the command it answered (activation or recovery), for a
+    /// replay to start the policy where the run did. Not on the tick: the loop is stopped.
+    func pushStartSnapshot(recovering: Bool) {
+        guard let recorder, let slot = recorder.reserve() else { return }
+        var header = TickSnapshotHeader(tick: -1, timeSeconds: 0, state: lifecycle.state)
+        header.kind = recovering ? .recovery : .activation
+        header.wallTimeNs = Self.wallClockNs()
+        header.loopTimeNs = observation.timeNs
+        header.commandTimeNs = command.computedForNs
+        if observation.hasOrientation {
+            let q = observation.linkOrientation
+            header.imuOrientation = (q.w, q.x, q.y, q.z)
+            header.imuValid = true
+        }
+        header.safetyEventCount = Int32(truncatingIfNeeded: supervisor.events.count)
+        slot.header.pointee = header
+        for j in 0..<recorder.jointCount {
+            slot.positionRad[j] = observation.positionRad[j]
+            slot.velocityRadPerS[j] = observation.velocityRadPerS[j]
+            slot.effortNm[j] = observation.effortNm[j]
+            slot.commandRad[j] = supervisor.commandedPositionRad[j]
+            if recorder.recordsTarget {
+                slot.targetRad[j] = targetPositionRad[j]
+                slot.velocityGoalRadPerS[j] = command.velocityRadPerS[j]
+                slot.effortGoalNm[j] = command.effortNm[j]
             }
         }
         recorder.commit()

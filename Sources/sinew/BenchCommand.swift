@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
             """,
         subcommands: [
             KinematicsBench.self, IKBench.self, FusionBench.self, BusBench.self, LoopBench.self, PolicyBench.self,
-            RemotePolicyBench.self,
+            RemotePolicyBench.self, RecordingBench.self,
         ]
     )
 }

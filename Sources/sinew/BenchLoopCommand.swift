@@ -248,9 +248,12 @@ struct LoopBench: ParsableCommand {
     /// Builds the simulated robot, configures and activates the loop, runs it for `duration` seconds, shuts
     /// it down and stops the simulator. With `deliberateOverruns` (a rate above the wire limit) the safety
     /// supervisor's overrun rule is off; every other rule stays on.
+    /// `around`: called with the activated loop before its scheduler starts; what it returns is called after the
+    /// loop stopped (`sinew bench recording` attaches its recorder there).
     func runLoop(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog,
-        scheduler schedulerConfiguration: SchedulerConfiguration, deliberateOverruns: Bool
+        scheduler schedulerConfiguration: SchedulerConfiguration, deliberateOverruns: Bool,
+        around: ((RobotLoop) throws -> () throws -> Void)? = nil
     ) throws -> LoopRun {
         var made: Result<SimulatedRobot, any Error> = .failure(ValidationError("no simulated robot"))
         let build = {
@@ -287,11 +290,13 @@ struct LoopBench: ParsableCommand {
             throw ValidationError("\(configuration.file): \(error)")
         }
         for counter in counters.values { counter.resetCounts() }
+        let after = try around?(loop)
         let scheduler = Scheduler(configuration: schedulerConfiguration, body: loop)
         let realtime = try scheduler.start()
         Thread.sleep(forTimeInterval: duration)
         scheduler.requestStop()
         let report = try scheduler.join()
+        try after?()
         let finalState = loop.lifecycle.state
         try? loop.lifecycle.shutdown()
         let events = loop.supervisor.events.events

@@ -31,9 +31,12 @@ struct Run: ParsableCommand {
             robot); 128 + the signal for SIGINT, SIGTERM or SIGHUP (130, 143, 129); 64 a usage error. SIGHUP (the \
             terminal or SSH session closing) stops the robot as SIGTERM does; a closed standard output does not.
             --calibration (or robot.yaml's `calibration:`) uses the zeros recorded by `sinew calibrate` and refuses \
-            a servo that does not match its entry. --record (or robot.yaml's `recording:`) writes every tick's \
-            snapshot to a CSV file from a non-real-time thread; it is flushed and closed at the end of the run \
-            and on Ctrl-C.
+            a servo that does not match its entry. --record (or robot.yaml's `recording:`) writes every tick to an \
+            MCAP file from a non-real-time thread (joint states, commands, estimates, timings, transforms, safety \
+            events, notices; robot.yaml, the URDF and the calibration attached) that Foxglove and the mcap tools \
+            open; it is closed properly at the end of the run, on Ctrl-C, SIGTERM and SIGHUP, and a killed run \
+            loses at most its last second (`sinew recording repair`). A path ending in .csv records CSV instead. \
+            `sinew replay` re-runs a recording; docs/recording.md has the channels.
             Example: sinew run Hardware/robots/so101/robot.yaml --duration 5
 
             Policies robot.yaml's `policy.type` can name (docs/policies.md has their keys):
@@ -71,7 +74,11 @@ struct Run: ParsableCommand {
     @Option(help: "Calibration file written by `sinew calibrate`, overriding robot.yaml's `calibration:`.")
     var calibration: String?
 
-    @Option(help: "Record every tick to this CSV file, overriding robot.yaml's `recording:` (which may be off).")
+    @Option(
+        help: ArgumentHelp(
+            "Record every tick to this MCAP file, or into DIR/<robot>-<date>.mcap for a directory (a path ending "
+                + "in / or an existing one), or to a CSV file (.csv); overrides robot.yaml's `recording:`.",
+            valueName: "path"))
     var record: String?
 
     @Flag(
@@ -273,14 +280,16 @@ enum RobotRun {
                 runMarginNs: fast ? RobotLoop.lockstepRunMarginNs : RobotLoop.defaultRunMarginNs,
                 imuTransport: imuTransport, policyTransports: policyTransports)
             estopWatchers = loop.supervisor.emergencyStop
-            for warning in try loop.startEmergencyStopSources() { printError("warning: \(warning)") }
-            for warning in loop.limitsBeyondCalibratedRange() { printError("warning: \(warning)") }
-            for notice in loop.policy.notices { printError("note: \(notice)") }
+            var notes = try loop.startEmergencyStopSources().map { "warning: \($0)" }
+            notes += loop.limitsBeyondCalibratedRange().map { "warning: \($0)" }
+            notes += loop.policy.notices.map { "note: \($0)" }
+            for note in notes { printError(note) }
             session = try RobotSession(loop: loop, fast: fast, durationS: duration)
             // The recording file is opened before any servo is touched: a path that cannot be written fails
             // here, with the robot still unpowered.
             recording = try options.startRecording(
                 loop: loop, configuration: configuration, calibrationPath: calibration?.path)
+            for note in notes { recording?.writer.log(note) }
         } catch {
             throw failure("configure", error)
         }
@@ -296,9 +305,10 @@ enum RobotRun {
             onEmergencyStop: { estop.pressKeyboardStop() }, onRecover: { estop.requestRecovery() },
             onOtherByte: onOtherByte)
         if jogKeys != nil, keys.isActive { printError(JogKeyDecoder.hint) }
-        session.onNotice = { notice in
+        session.onNotice = { [recording] notice in
             writeStandardError("\r\u{1B}[K")
             printError(notice)
+            recording?.writer.log(notice)
         }
         defer { keys.finish() }
         let status = StatusLine()
@@ -316,6 +326,12 @@ enum RobotRun {
                             ? "configure: every servo was already set as robot.yaml says; nothing written"
                             : "configure: changed \(changes.count) setting(s):\n  " + changes.joined(separator: "\n  "))
                     printError("real time: \(realtime)")
+                    recording?.writer.log("real time: \(realtime)")
+                    recording?.writer.attach(
+                        name: "realtime.txt", mediaType: "text/plain", data: Array("\(realtime)\n".utf8))
+                    if !changes.isEmpty {
+                        recording?.writer.log("configure: changed " + changes.joined(separator: "; "))
+                    }
                 },
                 monitor: { progress in
                     if let imu = loop.imu,
@@ -331,6 +347,7 @@ enum RobotRun {
                     for line in remoteWatch?.changes() ?? [] {
                         status.finish()
                         printError(line)
+                        recording?.writer.log(line)
                     }
                     guard statusLine else { return }
                     let wake = loop.recentLateness.percentiles()

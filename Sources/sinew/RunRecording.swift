@@ -7,7 +7,7 @@ import SinewRuntime
 struct RunOptions {
     /// Calibration file (overrides `calibration:`).
     var calibrationPath: String?
-    /// CSV file to record to (overrides `recording:`, and turns recording on).
+    /// Where to record (overrides `recording:`, and turns recording on): an MCAP or CSV file, or a directory.
     var recordPath: String?
     /// A policy replacing robot.yaml's (`sinew teleop`, `sinew jog`), made from the checked configuration.
     var policyOverride: ((CheckedRobotConfiguration) throws -> RobotConfiguration.Policy)?
@@ -59,7 +59,9 @@ struct RunOptions {
 
     /// What an MCAP recording keeps besides the ticks: robot.yaml, the URDF, the calibration, the command line
     /// and the version (the real-time set-up is attached once the loop runs).
-    func mcapContext(loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String?) -> MCAPRecordingContext {
+    func mcapContext(loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String?)
+        -> MCAPRecordingContext
+    {
         var attachments: [(name: String, mediaType: String, data: [UInt8])] = []
         func attach(_ path: String?, _ mediaType: String) {
             guard let path, let data = FileManager.default.contents(atPath: path) else { return }
@@ -83,15 +85,17 @@ struct RunOptions {
                         "robot": configuration.name, "robot_yaml": (configuration.file as NSString).lastPathComponent,
                         "urdf": (configuration.modelPath as NSString).lastPathComponent,
                         "policy": loop.policy.typeName, "rate_hz": "\(configuration.loop.rateHz)",
-                        "version": SinewVersion.number,
+                        "version": SinewVersion.number, "decimation": "\(settings.decimation)",
+                        "lockstep": loop.simulationClock == nil ? "false" : "true",
+                        "robot_yaml_path": (configuration.file as NSString).standardizingPath,
                     ]
                 )
             ],
             library: "sinew \(SinewVersion.number)")
     }
 
-    /// `--record`, else `recording.path` (a directory, existing or ending in `/`, gets the default name
-    /// inside it), else `<robot name>-<date>.mcap` in the current directory.
+    /// `--record`, else `recording.path`: a `.mcap` or `.csv` file, or a directory (made if missing) that gets
+    /// `<robot name>-<date>.mcap` inside it; with neither, that name in the current directory.
     func recordingFilePath(configuration: RobotConfiguration) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -100,9 +104,9 @@ struct RunOptions {
         let defaultName = "\(configuration.name)-\(formatter.string(from: Date())).mcap"
         guard let path = recordPath ?? configuration.recording.path else { return defaultName }
         var isDirectory: ObjCBool = false
-        if path.hasSuffix("/")
-            || (FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue)
-        {
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        let fileName = path.hasSuffix(".mcap") || path.hasSuffix(".csv")
+        if path.hasSuffix("/") || (exists && isDirectory.boolValue) || (!exists && !fileName) {
             return (path as NSString).appendingPathComponent(defaultName)
         }
         return path
@@ -131,7 +135,7 @@ final class RunRecording {
         } catch {
             throw CommandFailure(writer.failure ?? "recording \(path): \(error)")
         }
-        var summary = "\(path) (\(writer.snapshotsWritten) ticks"
+        var summary = "\(path) (\(writer.ticksWritten) ticks"
         if recorder.dropped > 0 { summary += ", \(recorder.dropped) dropped: the writer fell behind" }
         summary += ")"
         result = (path, summary)

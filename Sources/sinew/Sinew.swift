@@ -17,7 +17,7 @@ struct Sinew: ParsableCommand {
         version: HardwareDirectory.versionText,
         subcommands: [
             Demo.self, Run.self, Teleop.self, Jog.self, Calibrate.self, Kinematics.self, Fusion.self,
-            VirtualBusCommand.self, ScanCommand.self,
+            VirtualBusCommand.self, ScanCommand.self, RecordingCommand.self, Replay.self,
             Bench.self,
         ]
     )

@@ -23,14 +23,40 @@ import Testing
         return path
     }
 
-    @Test func aRecordingThatCannotBeWrittenIsReportedAndTheSummaryStillPrints() throws {
+    /// A recording that cannot even start (its header cannot be written) stops the run before any servo is
+    /// touched, saying why.
+    @Test func aRecordingThatCannotStartStopsTheRunBeforeTorque() throws {
         let run = try runSinew(["run", Self.robot, "--duration", "0.5", "--fast", "--record", "/dev/full"])
         #expect(run.status == 1, "\(run.stderr)")
-        #expect(run.stdout.contains("recording FAILED") && run.stdout.contains("No space left"), "\(run.stdout)")
-        #expect(run.stdout.contains("final state:"), "the summary is printed: \(run.stdout)")
+        #expect(
+            run.stderr.contains("cannot record to /dev/full") && run.stderr.contains("No space left"), "\(run.stderr)")
         let json = try runSinew(["run", Self.robot, "--duration", "0.5", "--fast", "--record", "/dev/full", "--json"])
         let report = try #require(jsonObject(json.stdout), "\(json.stdout)")
-        #expect((report["recording_error"] as? String)?.contains("No space left") == true)
+        #expect((report["error"] as? String)?.contains("No space left") == true, "\(report)")
+    }
+
+    /// A recording that fails in the middle of a run (here the file-size limit, as a full disk would) is reported;
+    /// the run goes on, its summary prints, and the exit status says it failed.
+    @Test func aRecordingThatFailsMidRunIsReportedAndTheSummaryStillPrints() throws {
+        let folder = temporaryFolder("recording-full")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // 400 blocks of 512 bytes: the header and attachments fit, the ticks of 2 s do not. SIGXFSZ ignored: a
+        // write past the limit fails with EFBIG instead.
+        func limited(_ extra: String) -> [String] {
+            [
+                "-c",
+                "trap '' XFSZ; ulimit -f 400; exec \"$0\" run \"$1\" --duration 2 --fast --record \"$2\" \(extra)",
+                sinewExecutable, Self.robot, folder + "/run\(extra.isEmpty ? "" : "-json").mcap",
+            ]
+        }
+        let run = runProcess("/bin/sh", limited(""))
+        #expect(run.status == 1, "\(run.output)")
+        #expect(run.output.contains("recording FAILED") && run.output.contains("too large"), "\(run.output)")
+        #expect(run.output.contains("final state:"), "the summary is printed: \(run.output)")
+        let json = runProcess("/bin/sh", limited("--json"))
+        let line = json.output.split(separator: "\n").last(where: { $0.hasPrefix("{") }).map(String.init) ?? ""
+        let report = try #require(jsonObject(line), "\(json.output)")
+        #expect((report["recording_error"] as? String)?.contains("too large") == true, "\(report)")
         #expect(report["exit_status"] as? Int == 1)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import SinewRecording
+import SinewTestSupport
 import Testing
 
 /// The reader and the repair on files damaged every way a seeded generator finds: bits flipped, lengths and offsets

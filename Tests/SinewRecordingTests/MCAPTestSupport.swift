@@ -1,12 +1,6 @@
 import Foundation
 import SinewRecording
-
-/// A fresh folder under the system's temporary folder.
-func temporaryFolder(_ name: String) -> String {
-    var template = Array((NSTemporaryDirectory() + "/sinew-\(name)-XXXXXX").utf8CString)
-    let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    return path
-}
+import SinewTestSupport
 
 func readFile(_ path: String) -> [UInt8] {
     [UInt8](FileManager.default.contents(atPath: path) ?? Data())

@@ -1,6 +1,7 @@
 import CAllocCounter
 import Foundation
 import SinewRecording
+import SinewTestSupport
 import Testing
 
 @Suite struct MCAPCRC32Tests {

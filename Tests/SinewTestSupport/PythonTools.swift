@@ -43,3 +43,35 @@ public func testPython(importing modules: [String]) throws -> String {
 public struct MissingTestPython: Error, CustomStringConvertible {
     public var description: String
 }
+
+/// A fresh folder under the system's temporary folder.
+public func temporaryFolder(_ name: String) -> String {
+    var template = Array((NSTemporaryDirectory() + "/sinew-\(name)-XXXXXX").utf8CString)
+    let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    return path
+}
+
+/// pymcap-cli's `doctor` (PyPI pymcap-cli: the Go `mcap doctor`'s checks of the specification, in Python) on a file:
+/// its findings by severity, from its JSON-lines output.
+public func doctorFindings(_ path: String, python: String) throws -> (errors: Int, warnings: Int, output: String) {
+    let doctor = URL(fileURLWithPath: python).deletingLastPathComponent().appendingPathComponent("pymcap-cli").path
+    let result = runProcess(doctor, ["doctor", "--format", "jsonl", path])
+    var errors = -1
+    var warnings = -1
+    for line in result.output.split(separator: "\n") {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            object["type"] as? String == "summary"
+        else { continue }
+        errors = object["errors"] as? Int ?? -1
+        warnings = object["warnings"] as? Int ?? -1
+    }
+    if errors == -1 { throw DoctorFailed(output: result.output) }
+    #expect((result.status == 0) == (errors == 0), "doctor's exit status \(result.status) with \(errors) errors")
+    return (errors, warnings, result.output)
+}
+
+/// The doctor did not run to its summary line.
+public struct DoctorFailed: Error, CustomStringConvertible {
+    public var output: String
+    public var description: String { "pymcap-cli doctor gave no summary (is `make pyenv` done?):\n\(output)" }
+}

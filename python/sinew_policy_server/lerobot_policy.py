@@ -50,7 +50,23 @@ class LeRobotPolicy:
             batch["task"] = [observation.get("prompt", self.task or "")]
         with torch.inference_mode():
             if hasattr(self.policy, "predict_action_chunk"):
+                self._remember(batch)
                 chunk = self.policy.predict_action_chunk(batch)
             else:
                 chunk = self.policy.select_action(batch).unsqueeze(1)
         return {"actions": chunk[0].detach().cpu().numpy().astype(np.float32)}
+
+    def _remember(self, batch):
+        """Policies that look at several past observations (diffusion: `n_obs_steps`) keep them in queues that
+        `select_action` fills; `predict_action_chunk` then reads them. Fill them the same way here (the images
+        stacked under one key first, the first observation repeated until the history is full)."""
+        queues = getattr(self.policy, "_queues", None)
+        if not queues or getattr(self.policy.config, "n_obs_steps", 1) <= 1:
+            return
+        import torch
+        from lerobot.policies.utils import populate_queues
+
+        images = list(getattr(self.policy.config, "image_features", None) or [])
+        if images and all(key in batch for key in images):
+            batch["observation.images"] = torch.stack([batch[key] for key in images], dim=-4)
+        self.policy._queues = populate_queues(queues, batch, exclude_keys=["action"])

@@ -37,6 +37,8 @@ public struct JogPolicyType: PolicyType {
 /// The `jog` policy's settings: the policy's, and which joystick (`auto`: the first /dev/input/js* present;
 /// `none`; or a path).
 public struct JogPolicySettings: PolicySettings, Equatable {
+    public var replayLimitation: String? { "it reads the keyboard or a joystick, which the recording does not hold" }
+
     public let settings: JogPolicy.Settings
     public let joystick: String
     public let location: SourceLocation

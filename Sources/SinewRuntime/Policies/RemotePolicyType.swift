@@ -119,6 +119,8 @@ public struct RemotePolicyType: PolicyType {
 
 /// The `remote` policy's settings.
 public struct RemotePolicySettings: PolicySettings, Equatable {
+    public var replayLimitation: String? { "its commands come from a policy server, which a replay does not ask" }
+
     public let settings: RemotePolicy.Settings
     public let bridge: ChunkBridgeSettings
     public let location: SourceLocation

@@ -237,6 +237,8 @@ public struct TeleopPolicyType: PolicyType {
 
 /// The `teleop` policy's settings.
 public struct TeleopPolicySettings: PolicySettings, Equatable {
+    public var replayLimitation: String? { "it follows a leader arm, whose motion the recording does not hold" }
+
     public struct Pair: Sendable, Equatable {
         public var follower: String
         public var leader: String
