@@ -281,3 +281,29 @@ int sinew_estop_socket_send(const char *path, const char *message) {
     close(fd);
     return rc;
 }
+
+/* ---- futexes ---- */
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+int sinew_rt_futex_wait(uint32_t *word, uint32_t expected, int64_t deadline_ns) {
+    struct timespec deadline;
+    struct timespec *timeout = NULL;
+    if (deadline_ns > 0) {
+        deadline.tv_sec = (time_t)(deadline_ns / 1000000000LL);
+        deadline.tv_nsec = (long)(deadline_ns % 1000000000LL);
+        timeout = &deadline;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline (plain FUTEX_WAIT a relative one). */
+    long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, timeout, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    if (r == 0) return 0;
+    int e = errno;
+    return (e == EAGAIN || e == EINTR) ? 0 : e;
+}
+
+int sinew_rt_futex_wake(uint32_t *word, int count) {
+    long r = syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count, NULL, NULL, 0);
+    return r < 0 ? errno : 0;
+}

@@ -36,6 +36,28 @@ int sinew_wait_readable(int fd, uint64_t deadline_ns) { return wait_for(fd, POLL
 
 int sinew_wait_writable(int fd, uint64_t deadline_ns) { return wait_for(fd, POLLOUT, deadline_ns); }
 
+int sinew_wait_any_readable(const int *fds, short *events, int count, uint64_t deadline_ns) {
+    struct pollfd pfds[64];
+    if (count < 0 || count > 64) return -EINVAL;
+    for (int i = 0; i < count; i++) {
+        pfds[i].fd = fds[i];
+        pfds[i].events = POLLIN;
+        pfds[i].revents = 0;
+        events[i] = 0;
+    }
+    for (;;) {
+        uint64_t now = sinew_monotonic_ns();
+        uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
+        struct timespec timeout = {(time_t)(left / 1000000000ull), (long)(left % 1000000000ull)};
+        int r = ppoll(pfds, (nfds_t)count, &timeout, NULL);
+        if (r >= 0) {
+            for (int i = 0; i < count; i++) events[i] = pfds[i].revents;
+            return r;
+        }
+        if (errno != EINTR) return -errno;
+    }
+}
+
 int sinew_termios_make_raw(int fd) {
     struct termios t;
     if (tcgetattr(fd, &t) != 0) return -errno;

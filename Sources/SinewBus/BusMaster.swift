@@ -275,6 +275,31 @@ public final class BusMaster {
     public func syncRead(
         ids: UnsafeBufferPointer<ServoID>, address: UInt16, length: Int, into data: UnsafeMutableRawBufferPointer
     ) throws(BusError) {
+        let n = try encodeSyncRead(ids: ids, address: address, length: length, into: data)
+        try transact(requestBytes: n, instruction: .syncRead, into: data)
+    }
+
+    /// The same SYNC_READ begun without waiting for it: the request goes out now and the call returns. Advance
+    /// it with ``continueTransaction(readinessSeen:)`` as bytes arrive (several buses at once:
+    /// ``ConcurrentBusTransactions``) or wait for it with ``finishTransaction()``; then ``transactionError``
+    /// and ``replyArrived(at:)`` say how it went (an argument error finishes it at once). Deadlines, retries
+    /// and statistics are those of ``syncRead(ids:address:length:into:)``. `ids` and `data` must stay valid
+    /// until it has finished. Allocation-free.
+    public func beginSyncRead(
+        ids: UnsafeBufferPointer<ServoID>, address: UInt16, length: Int, into data: UnsafeMutableRawBufferPointer
+    ) {
+        do throws(BusError) {
+            let n = try encodeSyncRead(ids: ids, address: address, length: length, into: data)
+            begin(requestBytes: n, instruction: .syncRead, into: data, fast: false)
+        } catch {
+            refuse(error)
+        }
+    }
+
+    /// Encodes a SYNC_READ request and sets up its slots; returns the request's length.
+    private func encodeSyncRead(
+        ids: UnsafeBufferPointer<ServoID>, address: UInt16, length: Int, into data: UnsafeMutableRawBufferPointer
+    ) throws(BusError) -> Int {
         slotCount = 0
         guard data.count >= ids.count * length, ids.count <= 253 else {
             throw BusError(servoID: ServoID.broadcast, instruction: .syncRead, cause: .encoding(.invalidArgument))
@@ -300,7 +325,7 @@ public final class BusMaster {
             slotLengths[i] = length
         }
         slotCount = ids.count
-        try transact(requestBytes: n, instruction: .syncRead, into: data)
+        return n
     }
 
     /// FAST_SYNC_READ (Dynamixel X-series with recent firmware): like ``syncRead(ids:address:length:into:)``
@@ -470,50 +495,233 @@ public final class BusMaster {
     private func transact(
         requestBytes: Int, instruction: Instruction, into data: UnsafeMutableRawBufferPointer, fast: Bool = false
     ) throws(BusError) {
-        for i in 0..<slotCount { stats[Int(slotIDs[i])].transactions &+= 1 }
-        if disconnectionErrno >= 0 {
-            for i in 0..<slotCount { slotDone[i] = false }
-            throw BusError(
-                servoID: slotCount > 0 ? slotIDs[0] : ServoID.broadcast, instruction: instruction,
-                cause: .disconnected(errno: disconnectionErrno))
-        }
-        var attempt = 0
-        while true {
-            do {
-                try attemptOnce(requestBytes: requestBytes, instruction: instruction, into: data, fast: fast)
-                return
-            } catch {
-                count(error)
-                if !error.isRetryable || attempt >= timing.retries { throw error }
-                attempt += 1
-                stats[Int(error.servoID)].retries &+= 1
-                // Servos may still be answering the failed request: on a half-duplex wire a new request
-                // now would collide with them, so let the line go quiet first (bounded by that attempt's
-                // deadline).
-                waitForQuietLine()
-            }
+        begin(requestBytes: requestBytes, instruction: instruction, into: data, fast: fast)
+        if let error = finishTransaction() { throw error }
+    }
+
+    // MARK: The transaction in progress
+    //
+    // A transaction is a small state machine, so that a thread can have transactions on several buses in
+    // flight at once (``beginSyncRead(ids:address:length:into:)``, ``ConcurrentBusTransactions``): `awaiting`
+    // the replies of an attempt until its deadline, `quieting` the line before a retry, then `finished` with a
+    // result. The blocking transactions run the same machine, sleeping in the transport between steps.
+
+    private enum Phase: UInt8 {
+        case idle, awaiting, quieting, finished
+    }
+
+    @exclusivity(unchecked) private var phase = Phase.idle
+    @exclusivity(unchecked) private var transactionInstruction = Instruction.ping
+    @exclusivity(unchecked) private var transactionRequestBytes = 0
+    @exclusivity(unchecked) private var transactionFast = false
+    @exclusivity(unchecked) private var transactionData = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    @exclusivity(unchecked) private var transactionAttempt = 0
+    @exclusivity(unchecked) private var transactionResult: BusError?
+    // The attempt in flight: when its request went out, its busy-polling window, the replies it still awaits
+    // and the first status or hardware error among those that came (thrown once all are in).
+    @exclusivity(unchecked) private var attemptStart = MonotonicInstant(nanoseconds: 0)
+    @exclusivity(unchecked) private var spinFrom = MonotonicInstant(nanoseconds: 0)
+    @exclusivity(unchecked) private var spinUntil = MonotonicInstant(nanoseconds: 0)
+    @exclusivity(unchecked) private var remainingReplies = 0
+    @exclusivity(unchecked) private var deferredError: BusError?
+    /// Before a retry: the line counts as quiet once no byte has come until this instant.
+    @exclusivity(unchecked) private var quietUntil = MonotonicInstant(nanoseconds: 0)
+
+    /// Whether the transaction begun last has finished (also true when none was begun).
+    public var isTransactionFinished: Bool { phase == .idle || phase == .finished }
+
+    /// The result of the finished transaction: nil when every reply arrived intact, else what went wrong
+    /// (after the retries).
+    public var transactionError: BusError? { transactionResult }
+
+    /// When the transaction in progress must be advanced even if no byte arrives (the attempt's deadline, or
+    /// the end of the quiet line before a retry), CLOCK_MONOTONIC ns; `UInt64.max` when it has finished.
+    public var transactionWakeNs: UInt64 {
+        switch phase {
+        case .awaiting: return attemptDeadline.nanoseconds
+        case .quieting: return Swift.min(quietUntil, attemptDeadline).nanoseconds
+        case .idle, .finished: return .max
         }
     }
 
-    /// Reads and drops bytes until none arrive for 32 byte times (at least 200 µs) or the last attempt's
-    /// deadline passes.
-    private func waitForQuietLine() {
-        let quiet = Swift.max(wireTimeNanoseconds(byteCount: 32, baudRate: transport.baudRate), 200_000)
-        let buffer = scratch
+    /// The stretch of the attempt in progress over which its replies are awaited by polling instead of
+    /// sleeping (``BusTiming/busyPollNanoseconds``); from == until when there is none.
+    public var transactionSpinWindow: (fromNs: UInt64, untilNs: UInt64) {
+        phase == .awaiting ? (spinFrom.nanoseconds, spinUntil.nanoseconds) : (0, 0)
+    }
+
+    /// Advances the transaction in progress with the bytes that have arrived, without waiting: decodes the
+    /// replies, notices a passed deadline, quiets the line and retries. `readinessSeen`: the transport's
+    /// ``ByteTransport/readinessDescriptor`` polled ready just before (a read that then finds nothing is a
+    /// hang-up on a terminal). Returns true once the transaction has finished (``transactionError``).
+    /// Allocation-free.
+    @discardableResult
+    public func continueTransaction(readinessSeen: Bool = false) -> Bool {
+        advance(mayWait: false, readinessSeen: readinessSeen)
+    }
+
+    /// Waits in the transport until the transaction in progress has finished (every reply, or the last
+    /// attempt's deadline) and returns its result: nil when every reply arrived intact.
+    @discardableResult
+    public func finishTransaction() -> BusError? {
+        advance(mayWait: true, readinessSeen: false)
+        return transactionResult
+    }
+
+    private func begin(
+        requestBytes: Int, instruction: Instruction, into data: UnsafeMutableRawBufferPointer, fast: Bool
+    ) {
+        for i in 0..<slotCount { stats[Int(slotIDs[i])].transactions &+= 1 }
+        transactionInstruction = instruction
+        transactionRequestBytes = requestBytes
+        transactionData = data
+        transactionFast = fast
+        transactionAttempt = 0
+        transactionResult = nil
+        if disconnectionErrno >= 0 {
+            for i in 0..<slotCount { slotDone[i] = false }
+            finish(
+                BusError(
+                    servoID: slotCount > 0 ? slotIDs[0] : ServoID.broadcast, instruction: instruction,
+                    cause: .disconnected(errno: disconnectionErrno)))
+            return
+        }
+        startAttempt()
+    }
+
+    /// A transaction that failed before anything was sent (bad arguments): finished, nothing counted.
+    private func refuse(_ error: BusError) {
+        slotCount = 0
+        finish(error)
+    }
+
+    private func finish(_ error: BusError?) {
+        transactionResult = error
+        phase = .finished
+    }
+
+    private func startAttempt() {
+        do {
+            try sendAttempt()
+        } catch {
+            failed(error)
+        }
+    }
+
+    /// A failed attempt: counted, then retried after the line has gone quiet, or the transaction's result.
+    private func failed(_ error: BusError) {
+        count(error)
+        if !error.isRetryable || transactionAttempt >= timing.retries {
+            finish(error)
+            return
+        }
+        transactionAttempt += 1
+        stats[Int(error.servoID)].retries &+= 1
+        // Servos may still be answering the failed request: on a half-duplex wire a new request now would
+        // collide with them, so let the line go quiet first (bounded by that attempt's deadline): no byte
+        // for 32 byte times (at least 200 µs).
+        phase = .quieting
+        quietUntil = Swift.min(MonotonicInstant.now().advanced(byNanoseconds: quietNanoseconds), attemptDeadline)
+    }
+
+    private var quietNanoseconds: UInt64 {
+        Swift.max(wireTimeNanoseconds(byteCount: 32, baudRate: transport.baudRate), 200_000)
+    }
+
+    /// One step of the machine after another until it finishes or, without `mayWait`, needs bytes that have
+    /// not come yet. With `mayWait` it sleeps in the transport until bytes come or the current deadline.
+    @discardableResult
+    private func advance(mayWait: Bool, readinessSeen: Bool) -> Bool {
+        // A descriptor that polled ready must give bytes on the first read, or its port is gone.
+        var ready = readinessSeen
         while true {
-            let now = MonotonicInstant.now()
-            if now >= attemptDeadline { return }
-            let until = Swift.min(now.advanced(byNanoseconds: quiet), attemptDeadline)
-            let n: Int
-            do {
-                n = try transport.read(into: buffer, deadline: until)
-            } catch {
-                // A dead port is latched here so the retry fails at once; any other failure shows again
-                // in the retry itself.
-                _ = failure(error, servoID: ServoID.broadcast, instruction: .read)
-                return
+            switch phase {
+            case .idle, .finished:
+                return true
+            case .awaiting:
+                // Failures go to `failed` without a Swift `throw` where they are routine (a deadline, a dead
+                // port): a throw is cheap, but a test harness's hook on every throw is not.
+                let complete: Bool
+                do throws(BusError) {
+                    complete = try decodeReplies()
+                } catch {
+                    failed(error)
+                    continue
+                }
+                if complete {
+                    completeAttempt()
+                    continue
+                }
+                // Need bytes. Checking the clock here (not only in read) also bounds a flood of bytes that never
+                // forms the awaited replies; the arrival time of the last bytes is recent enough.
+                if lastArrival > attemptDeadline {
+                    failed(deadlineError())
+                    continue
+                }
+                let buffer =
+                    busProtocol == .dynamixel
+                    ? dynamixelDecoder.writableBuffer(minimum: 64) : feetechDecoder.writableBuffer(minimum: 64)
+                var n = 0
+                var transportError: TransportError?
+                do {
+                    if mayWait {
+                        n = try transport.read(
+                            into: buffer, spinFrom: spinFrom, spinUntil: spinUntil, deadline: attemptDeadline)
+                    } else {
+                        n = try transport.readAvailable(into: buffer)
+                        if n == 0 && ready { try transport.readinessWithoutData() }
+                    }
+                } catch {
+                    transportError = error
+                }
+                if let transportError {
+                    failed(failure(transportError, servoID: firstPending(), instruction: transactionInstruction))
+                    continue
+                }
+                ready = false
+                if n == 0 {
+                    if mayWait || MonotonicInstant.now() >= attemptDeadline {
+                        failed(deadlineError())
+                        continue
+                    }
+                    return false
+                }
+                // One clock read per arrival serves both the replies' latency and the next deadline check.
+                lastArrival = MonotonicInstant.now()
+                if busProtocol == .dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
+            case .quieting:
+                let now = MonotonicInstant.now()
+                if now >= attemptDeadline {
+                    startAttempt()
+                    continue
+                }
+                let n: Int
+                do {
+                    if mayWait {
+                        n = try transport.read(into: scratch, deadline: Swift.min(quietUntil, attemptDeadline))
+                    } else {
+                        n = try transport.readAvailable(into: scratch)
+                        if n == 0 && ready { try transport.readinessWithoutData() }
+                    }
+                } catch {
+                    // A dead port is latched here so the retry fails at once; any other failure shows again in
+                    // the retry itself.
+                    _ = failure(error, servoID: ServoID.broadcast, instruction: .read)
+                    startAttempt()
+                    continue
+                }
+                ready = false
+                if n > 0 {
+                    quietUntil = Swift.min(
+                        MonotonicInstant.now().advanced(byNanoseconds: quietNanoseconds), attemptDeadline)
+                    continue
+                }
+                if mayWait || now >= quietUntil {
+                    startAttempt()
+                    continue
+                }
+                return false
             }
-            if n == 0 { return }
         }
     }
 
@@ -531,10 +739,12 @@ public final class BusMaster {
         }
     }
 
-    private func attemptOnce(
-        requestBytes: Int, instruction: Instruction, into data: UnsafeMutableRawBufferPointer, fast: Bool
-    ) throws(BusError) {
+    /// Sends the request of a new attempt and sets up what it awaits.
+    private func sendAttempt() throws(BusError) {
         let dynamixel = busProtocol == .dynamixel
+        let fast = transactionFast
+        let instruction = transactionInstruction
+        let requestBytes = transactionRequestBytes
         var replyBytes = 0
         var longestReply = 0
         for i in 0..<slotCount {
@@ -576,8 +786,8 @@ public final class BusMaster {
         let deadline = start.advanced(byNanoseconds: budget)
         // Busy polling covers the stretch around the replies' arrival: from `busyPoll` before the wire
         // and return delays would bring them to `busyPoll` after the firmware allowance too.
-        var spinFrom = start
-        var spinUntil = start
+        spinFrom = start
+        spinUntil = start
         if timing.busyPollNanoseconds > 0 {
             let perReply = UInt64(replies) * timing.perReplyNanoseconds
             let due = budget - timing.marginNanoseconds - perReply
@@ -585,90 +795,94 @@ public final class BusMaster {
                 byNanoseconds: due > timing.busyPollNanoseconds ? due - timing.busyPollNanoseconds : 0)
             spinUntil = start.advanced(byNanoseconds: due + perReply + timing.busyPollNanoseconds)
         }
+        attemptStart = start
         attemptDeadline = deadline
         lastArrival = start
+        remainingReplies = slotCount
+        deferredError = nil
+        attemptDiscarded = 0
+        phase = .awaiting
         do {
             try transport.write(UnsafeRawBufferPointer(rebasing: request[0..<requestBytes]), deadline: deadline)
         } catch {
             throw failure(error, servoID: firstID, instruction: instruction)
         }
-        var remaining = slotCount
-        var deferred: BusError?
-        attemptDiscarded = 0
-        while remaining > 0 {
+    }
+
+    /// Why the awaited replies did not come in time.
+    private func deadlineError() -> BusError {
+        BusError(
+            servoID: firstPending(), instruction: transactionInstruction,
+            cause: deadlineCause(dynamixel: busProtocol == .dynamixel))
+    }
+
+    /// Every reply of the attempt came; bytes after them (a duplicate ID answering, noise) call for a flush next
+    /// time. A status or hardware error among them is the attempt's failure now that all data arrived.
+    private func completeAttempt() {
+        lineNeedsFlush =
+            (busProtocol == .dynamixel ? dynamixelDecoder.bufferedCount : feetechDecoder.bufferedCount) > 0
+        if let deferred = deferredError {
+            failed(deferred)
+        } else {
+            finish(nil)
+        }
+    }
+
+    /// Decodes the replies in the decoder's buffer; returns true once every awaited reply is in.
+    private func decodeReplies() throws(BusError) -> Bool {
+        let dynamixel = busProtocol == .dynamixel
+        let instruction = transactionInstruction
+        let data = transactionData
+        let start = attemptStart
+        while remainingReplies > 0 {
             if dynamixel {
                 switch dynamixelDecoder.next() {
                 case .frame(let frame):
                     // Our own request echoed by a half-duplex adapter, or another master's: not a reply.
                     if !frame.isStatus { continue }
-                    if fast {
+                    if transactionFast {
                         try acceptFastSyncReply(
-                            frame, instruction: instruction, into: data, start: start, deferred: &deferred)
-                        remaining = 0
+                            frame, instruction: instruction, into: data, start: start, deferred: &deferredError)
+                        remainingReplies = 0
                         continue
                     }
                     let slot = try pendingSlot(for: frame.id, instruction: instruction)
                     let error = frame.statusError
                     try accept(
                         slot: slot, parameters: frame.parameters, instruction: instruction, into: data, start: start)
-                    if error != 0 && deferred == nil {
-                        deferred = BusError(
+                    if error != 0 && deferredError == nil {
+                        deferredError = BusError(
                             servoID: frame.id, instruction: instruction,
                             cause: error & Dynamixel.alertBit != 0 ? .hardwareError(error) : .statusError(error))
                     }
-                    remaining -= 1
-                    continue
+                    remainingReplies -= 1
                 case .corrupt(let id, _):
                     throw BusError(servoID: blame(id), instruction: instruction, cause: .corruptChecksum)
-                case .needMoreData: break
+                case .needMoreData:
+                    return false
                 }
             } else {
                 switch feetechDecoder.next() {
                 case .frame(let frame):
                     // Feetech packets do not say whether they are requests or replies: skip our own
                     // request if a half-duplex adapter echoes it.
-                    if isEcho(frame, requestBytes: requestBytes) { continue }
+                    if isEcho(frame, requestBytes: transactionRequestBytes) { continue }
                     let slot = try pendingSlot(for: frame.id, instruction: instruction)
                     try accept(
                         slot: slot, parameters: frame.parameters, instruction: instruction, into: data, start: start)
-                    if frame.statusError != 0 && deferred == nil {
-                        deferred = BusError(
+                    if frame.statusError != 0 && deferredError == nil {
+                        deferredError = BusError(
                             servoID: frame.id, instruction: instruction, cause: .hardwareError(frame.statusError))
                     }
-                    remaining -= 1
-                    continue
+                    remainingReplies -= 1
                 case .corrupt(let id, _):
                     throw BusError(servoID: blame(id), instruction: instruction, cause: .corruptChecksum)
-                case .needMoreData: break
+                case .needMoreData:
+                    return false
                 }
             }
-            // Need bytes. Checking the clock here (not only in read) also bounds a flood of bytes that
-            // never forms the awaited replies; the arrival time of the last bytes is recent enough.
-            if lastArrival > deadline {
-                throw BusError(
-                    servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
-            }
-            let buffer =
-                dynamixel ? dynamixelDecoder.writableBuffer(minimum: 64) : feetechDecoder.writableBuffer(minimum: 64)
-            let n: Int
-            do {
-                n = try transport.read(into: buffer, spinFrom: spinFrom, spinUntil: spinUntil, deadline: deadline)
-            } catch {
-                throw failure(error, servoID: firstPending(), instruction: instruction)
-            }
-            if n == 0 {
-                throw BusError(
-                    servoID: firstPending(), instruction: instruction, cause: deadlineCause(dynamixel: dynamixel))
-            }
-            // One clock read per arrival serves both the replies' latency and the next deadline check.
-            lastArrival = MonotonicInstant.now()
-            if dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
         }
-        // Every reply came; bytes after them (a duplicate ID answering, noise) call for a flush next time.
-        lineNeedsFlush = (dynamixel ? dynamixelDecoder.bufferedCount : feetechDecoder.bufferedCount) > 0
-        if let deferred {
-            throw deferred
-        }
+        return true
     }
 
     private func isEcho(_ frame: FeetechFrame, requestBytes: Int) -> Bool {

@@ -140,6 +140,11 @@ public final class BytePipeEnd: ByteTransport, @unchecked Sendable {
 
     public func flushInput() throws(TransportError) { incoming.discardAll() }
 
+    /// The eventfd the writing end signals after each push.
+    public var readinessDescriptor: Int32 { incoming.dataEvent }
+
+    public func clearReadiness() { sinew_eventfd_drain(incoming.dataEvent) }
+
     public func setBaudRate(_ bitsPerSecond: Int) throws(TransportError) {
         if bitsPerSecond < 0 { throw .unsupportedBaudRate(bitsPerSecond) }
         baudRate = bitsPerSecond

@@ -182,6 +182,11 @@ public final class SerialPortTransport: ByteTransport, @unchecked Sendable {
         try DescriptorIO.readAvailable(fd: fileDescriptor, into: buffer)
     }
 
+    public var readinessDescriptor: Int32 { fileDescriptor }
+
+    /// A port that polls readable and reads nothing has hung up (an adapter unplugged; see `DescriptorIO.read`).
+    public func readinessWithoutData() throws(TransportError) { throw .disconnected(errno: 0) }
+
     /// tcflush on the descriptor, as libserialport's `sp_flush` does, but allocation-free and typed: an
     /// unplugged adapter fails with ``TransportError/disconnected(errno:)``.
     public func flushInput() throws(TransportError) {

@@ -76,9 +76,29 @@ public protocol ByteTransport: AnyObject {
 
     /// Changes the line rate (8N1).
     func setBaudRate(_ bitsPerSecond: Int) throws(TransportError)
+
+    /// A descriptor that polls readable (POLLIN) whenever bytes may be waiting, so that one thread can wait
+    /// on several transports at once (``ConcurrentBusTransactions``); -1 when there is none (such a transport
+    /// is waited on through its own ``read(into:deadline:)``). The default is -1.
+    var readinessDescriptor: Int32 { get }
+
+    /// Resets the readiness descriptor before a wait when it does not reset itself as bytes are read (an
+    /// eventfd); call it before reading what is available, then wait. The default does nothing.
+    func clearReadiness()
+
+    /// The readiness descriptor polled ready (or hung up) but a read found nothing: throws when that means
+    /// the port is gone (a terminal whose other side closed), returns when it was a stale wake-up. The default
+    /// returns.
+    func readinessWithoutData() throws(TransportError)
 }
 
 extension ByteTransport {
+    public var readinessDescriptor: Int32 { -1 }
+
+    public func clearReadiness() {}
+
+    public func readinessWithoutData() throws(TransportError) {}
+
     /// A read with a deadline already passed: whatever is available now.
     public func readAvailable(into buffer: UnsafeMutableRawBufferPointer) throws(TransportError) -> Int {
         try read(into: buffer, deadline: MonotonicInstant(nanoseconds: 0))
@@ -112,6 +132,17 @@ extension ByteTransport {
         }
         return try read(into: buffer, deadline: deadline)
     }
+}
+
+/// Waits until one of `descriptors` (at most 64; ``ByteTransport/readinessDescriptor``s, -1 entries ignored)
+/// polls readable or hung up, or the CLOCK_MONOTONIC `deadlineNs` passes; `events[i]` receives what `ppoll`
+/// found on descriptor i (0: nothing). Returns how many had events, 0 at the deadline, -errno on failure.
+/// Allocation-free.
+public func waitForAnyReadable(
+    _ descriptors: UnsafeBufferPointer<Int32>, events: UnsafeMutableBufferPointer<Int16>, deadlineNs: UInt64
+) -> Int32 {
+    sinew_wait_any_readable(
+        descriptors.baseAddress, events.baseAddress, Int32(min(descriptors.count, events.count)), deadlineNs)
 }
 
 /// Nanoseconds that `byteCount` bytes take on an 8N1 line at `baudRate` (10 bits per byte); 0 when the
@@ -290,6 +321,11 @@ public final class PseudoTerminalTransport: ByteTransport, @unchecked Sendable {
     public func readAvailable(into buffer: UnsafeMutableRawBufferPointer) throws(TransportError) -> Int {
         try DescriptorIO.readAvailable(fd: fileDescriptor, into: buffer)
     }
+
+    public var readinessDescriptor: Int32 { fileDescriptor }
+
+    /// A terminal that polls readable and reads nothing has hung up (see `DescriptorIO.read`).
+    public func readinessWithoutData() throws(TransportError) { throw .disconnected(errno: 0) }
 
     public func flushInput() throws(TransportError) {
         let r = sinew_termios_flush_input(fileDescriptor)

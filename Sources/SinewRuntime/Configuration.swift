@@ -55,6 +55,16 @@ public struct RobotConfiguration: Sendable, Equatable {
             name: name, file: file, modelPath: modelPath, buses: buses, joints: joints, loop: loop, policy: policy,
             safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath, simulation: simulation)
     }
+    /// The same robot read through `busIO` (`sinew bench loop` compares them; tests).
+    public func replacingBusIO(_ busIO: BusIO) -> RobotConfiguration {
+        RobotConfiguration(
+            name: name, file: file, modelPath: modelPath, buses: buses, joints: joints,
+            loop: Loop(
+                rateHz: loop.rateHz, priority: loop.priority, cpu: loop.cpu, overrun: loop.overrun,
+                catchUpMax: loop.catchUpMax, busyPollUs: loop.busyPollUs, busIO: busIO),
+            policy: policy, safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath,
+            simulation: simulation)
+    }
     public func jointIndex(named name: String) -> Int? { joints.firstIndex { $0.name == name } }
     /// The joints on one bus, in configuration order, with their index in `joints`.
     public func joints(onBus name: String) -> [(index: Int, joint: Joint)] {
@@ -232,6 +242,20 @@ extension RobotConfiguration {
         case catchUp = "catch_up"
     }
 
+    /// How the sense stage reads a robot with several buses (robot.yaml `loop.bus_io`). Every way reads each
+    /// bus with one sync read under the same deadline and retry rules; they differ in how the buses overlap.
+    public enum BusIO: String, Sendable, CaseIterable {
+        /// The loop thread sends every bus's request at once and waits for all of them with non-blocking I/O
+        /// (one `ppoll` over the buses' ports): the stage takes the slowest bus's time.
+        case poll
+        /// One I/O thread per bus (pinned, at the loop's priority, woken through a futex): each does its bus's
+        /// sync read; the loop thread waits until all are done.
+        case threads
+        /// One bus after another, as a single-bus loop would: the stage takes the sum of the buses' times. For
+        /// comparison (`sinew bench loop` measures it beside the others).
+        case sequential
+    }
+
     public struct Loop: Sendable, Equatable {
         /// Tick rate (Hz, > 0); default 500.
         public let rateHz: Double
@@ -246,10 +270,12 @@ extension RobotConfiguration {
         /// are due (`BusTiming.busyPollNanoseconds`); 0 (the default) sleeps in the kernel. For a loop on an
         /// isolated core: it saves a thread wake-up per bus transaction and burns that core meanwhile.
         public let busyPollUs: Double
+        /// How the sense stage's sync reads of several buses overlap; default ``BusIO/poll``.
+        public let busIO: BusIO
 
         public init(
             rateHz: Double = 500, priority: Int = 80, cpu: Int? = nil, overrun: OverrunPolicy = .skip,
-            catchUpMax: Int = 3, busyPollUs: Double = 0
+            catchUpMax: Int = 3, busyPollUs: Double = 0, busIO: BusIO = .poll
         ) {
             self.rateHz = rateHz
             self.priority = priority
@@ -257,6 +283,7 @@ extension RobotConfiguration {
             self.overrun = overrun
             self.catchUpMax = catchUpMax
             self.busyPollUs = busyPollUs
+            self.busIO = busIO
         }
 
         /// ``busyPollUs`` for `BusTiming.busyPollNanoseconds` and the simulator's servers.

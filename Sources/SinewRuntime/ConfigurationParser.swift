@@ -15,8 +15,8 @@ extension RobotConfiguration {
         ]
         static let reducer = ["ratio", "backlash_rad", "efficiency"]
         static let limits = ["position_rad", "velocity_rad_s", "effort_nm", "acceleration_rad_s2"]
-        static let coupled = ["id", "direction"]
-        static let loop = ["rate_hz", "priority", "cpu", "overrun", "catch_up_max", "busy_poll_us"]
+        static let coupled = ["id", "direction", "bus"]
+        static let loop = ["rate_hz", "priority", "cpu", "overrun", "catch_up_max", "busy_poll_us", "bus_io"]
         static let waypoint = ["positions_rad", "duration_s"]
         static let safety = [
             "position_margin_rad", "velocity_limit_scale", "max_step_rad", "workspace", "watchdog_ms",
@@ -274,6 +274,20 @@ private struct Parser {
             if let coupledNode = fields["coupled"] {
                 let coupledFields = try YAMLFields(
                     coupledNode, path: fields.childPath("coupled"), allowed: Keys.coupled, reader: reader)
+                if let busNode = coupledFields["bus"] {
+                    // A joint's servos share one bus: across two buses a fault on one would leave the other
+                    // servo driving the joint alone, against a partner that no longer takes commands.
+                    let busPath = coupledFields.childPath("bus")
+                    let other = try reader.string(busNode, busPath, expected: "a bus name")
+                    guard other == bus.name else {
+                        throw reader.error(
+                            .invalidValue, busNode, busPath,
+                            expected: "the joint's own bus '\(bus.name)': a joint driven by servos on two buses is "
+                                + "not supported (a fault on one bus would leave the other servo fighting a partner "
+                                + "that takes no commands); put both servos on one bus",
+                            found: "'\(other)'")
+                    }
+                }
                 let coupledIDNode = try coupledFields.required("id", expected: "the second servo's ID")
                 let coupledID = try servoIDValue(
                     coupledIDNode, coupledFields.childPath("id"), bus: bus, owner: "\(path).coupled", owners: &idOwners)
@@ -371,7 +385,8 @@ private struct Parser {
             catchUpMax: try fields.int(
                 "catch_up_max", default: 3, where: { (1...1000).contains($0) }, "in 1–1000 (ticks)"),
             busyPollUs: try fields.double(
-                "busy_poll_us", default: 0, unit: "µs", where: { $0 >= 0 && $0 <= 1_000_000 }, "in [0, 1000000]"))
+                "busy_poll_us", default: 0, unit: "µs", where: { $0 >= 0 && $0 <= 1_000_000 }, "in [0, 1000000]"),
+            busIO: try fields.word("bus_io", default: .poll))
     }
 
     func policy(_ node: Node, joints: [RobotConfiguration.Joint]) throws(ConfigurationError)

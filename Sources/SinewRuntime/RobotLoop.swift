@@ -1,3 +1,4 @@
+import CRealtime
 import Foundation
 import SinewBus
 import SinewCore
@@ -214,6 +215,9 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     public let simulationClock: (any SimulationClock)?
     let simulatedPeriodNs: UInt64
     var ticksSinceStart: UInt64 = 0
+    /// In a lockstep run, the simulated time this tick started at, ns since the simulation started (the
+    /// sense stage moves the clock there first; the bus transactions then move it on).
+    public private(set) var tickStartSimulatedNs: UInt64 = 0
     var activatedAtSimulatedNs: UInt64 = 0
 
     // Per-tick bookkeeping.
@@ -229,14 +233,18 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     var trackingSamples = 0
     /// What the last failed bus transaction was (for reports; loop thread).
     public private(set) var lastBusError: BusError?
-    /// Failed sync writes of the act stage, counted against the next tick's bus-error budget (the guard
-    /// has run by then), and the bus of the last one.
-    var actBusErrors = 0
-    var actFailingBus = -1
-    var actBusDisconnected = false
+    /// Failed sync writes of the act stage per bus, counted against the next tick's bus-error budgets (the
+    /// guard has run by then), and whether one was the port disconnecting.
+    let actErrorsByBus: UnsafeMutableBufferPointer<Int>
+    let actDisconnectedByBus: UnsafeMutableBufferPointer<Bool>
     /// The bus of the last failure counted in `busErrorsThisTick`, and whether it was a disconnection.
     var failingBusIndex = -1
     var busDisconnectedThisTick = false
+    /// How the sense stage's sync reads overlap (robot.yaml `loop.bus_io`; see ``busIO``).
+    let busReads: any SenseBusReads
+    /// The way the sense stage reads the buses in this loop: robot.yaml's `loop.bus_io`, except that a
+    /// single bus is simply read, and a lockstep simulation polls (threads would race on its clock).
+    public let busIO: RobotConfiguration.BusIO
     let busErrorTotal = Atomic<Int>(0)
     /// Index into `buses` of the first bus whose port disconnected (-1: none), and its errno.
     let disconnectedBusIndex = Atomic<Int>(-1)
@@ -403,6 +411,29 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             links.append(link)
         }
         buses = links
+        guard links.count <= ConcurrentBusTransactions.maximumBuses else {
+            throw RobotLoopError(
+                "\(configuration.file): \(links.count) buses; one loop reads at most "
+                    + "\(ConcurrentBusTransactions.maximumBuses)")
+        }
+        actErrorsByBus = .allocate(capacity: max(links.count, 1))
+        actErrorsByBus.initialize(repeating: 0)
+        actDisconnectedByBus = .allocate(capacity: max(links.count, 1))
+        actDisconnectedByBus.initialize(repeating: false)
+        var io = configuration.loop.busIO
+        if links.count <= 1 { io = .sequential } else if io == .threads && simulationClock != nil { io = .poll }
+        busIO = io
+        switch io {
+        case .sequential: busReads = SequentialBusReads(buses: links)
+        case .poll: busReads = PolledBusReads(buses: links)
+        case .threads:
+            // Each worker on a CPU of its own where there are enough, away from the loop's pinned CPU.
+            let cpuCount = max(Int(sinew_rt_cpu_count()), 1)
+            let first = configuration.loop.cpu.map { $0 + 1 } ?? 0
+            busReads = ThreadedBusReads(
+                buses: links, fifoPriority: simulationClock == nil ? configuration.loop.priority : nil,
+                cpus: links.indices.map { (first + $0) % cpuCount })
+        }
         jointSlots = configuration.joints.indices.map { j in
             for (b, link) in links.enumerated() {
                 if let slot = link.joints.indices.first(where: { link.joints[$0] == j && link.servoDirection[$0] > 0 })
@@ -453,9 +484,12 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     deinit {
+        busReads.stop()
         urdfPositions.deallocate()
         targetPositionRad.deallocate()
         torqueOnAtServo.deallocate()
+        actErrorsByBus.deallocate()
+        actDisconnectedByBus.deallocate()
     }
 
     /// Starts the e-stop sources robot.yaml names (a file whose presence stops the robot, a Unix socket
@@ -618,6 +652,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     public func onCleanup() throws(RobotLoopError) {}
 
     public func onActivate() throws(RobotLoopError) {
+        busReads.start()
         try holdPresentPoseWithTorque()
         imu?.settle(simulationClock: simulationClock)
         try startFromPresentPose()
@@ -688,9 +723,10 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         activatedAtSimulatedNs = simulationClock?.nanoseconds ?? 0
         ticksSinceStart = 0
         policyNowNs = 0
-        actBusErrors = 0
-        actFailingBus = -1
-        actBusDisconnected = false
+        for b in 0..<buses.count {
+            actErrorsByBus[b] = 0
+            actDisconnectedByBus[b] = false
+        }
         trackingSquares = 0
         trackingSamples = 0
     }
@@ -787,6 +823,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// every bus, an error naming each joint, servo ID and bus whose torque could not be confirmed, and why.
     public func onShutdown() throws(RobotLoopError) {
         stopPolicy()
+        busReads.stop()
         for bus in buses { bus.master.timing.marginNanoseconds = Self.configureMarginNs }
         defer { for bus in buses { bus.master.timing.marginNanoseconds = bus.runMarginNs } }
         var failures = returnHoldServosToPosition()
@@ -898,15 +935,25 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     public func sense(_ tick: inout TickInfo) {
         // A sync write that failed in the previous tick's act stage counts here, like a failed read.
-        busErrorsThisTick = actBusErrors
-        failingBusIndex = actFailingBus
-        busDisconnectedThisTick = actBusDisconnected
-        actBusErrors = 0
-        actFailingBus = -1
-        actBusDisconnected = false
+        busErrorsThisTick = 0
+        failingBusIndex = -1
+        busDisconnectedThisTick = false
+        for b in 0..<buses.count {
+            let errors = actErrorsByBus[b]
+            supervisor.busErrorsThisTickByBus[b] = errors
+            supervisor.busDisconnectedThisTick[b] = actDisconnectedByBus[b]
+            if errors > 0 {
+                busErrorsThisTick += errors
+                failingBusIndex = b
+                if actDisconnectedByBus[b] { busDisconnectedThisTick = true }
+            }
+            actErrorsByBus[b] = 0
+            actDisconnectedByBus[b] = false
+        }
         if let clock = simulationClock {
             ticksSinceStart += 1
-            clock.advance(toNanoseconds: activatedAtSimulatedNs + ticksSinceStart * simulatedPeriodNs)
+            tickStartSimulatedNs = activatedAtSimulatedNs + ticksSinceStart * simulatedPeriodNs
+            clock.advance(toNanoseconds: tickStartSimulatedNs)
         }
         // The policy's (and the supervisor's) clock: since the loop started, simulated in a lockstep run.
         if restartPolicyClock {
@@ -915,33 +962,22 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
         policyNowNs = tick.wakeNs - activatedAtNs
         if let clock = simulationClock { policyNowNs = Int64(clock.nanoseconds &- activatedAtSimulatedNs) }
+        // Every bus's read at once (or one after another, as `loop.bus_io` says); a port already gone fails at
+        // once, without a system call on the dead descriptor.
         let waitStart = MonotonicInstant.now().nanoseconds
+        busReads.readAll()
+        tick.waitNs += Int64(MonotonicInstant.now().nanoseconds - waitStart)
         for b in 0..<buses.count {
             let bus = buses[b]
             for slot in 0..<bus.ids.count { supervisor.readingFresh[bus.joints[slot]] = true }
-            var failed = false
-            if bus.master.isDisconnected {
-                // The port is gone: fail at once, without a system call on the dead descriptor.
-                failed = true
-                busErrorTotal.add(1, ordering: .relaxed)
-                countAgainstBus(b, disconnected: true)
-            } else {
-                do {
-                    try bus.master.syncRead(
-                        ids: UnsafeBufferPointer(bus.ids), address: bus.readAddress, length: bus.readLength,
-                        into: bus.readBuffer)
-                } catch {
-                    failed = true
-                    noteBusError(error, bus: b)
-                    // A failure the bus master pins on one servo counts against that joint's readings (the
-                    // supervisor names it once its budget is spent); a lost port or anything else counts
-                    // against the bus.
-                    if error.isDisconnection || !markFailure(bus, error) {
-                        countAgainstBus(b, disconnected: error.isDisconnection)
-                    }
+            if let error = bus.master.transactionError {
+                noteBusError(error, bus: b)
+                // A failure the bus master pins on one servo counts against that joint's readings (the
+                // supervisor names it once its budget is spent); a lost port or anything else counts
+                // against the bus.
+                if error.isDisconnection || !markFailure(bus, error) {
+                    countAgainstBus(b, disconnected: error.isDisconnection)
                 }
-            }
-            if failed {
                 // Only the replies that arrived hold this tick's bytes (a hardware or status error still
                 // delivers them all): the other servos' joints have no reading this tick.
                 for slot in 0..<bus.ids.count where !bus.master.replyArrived(at: slot) {
@@ -960,7 +996,6 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 }
             }
         }
-        tick.waitNs += Int64(MonotonicInstant.now().nanoseconds - waitStart)
     }
 
     /// A failed transaction on bus `b`: counted, remembered for reports, and a lost port published.
@@ -973,11 +1008,15 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         }
     }
 
-    /// One failure against this tick's bus-error budget, on bus `b`.
+    /// One failure against this tick's bus-error budget of bus `b`.
     private func countAgainstBus(_ b: Int, disconnected: Bool) {
         busErrorsThisTick += 1
         failingBusIndex = b
-        if disconnected { busDisconnectedThisTick = true }
+        supervisor.busErrorsThisTickByBus[b] += 1
+        if disconnected {
+            busDisconnectedThisTick = true
+            supervisor.busDisconnectedThisTick[b] = true
+        }
     }
 
     /// Marks what a failed read means for the joints; returns whether it was pinned on one servo.
@@ -1087,9 +1126,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
             if bus.master.isDisconnected {
                 // Fail at once on a lost port (no system call); counted like any failed write.
                 busErrorTotal.add(1, ordering: .relaxed)
-                actBusErrors += 1
-                actFailingBus = b
-                actBusDisconnected = true
+                actErrorsByBus[b] += 1
+                actDisconnectedByBus[b] = true
                 continue
             }
             do {
@@ -1110,9 +1148,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
                 // Commands that did not reach the servos count against the bus-error budget (next tick's
                 // guard) like a failed read: a bus that takes no writes cannot be steered.
                 noteBusError(error, bus: b)
-                actBusErrors += 1
-                actFailingBus = b
-                if error.isDisconnection { actBusDisconnected = true }
+                actErrorsByBus[b] += 1
+                if error.isDisconnection { actDisconnectedByBus[b] = true }
             }
         }
         tick.waitNs += Int64(MonotonicInstant.now().nanoseconds - waitStart)

@@ -8,7 +8,8 @@ public struct SafetyTickInput: Sendable {
     /// When the policy last produced a command (for the watchdog); start it at the activation time, or
     /// the first tick is already stale.
     public var lastCommandTimeNs: Int64
-    /// Bus transactions that failed this tick (all buses).
+    /// Bus transactions that failed this tick (all buses). Those also counted per bus in
+    /// ``SafetySupervisor/busErrorsThisTickByBus`` are budgeted per bus; the rest against one budget of their own.
     public var busErrorsThisTick: Int
     /// Consecutive overrunning ticks before this one (`TickInfo.overrunsInARow`).
     public var overrunsInARow: Int
@@ -90,6 +91,11 @@ public final class SafetySupervisor: @unchecked Sendable {
     /// False for a joint whose servo gave no valid reading this tick.
     public let readingFresh: UnsafeMutableBufferPointer<Bool>
     public let framePositionM: UnsafeMutableBufferPointer<Double>
+    /// Failed transactions this tick per bus (index into `configuration.busNames`), and whether one of them
+    /// was the port disconnecting: written by the loop before ``guardTick(_:)``, which reads and clears them.
+    /// Each bus has its own bus-error budget, so errors on one bus never use up another's.
+    public let busErrorsThisTickByBus: UnsafeMutableBufferPointer<Int>
+    public let busDisconnectedThisTick: UnsafeMutableBufferPointer<Bool>
 
     // Outputs.
     /// Validated position commands: clamped inside the limits' margins, rate-limited; in the safe state,
@@ -114,6 +120,7 @@ public final class SafetySupervisor: @unchecked Sendable {
     private let jointServoIDs: UnsafeMutableBufferPointer<Int32>
     private let jointBusIndices: UnsafeMutableBufferPointer<Int32>
     private var consecutiveBusErrors = 0
+    private let consecutiveBusErrorsByBus: UnsafeMutableBufferPointer<Int>
     private var latched = false
     private var latchedCause: SafetyCause? = nil
     private var latchedJoint = -1
@@ -162,6 +169,13 @@ public final class SafetySupervisor: @unchecked Sendable {
         for (i, bus) in configuration.jointBusIndices.enumerated() {
             jointBusIndices[i] = Int32(truncatingIfNeeded: bus)
         }
+        let busCount = max(configuration.busNames.count, 1)
+        busErrorsThisTickByBus = .allocate(capacity: busCount)
+        busErrorsThisTickByBus.initialize(repeating: 0)
+        busDisconnectedThisTick = .allocate(capacity: busCount)
+        busDisconnectedThisTick.initialize(repeating: false)
+        consecutiveBusErrorsByBus = .allocate(capacity: busCount)
+        consecutiveBusErrorsByBus.initialize(repeating: 0)
         boxes = .allocate(capacity: configuration.workspaceBoxes.count)
         for (i, box) in configuration.workspaceBoxes.enumerated() {
             boxes[i] = (box.minM.x, box.minM.y, box.minM.z, box.maxM.x, box.maxM.y, box.maxM.z)
@@ -183,6 +197,9 @@ public final class SafetySupervisor: @unchecked Sendable {
         missedReadings.deallocate()
         jointServoIDs.deallocate()
         jointBusIndices.deallocate()
+        busErrorsThisTickByBus.deallocate()
+        busDisconnectedThisTick.deallocate()
+        consecutiveBusErrorsByBus.deallocate()
         limits.deallocate()
         boxes.deallocate()
     }
@@ -239,6 +256,11 @@ public final class SafetySupervisor: @unchecked Sendable {
         latchedCause = nil
         latchedJoint = -1
         consecutiveBusErrors = 0
+        for b in 0..<consecutiveBusErrorsByBus.count {
+            consecutiveBusErrorsByBus[b] = 0
+            busErrorsThisTickByBus[b] = 0
+            busDisconnectedThisTick[b] = false
+        }
         emergencyStop.clear()
         for i in 0..<jointCount {
             missedReadings[i] = 0
@@ -279,7 +301,23 @@ public final class SafetySupervisor: @unchecked Sendable {
             }
         }
         let budget = configuration.busErrorBudget
-        consecutiveBusErrors = input.busErrorsThisTick > 0 ? consecutiveBusErrors + input.busErrorsThisTick : 0
+        // Each bus against its own budget: errors on one bus say nothing about another.
+        var attributed = 0
+        for b in 0..<configuration.busNames.count {
+            let errors = busErrorsThisTickByBus[b]
+            attributed += errors
+            consecutiveBusErrorsByBus[b] = errors > 0 ? consecutiveBusErrorsByBus[b] + errors : 0
+            if consecutiveBusErrorsByBus[b] > budget {
+                fault(
+                    .busErrors, joint: -1, value: Double(consecutiveBusErrorsByBus[b]), limit: Double(budget),
+                    detail: busDisconnectedThisTick[b] ? "disconnected" : "bus", bus: b)
+            }
+            busErrorsThisTickByBus[b] = 0
+            busDisconnectedThisTick[b] = false
+        }
+        // Errors given only as a count (no bus said): one budget of their own, named by `failingBusIndex`.
+        let unattributed = max(0, input.busErrorsThisTick - attributed)
+        consecutiveBusErrors = unattributed > 0 ? consecutiveBusErrors + unattributed : 0
         if consecutiveBusErrors > budget {
             fault(
                 .busErrors, joint: -1, value: Double(consecutiveBusErrors), limit: Double(budget),

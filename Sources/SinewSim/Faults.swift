@@ -33,6 +33,19 @@ public struct FaultInjection: Sendable, Equatable {
 
     public static let none = FaultInjection()
 
+    /// Every servo ID a fault names.
+    public var servoIDs: [UInt8] { silentIDs + silences.map(\.id) + overloads.map(\.id) }
+
+    /// The faults for one bus of a robot whose servos are `ids`: the probabilities, and the faults of the servos
+    /// among `ids`.
+    public func restricted(to ids: [UInt8]) -> FaultInjection {
+        var faults = self
+        faults.silentIDs = silentIDs.filter(ids.contains)
+        faults.silences = silences.filter { ids.contains($0.id) }
+        faults.overloads = overloads.filter { ids.contains($0.id) }
+        return faults
+    }
+
     /// The latest a timed fault (`overload=ID@SECONDS`, `silent=ID@SECONDS`) may be scheduled, seconds after
     /// the bus starts: 11.6 days, longer than any run, and small enough that its time in nanoseconds fits.
     public static let maximumFaultSeconds = 1_000_000.0

@@ -2,7 +2,8 @@ import SinewCore
 import SinewDrivers
 import SinewKinematics
 
-/// A robot's rigid-body dynamics behind the servos of one virtual bus: the servos' output torques pass
+/// A robot's rigid-body dynamics behind the servos of one virtual bus, or of every bus of a robot with several
+/// (a ``VirtualBusGroup``, servos numbered bus after bus): the servos' output torques pass
 /// through each joint's reducer into the robot, whose joints move under gravity, their coupling, the URDF's
 /// joint damping and friction and the drives' reflected rotor inertia; the servos then see their shafts
 /// where the joints put them. Mimic joints follow their masters; joints without a servo are passive.
@@ -23,7 +24,7 @@ import SinewKinematics
 /// (``JointHand/grasp(column:atPositionRad:)``).
 public final class RobotJointDynamics: JointDynamics {
     public let model: RobotModel
-    /// Per bus servo (in the bus's order): the joint it drives and how.
+    /// Per servo (in the bus's order, or the group's): the joint it drives and how.
     public let mappings: [JointServoMapping]
     let servoJoint: [Int]
     let workspace: KinematicsWorkspace
@@ -60,7 +61,8 @@ public final class RobotJointDynamics: JointDynamics {
     public var hardStopBeyondLimitRad = 0.05
 
     /// - Parameters:
-    ///   - mappings: one per servo of the bus, in the bus's servo order; each names a moving joint of `model`.
+    ///   - mappings: one per servo of the bus (or of the group, bus after bus), in that order; each names a moving
+    ///     joint of `model`.
     ///   - servoModels: the servo model of each of those servos (for its reflected rotor inertia).
     ///   - initialPositions: URDF-level joint positions at start (default: all zero, mimic joints following).
     public init(

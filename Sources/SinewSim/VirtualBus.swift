@@ -103,7 +103,10 @@ public final class VirtualBus {
         }
     }
     /// Time the physics has reached, ns.
-    public private(set) var timeNs: UInt64
+    public internal(set) var timeNs: UInt64
+    /// The group whose one physics drives this bus together with the other buses of the same robot
+    /// (``VirtualBusGroup``); nil for a bus that drives its own ``dynamics``.
+    public internal(set) weak var group: VirtualBusGroup?
     public internal(set) var statistics = VirtualBusStatistics()
 
     var startNs: UInt64
@@ -295,27 +298,42 @@ public final class VirtualBus {
 
     // MARK: Physics
 
-    /// Steps servos and physics at the fixed rate until `toNs` (whole steps only).
+    /// Steps servos and physics at the fixed rate until `toNs` (whole steps only). A bus in a
+    /// ``VirtualBusGroup`` steps the whole group: every bus of the robot, one physics.
     public func advance(toNs target: UInt64) {
+        if let group {
+            group.advance(toNs: target)
+            return
+        }
         while timeNs + stepNs <= target {
             timeNs += stepNs
-            for index in servos.indices {
-                if timeNs >= overloadDue[index] {
-                    servos[index].injectFault(.overload)
-                    overloadDue[index] = .max
-                }
-                if timeNs >= silenceDue[index] {
-                    servos[index].isSilent = true
-                    silenceDue[index] = .max
-                }
-                outputs[index] = servos[index].actuatorOutput(dtS: stepS)
-            }
+            computeOutputs()
             dynamics.step(
                 outputs: UnsafeBufferPointer(outputs), dtS: stepS, positionsRad: positions,
                 velocitiesRadPerS: velocities)
-            for index in servos.indices {
-                servos[index].observe(positionRad: positions[index], velocityRadPerS: velocities[index], timeNs: timeNs)
+            observeShafts()
+        }
+    }
+
+    /// The first half of a physics step at `timeNs`: timed faults that fall due, then each servo's output.
+    func computeOutputs() {
+        for index in servos.indices {
+            if timeNs >= overloadDue[index] {
+                servos[index].injectFault(.overload)
+                overloadDue[index] = .max
             }
+            if timeNs >= silenceDue[index] {
+                servos[index].isSilent = true
+                silenceDue[index] = .max
+            }
+            outputs[index] = servos[index].actuatorOutput(dtS: stepS)
+        }
+    }
+
+    /// The second half: each servo sees its shaft where the physics put it.
+    func observeShafts() {
+        for index in servos.indices {
+            servos[index].observe(positionRad: positions[index], velocityRadPerS: velocities[index], timeNs: timeNs)
         }
     }
 

@@ -10,6 +10,8 @@ public enum VirtualBusServerError: Error, Sendable, Equatable, CustomStringConve
     /// The link exists and leads to a pseudo-terminal another server (another `sinew virtual-bus`, or this
     /// process) is serving on, and its clients use the link.
     case linkInUse(path: String, target: String)
+    /// More link paths than buses, a bus given twice, or buses of a group served apart.
+    case invalidBuses(String)
 
     public var description: String {
         switch self {
@@ -18,27 +20,57 @@ public enum VirtualBusServerError: Error, Sendable, Equatable, CustomStringConve
         case .linkInUse(let path, let target):
             return "the link \(path) already leads to \(target), a pseudo-terminal in use (another `sinew virtual-bus` "
                 + "serving there?); choose another link path, or stop that server (or remove the link) first"
+        case .invalidBuses(let reason): return reason
         }
     }
 }
 
-/// Serves a ``VirtualBus`` over a byte transport on its own thread, in real time: the physics follows the
-/// monotonic clock, replies are written when the wire would have delivered them. Use
-/// ``servePseudoTerminal(bus:linkPath:followTerminalBaudRate:)`` so other programs (vendor SDKs, LeRobot,
-/// `sinew scan`) can open the bus like a serial port, or ``serve(bus:transport:)`` with one end of a
-/// `BytePipe` for in-process use.
+/// Serves ``VirtualBus``es over byte transports on one thread of its own, in real time: the physics follows
+/// the monotonic clock, replies are written when the wire would have delivered them. Use
+/// ``servePseudoTerminal(bus:linkPath:followTerminalBaudRate:busyPollNanoseconds:)`` so other programs (vendor
+/// SDKs, LeRobot, `sinew scan`) can open the bus like a serial port, or ``serve(bus:transport:busyPollNanoseconds:)``
+/// with one end of a `BytePipe` for in-process use.
 ///
-/// The serving loop allocates nothing after start. The bus is owned by the server while it runs; reach it
-/// only through ``withBus(_:)``.
+/// A robot whose servos sit on several buses is served by one server (``servePseudoTerminals(buses:linkPaths:followTerminalBaudRate:busyPollNanoseconds:)``,
+/// ``serve(buses:transports:busyPollNanoseconds:)``): one thread waits on every bus's port at once, and the
+/// buses' ``VirtualBusGroup`` gives them one physics. Each bus keeps its own wire and answers on its own port.
+///
+/// The serving loop allocates nothing after start. The buses are owned by the server while it runs; reach them
+/// only through ``withBus(_:)`` or ``withBuses(_:)``.
 public final class VirtualBusServer: @unchecked Sendable {
-    /// The path clients open: the pty's secondary (`/dev/pts/N`); nil for a non-terminal transport.
-    public let path: String?
+    /// The path clients open for the first bus: the pty's secondary (`/dev/pts/N`); nil for a non-terminal
+    /// transport.
+    public var path: String? { ports[0].path }
     /// The symbolic link to ``path``, when one was requested.
-    public let linkPath: String?
+    public var linkPath: String? { ports[0].linkPath }
+    /// Every bus's path and link, in the order the buses were given.
+    public var paths: [String?] { ports.map(\.path) }
+    public var linkPaths: [String?] { ports.map(\.linkPath) }
 
-    let bus: VirtualBus
-    let transport: any ByteTransport
-    let terminal: PseudoTerminalTransport?
+    /// One bus and the port it answers on.
+    final class Port {
+        let bus: VirtualBus
+        let transport: any ByteTransport
+        let terminal: PseudoTerminalTransport?
+        let path: String?
+        let linkPath: String?
+        /// Replies on their way out.
+        let output: UnsafeMutableRawBufferPointer
+
+        init(bus: VirtualBus, transport: any ByteTransport, terminal: PseudoTerminalTransport?, linkPath: String?) {
+            self.bus = bus
+            self.transport = transport
+            self.terminal = terminal
+            path = terminal?.path
+            self.linkPath = linkPath
+            output = .allocate(byteCount: 65536, alignment: 8)
+        }
+
+        deinit { output.deallocate() }
+    }
+
+    let ports: [Port]
+    var bus: VirtualBus { ports[0].bus }
     let followTerminalBaudRate: Bool
     /// After traffic (bytes received or a reply written), the serving loop polls without sleeping for
     /// this long; a reply falling due is waited for the same way over the last stretch of this length
@@ -53,32 +85,45 @@ public final class VirtualBusServer: @unchecked Sendable {
     let stopRequested = Atomic<Bool>(false)
     let finished = DispatchSemaphore(value: 0)
     let input: UnsafeMutableRawBufferPointer
-    let output: UnsafeMutableRawBufferPointer
+    /// Per port: the bytes of replies ready this pass, and the wait's descriptors and events.
+    private let readyBytes: UnsafeMutableBufferPointer<Int>
+    /// Per port: how many of the host's bytes its bus can take this pass (a serial driver's buffer).
+    private let roomBytes: UnsafeMutableBufferPointer<Int>
+    /// Per port: its in-process pipe was closed by the host (the others are still served).
+    private let portClosed: UnsafeMutableBufferPointer<Bool>
+    private let descriptors: UnsafeMutableBufferPointer<Int32>
+    private let events: UnsafeMutableBufferPointer<Int16>
     private let stopped = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)
 
     /// Longest the loop sleeps without traffic, so physics and stop requests stay responsive.
     static let idleWaitNs: UInt64 = 2_000_000
 
-    init(
-        bus: VirtualBus, transport: any ByteTransport, terminal: PseudoTerminalTransport?, linkPath: String?,
-        followTerminalBaudRate: Bool, busyPollNanoseconds: UInt64
-    ) {
+    init(ports: [Port], followTerminalBaudRate: Bool, busyPollNanoseconds: UInt64) {
         self.busyPollNanoseconds = busyPollNanoseconds
-        self.bus = bus
-        self.transport = transport
-        self.terminal = terminal
-        self.path = terminal?.path
-        self.linkPath = linkPath
+        self.ports = ports
         self.followTerminalBaudRate = followTerminalBaudRate
         input = .allocate(byteCount: 4096, alignment: 8)
-        output = .allocate(byteCount: 65536, alignment: 8)
+        readyBytes = .allocate(capacity: ports.count)
+        readyBytes.initialize(repeating: 0)
+        roomBytes = .allocate(capacity: ports.count)
+        roomBytes.initialize(repeating: 0)
+        portClosed = .allocate(capacity: ports.count)
+        portClosed.initialize(repeating: false)
+        descriptors = .allocate(capacity: ports.count)
+        descriptors.initialize(repeating: -1)
+        events = .allocate(capacity: ports.count)
+        events.initialize(repeating: 0)
     }
 
     deinit {
         stop()
         input.deallocate()
-        output.deallocate()
+        readyBytes.deallocate()
+        roomBytes.deallocate()
+        portClosed.deallocate()
+        descriptors.deallocate()
+        events.deallocate()
     }
 
     /// Creates a pseudo-terminal, optionally links `linkPath` to it (replacing an existing symbolic link),
@@ -89,34 +134,77 @@ public final class VirtualBusServer: @unchecked Sendable {
     public static func servePseudoTerminal(
         bus: VirtualBus, linkPath: String? = nil, followTerminalBaudRate: Bool = true, busyPollNanoseconds: UInt64 = 0
     ) throws(VirtualBusServerError) -> VirtualBusServer {
-        let terminal: PseudoTerminalTransport
-        do {
-            terminal = try PseudoTerminalTransport.createPair(baudRate: bus.hostBaudRate)
-            try terminal.setBaudRate(bus.hostBaudRate)
-        } catch {
-            throw .transport(error)
-        }
-        if let linkPath {
-            var info = stat()
-            if lstat(linkPath, &info) == 0 {
-                guard info.st_mode & S_IFMT == S_IFLNK else { throw .link(path: linkPath, errno: EEXIST) }
-                // A link left behind is replaced (its pseudo-terminal is gone, or its number now belongs to
-                // some other program's terminal, or to the one just opened here: devpts hands out the lowest
-                // free number, so a server started again after one was killed usually gets the same); one to a
-                // pseudo-terminal another server of ours still serves is that server's, whose clients would
-                // silently lose it.
-                if let target = linkTarget(linkPath), target != terminal.path, isServedPseudoTerminal(target) {
-                    throw .linkInUse(path: linkPath, target: target)
+        try servePseudoTerminals(
+            buses: [bus], linkPaths: [linkPath], followTerminalBaudRate: followTerminalBaudRate,
+            busyPollNanoseconds: busyPollNanoseconds)
+    }
+
+    /// Serves each bus on a pseudo-terminal of its own (with a link where `linkPaths` gives one, in the buses'
+    /// order), all from one thread; buses of one robot share their ``VirtualBusGroup``'s physics.
+    public static func servePseudoTerminals(
+        buses: [VirtualBus], linkPaths: [String?] = [], followTerminalBaudRate: Bool = true,
+        busyPollNanoseconds: UInt64 = 0
+    ) throws(VirtualBusServerError) -> VirtualBusServer {
+        try check(buses: buses, links: linkPaths.count)
+        var ports: [Port] = []
+        var made: [(link: String, target: String?)] = []
+        do throws(VirtualBusServerError) {
+            for (index, bus) in buses.enumerated() {
+                let terminal: PseudoTerminalTransport
+                do {
+                    terminal = try PseudoTerminalTransport.createPair(baudRate: bus.hostBaudRate)
+                    try terminal.setBaudRate(bus.hostBaudRate)
+                } catch {
+                    throw .transport(error)
                 }
-                unlink(linkPath)
+                let linkPath = index < linkPaths.count ? linkPaths[index] : nil
+                if let linkPath {
+                    try link(linkPath, to: terminal.path)
+                    made.append((linkPath, terminal.path))
+                }
+                ports.append(Port(bus: bus, transport: terminal, terminal: terminal, linkPath: linkPath))
             }
-            if symlink(terminal.path, linkPath) != 0 { throw .link(path: linkPath, errno: errno) }
+        } catch {
+            for entry in made { removeLink(entry.link, ifLeadingTo: entry.target) }
+            throw error
         }
         let server = VirtualBusServer(
-            bus: bus, transport: terminal, terminal: terminal, linkPath: linkPath,
-            followTerminalBaudRate: followTerminalBaudRate, busyPollNanoseconds: busyPollNanoseconds)
+            ports: ports, followTerminalBaudRate: followTerminalBaudRate, busyPollNanoseconds: busyPollNanoseconds)
         server.start()
         return server
+    }
+
+    /// Links `linkPath` to a pseudo-terminal's path: a link left behind is replaced, one to a terminal another
+    /// server of ours still serves is refused.
+    private static func link(_ linkPath: String, to target: String) throws(VirtualBusServerError) {
+        var info = stat()
+        if lstat(linkPath, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFLNK else { throw .link(path: linkPath, errno: EEXIST) }
+            // A link left behind is replaced (its pseudo-terminal is gone, or its number now belongs to
+            // some other program's terminal, or to the one just opened here: devpts hands out the lowest
+            // free number, so a server started again after one was killed usually gets the same); one to a
+            // pseudo-terminal another server of ours still serves is that server's, whose clients would
+            // silently lose it.
+            if let current = linkTarget(linkPath), current != target, isServedPseudoTerminal(current) {
+                throw .linkInUse(path: linkPath, target: current)
+            }
+            unlink(linkPath)
+        }
+        if symlink(target, linkPath) != 0 { throw .link(path: linkPath, errno: errno) }
+    }
+
+    private static func check(buses: [VirtualBus], links: Int) throws(VirtualBusServerError) {
+        guard !buses.isEmpty else { throw .invalidBuses("nothing to serve: no bus given") }
+        guard links <= buses.count else { throw .invalidBuses("\(links) link paths for \(buses.count) buses") }
+        for (i, bus) in buses.enumerated() where buses[..<i].contains(where: { $0 === bus }) {
+            throw .invalidBuses("bus \(i) is given twice")
+        }
+        // The buses of a group are stepped together: serving some of them on another thread would race.
+        for bus in buses {
+            if let group = bus.group, !group.buses.allSatisfy({ member in buses.contains { $0 === member } }) {
+                throw .invalidBuses("the buses of one group (one robot's physics) are served by one server")
+            }
+        }
     }
 
     /// Starts serving over any transport, e.g. one end of `BytePipe.makePair()`.
@@ -128,31 +216,74 @@ public final class VirtualBusServer: @unchecked Sendable {
         return server
     }
 
+    /// Starts serving each bus over its transport (e.g. the device ends of `BytePipe.makePair()`), all from one
+    /// thread.
+    public static func serve(
+        buses: [VirtualBus], transports: [any ByteTransport], busyPollNanoseconds: UInt64 = 0
+    ) throws(VirtualBusServerError) -> VirtualBusServer {
+        try check(buses: buses, links: 0)
+        guard transports.count == buses.count else {
+            throw .invalidBuses("\(transports.count) transports for \(buses.count) buses")
+        }
+        let server = VirtualBusServer(
+            ports: zip(buses, transports).map { Port(bus: $0, transport: $1, terminal: nil, linkPath: nil) },
+            followTerminalBaudRate: false, busyPollNanoseconds: busyPollNanoseconds)
+        server.start()
+        return server
+    }
+
     /// A server over `transport` that is not running yet: call ``start()``, or drive it yourself with
     /// ``serviceOnce(maximumWaitNs:)``.
     public convenience init(bus: VirtualBus, transport: any ByteTransport, busyPollNanoseconds: UInt64 = 0) {
         self.init(
-            bus: bus, transport: transport, terminal: nil, linkPath: nil, followTerminalBaudRate: false,
-            busyPollNanoseconds: busyPollNanoseconds)
+            ports: [Port(bus: bus, transport: transport, terminal: nil, linkPath: nil)],
+            followTerminalBaudRate: false, busyPollNanoseconds: busyPollNanoseconds)
         lock.lock()
-        bus.rebaseClock(toNs: MonotonicInstant.now().nanoseconds)
+        rebaseClocks(toNs: MonotonicInstant.now().nanoseconds)
         lock.unlock()
     }
 
-    /// Runs `body` with exclusive access to the bus (the serving loop waits meanwhile).
+    /// Moves every bus onto the monotonic clock (a group as a whole).
+    private func rebaseClocks(toNs nowNs: UInt64) {
+        for port in ports {
+            if let group = port.bus.group {
+                if group.buses.first === port.bus { group.rebaseClock(toNs: nowNs) }
+            } else {
+                port.bus.rebaseClock(toNs: nowNs)
+            }
+        }
+    }
+
+    /// Runs `body` with exclusive access to the (first) bus (the serving loop waits meanwhile).
     public func withBus<Result>(_ body: (VirtualBus) throws -> Result) rethrows -> Result {
         lock.lock()
         defer { lock.unlock() }
-        return try body(bus)
+        return try body(ports[0].bus)
     }
 
-    /// Stops serving, waits for the loop to end and removes the link if it still leads to this server's
-    /// pseudo-terminal (not when something else has replaced it since). Idempotent.
+    /// Runs `body` with exclusive access to bus `index` (in the order the buses were given). Allocation-free.
+    public func withBus<Result>(at index: Int, _ body: (VirtualBus) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(ports[index].bus)
+    }
+
+    /// Runs `body` with exclusive access to every bus, in the order they were given.
+    public func withBuses<Result>(_ body: ([VirtualBus]) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(ports.map(\.bus))
+    }
+
+    /// Stops serving, waits for the loop to end and removes the links that still lead to this server's
+    /// pseudo-terminals (not those something else has replaced since). Idempotent.
     public func stop() {
         if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
         stopRequested.store(true, ordering: .releasing)
         if started.load(ordering: .acquiring) { finished.wait() }
-        if let linkPath { Self.removeLink(linkPath, ifLeadingTo: path) }
+        for port in ports {
+            if let linkPath = port.linkPath { Self.removeLink(linkPath, ifLeadingTo: port.path) }
+        }
     }
 
     /// Removes the symbolic link at `linkPath` only when it leads to `target`; true when it did.
@@ -166,7 +297,7 @@ public final class VirtualBusServer: @unchecked Sendable {
     public func start() {
         if started.exchange(true, ordering: .acquiringAndReleasing) { return }
         lock.lock()
-        bus.rebaseClock(toNs: MonotonicInstant.now().nanoseconds)
+        rebaseClocks(toNs: MonotonicInstant.now().nanoseconds)
         lock.unlock()
         let thread = Thread { [self] in run() }
         thread.name = "sinew-virtual-bus"
@@ -195,30 +326,36 @@ public final class VirtualBusServer: @unchecked Sendable {
     }
 
     /// One pass of the serving loop: steps the physics to now, writes the replies that are due, then
-    /// waits up to `maximumWaitNs` (less when a reply falls due sooner) for the host's bytes and hands them
-    /// to the bus. Returns false when the transport is closed for good. Allocation-free.
+    /// waits up to `maximumWaitNs` (less when a reply falls due sooner) for the host's bytes on any bus and
+    /// hands them to their bus. Returns false when a transport is closed for good. Allocation-free.
     ///
     /// The server's own thread calls this; it is public so a test or a single-threaded simulation can
-    /// drive a server made with ``init(bus:transport:)`` without starting the thread.
+    /// drive a server made with ``init(bus:transport:busyPollNanoseconds:)`` without starting the thread.
     @discardableResult
     public func serviceOnce(maximumWaitNs: UInt64) -> Bool {
-        var now = MonotonicInstant.now().nanoseconds
+        let now = MonotonicInstant.now().nanoseconds
+        var next: UInt64?
         lock.lock()
-        bus.advance(toNs: now)
-        let ready = bus.readReplies(upToNs: now, into: output)
-        let next = bus.nextReplyReadyNs
-        // A host far ahead of the wire: its bytes wait in the transport (a pty's buffer fills and the host's
-        // `write` blocks, as a serial driver's would) rather than being taken and lost.
-        let room = min(bus.hostRoomBytes(atNs: now), input.count)
-        let drainNs = bus.byteNs * 64
+        var drainNs: UInt64 = 0
+        for p in 0..<ports.count {
+            let bus = ports[p].bus
+            bus.advance(toNs: now)
+            readyBytes[p] = bus.readReplies(upToNs: now, into: ports[p].output)
+            if let due = bus.nextReplyReadyNs { next = min(next ?? due, due) }
+            // A host far ahead of the wire: its bytes wait in the transport (a pty's buffer fills and the host's
+            // `write` blocks, as a serial driver's would) rather than being taken and lost.
+            roomBytes[p] = min(bus.hostRoomBytes(atNs: now), input.count)
+            drainNs = max(drainNs, bus.byteNs * 64)
+        }
         lock.unlock()
-        if ready > 0 {
+        for p in 0..<ports.count where readyBytes[p] > 0 && !portClosed[p] {
+            let port = ports[p]
             do {
-                try transport.write(
-                    UnsafeRawBufferPointer(rebasing: output[0..<ready]),
+                try port.transport.write(
+                    UnsafeRawBufferPointer(rebasing: port.output[0..<readyBytes[p]]),
                     deadline: MonotonicInstant(nanoseconds: now + 100_000_000))
             } catch {
-                if error == .closed && terminal == nil { return false }
+                if error == .closed && port.terminal == nil && !closePort(p) { return false }
             }
             lastTrafficNs = now
         }
@@ -237,30 +374,82 @@ public final class VirtualBusServer: @unchecked Sendable {
                 }
             }
         }
-        if room == 0 {
+        var anyRoom = false
+        for p in 0..<ports.count where roomBytes[p] > 0 && !portClosed[p] { anyRoom = true }
+        if !anyRoom {
             var pause = timespec(tv_sec: 0, tv_nsec: Int(min(drainNs, deadline > now ? deadline - now : 0)))
             nanosleep(&pause, nil)
             return true
         }
-        let count: Int
-        do {
-            count = try transport.read(
-                into: UnsafeMutableRawBufferPointer(rebasing: input[0..<room]),
-                spinUntil: MonotonicInstant(nanoseconds: spinUntil), deadline: MonotonicInstant(nanoseconds: deadline))
-        } catch {
-            return !(error == .closed && terminal == nil)
+        if ports.count == 1 {
+            let port = ports[0]
+            let count: Int
+            do {
+                count = try port.transport.read(
+                    into: UnsafeMutableRawBufferPointer(rebasing: input[0..<roomBytes[0]]), spinUntil: MonotonicInstant(nanoseconds: spinUntil),
+                    deadline: MonotonicInstant(nanoseconds: deadline))
+            } catch {
+                return !(error == .closed && port.terminal == nil)
+            }
+            if count > 0 { received(count, on: port) }
+            return true
         }
-        if count > 0 {
-            now = MonotonicInstant.now().nanoseconds
-            lastTrafficNs = now
-            lock.lock()
-            // Any rate the client set, standard or not (termios2); one that cannot be read is noise to every
-            // servo rather than the previous rate kept.
-            if followTerminalBaudRate, let terminal { bus.hostBaudRate = terminal.terminalBaudRate ?? 0 }
-            bus.receive(UnsafeRawBufferPointer(rebasing: input[0..<count]), atNs: now)
-            lock.unlock()
+        return receiveFromAny(spinUntil: spinUntil, deadline: deadline)
+    }
+
+    /// Port `p`'s pipe was closed by its host: it is served no more. Returns whether another port is left.
+    private func closePort(_ p: Int) -> Bool {
+        portClosed[p] = true
+        for q in 0..<ports.count where !portClosed[q] { return true }
+        return false
+    }
+
+    /// Hands `count` bytes of `input` from `port`'s host to its bus.
+    private func received(_ count: Int, on port: Port) {
+        let now = MonotonicInstant.now().nanoseconds
+        lastTrafficNs = now
+        lock.lock()
+        // Any rate the client set, standard or not (termios2); one that cannot be read is noise to every servo
+        // rather than the previous rate kept.
+        if followTerminalBaudRate, let terminal = port.terminal { port.bus.hostBaudRate = terminal.terminalBaudRate ?? 0 }
+        port.bus.receive(UnsafeRawBufferPointer(rebasing: input[0..<count]), atNs: now)
+        lock.unlock()
+    }
+
+    /// Several buses: polls them all without sleeping until `spinUntil`, then sleeps in one `ppoll` on all
+    /// their ports until bytes come or `deadline`, and hands what came to each bus. False when a pipe closed.
+    private func receiveFromAny(spinUntil: UInt64, deadline: UInt64) -> Bool {
+        var sleeping = false
+        while true {
+            var got = false
+            for p in 0..<ports.count where !portClosed[p] && roomBytes[p] > 0 {
+                let port = ports[p]
+                if sleeping { port.transport.clearReadiness() }
+                do {
+                    let count = try port.transport.readAvailable(
+                        into: UnsafeMutableRawBufferPointer(rebasing: input[0..<roomBytes[p]]))
+                    if count > 0 {
+                        received(count, on: port)
+                        got = true
+                    }
+                } catch {
+                    if error == .closed && port.terminal == nil && !closePort(p) { return false }
+                }
+            }
+            if got { return true }
+            let now = MonotonicInstant.now().nanoseconds
+            if now >= deadline { return true }
+            if now < spinUntil { continue }
+            if !sleeping {
+                // Reset the descriptors, then look once more before sleeping (the pass above).
+                sleeping = true
+                continue
+            }
+            for p in 0..<ports.count { descriptors[p] = portClosed[p] || roomBytes[p] == 0 ? -1 : ports[p].transport.readinessDescriptor }
+            _ = waitForAnyReadable(UnsafeBufferPointer(descriptors), events: events, deadlineNs: deadline)
+            // What came is read in the next pass of the serving loop.
+            return true
         }
-        return true
     }
 }
 

@@ -305,16 +305,18 @@ extension SimulatedRobot {
     /// Puts the simulated joints at these positions (configuration order, rad) at rest, as a person moving
     /// the arm by hand would: the physics and the virtual servos continue from there.
     func place(configuration: RobotConfiguration, positionsRad: [Double]) {
-        for (b, server) in servers.enumerated() {
-            let robot = dynamics[b]
-            server.withBus { bus in
+        let robot = dynamics
+        for server in servers {
+            server.withBuses { buses in
                 for (i, joint) in configuration.joints.enumerated() {
                     guard let j = robot.model.jointIndex(named: joint.name) else { continue }
                     robot.setJointState(joint: j, positionRad: positionsRad[i])
                 }
                 for s in robot.mappings.indices {
                     let state = robot.shaftState(forServo: s)
-                    bus.setJointState(index: s, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
+                    let place = servoLocations[s]
+                    buses[place.bus].setJointState(
+                        index: place.index, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
                 }
             }
         }

@@ -5,27 +5,48 @@ import SinewKinematics
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the simulated SO-101 arm through the whole stack (no hardware needed).",
+        abstract: "Run a simulated robot through the whole stack (no hardware needed): the SO-101 arm by default.",
         discussion: """
             Runs Hardware/robots/so101/robot.yaml on the simulated robot: six virtual STS3215 servos on a \
             Feetech bus at 1 Mbit/s with wire-time emulation, driven by the arm's rigid-body physics. The loop \
             configures the servos, ramps from the present pose and follows a pick-and-place trajectory for about \
             10 s, with a live status line (rate, wake-up latency p50/p99, tracking error, bus errors, safety state) and a summary with the \
             loop's latency percentiles at the end. --kinematics shows the kinematics core on the same arm instead.
+            --robot runs another shipped robot's demo trajectory the same way: so101-bimanual (two arms on two \
+            buses, a hand-over), humanoid-upper (26 servos on four buses: look around, wave, grasp, turn), dxl6.
             """)
 
     @Flag(help: "Show the kinematics and dynamics of the arm (poses, gravity torques, IK, timing) instead.")
     var kinematics = false
+
+    @Option(
+        help: ArgumentHelp(
+            "A shipped robot (so101, so101-bimanual, humanoid-upper, dxl6; Hardware/robots/NAME) or a robot.yaml.",
+            valueName: "name"))
+    var robot = "so101"
+
+    func validate() throws {
+        if kinematics && robot != "so101" { throw ValidationError("--kinematics shows the SO-101 arm only") }
+    }
 
     func run() throws {
         if kinematics {
             try runKinematics()
             return
         }
-        let path = try HardwareDirectory.locate() + "/robots/so101/robot.yaml"
+        let path =
+            robot.hasSuffix(".yaml") || robot.contains("/")
+            ? robot : try HardwareDirectory.locate() + "/robots/\(robot)/robot.yaml"
+        guard FileManager.default.fileExists(atPath: path) else {
+            let shipped =
+                (try? FileManager.default.contentsOfDirectory(atPath: HardwareDirectory.locate() + "/robots"))?
+                .filter { !$0.hasSuffix(".py") }.sorted().joined(separator: ", ") ?? "?"
+            throw ValidationError("--robot \(robot): no \(path) (shipped robots: \(shipped))")
+        }
+        let name = robot == "so101" ? "SO-101 arm" : robot
         let outcome = try RobotRun.run(
             configurationPath: path, backend: .sim, port: nil, duration: nil, statusLine: true,
-            title: "Sinew demo: simulated SO-101 arm, \(path)")
+            title: "Sinew demo: simulated \(name), \(path)")
         print(outcome.summary)
         print("\nNext: sinew run \(path) --json   ·   sinew demo --kinematics   ·   sinew --help")
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }

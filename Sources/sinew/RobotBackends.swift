@@ -13,8 +13,9 @@ enum Backend: String, ExpressibleByArgument, CaseIterable {
     case sim, pty, serial
 }
 
-/// The simulated robot behind a configuration: per bus, virtual servos driven by the robot's rigid-body
-/// physics, served on an in-process byte pipe with wire-time emulation.
+/// The simulated robot behind a configuration: its virtual servos, bus by bus, driven by one rigid-body
+/// physics of the whole robot (a ``VirtualBusGroup`` when it has several buses), served on in-process byte
+/// pipes with wire-time emulation (one serving thread for every bus), on pseudo-terminals, or in lockstep.
 ///
 /// When robot.yaml has `simulation: {motion: FILE}` (or `handMotion` is given, `sinew virtual-bus --hand FILE`)
 /// the robot is an arm in a person's hand: its joints follow the motion (``RobotJointDynamics/play(_:)``,
@@ -24,8 +25,13 @@ enum Backend: String, ExpressibleByArgument, CaseIterable {
 final class SimulatedRobot {
     let buses: [VirtualBus]
     let servers: [VirtualBusServer]
-    let dynamics: [RobotJointDynamics]
-    /// With `manualHand`, per bus, the hand holding its joints (column order: the bus's joints in robot.yaml).
+    /// The robot's physics behind every bus's servos (servos numbered bus after bus, `servoLocations`).
+    let dynamics: RobotJointDynamics
+    /// Bus index and servo index on that bus of each of `dynamics`' servos.
+    let servoLocations: [(bus: Int, index: Int)]
+    /// The buses' one physics, for a robot with several buses.
+    let group: VirtualBusGroup?
+    /// With `manualHand`, the hand holding the robot's configured joints (`sinew virtual-bus --hand keys`).
     let manualHands: [ManualHand]
     var transports: [String: any ByteTransport] = [:]
     /// In lockstep mode, the simulated clock the loop drives.
@@ -34,19 +40,21 @@ final class SimulatedRobot {
     var imu: VirtualLinkIMU?
     var imuTransport: (any ByteTransport)?
 
-    /// - Parameter lockstep: run in simulated time (as fast as the loop goes) instead of serving the bus in
-    ///   real time on its own thread.
     /// Pseudo-terminal path of each bus, by bus name, when served on pseudo-terminals.
     var terminalPaths: [(bus: String, path: String, link: String?)] = []
 
+    /// - Parameter lockstep: run in simulated time (as fast as the loop goes) instead of serving the buses in
+    ///   real time on a thread of their own.
     /// - Parameter terminals: serve every bus on its own pseudo-terminal (with a link DIR/<bus name> when a
     ///   directory is given) instead of an in-process pipe, for other processes to drive.
     ///
     /// The virtual buses busy-poll (``VirtualBusServer``, at least 200 µs) when the robot's loop does
     /// (`loop.busy_poll_us`), and sleep between packets otherwise.
+    /// - Parameter faults: injected on every bus (a fault naming a servo ID, on every bus that has that ID), or
+    ///   on `faultBus` alone when given.
     init(
         configuration: RobotConfiguration, model: RobotModel, catalog: ServoCatalog, wireTiming: Bool = true,
-        faults: FaultInjection = .none, lockstep: Bool = false, terminals: Bool = false,
+        faults: FaultInjection = .none, faultBus: String? = nil, lockstep: Bool = false, terminals: Bool = false,
         linkDirectory: String? = nil, handMotion: JointMotion? = nil, manualHand: Bool = false
     ) throws {
         let motion = handMotion ?? configuration.simulation?.motion
@@ -54,17 +62,29 @@ final class SimulatedRobot {
         var manualHands: [ManualHand] = []
         let loopBusyPollNs = configuration.loop.busyPollNanoseconds
         let serverBusyPollNs = loopBusyPollNs > 0 ? max(loopBusyPollNs, 200_000) : 0
-        var buses: [VirtualBus] = []
-        var servers: [VirtualBusServer] = []
-        var dynamics: [RobotJointDynamics] = []
         let moving = configuration.buses.filter { bus in configuration.joints.contains { $0.bus == bus.name } }
-        guard moving.count <= 1 else {
-            throw CommandFailure(
-                "the simulator drives one bus per robot for now; \(configuration.file) has \(moving.count) "
-                    + "(\(moving.map(\.name).joined(separator: ", "))). Run the buses with --backend pty or serial.")
+        if let faultBus, !moving.contains(where: { $0.name == faultBus }) {
+            throw ValidationError(
+                "--fault-bus \(faultBus): no such bus with servos in \(configuration.file) (its buses: "
+                    + moving.map(\.name).joined(separator: ", ") + ")")
+        }
+        let faultedIDs = configuration.joints.filter { faultBus == nil || $0.bus == faultBus }.map { UInt8($0.servoID) }
+        if let absent = faults.servoIDs.first(where: { !faultedIDs.contains($0) }) {
+            throw ValidationError(
+                "--fault names servo \(absent), which is on no bus"
+                    + (faultBus.map { " \"\($0)\"" } ?? "") + " of \(configuration.file)")
         }
         // Start from the middle of each joint's range: a pose every robot can hold.
         var start = model.midRangePositions
+        for joint in configuration.joints {
+            if let j = model.jointIndex(named: joint.name), let p = joint.limits.positionRad {
+                start[j] = min(max(start[j], p.lower), p.upper)
+            }
+        }
+        var buses: [VirtualBus] = []
+        var mappings: [JointServoMapping] = []
+        var servoModels: [ServoModel] = []
+        var locations: [(bus: Int, index: Int)] = []
         for bus in moving {
             let joints = configuration.joints.filter { $0.bus == bus.name }
             var servos: [ServoModel] = []
@@ -77,67 +97,86 @@ final class SimulatedRobot {
             var options = VirtualBusOptions()
             options.baudRate = bus.baudRate
             options.wireTiming = wireTiming
-            options.faults = faults
+            if faultBus == nil || faultBus == bus.name {
+                options.faults = faults.restricted(to: joints.map { UInt8($0.servoID) })
+            }
             let virtualBus = try VirtualBus(
                 servos: zip(servos, joints).map { ($0, UInt8($1.servoID)) }, options: options)
-            let mappings = zip(joints, servos).map { joint, servo in joint.servoMapping(servo: servo) }
-            for joint in joints {
-                if let j = model.jointIndex(named: joint.name), let p = joint.limits.positionRad {
-                    start[j] = min(max(start[j], p.lower), p.upper)
-                }
-            }
-            let robot = try RobotJointDynamics(
-                model: model, mappings: mappings, servoModels: servos, initialPositions: start)
-            if let motion {
-                do {
-                    try robot.play(motion)
-                } catch {
-                    throw ValidationError("\(handMotion != nil ? "--hand" : "simulation.motion"): \(error)")
-                }
-            } else if manualHand {
-                let held = joints.compactMap { model.jointIndex(named: $0.name) }
-                let hand = try ManualHand(model: model, joints: held, initialPositionsRad: held.map { start[$0] })
-                try robot.hold(with: hand)
-                manualHands.append(hand)
-            }
-            virtualBus.dynamics = robot
-            if let (linkIMU, loopEnd) = try makeVirtualLinkIMU(configuration: configuration, robot: robot) {
-                virtualBus.dynamics = linkIMU
-                imu = linkIMU
-                imuTransport = loopEnd
-            }
-            for (i, state) in robot.servoShaftStates().enumerated() {
-                virtualBus.setJointState(
-                    index: i, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
-            }
-            if terminals {
-                // A robot served for another process is found as it was left: powered, holding its pose (a
-                // fresh servo's torque-off default would let the arm fall before anyone connects) — except a
-                // leader arm (a motion in robot.yaml, or a hand): a person holds it, and its servos only read.
-                if !handHeld {
-                    for servo in virtualBus.servos { servo.setRegisterValue(named: "Torque Enable", 1) }
-                }
-                let link = linkDirectory.map { ($0 as NSString).appendingPathComponent(bus.name) }
-                let server = try VirtualBusServer.servePseudoTerminal(
-                    bus: virtualBus, linkPath: link, busyPollNanoseconds: serverBusyPollNs)
-                servers.append(server)
-                terminalPaths.append((bus.name, server.path ?? "", link))
-            } else if lockstep {
-                let transport = LockstepBusTransport(bus: virtualBus)
-                clock = transport
-                transports[bus.name] = transport
-            } else {
-                let (host, device) = BytePipe.makePair(baudRate: bus.baudRate)
-                servers.append(
-                    VirtualBusServer.serve(bus: virtualBus, transport: device, busyPollNanoseconds: serverBusyPollNs))
-                transports[bus.name] = host
+            for (index, pair) in zip(joints, servos).enumerated() {
+                mappings.append(pair.0.servoMapping(servo: pair.1))
+                servoModels.append(pair.1)
+                locations.append((buses.count, index))
             }
             buses.append(virtualBus)
-            dynamics.append(robot)
+        }
+        let robot = try RobotJointDynamics(
+            model: model, mappings: mappings, servoModels: servoModels, initialPositions: start)
+        if let motion {
+            do {
+                try robot.play(motion)
+            } catch {
+                throw ValidationError("\(handMotion != nil ? "--hand" : "simulation.motion"): \(error)")
+            }
+        } else if manualHand {
+            let held = configuration.joints.compactMap { model.jointIndex(named: $0.name) }
+            let hand = try ManualHand(model: model, joints: held, initialPositionsRad: held.map { start[$0] })
+            try robot.hold(with: hand)
+            manualHands.append(hand)
+        }
+        var physics: any JointDynamics = robot
+        if let (linkIMU, loopEnd) = try makeVirtualLinkIMU(configuration: configuration, robot: robot) {
+            physics = linkIMU
+            imu = linkIMU
+            imuTransport = loopEnd
+        }
+        var group: VirtualBusGroup?
+        if buses.count == 1 {
+            buses[0].dynamics = physics
+        } else if !buses.isEmpty {
+            group = try VirtualBusGroup(buses: buses, dynamics: physics)
+        }
+        for (s, state) in robot.servoShaftStates().enumerated() {
+            let place = locations[s]
+            buses[place.bus].setJointState(
+                index: place.index, positionRad: state.positionRad, velocityRadPerS: state.velocityRadPerS)
+        }
+        var servers: [VirtualBusServer] = []
+        if terminals {
+            // A robot served for another process is found as it was left: powered, holding its pose (a
+            // fresh servo's torque-off default would let the arm fall before anyone connects) — except a
+            // leader arm (a motion in robot.yaml, or a hand): a person holds it, and its servos only read.
+            if !handHeld {
+                for bus in buses {
+                    for servo in bus.servos { servo.setRegisterValue(named: "Torque Enable", 1) }
+                }
+            }
+            let links = moving.map { bus in linkDirectory.map { ($0 as NSString).appendingPathComponent(bus.name) } }
+            let server = try VirtualBusServer.servePseudoTerminals(
+                buses: buses, linkPaths: links, busyPollNanoseconds: serverBusyPollNs)
+            servers.append(server)
+            for (b, bus) in moving.enumerated() {
+                terminalPaths.append((bus.name, server.paths[b] ?? "", links[b]))
+            }
+        } else if lockstep {
+            let lockstepTransports = LockstepBusTransport.group(buses)
+            clock = lockstepTransports.first
+            for (bus, transport) in zip(moving, lockstepTransports) { transports[bus.name] = transport }
+        } else if !buses.isEmpty {
+            var deviceEnds: [any ByteTransport] = []
+            for bus in moving {
+                let (host, device) = BytePipe.makePair(baudRate: bus.baudRate)
+                transports[bus.name] = host
+                deviceEnds.append(device)
+            }
+            servers.append(
+                try VirtualBusServer.serve(
+                    buses: buses, transports: deviceEnds, busyPollNanoseconds: serverBusyPollNs))
         }
         self.buses = buses
         self.servers = servers
-        self.dynamics = dynamics
+        self.dynamics = robot
+        self.group = group
+        servoLocations = locations
         self.manualHands = manualHands
     }
 
@@ -153,14 +192,21 @@ func openTransports(
     var transports: [String: any ByteTransport] = [:]
     for bus in configuration.buses {
         let path: String
+        var isDirectory: ObjCBool = false
         if let port, configuration.buses.count == 1 {
             path = port
+        } else if let port, FileManager.default.fileExists(atPath: port, isDirectory: &isDirectory),
+            isDirectory.boolValue
+        {
+            // One link per bus, named after it (`sinew virtual-bus --robot … --link-dir DIR` makes them).
+            path = (port as NSString).appendingPathComponent(bus.name)
         } else if case .device(let device) = bus.port {
             path = device
         } else {
             throw ValidationError(
                 "bus \"\(bus.name)\" has port `virtual` in \(configuration.file); give --port PATH (the path "
-                    + "`sinew virtual-bus` printed, or /dev/ttyUSB0) or set the bus's port")
+                    + "`sinew virtual-bus` printed, or /dev/ttyUSB0; for a robot with several buses a directory "
+                    + "with one link per bus, named after it) or set the bus's port")
         }
         if let problem = portProblem(path) {
             throw CommandFailure("bus \"\(bus.name)\": cannot open \(path): \(problem)")

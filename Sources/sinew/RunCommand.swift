@@ -48,7 +48,11 @@ struct Run: ParsableCommand {
     @Option(help: "Where the buses lead: sim, pty or serial.")
     var backend: Backend = .sim
 
-    @Option(help: "Port for a single-bus robot (pty or serial backend), overriding robot.yaml.")
+    @Option(
+        help: ArgumentHelp(
+            "Port for a single-bus robot (pty or serial backend), overriding robot.yaml; for a robot with several "
+                + "buses, a directory with one link per bus named after it (sinew virtual-bus --robot … --link-dir "
+                + "DIR)."))
     var port: String?
 
     @Option(
@@ -236,8 +240,19 @@ enum RobotRun {
         }
         for warning in warnings { printError("warning: \(warning)") }
         // A rate the buses cannot carry: the loop would overrun every tick and run slower than configured.
-        for limit in (try? LoopBench.wireLimits(configuration: configuration, catalog: catalog)) ?? []
-        where configuration.loop.rateHz > limit.cyclesPerSecond {
+        let limits = (try? LoopBench.wireLimits(configuration: configuration, catalog: catalog)) ?? []
+        let sequentialLimitHz = 1 / limits.reduce(0) { $0 + 1 / max($1.cyclesPerSecond, 1e-9) }
+        if limits.count > 1, configuration.loop.busIO == .sequential, configuration.loop.rateHz > sequentialLimitHz,
+            limits.allSatisfy({ configuration.loop.rateHz <= $0.cyclesPerSecond })
+        {
+            printError(
+                String(
+                    format: "warning: loop.rate_hz %.0f is above what the %d buses allow one after another "
+                        + "(loop.bus_io: sequential): at most %.0f cycles/s. The loop will overrun; loop.bus_io: poll "
+                        + "reads them together (each bus alone allows the rate).",
+                    configuration.loop.rateHz, limits.count, sequentialLimitHz))
+        }
+        for limit in limits where configuration.loop.rateHz > limit.cyclesPerSecond {
             printError(
                 String(
                     format: "warning: loop.rate_hz %.0f is above what bus \"%@\" can carry: %d servos at %d bit/s "
@@ -464,7 +479,8 @@ enum RobotRun {
             ("wake_max_us", .number(report.wakeLateness.maxUs)),
             ("compute_p99_us", .number(report.compute.p99Us)), ("tick_max_us", .number(report.tick.maxUs)),
             ("real_time_factor", .number(sessionOutcome.realTimeFactor)),
-            ("bus", busJSON), ("recording", recorded.map { .string($0.path) } ?? .null),
+            ("bus", busJSON), ("bus_io", .string(loop.busIO.rawValue)),
+            ("recording", recorded.map { .string($0.path) } ?? .null),
             ("recording_error", (recordingFailure ?? recording?.writer.failure).map { .string($0) } ?? .null),
             ("calibration", calibration.map { .string($0.path) } ?? .null),
             ("imu", imuComparison.samples > 0 ? imuComparison.json : .null),

@@ -25,6 +25,11 @@ struct VirtualBusCommand: ParsableCommand {
             128000, 250000 included): servos listening at another rate hear garbage and never answer, as on a real \
             bus, so a scan finds them only at their own rate.
 
+            With --robot, every bus of the robot gets a pseudo-terminal of its own (two arms on two adapters, a \
+            humanoid's four buses), all served by one thread and driven by one physics of the whole robot: what \
+            one bus's servos do moves what the others' feel. --fault applies to every bus (a servo ID to each bus \
+            that has it), or to the bus --fault-bus names.
+
             With --robot, a robot.yaml with `simulation: {motion: FILE}` is a leader arm held by a person: its \
             joints follow the motion file (looping) and its servos start with torque off, so a teleoperation run \
             reads a moving leader without hardware (e.g. Hardware/robots/so101/leader.yaml). Other robots are \
@@ -104,6 +109,12 @@ struct VirtualBusCommand: ParsableCommand {
             valueName: "fault"))
     var fault: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "With --robot: inject the --fault faults on this bus only (by its name in robot.yaml).",
+            valueName: "bus"))
+    var faultBus: String?
+
     /// The bus the arguments describe; every argument mistake is a ValidationError naming it.
     func makeBus(catalog: ServoCatalog) throws -> (VirtualBus, protocolName: String) {
         if let servos {
@@ -156,6 +167,7 @@ struct VirtualBusCommand: ParsableCommand {
         }
         if linkDir != nil { throw ValidationError("--link-dir goes with --robot (a single bus takes --link)") }
         if hand != nil { throw ValidationError("--hand moves a robot's joints: it goes with --robot ROBOT.yaml") }
+        if faultBus != nil { throw ValidationError("--fault-bus goes with --robot (a single bus has no other)") }
         // Only argument mistakes here (reported with this command's usage); a missing Hardware/ folder is
         // reported by run().
         guard let catalog = ServoTables.loadIfPresent() else { return }
@@ -215,7 +227,7 @@ struct VirtualBusCommand: ParsableCommand {
         if let linkDir { try FileManager.default.createDirectory(atPath: linkDir, withIntermediateDirectories: true) }
         let robot = try SimulatedRobot(
             configuration: checked.configuration, model: checked.model, catalog: try ServoTables.load(),
-            wireTiming: wireTiming == .on, faults: faults, terminals: true, linkDirectory: linkDir,
+            wireTiming: wireTiming == .on, faults: faults, faultBus: faultBus, terminals: true, linkDirectory: linkDir,
             handMotion: handMotion, manualHand: hand == "keys")
         for entry in robot.terminalPaths { printFlushed("\(entry.bus) \(entry.path)") }
         let served = robot.terminalPaths.map { "\($0.bus): \($0.link ?? $0.path)" }.joined(separator: ", ")
@@ -257,7 +269,8 @@ extension VirtualBusCommand {
     /// standard error names the picked joint, where it is held and its limits.
     func startHandKeys(robot: SimulatedRobot, configuration: RobotConfiguration) -> TerminalKeys? {
         guard let hand = robot.manualHands.first, let server = robot.servers.first else { return nil }
-        let names = configuration.joints.filter { $0.bus == robot.terminalPaths.first?.bus }.map(\.name)
+        // The hand holds every configured joint, bus after bus in robot.yaml's order.
+        let names = configuration.joints.map(\.name)
         let state = HandKeyState(names: names)
         let keys = TerminalKeys(
             onEmergencyStop: {}, onRecover: {},

@@ -538,12 +538,22 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         for name in names where FileManager.default.fileExists(atPath: "\(robots)/\(name)/robot.yaml") {
             let result = try RobotConfiguration.loadChecked(contentsOf: "\(robots)/\(name)/robot.yaml")
             #expect(result.warnings.isEmpty, "\(name): \(result.warnings)")
-            #expect(result.configuration.joints.count == 6, "\(name)")
-            #expect(Set(result.configuration.joints.map(\.servoID)) == Set(1...6), "\(name)")
-            #expect(result.configuration.buses.allSatisfy { $0.port == .virtual && $0.baudRate >= 1_000_000 })
+            let c = result.configuration
+            #expect(c.joints.count >= 6, "\(name)")
+            // Each bus's servos are IDs 1…n.
+            for bus in c.buses {
+                let ids = c.joints.filter { $0.bus == bus.name }.map(\.servoID)
+                #expect(Set(ids) == Set(1...max(ids.count, 1)), "\(name), bus \(bus.name)")
+            }
+            #expect(c.buses.allSatisfy { $0.port == .virtual && $0.baudRate >= 1_000_000 })
             checked.append(name)
         }
-        #expect(Set(["so101", "dxl6"]).isSubset(of: checked), "\(checked)")
+        #expect(Set(["so101", "dxl6", "so101-bimanual", "humanoid-upper"]).isSubset(of: checked), "\(checked)")
+        let bimanual = try RobotConfiguration.load(contentsOf: "\(robots)/so101-bimanual/robot.yaml")
+        #expect(bimanual.buses.map(\.name) == ["left", "right"] && bimanual.joints.count == 12)
+        let humanoid = try RobotConfiguration.load(contentsOf: "\(robots)/humanoid-upper/robot.yaml")
+        #expect(humanoid.buses.count == 4 && humanoid.joints.count >= 24)
+        #expect(humanoid.buses.allSatisfy { bus in humanoid.joints.contains { $0.bus == bus.name } })
     }
 
     @Test func so101TrajectoryIsAPickAndPlaceOfAboutTenSeconds() throws {

@@ -51,6 +51,38 @@ int sinew_rt_unlock_memory(void);
 /** Touches `bytes` of the calling thread's stack so that its pages are resident before the loop starts. */
 void sinew_rt_prefault_stack(size_t bytes);
 
+/* ---- waking threads without allocation: futexes over 32-bit words ---- */
+
+/**
+ * Sleeps while `*word` equals `expected`, until `sinew_rt_futex_wake` on it or the absolute CLOCK_MONOTONIC
+ * `deadline_ns` (0: no deadline). Returns 0 when woken or when the word already differed, ETIMEDOUT at the
+ * deadline, or another errno. Spurious wake-ups happen: check the word again.
+ */
+int sinew_rt_futex_wait(uint32_t *word, uint32_t expected, int64_t deadline_ns);
+
+/** Wakes up to `count` threads sleeping on `word`. Returns 0 or errno. */
+int sinew_rt_futex_wake(uint32_t *word, int count);
+
+/** Atomic load with acquire ordering. */
+static inline uint32_t sinew_rt_atomic_load_acquire(const uint32_t *word) {
+    return __atomic_load_n(word, __ATOMIC_ACQUIRE);
+}
+
+/** Atomic store with release ordering. */
+static inline void sinew_rt_atomic_store_release(uint32_t *word, uint32_t value) {
+    __atomic_store_n(word, value, __ATOMIC_RELEASE);
+}
+
+/** Atomic add (acquire and release); returns the new value. */
+static inline uint32_t sinew_rt_atomic_add(uint32_t *word, uint32_t delta) {
+    return __atomic_add_fetch(word, delta, __ATOMIC_ACQ_REL);
+}
+
+/** Atomic subtract (acquire and release); returns the new value. */
+static inline uint32_t sinew_rt_atomic_subtract(uint32_t *word, uint32_t delta) {
+    return __atomic_sub_fetch(word, delta, __ATOMIC_ACQ_REL);
+}
+
 /* ---- the bare baseline loop ---- */
 
 /**

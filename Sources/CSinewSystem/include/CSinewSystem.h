@@ -22,6 +22,14 @@ int sinew_wait_readable(int fd, uint64_t deadline_ns);
 /** Same as sinew_wait_readable for writability. */
 int sinew_wait_writable(int fd, uint64_t deadline_ns);
 
+/**
+ * Waits until one of `count` descriptors (at most 64; negative ones are ignored) is readable, hung up or in
+ * error, or the absolute CLOCK_MONOTONIC deadline passes. `events` receives each descriptor's poll(2) revents
+ * (0: nothing happened on it). Returns how many descriptors have events, 0 at the deadline, -errno on
+ * failure (EINTR is retried internally; -EINVAL for more than 64 descriptors).
+ */
+int sinew_wait_any_readable(const int *fds, short *events, int count, uint64_t deadline_ns);
+
 /** Puts a terminal into raw 8N1 mode (cfmakeraw, CLOCAL|CREAD, VMIN=1, VTIME=0; use with O_NONBLOCK). */
 int sinew_termios_make_raw(int fd);
 
