@@ -23,6 +23,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // Telemetry (SinewTelemetry): metrics through swift-metrics into a Prometheus registry, and the dashboard's
+        // HTTP and WebSocket server.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
     ],
     targets: [
         .systemLibrary(
@@ -91,9 +100,28 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // Seeing a running robot: Prometheus metrics at /metrics and the live dashboard (HTTP + WebSocket, the
+        // page's static files embedded), both fed by a RecordingSink on the recorder's thread, off the tick.
+        .target(
+            name: "SinewTelemetry",
+            dependencies: [
+                "SinewRuntime", "SinewKinematics",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            ],
+            resources: [.embedInCode("Web")]
+        ),
         .executableTarget(
             name: "sinew",
             dependencies: [
+                "SinewTelemetry",
                 "SinewCore",
                 "SinewKinematics",
                 "SinewFusion",
@@ -140,6 +168,8 @@ let package = Package(
                 "SinewSim", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "CAllocCounter",
                 "SinewTestSupport",
             ]),
+        .testTarget(
+            name: "SinewTelemetryTests", dependencies: ["SinewTelemetry", "SinewRuntime", "SinewTestSupport"]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "SinewPolicy", "CAllocCounter"]),
         .testTarget(name: "SinewPolicyTests", dependencies: ["SinewPolicy", "CAllocCounter", "SinewTestSupport"]),
         // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.

@@ -17,6 +17,9 @@ struct Demo: ParsableCommand {
     @Flag(help: "Show the kinematics and dynamics of the arm (poses, gravity torques, IK, timing) instead.")
     var kinematics = false
 
+    @OptionGroup(title: "Telemetry")
+    var telemetry: TelemetryArguments
+
     func run() throws {
         if kinematics {
             try runKinematics()
@@ -25,7 +28,7 @@ struct Demo: ParsableCommand {
         let path = try HardwareDirectory.locate() + "/robots/so101/robot.yaml"
         let outcome = try RobotRun.run(
             configurationPath: path, backend: .sim, port: nil, duration: nil, statusLine: true,
-            title: "Sinew demo: simulated SO-101 arm, \(path)")
+            title: "Sinew demo: simulated SO-101 arm, \(path)", options: RunOptions(telemetry: telemetry.overrides))
         print(outcome.summary)
         print("\nNext: sinew run \(path) --json   ·   sinew demo --kinematics   ·   sinew --help")
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }

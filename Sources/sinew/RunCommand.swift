@@ -83,6 +83,9 @@ struct Run: ParsableCommand {
                 + "observations travel unencrypted; prefer wss:// or an SSH tunnel)."))
     var insecure = false
 
+    @OptionGroup(title: "Telemetry")
+    var telemetry: TelemetryArguments
+
     func validate() throws {
         if fast && backend != .sim { throw ValidationError("--fast runs the simulator only (--backend sim)") }
         if let duration, !(duration > 0 && duration <= RobotSession.maximumDurationS) {
@@ -94,6 +97,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         var options = RunOptions(calibrationPath: calibration, recordPath: record)
+        options.telemetry = telemetry.overrides
         if insecure {
             options.policyOverride = { checked in
                 guard let remote = checked.configuration.policy.settings as? RemotePolicySettings else {
@@ -319,6 +323,7 @@ enum RobotRun {
                     }
                 },
                 monitor: { progress in
+                    recording?.telemetry?.hub.overrunsSoFar(progress.overruns)
                     if let imu = loop.imu,
                         let truth = simulated?.imu?.trueLinkOrientation(atSampleTimeS: imu.publishedSampleTimeS)
                     {
