@@ -246,12 +246,19 @@ public final class MCAPRecordingSink: RecordingSink {
                     ["t": number, "errors_this_tick": ["type": "integer"], "errors_total": ["type": "integer"]])
             ),
             // foxglove.Log's fields (its Log panel shows them), and the loop time.
-            ("/log", "foxglove.Log",
-             schema("foxglove.Log", [
-                "t": number, "message": ["type": "string"], "name": ["type": "string"], "file": ["type": "string"],
-                "line": ["type": "integer"], "level": ["type": "integer"],
-                "timestamp": ["type": "object", "properties": ["sec": ["type": "integer"], "nsec": ["type": "integer"]]],
-             ])),
+            (
+                "/log", "foxglove.Log",
+                schema(
+                    "foxglove.Log",
+                    [
+                        "t": number, "message": ["type": "string"], "name": ["type": "string"],
+                        "file": ["type": "string"],
+                        "line": ["type": "integer"], "level": ["type": "integer"],
+                        "timestamp": [
+                            "type": "object", "properties": ["sec": ["type": "integer"], "nsec": ["type": "integer"]],
+                        ],
+                    ])
+            ),
             (
                 "/activation", "sinew.Activation",
                 schema(
