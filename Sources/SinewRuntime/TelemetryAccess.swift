@@ -38,7 +38,7 @@ public struct AccessToken: Sendable, Equatable {
             throw .init("cannot read the token file \(path): \(String(cString: strerror(errno)))")
         }
         defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: 4096)) ?? Data()
+        let data = (try? handle.read(upToCount: 4096)) ?? nil
         let text = String(decoding: data ?? Data(), as: UTF8.self)
         let line = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).first.map(String.init) ?? ""
         do {

@@ -10,6 +10,17 @@ public struct TelemetryRobot: Sendable {
         public var positionMaxRad: Double
         public var velocityLimitRadPerS: Double
         public var effortLimitNm: Double
+
+        public init(
+            name: String, positionMinRad: Double, positionMaxRad: Double, velocityLimitRadPerS: Double,
+            effortLimitNm: Double
+        ) {
+            self.name = name
+            self.positionMinRad = positionMinRad
+            self.positionMaxRad = positionMaxRad
+            self.velocityLimitRadPerS = velocityLimitRadPerS
+            self.effortLimitNm = effortLimitNm
+        }
     }
     public var name: String
     public var targetRateHz: Double

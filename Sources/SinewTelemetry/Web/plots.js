@@ -112,7 +112,7 @@ function formatTick(v, step) {
 // Bars over labelled buckets: edges are the buckets' upper bounds, counts has one more (beyond the last edge).
 function drawHistogram(canvas, edges, counts, unit) {
   const g = canvas.getContext('2d'), w = canvas.width, h = canvas.height;
-  const left = 40, bottom = 30, top = 8;
+  const left = 40, bottom = 30, top = 22;
   g.clearRect(0, 0, w, h);
   g.font = '11px system-ui, sans-serif';
   const total = counts.reduce((a, b) => a + b, 0);
@@ -125,10 +125,11 @@ function drawHistogram(canvas, edges, counts, unit) {
     g.fillStyle = i >= counts.length - 3 ? '#d9822b' : '#4c9be8';
     g.fillRect(left + i * bw + 2, h - bottom - bh, bw - 4, bh);
     g.fillStyle = '#8893a3';
-    const label = i < edges.length ? '≤' + edges[i] : '>' + edges[edges.length - 1];
+    const short = v => (v >= 1000 ? v / 1000 + 'k' : String(v));
+    const label = i < edges.length ? '≤' + short(edges[i]) : '>' + short(edges[edges.length - 1]);
     g.fillText(label, left + i * bw + 2, h - bottom + 13);
     if (f > 0) g.fillText((100 * f).toFixed(f < 0.01 ? 2 : 1) + '%', left + i * bw + 2, h - bottom - bh - 3);
   }
   g.fillText(unit, left, h - 4);
-  g.fillText('share of ticks', 2, top + 8);
+  g.fillText('share of ticks', 2, 12);
 }
