@@ -195,4 +195,4 @@ bench-recording: build
 .PHONY: bench-telemetry
 bench-telemetry: build pyenv
 	$(PYENV)/bin/python Benchmarks/telemetry/cost.py --sinew $(BIN) --robot Hardware/robots/so101/robot.yaml \
-	  --windows 6 --window-s 10
+	  --windows 12 --window-s 10

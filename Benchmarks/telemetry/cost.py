@@ -29,7 +29,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sinew", required=True)
     parser.add_argument("--robot", required=True)
-    parser.add_argument("--windows", type=int, default=6, help="windows in all, alternating idle and watched")
+    parser.add_argument("--windows", type=int, default=12, help="windows in all, alternating idle and watched")
     parser.add_argument("--window-s", type=float, default=10)
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     args = parser.parse_args()
@@ -123,6 +123,13 @@ def main():
     print(f"watched windows: wake p50 {percentile(lateness[True], 0.5):.1f} µs, p99 {watched99:.1f} µs "
           f"(browser on the dashboard, /metrics every second)")
     print(f"p99 watched / idle: {watched99 / idle99:.3f} (goal: at most 1.10)")
+    # A shared machine stalls the loop now and then, whichever window it falls in: the median of the windows' p99
+    # is less at the mercy of one such stall than the p99 of the pooled ticks.
+    median = lambda xs: sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1:len(xs) // 2 + 1]) / 2
+    idle_median = median([p99 for watched, _, _, p99 in per_window if not watched])
+    watched_median = median([p99 for watched, _, _, p99 in per_window if watched])
+    print(f"median of the windows' p99: idle {idle_median:.1f} µs, watched {watched_median:.1f} µs, "
+          f"ratio {watched_median / idle_median:.3f}")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -21,8 +21,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 
 from websockets.sync.client import connect
+
+# websockets 17 asks for a context manager around connect(); these connections are closed by hand.
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 PR_SET_PDEATHSIG = 1
 
@@ -111,7 +115,7 @@ def main():
         [args.chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-extensions", "--disable-background-networking", "--disable-sync", "--mute-audio",
          "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", f"--user-data-dir={profile}",
-         "--window-size=1500,1050", "about:blank"],
+         "--window-size=1500,1400", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         preexec_fn=lambda: die_with_parent(signal.SIGKILL))
     try:
