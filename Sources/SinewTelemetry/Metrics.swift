@@ -113,40 +113,39 @@ public struct SinewMetricsFactory: MetricsFactory {
         self.registry = registry
     }
 
-    private func describe(_ label: String) -> MetricDescription {
+    /// The registry's name-and-help descriptor of `label`, from the catalogue (the name carries its unit already).
+    private func describe(_ label: String) -> MetricNameDescriptor {
         guard let description = MetricDescription.named(label) else {
             preconditionFailure("metric \(label) is not in MetricDescription.catalogue")
         }
-        return description
+        return MetricNameDescriptor(metricName: description.name, unitName: "", helpText: description.help)
     }
 
     public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: describe(label).help)
+        registry.makeCounter(descriptor: describe(label), labels: dimensions)
     }
 
     public func makeFloatingPointCounter(label: String, dimensions: [(String, String)])
         -> any FloatingPointCounterHandler
     {
-        registry.makeCounter(name: label, labels: dimensions, help: describe(label).help)
+        registry.makeCounter(descriptor: describe(label), labels: dimensions)
     }
 
     public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
-        let help = describe(label).help
-        guard aggregate else { return registry.makeGauge(name: label, labels: dimensions, help: help) }
-        return registry.makeValueHistogram(name: label, labels: dimensions, buckets: [1, 10, 100], help: help)
+        guard aggregate else { return registry.makeGauge(descriptor: describe(label), labels: dimensions) }
+        return registry.makeValueHistogram(descriptor: describe(label), labels: dimensions, buckets: [1, 10, 100])
     }
 
     public func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
-        registry.makeGauge(name: label, labels: dimensions, help: describe(label).help)
+        registry.makeGauge(descriptor: describe(label), labels: dimensions)
     }
 
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         let buckets =
-            label == "sinew_wake_lateness_seconds"
-            ? MetricDescription.latenessBucketsS : MetricDescription.stageBucketsS
+            label == "sinew_wake_lateness_seconds" ? MetricDescription.latenessBucketsS : MetricDescription.stageBucketsS
         return registry.makeDurationHistogram(
-            name: label, labels: dimensions,
-            buckets: buckets.map { Duration.nanoseconds(Int64(($0 * 1e9).rounded())) }, help: describe(label).help)
+            descriptor: describe(label), labels: dimensions,
+            buckets: buckets.map { Duration.nanoseconds(Int64(($0 * 1e9).rounded())) })
     }
 
     public func destroyCounter(_ handler: any CounterHandler) {}

@@ -146,71 +146,104 @@ public final class TelemetryServer: @unchecked Sendable {
         return logger
     }
 
-    /// Starts `/metrics` on `address`. Returns once it listens; throws when it cannot bind.
-    public static func startMetrics(hub: TelemetryHub, address: ListenAddress) throws -> TelemetryServer {
+    static func metricsRouter(hub: TelemetryHub) -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/metrics") { request, _ -> Response in
             guard TelemetryRoutes.authorized(request, hub: hub) else {
                 return TelemetryRoutes.refused(hub, html: false)
             }
-            return TelemetryRoutes.bytes(
-                hub.metricsText(), type: "text/plain; version=0.0.4; charset=utf-8")
+            return TelemetryRoutes.bytes(hub.metricsText(), type: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/") { _, _ -> Response in
             TelemetryRoutes.bytes(
                 Array("Sinew metrics: GET /metrics with the header Authorization: Bearer TOKEN\n".utf8),
                 type: "text/plain; charset=utf-8")
         }
+        return router
+    }
+
+    /// Starts `/metrics` on `address`. Returns once it listens (at most 15 s); throws when it cannot bind. For a
+    /// thread outside Swift concurrency's pool (the command's main thread): it waits blocking.
+    public static func startMetrics(hub: TelemetryHub, address: ListenAddress) throws -> TelemetryServer {
         let server = TelemetryServer(name: "metrics", address: address)
-        try server.run(router: router, webSocket: nil)
+        try server.runBlocking(makeRouter: { metricsRouter(hub: hub) }, webSocket: nil)
         return server
     }
 
     /// Starts the dashboard (page, static files, `/ws`, `/api/…`) on `address`. Returns once it listens.
     public static func startDashboard(hub: TelemetryHub, address: ListenAddress) throws -> TelemetryServer {
         let server = TelemetryServer(name: "dashboard", address: address)
-        try server.run(router: TelemetryRoutes.dashboardRouter(hub: hub), webSocket: hub)
+        try server.runBlocking(makeRouter: { TelemetryRoutes.dashboardRouter(hub: hub) }, webSocket: hub)
         return server
     }
 
-    private func run(router: Router<BasicRequestContext>, webSocket hub: TelemetryHub?) throws {
-        let started = DispatchSemaphore(value: 0)
-        let boundPort = Atomic<Int>(-1)
-        let failure = Mutex<String?>(nil)
-        let configuration = ApplicationConfiguration(address: .hostname(address.host, port: address.port))
-        let onRunning: @Sendable (any Channel) async -> Void = { channel in
-            boundPort.store(channel.localAddress?.port ?? -1, ordering: .relaxed)
-            started.signal()
-        }
-        let server: HTTPServerBuilder
-        if let hub {
-            server = .http1WebSocketUpgrade { request, _, _ in
-                TelemetryRoutes.upgrade(request, hub: hub)
-            }
-        } else {
-            server = .http1()
-        }
-        let app = Application(
-            router: router, server: server, configuration: configuration, onServerRunning: onRunning,
-            eventLoopGroupProvider: .shared(group), logger: Self.quietLogger)
-        let name = name
-        let address = address
-        task = Task.detached {
+    /// `startMetrics` for async code: it awaits the server instead of blocking a thread of the pool it runs on.
+    public static func startMetrics(hub: TelemetryHub, address: ListenAddress) async throws -> TelemetryServer {
+        let server = TelemetryServer(name: "metrics", address: address)
+        try await server.run(router: metricsRouter(hub: hub), webSocket: nil)
+        return server
+    }
+
+    /// `startDashboard` for async code.
+    public static func startDashboard(hub: TelemetryHub, address: ListenAddress) async throws -> TelemetryServer {
+        let server = TelemetryServer(name: "dashboard", address: address)
+        try await server.run(router: TelemetryRoutes.dashboardRouter(hub: hub), webSocket: hub)
+        return server
+    }
+
+    private func runBlocking(
+        makeRouter: @escaping @Sendable () -> Router<BasicRequestContext>, webSocket hub: TelemetryHub?
+    ) throws {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        Task.detached { [self] in
             do {
-                try await app.run()
+                try await self.run(router: makeRouter(), webSocket: hub)
+                outcome.withLock { $0 = .success(()) }
             } catch {
-                failure.withLock { $0 = "\(name) on \(address): \(error)" }
+                outcome.withLock { $0 = .failure(error) }
             }
-            started.signal()
+            done.signal()
         }
-        if started.wait(timeout: .now() + 15) == .timedOut {
+        if done.wait(timeout: .now() + 15) == .timedOut {
             task?.cancel()
             throw TelemetryServerError(description: "\(name) on \(address): the server did not start in 15 s")
         }
-        if let message = failure.withLock({ $0 }) { throw TelemetryServerError(description: message) }
-        let port = boundPort.load(ordering: .relaxed)
-        guard port >= 0 else { throw TelemetryServerError(description: "\(name) on \(address): not listening") }
-        self.address = ListenAddress(host: address.host, port: port)
+        if case .failure(let error) = outcome.withLock({ $0 }) { throw error }
+    }
+
+    /// Starts the application on its task and returns once it listens, or throws why it could not.
+    private func run(router: Router<BasicRequestContext>, webSocket hub: TelemetryHub?) async throws {
+        let configuration = ApplicationConfiguration(address: .hostname(address.host, port: address.port))
+        let name = name
+        let address = address
+        let resumed = Mutex(false)
+        let boundPort: Int = try await withCheckedThrowingContinuation { continuation in
+            let once: @Sendable (Result<Int, any Error>) -> Void = { result in
+                guard resumed.withLock({ done in defer { done = true }; return !done }) else { return }
+                continuation.resume(with: result)
+            }
+            let server: HTTPServerBuilder
+            if let hub {
+                server = .http1WebSocketUpgrade { request, _, _ in TelemetryRoutes.upgrade(request, hub: hub) }
+            } else {
+                server = .http1()
+            }
+            let app = Application(
+                router: router, server: server, configuration: configuration,
+                onServerRunning: { channel in once(.success(channel.localAddress?.port ?? -1)) },
+                eventLoopGroupProvider: .shared(group), logger: Self.quietLogger)
+            task = Task.detached {
+                do {
+                    try await app.run()
+                    once(.failure(TelemetryServerError(description: "\(name) on \(address): stopped")))
+                } catch {
+                    once(.failure(TelemetryServerError(description: "\(name) on \(address): \(error)")))
+                }
+            }
+        }
+        guard boundPort >= 0 else { throw TelemetryServerError(description: "\(name) on \(address): not listening") }
+        self.address = ListenAddress(host: address.host, port: boundPort)
     }
 
     /// Stops the server (open connections are closed) and waits up to 3 s for it.

@@ -15,7 +15,7 @@ import Testing
         init(_ arguments: [String]) throws {
             process = sinewProcess(arguments)
             errPath = temporaryFolder("telemetry-run") + "/stderr.txt"
-            FileManager.default.createFile(atPath: errPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: errPath, contents: nil)
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
             process.standardOutput = out
             process.standardInput = FileHandle.nullDevice

@@ -1,6 +1,7 @@
 import Foundation
 import SinewRuntime
 import SinewTelemetry
+import SinewTestSupport
 import Testing
 
 /// The parsers of outside input the telemetry adds: listen addresses (command line, robot.yaml), where a request
@@ -134,5 +135,37 @@ struct SeededRandom {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// robot.yaml's `telemetry:` section.
+@Suite struct TelemetryConfigurationTests {
+    static func so101(with telemetry: String) throws -> RobotConfiguration {
+        let path = repositoryRoot + "/Hardware/robots/so101/robot.yaml"
+        let text = try String(contentsOfFile: path, encoding: .utf8) + "\n" + telemetry
+        return try RobotConfiguration.parse(text, file: path, baseDirectory: "/robots/so101")
+    }
+
+    @Test func telemetrySection() throws {
+        let none = try Self.so101(with: "")
+        #expect(none.telemetry == RobotConfiguration.Telemetry())
+        let set = try Self.so101(
+            with: "telemetry:\n  listen: 127.0.0.1:9464\n  dashboard: \"8464\"\n  token_file: secret.token\n")
+        #expect(set.telemetry.metrics == ListenAddress(host: "127.0.0.1", port: 9464))
+        #expect(set.telemetry.dashboard == ListenAddress(host: "127.0.0.1", port: 8464))
+        #expect(set.telemetry.tokenFile == "/robots/so101/secret.token")
+        do {
+            _ = try Self.so101(with: "telemetry:\n  listen: robot.local:9464\n")
+            Issue.record("a host name was accepted")
+        } catch {
+            #expect("\(error)".contains("telemetry.listen"), "\(error)")
+            #expect("\(error)".contains("not an IPv4 address"), "\(error)")
+        }
+        do {
+            _ = try Self.so101(with: "telemetry:\n  dashbord: 127.0.0.1:1\n")
+            Issue.record("a misspelt key was accepted")
+        } catch {
+            #expect("\(error)".contains("dashboard"), "\(error)")
+        }
     }
 }

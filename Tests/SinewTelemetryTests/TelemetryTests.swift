@@ -76,8 +76,8 @@ import Testing
         let hub = TelemetryHub(
             robot: try Self.robot(), token: token, recorder: recorder, tap: nil, emergencyStop: estop)
         let writer = RecordingWriter(recorder: recorder, path: nil, sinks: [hub.sink])
-        let metrics = try TelemetryServer.startMetrics(hub: hub, address: ListenAddress(host: "127.0.0.1", port: 0))
-        let dashboard = try TelemetryServer.startDashboard(
+        let metrics = try await TelemetryServer.startMetrics(hub: hub, address: ListenAddress(host: "127.0.0.1", port: 0))
+        let dashboard = try await TelemetryServer.startDashboard(
             hub: hub, address: ListenAddress(host: "127.0.0.1", port: 0))
         defer {
             metrics.stop()
@@ -85,49 +85,49 @@ import Testing
         }
         Self.feed(recorder, writer: writer, count: 100)
         let m = metrics.address.port
-        #expect(try httpRequest(port: m, target: "/metrics").status == 401)
-        #expect(try httpRequest(port: m, target: "/metrics", headers: ["Authorization": "Bearer wrong"]).status == 401)
-        let scrape = try httpRequest(port: m, target: "/metrics", headers: ["Authorization": "Bearer \(token.value)"])
+        #expect(try await httpRequestOffPool(port: m, target: "/metrics").status == 401)
+        #expect(try await httpRequestOffPool(port: m, target: "/metrics", headers: ["Authorization": "Bearer wrong"]).status == 401)
+        let scrape = try await httpRequestOffPool(port: m, target: "/metrics", headers: ["Authorization": "Bearer \(token.value)"])
         #expect(scrape.status == 200)
         #expect(scrape.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
         #expect(scrape.text.contains("sinew_ticks_total 100"))
         #expect(scrape.text.contains("sinew_telemetry_refused_requests_total 2"))
 
         let d = dashboard.address.port
-        #expect(try httpRequest(port: d, target: "/").status == 401)
-        #expect(try httpRequest(port: d, target: "/app.js").status == 401)
-        #expect(try httpRequest(port: d, target: "/?token=0123456789abcdef0124").status == 401)
-        let page = try httpRequest(port: d, target: "/?token=\(token.value)")
+        #expect(try await httpRequestOffPool(port: d, target: "/").status == 401)
+        #expect(try await httpRequestOffPool(port: d, target: "/app.js").status == 401)
+        #expect(try await httpRequestOffPool(port: d, target: "/?token=0123456789abcdef0124").status == 401)
+        let page = try await httpRequestOffPool(port: d, target: "/?token=\(token.value)")
         #expect(page.status == 200)
         #expect(page.text.contains("E-STOP"))
         #expect(page.headers["set-cookie"]?.contains("sinew_token=\(token.value)") == true)
         let cookie = ["Cookie": "sinew_token=\(token.value)"]
-        #expect(try httpRequest(port: d, target: "/app.js", headers: cookie).status == 200)
-        let robot = try httpRequest(port: d, target: "/robot.json", headers: cookie)
+        #expect(try await httpRequestOffPool(port: d, target: "/app.js", headers: cookie).status == 200)
+        let robot = try await httpRequestOffPool(port: d, target: "/robot.json", headers: cookie)
         let json = try JSONSerialization.jsonObject(with: Data(robot.body)) as? [String: Any]
         #expect((json?["links"] as? [Any])?.count == 8)
-        #expect(try httpRequest(port: d, target: "/mesh/0", headers: cookie).status == 404)
-        #expect(try httpRequest(port: d, target: "/mesh/..%2f..%2fetc%2fpasswd", headers: cookie).status == 404)
-        var state = try httpRequest(port: d, target: "/api/state", headers: cookie)
+        #expect(try await httpRequestOffPool(port: d, target: "/mesh/0", headers: cookie).status == 404)
+        #expect(try await httpRequestOffPool(port: d, target: "/mesh/..%2f..%2fetc%2fpasswd", headers: cookie).status == 404)
+        var state = try await httpRequestOffPool(port: d, target: "/api/state", headers: cookie)
         for _ in 0..<40 where !state.text.contains("frame") {
             usleep(50_000)
-            state = try httpRequest(port: d, target: "/api/state", headers: cookie)
+            state = try await httpRequestOffPool(port: d, target: "/api/state", headers: cookie)
         }
         #expect(state.text.contains("\"type\":\"frame\""), "\(state.status) \(state.headers) \(state.text)")
         // Buttons: a cross-origin POST is refused even with the cookie; the page's own acts at once.
         let cross = cookie.merging(["Origin": "http://evil.example"]) { $1 }
-        #expect(try httpRequest(port: d, method: "POST", target: "/api/estop", headers: cross).status == 403)
+        #expect(try await httpRequestOffPool(port: d, method: "POST", target: "/api/estop", headers: cross).status == 403)
         #expect(estop.poll() == nil)
-        #expect(try httpRequest(port: d, method: "POST", target: "/api/estop", headers: cookie).status == 200)
+        #expect(try await httpRequestOffPool(port: d, method: "POST", target: "/api/estop", headers: cookie).status == 200)
         #expect(estop.poll() == .dashboard)
-        #expect(try httpRequest(port: d, method: "POST", target: "/api/recover", headers: cookie).status == 200)
+        #expect(try await httpRequestOffPool(port: d, method: "POST", target: "/api/recover", headers: cookie).status == 200)
         #expect(estop.takeRecoveryRequest())
         // The WebSocket upgrade without the token is refused.
         let upgrade = [
             "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
             "Sec-WebSocket-Version": "13",
         ]
-        #expect(try httpRequest(port: d, target: "/ws", headers: upgrade).status != 101)
+        #expect(try await httpRequestOffPool(port: d, target: "/ws", headers: upgrade).status != 101)
         // Mangled requests: the server answers or closes, and still serves the next good request.
         var random = SeededRandom(seed: 18)
         let good = Array("GET /?token=\(token.value) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
@@ -141,9 +141,9 @@ import Testing
                 default: bytes.insert(contentsOf: bytes[i..<min(bytes.count, i + 40)], at: i)
                 }
             }
-            _ = try? httpRequest(port: d, target: "", raw: bytes, timeoutS: 3)
+            _ = try? await httpRequestOffPool(port: d, target: "", raw: bytes, timeoutS: 3)
         }
-        #expect(try httpRequest(port: d, target: "/?token=\(token.value)").status == 200)
+        #expect(try await httpRequestOffPool(port: d, target: "/?token=\(token.value)").status == 200)
         try writer.close()
     }
 

@@ -94,3 +94,21 @@ func dechunk(_ bytes: [UInt8]) -> [UInt8] {
 public struct HTTPTestError: Error, CustomStringConvertible {
     public var description: String
 }
+
+/// ``httpRequest(port:method:target:headers:raw:timeoutS:)`` on a thread of its own, for async tests whose server
+/// runs in the same process: a blocking read on one of Swift concurrency's few threads could starve that server.
+public func httpRequestOffPool(
+    port: Int, method: String = "GET", target: String, headers: [String: String] = [:], raw: [UInt8]? = nil,
+    timeoutS: Double = 10
+) async throws -> HTTPTestResponse {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(
+                with: Result {
+                    try httpRequest(
+                        port: port, method: method, target: target, headers: headers, raw: raw, timeoutS: timeoutS)
+                })
+        }
+        thread.start()
+    }
+}

@@ -144,7 +144,7 @@ def main():
         check("view_loaded", page.wait_for("sinewDashboard.viewLoaded", 15), str(page.evaluate("sinewDashboard.viewError")))
         samples = page.evaluate("sinewDashboard.plotSamples()")
         draws = page.evaluate("sinewDashboard.viewDraws()")
-        time.sleep(1.0)
+        time.sleep(1.5)
         samples_later = page.evaluate("sinewDashboard.plotSamples()")
         draws_later = page.evaluate("sinewDashboard.viewDraws()")
         seen["plot_samples"] = [samples, samples_later]

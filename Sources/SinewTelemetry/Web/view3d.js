@@ -153,6 +153,7 @@ class RobotView {
     this.yaw = 0.8; this.pitch = 0.45; this.distance = 1; this.center = [0, 0, 0];
     this.drawn = 0;
     this.triangleCount = 0;
+    this.dirty = true; // new joint positions or a camera move since the last draw
     this.installControls();
   }
 
@@ -165,8 +166,9 @@ class RobotView {
       this.yaw -= (e.clientX - drag[0]) * 0.01;
       this.pitch = Math.max(-1.5, Math.min(1.5, this.pitch + (e.clientY - drag[1]) * 0.01));
       drag = [e.clientX, e.clientY];
+      this.dirty = true;
     });
-    this.canvas.addEventListener('wheel', e => { e.preventDefault(); this.distance *= Math.exp(e.deltaY * 0.001); },
+    this.canvas.addEventListener('wheel', e => { e.preventDefault(); this.distance *= Math.exp(e.deltaY * 0.001); this.dirty = true; },
       { passive: false });
   }
 
@@ -221,6 +223,7 @@ class RobotView {
     this.note.textContent = `${d.links.length} links, ${this.triangleCount} triangles` +
       (missing.length ? `; ${missing.length} mesh file(s) not found on the robot's machine (drawn as a skeleton)` : '');
     this.fit();
+    this.dirty = true;
   }
 
   // A rough size of the robot: the sum of its joint offsets.
@@ -268,7 +271,12 @@ class RobotView {
   }
 
   setPositions(names, values) {
-    for (let i = 0; i < names.length; i++) if (Number.isFinite(values[i])) this.positions[names[i]] = values[i];
+    for (let i = 0; i < names.length; i++) {
+      if (Number.isFinite(values[i]) && this.positions[names[i]] !== values[i]) {
+        this.positions[names[i]] = values[i];
+        this.dirty = true;
+      }
+    }
   }
 
   draw() {
