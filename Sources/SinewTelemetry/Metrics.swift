@@ -142,7 +142,8 @@ public struct SinewMetricsFactory: MetricsFactory {
 
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         let buckets =
-            label == "sinew_wake_lateness_seconds" ? MetricDescription.latenessBucketsS : MetricDescription.stageBucketsS
+            label == "sinew_wake_lateness_seconds"
+            ? MetricDescription.latenessBucketsS : MetricDescription.stageBucketsS
         return registry.makeDurationHistogram(
             descriptor: describe(label), labels: dimensions,
             buckets: buckets.map { Duration.nanoseconds(Int64(($0 * 1e9).rounded())) })

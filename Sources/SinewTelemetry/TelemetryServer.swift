@@ -220,7 +220,11 @@ public final class TelemetryServer: @unchecked Sendable {
         let resumed = Mutex(false)
         let boundPort: Int = try await withCheckedThrowingContinuation { continuation in
             let once: @Sendable (Result<Int, any Error>) -> Void = { result in
-                guard resumed.withLock({ done in defer { done = true }; return !done }) else { return }
+                guard
+                    resumed.withLock({ done in
+                        defer { done = true }; return !done
+                    })
+                else { return }
                 continuation.resume(with: result)
             }
             let server: HTTPServerBuilder

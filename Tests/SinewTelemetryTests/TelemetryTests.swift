@@ -76,7 +76,8 @@ import Testing
         let hub = TelemetryHub(
             robot: try Self.robot(), token: token, recorder: recorder, tap: nil, emergencyStop: estop)
         let writer = RecordingWriter(recorder: recorder, path: nil, sinks: [hub.sink])
-        let metrics = try await TelemetryServer.startMetrics(hub: hub, address: ListenAddress(host: "127.0.0.1", port: 0))
+        let metrics = try await TelemetryServer.startMetrics(
+            hub: hub, address: ListenAddress(host: "127.0.0.1", port: 0))
         let dashboard = try await TelemetryServer.startDashboard(
             hub: hub, address: ListenAddress(host: "127.0.0.1", port: 0))
         defer {
@@ -86,8 +87,11 @@ import Testing
         Self.feed(recorder, writer: writer, count: 100)
         let m = metrics.address.port
         #expect(try await httpRequestOffPool(port: m, target: "/metrics").status == 401)
-        #expect(try await httpRequestOffPool(port: m, target: "/metrics", headers: ["Authorization": "Bearer wrong"]).status == 401)
-        let scrape = try await httpRequestOffPool(port: m, target: "/metrics", headers: ["Authorization": "Bearer \(token.value)"])
+        #expect(
+            try await httpRequestOffPool(port: m, target: "/metrics", headers: ["Authorization": "Bearer wrong"]).status
+                == 401)
+        let scrape = try await httpRequestOffPool(
+            port: m, target: "/metrics", headers: ["Authorization": "Bearer \(token.value)"])
         #expect(scrape.status == 200)
         #expect(scrape.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
         #expect(scrape.text.contains("sinew_ticks_total 100"))
@@ -107,7 +111,9 @@ import Testing
         let json = try JSONSerialization.jsonObject(with: Data(robot.body)) as? [String: Any]
         #expect((json?["links"] as? [Any])?.count == 8)
         #expect(try await httpRequestOffPool(port: d, target: "/mesh/0", headers: cookie).status == 404)
-        #expect(try await httpRequestOffPool(port: d, target: "/mesh/..%2f..%2fetc%2fpasswd", headers: cookie).status == 404)
+        #expect(
+            try await httpRequestOffPool(port: d, target: "/mesh/..%2f..%2fetc%2fpasswd", headers: cookie).status == 404
+        )
         var state = try await httpRequestOffPool(port: d, target: "/api/state", headers: cookie)
         for _ in 0..<40 where !state.text.contains("frame") {
             usleep(50_000)
@@ -116,11 +122,15 @@ import Testing
         #expect(state.text.contains("\"type\":\"frame\""), "\(state.status) \(state.headers) \(state.text)")
         // Buttons: a cross-origin POST is refused even with the cookie; the page's own acts at once.
         let cross = cookie.merging(["Origin": "http://evil.example"]) { $1 }
-        #expect(try await httpRequestOffPool(port: d, method: "POST", target: "/api/estop", headers: cross).status == 403)
+        #expect(
+            try await httpRequestOffPool(port: d, method: "POST", target: "/api/estop", headers: cross).status == 403)
         #expect(estop.poll() == nil)
-        #expect(try await httpRequestOffPool(port: d, method: "POST", target: "/api/estop", headers: cookie).status == 200)
+        #expect(
+            try await httpRequestOffPool(port: d, method: "POST", target: "/api/estop", headers: cookie).status == 200)
         #expect(estop.poll() == .dashboard)
-        #expect(try await httpRequestOffPool(port: d, method: "POST", target: "/api/recover", headers: cookie).status == 200)
+        #expect(
+            try await httpRequestOffPool(port: d, method: "POST", target: "/api/recover", headers: cookie).status == 200
+        )
         #expect(estop.takeRecoveryRequest())
         // The WebSocket upgrade without the token is refused.
         let upgrade = [
