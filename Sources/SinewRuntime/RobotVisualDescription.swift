@@ -188,33 +188,35 @@ public struct RobotVisualDescription: Sendable {
     /// URL, PATH under the URDF's folder, or PKG/PATH or PATH under it and each folder above it; nil when no
     /// readable regular file (at most ``maximumMeshBytes``) is there.
     static func resolveMesh(_ filename: String, urdfDirectory: String) -> String? {
-        let base = urdfDirectory.isEmpty ? "." : urdfDirectory
+        var base = urdfDirectory.isEmpty ? "." : urdfDirectory
+        if !base.hasPrefix("/") { base = FileManager.default.currentDirectoryPath + "/" + base }
         var candidates: [String] = []
         if filename.hasPrefix("package://") {
             let rest = String(filename.dropFirst("package://".count))
             let parts = rest.split(separator: "/", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { return nil }
-            var directory = (base as NSString).standardizingPath
+            // Folders from the URDF's up to the root (at most six), each without trailing slashes.
+            var directory = Substring(base)
             for _ in 0..<6 {
-                candidates.append((directory as NSString).appendingPathComponent(rest))
-                candidates.append((directory as NSString).appendingPathComponent(parts[1]))
-                let up = (directory as NSString).deletingLastPathComponent
-                if up == directory || up.isEmpty { break }
-                directory = up
+                while directory.count > 1, directory.hasSuffix("/") { directory = directory.dropLast() }
+                candidates.append(directory + "/" + rest)
+                candidates.append(directory + "/" + parts[1])
+                guard let slash = directory.lastIndex(of: "/"), directory != "/" else { break }
+                directory = slash == directory.startIndex ? "/" : directory[..<slash]
             }
         } else if filename.hasPrefix("file://") {
             candidates.append(String(filename.dropFirst("file://".count)))
         } else if filename.hasPrefix("/") {
             candidates.append(filename)
         } else if !filename.isEmpty {
-            candidates.append((base as NSString).appendingPathComponent(filename))
+            candidates.append(base + "/" + filename)
         }
         for path in candidates {
             var info = stat()
             if stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size <= maximumMeshBytes,
                 access(path, R_OK) == 0
             {
-                return (path as NSString).standardizingPath
+                return path.isEmpty ? nil : (path as NSString).standardizingPath
             }
         }
         return nil

@@ -191,5 +191,9 @@ import Testing
         #expect(text.contains("\"color\":[1,0,0,1]"))
         #expect(text.contains("\"url\":\"mesh/0\""))
         #expect(text.contains("\"root\":\"base\""))
+        // A URDF named relative to the working directory, or by an odd path (robot.yaml beside it gives "x.urdf").
+        for file in ["t.urdf", "./t.urdf", "", ".", "/", "//t.urdf", "../t.urdf"] {
+            _ = try RobotVisualDescription(urdf: urdf, file: file)
+        }
     }
 }
