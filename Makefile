@@ -3,7 +3,9 @@
 #   make test   installs what is missing, builds, runs every test and the format check
 SWIFT ?= swift
 CONFIG ?= release
-APT_PACKAGES := libeigen3-dev libserialport-dev libssl-dev libzstd-dev openssl pkg-config python3 python3-venv tmux
+# chromium and prometheus (its promtool) check the dashboard and the metrics in `make test`.
+APT_PACKAGES := libeigen3-dev libserialport-dev libssl-dev libzstd-dev openssl pkg-config python3 python3-venv tmux \
+  chromium prometheus
 BIN := .build/$(CONFIG)/sinew
 
 .PHONY: demo test deps build lint format clean pyenv install uninstall
@@ -292,3 +294,11 @@ bench-sim: build
 	    -r Benchmarks/sim/requirements.txt && cp Benchmarks/sim/requirements.txt $(BENCH_SIM_VENV)/requirements.installed; \
 	fi
 	$(BIN) bench sim --python $(BENCH_SIM_VENV)/bin/python
+
+# What watching a robot costs its loop (docs in README.md, "Seeing the robot"): one `sinew run` with the dashboard and
+# the metrics on, alternating 10 s without a client and 10 s with a headless Chromium on the dashboard and /metrics
+# scraped every second; the wake-up lateness p99 of the two kinds of window, from the run's CSV recording.
+.PHONY: bench-telemetry
+bench-telemetry: build pyenv
+	$(PYENV)/bin/python Benchmarks/telemetry/cost.py --sinew $(BIN) --robot Hardware/robots/so101/robot.yaml \
+	  --windows 12 --window-s 10

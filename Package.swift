@@ -24,6 +24,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // Telemetry (SinewTelemetry): metrics through swift-metrics into a Prometheus registry, and the dashboard's
+        // HTTP and WebSocket server.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
     ],
     targets: [
         .systemLibrary(
@@ -105,10 +114,29 @@ let package = Package(
                 "SinewCore", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "SinewSim", "SinewPolicy",
                 "SinewRuntime", "SinewRecording",
             ]),
+        // Seeing a running robot: Prometheus metrics at /metrics and the live dashboard (HTTP + WebSocket, the
+        // page's static files embedded), both fed by a RecordingSink on the recorder's thread, off the tick.
+        .target(
+            name: "SinewTelemetry",
+            dependencies: [
+                "SinewRuntime", "SinewKinematics",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            ],
+            resources: [.embedInCode("Web")]
+        ),
         .executableTarget(
             name: "sinew",
             dependencies: [
                 "SinewTwin",
+                "SinewTelemetry",
                 "SinewRecording",
                 "SinewCore",
                 "SinewKinematics",
@@ -156,6 +184,8 @@ let package = Package(
                 "SinewSim", "SinewKinematics", "SinewBus", "SinewDrivers", "SinewFusion", "CAllocCounter",
                 "SinewTestSupport",
             ]),
+        .testTarget(
+            name: "SinewTelemetryTests", dependencies: ["SinewTelemetry", "SinewRuntime", "SinewTestSupport"]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "SinewPolicy", "CAllocCounter"]),
         .testTarget(name: "SinewPolicyTests", dependencies: ["SinewPolicy", "CAllocCounter", "SinewTestSupport"]),
         // Tasks in lockstep episodes on the simulated robot, with domain randomisation (SinewTwin).

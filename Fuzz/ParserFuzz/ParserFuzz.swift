@@ -18,15 +18,16 @@ import SinewSim
 // as `sinew replay` loads it, then repaired: a repaired file must read whole), 6 a
 // policy server's msgpack frame (then its `actions` read as a numpy array), 7 a task.yaml for a six-joint arm (then
 // its randomisation ranges drawn) and the same text as `--range` items, 8 `sinew virtual-bus`'s servo lists
-// (`--servos`, `--ids`, `--fault`), 9 the key bytes of `--hand keys`; the rest of the input is the parser's text or
-// bytes.
+// (`--servos`, `--ids`, `--fault`), 9 the key bytes of `--hand keys`, 10 what the telemetry servers read from
+// outside (a listen address, where a request carries its token, a dashboard command, a token, and the text as a URDF
+// whose visual geometry the dashboard's 3D view gets); the rest of the input is the parser's text or bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
 /// bug the fuzzer looks for.
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 10 {
+    switch selector % 11 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -54,6 +55,15 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
             _ = task.randomization.sample(seed: 1, linkCount: 8, jointCount: robot.joints.count)
         }
         _ = try? DomainRandomization.parse(text)
+    case 10:
+        let text = String(decoding: body, as: UTF8.self)
+        if let address = try? ListenAddress(parsing: text) { _ = try? ListenAddress(parsing: address.description) }
+        _ = RequestToken.fromAuthorization(text)
+        _ = RequestToken.fromCookie(text)
+        _ = RequestToken.fromQuery(target: text)
+        _ = DashboardCommand(message: text)
+        _ = try? AccessToken(text)
+        _ = try? RobotVisualDescription(urdf: text, file: "/nonexistent/fuzz.urdf")
     case 6:
         if let value = try? MessagePack.decode([UInt8](body), limits: MessagePackLimits(maximumBytes: 1 << 20)) {
             if let actions = value["actions"], let array = try? NumpyArray(actions) { _ = array.doubles() }

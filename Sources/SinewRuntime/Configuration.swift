@@ -19,6 +19,8 @@ public struct RobotConfiguration: Sendable, Equatable {
     public let policy: Policy
     public let safety: Safety
     public let recording: Recording
+    /// Metrics and dashboard servers (`telemetry:`); both off unless set here or on the command line.
+    public let telemetry: Telemetry
     public let imu: IMU?
     /// The calibration file (`calibration:`, written by `sinew calibrate`), resolved against the yaml file's
     /// directory; nil when the robot runs with the default zero of every servo.
@@ -31,8 +33,10 @@ public struct RobotConfiguration: Sendable, Equatable {
         loop: Loop = Loop(), policy: Policy = .hold,
         safety: Safety = Safety(),
         recording: Recording = Recording(),
-        imu: IMU? = nil, calibrationPath: String? = nil, simulation: Simulation? = nil
+        imu: IMU? = nil, calibrationPath: String? = nil, simulation: Simulation? = nil,
+        telemetry: Telemetry = Telemetry()
     ) {
+        self.telemetry = telemetry
         self.name = name
         self.file = file
         self.modelPath = modelPath
@@ -53,7 +57,8 @@ public struct RobotConfiguration: Sendable, Equatable {
     public func replacingPolicy(_ policy: Policy) -> RobotConfiguration {
         RobotConfiguration(
             name: name, file: file, modelPath: modelPath, buses: buses, joints: joints, loop: loop, policy: policy,
-            safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath, simulation: simulation)
+            safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath, simulation: simulation,
+            telemetry: telemetry)
     }
     /// The same robot read through `busIO` (`sinew bench loop` compares them; tests).
     public func replacingBusIO(_ busIO: BusIO) -> RobotConfiguration {
@@ -437,6 +442,23 @@ extension RobotConfiguration {
             self.decimation = decimation
             self.profile = profile
             self.compression = compression
+        }
+    }
+
+    /// Where the running robot can be watched (`telemetry:`): Prometheus metrics and the web dashboard, each
+    /// off when nil. Both require the token of `token_file` (or one generated at start).
+    public struct Telemetry: Sendable, Equatable {
+        /// `listen`: the metrics endpoint (`/metrics`).
+        public let metrics: ListenAddress?
+        /// `dashboard`: the dashboard's page and socket.
+        public let dashboard: ListenAddress?
+        /// `token_file`, resolved against robot.yaml's directory.
+        public let tokenFile: String?
+
+        public init(metrics: ListenAddress? = nil, dashboard: ListenAddress? = nil, tokenFile: String? = nil) {
+            self.metrics = metrics
+            self.dashboard = dashboard
+            self.tokenFile = tokenFile
         }
     }
 

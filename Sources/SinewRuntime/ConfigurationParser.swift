@@ -7,7 +7,7 @@ extension RobotConfiguration {
     enum Keys {
         static let root = [
             "name", "model", "buses", "joints", "loop", "policy", "safety", "recording", "imu", "calibration",
-            "simulation",
+            "simulation", "telemetry",
         ]
         static let bus = ["name", "protocol", "port", "baud", "reply_margin_ms", "retries"]
         static let joint = [
@@ -28,6 +28,7 @@ extension RobotConfiguration {
         static let imu = ["port", "protocol", "link", "mounting", "rate_hz", "baud"]
         static let mounting = ["xyz", "rpy"]
         static let simulation = ["motion"]
+        static let telemetry = ["listen", "dashboard", "token_file"]
     }
 
     /// Reads and checks a `robot.yaml` file. The URDF path in it is resolved against the file's directory.
@@ -150,10 +151,14 @@ private struct Parser {
         let simulation = try fields["simulation"].map { node throws(ConfigurationError) in
             try self.simulation(node, joints: joints)
         }
+        let telemetry =
+            try fields["telemetry"].map { node throws(ConfigurationError) in
+                try self.telemetry(node, baseDirectory: baseDirectory)
+            } ?? .init()
         return RobotConfiguration(
             name: name, file: reader.file, modelPath: modelPath, buses: buses,
             joints: joints, loop: loop, policy: policy, safety: safety, recording: recording, imu: imu,
-            calibrationPath: calibration, simulation: simulation)
+            calibrationPath: calibration, simulation: simulation, telemetry: telemetry)
     }
 
     // MARK: buses
@@ -477,6 +482,26 @@ private struct Parser {
                 "in 1–1000000 (record every n-th tick)"),
             profile: try fields.word("profile", default: RobotConfiguration.RecordingProfile.json),
             compression: try fields.word("compression", default: RobotConfiguration.RecordingCompression.zstd))
+    }
+
+    func telemetry(_ node: Node, baseDirectory: String) throws(ConfigurationError) -> RobotConfiguration.Telemetry {
+        let fields = try YAMLFields(node, path: "telemetry", allowed: Keys.telemetry, reader: reader)
+        func address(_ key: String) throws(ConfigurationError) -> ListenAddress? {
+            guard let node = fields[key] else { return nil }
+            let expected = "HOST:PORT, e.g. 127.0.0.1:9464"
+            let text = try reader.string(node, fields.childPath(key), expected: expected)
+            do {
+                return try ListenAddress(parsing: text)
+            } catch {
+                throw reader.error(
+                    .invalidValue, node, fields.childPath(key), expected: "\(expected) (\(error.reason))")
+            }
+        }
+        let tokenFile = try fields.string("token_file").map {
+            $0.hasPrefix("/") ? $0 : (baseDirectory as NSString).appendingPathComponent($0)
+        }
+        return RobotConfiguration.Telemetry(
+            metrics: try address("listen"), dashboard: try address("dashboard"), tokenFile: tokenFile)
     }
 
     func imu(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.IMU {

@@ -282,6 +282,8 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// Where the record stage pushes snapshots (see `attachRecorder`), and every how many ticks.
     public internal(set) var recorder: TickRecorder?
     var recordingDecimation: Int64 = 1
+    /// Where the record stage publishes the servos' health for telemetry (see `attachHealthTap`).
+    public internal(set) var healthTap: ServoHealthTap?
     /// Duration of the previous tick's record stage as measured inside it, ns.
     var lastRecordStageNs: Int64 = 0
 
@@ -1159,6 +1161,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
         let recordStart = MonotonicInstant.now().nanoseconds
         recentLateness.append(tick.latenessNs)
         if let recorder, tick.index % recordingDecimation == 0 { pushSnapshot(recorder, tick) }
+        if let healthTap, tick.index % healthTap.decimation == 0 { publishHealth(healthTap, tick: tick.index) }
         if lifecycle.state == .active {
             for j in 0..<configuration.joints.count {
                 let e = supervisor.measuredPositionRad[j] - targetPositionRad[j]

@@ -14,6 +14,8 @@ public enum EmergencyStopSource: UInt8, Sendable, CustomStringConvertible {
     case keyboard
     /// `EmergencyStopSources.trigger(_:)` called by other code.
     case api
+    /// The e-stop button of the web dashboard (`sinew run --dashboard`).
+    case dashboard
 
     public var detail: StaticString {
         switch self {
@@ -22,6 +24,7 @@ public enum EmergencyStopSource: UInt8, Sendable, CustomStringConvertible {
         case .socket: "socket"
         case .keyboard: "keyboard"
         case .api: "api"
+        case .dashboard: "dashboard"
         }
     }
 

@@ -29,6 +29,9 @@ struct Demo: ParsableCommand {
         if kinematics && robot != "so101" { throw ValidationError("--kinematics shows the SO-101 arm only") }
     }
 
+    @OptionGroup(title: "Telemetry")
+    var telemetry: TelemetryArguments
+
     func run() throws {
         if kinematics {
             try runKinematics()
@@ -46,7 +49,7 @@ struct Demo: ParsableCommand {
         let name = robot == "so101" ? "SO-101 arm" : robot
         let outcome = try RobotRun.run(
             configurationPath: path, backend: .sim, port: nil, duration: nil, statusLine: true,
-            title: "Sinew demo: simulated \(name), \(path)")
+            title: "Sinew demo: simulated \(name), \(path)", options: RunOptions(telemetry: telemetry.overrides))
         print(outcome.summary)
         print("\nNext: sinew run \(path) --json   ·   sinew demo --kinematics   ·   sinew --help")
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }

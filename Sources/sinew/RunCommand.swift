@@ -111,6 +111,9 @@ struct Run: ParsableCommand {
         return values.compactMap { $0 }
     }
 
+    @OptionGroup(title: "Telemetry")
+    var telemetry: TelemetryArguments
+
     func validate() throws {
         _ = try environmentValues()
         if fast && backend != .sim { throw ValidationError("--fast runs the simulator only (--backend sim)") }
@@ -123,6 +126,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         var options = RunOptions(calibrationPath: calibration, recordPath: record)
+        options.telemetry = telemetry.overrides
         options.environmentState = try environmentValues()
         let policyFile = policy
         if let policyFile {
@@ -373,6 +377,7 @@ enum RobotRun {
                     }
                 },
                 monitor: { progress in
+                    recording?.telemetry?.hub.overrunsSoFar(progress.overruns)
                     if let imu = loop.imu,
                         let truth = simulated?.imu?.trueLinkOrientation(atSampleTimeS: imu.publishedSampleTimeS)
                     {

@@ -15,6 +15,8 @@ struct RunOptions {
     var leaderPort: String?
     /// The policy's environment state for the whole run (`--environment-state`: a reach target).
     var environmentState: [Double]?
+    /// `--metrics`, `--dashboard`, `--token-file` (override robot.yaml's `telemetry:`).
+    var telemetry = TelemetryOverrides()
 
     /// The calibration to run with, if one is given here or in robot.yaml.
     func loadCalibration(configuration: RobotConfiguration) throws -> (file: CalibrationFile, path: String)? {
@@ -28,35 +30,53 @@ struct RunOptions {
         }
     }
 
-    /// Attaches a recorder to the loop and starts the writer thread when recording is on; call before the
-    /// scheduler starts. MCAP unless the path ends in `.csv`.
+    /// Attaches a recorder to the loop and starts the writer thread when recording or telemetry is on; call before
+    /// the scheduler starts. MCAP unless the path ends in `.csv`. Telemetry (metrics, dashboard) is one more sink of
+    /// the same thread: with telemetry alone the thread runs without a file.
     func startRecording(loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String? = nil) throws
         -> RunRecording?
     {
         let settings = configuration.recording
-        guard recordPath != nil || settings.enabled else { return nil }
-        let path = recordingFilePath(configuration: configuration)
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let telemetrySettings = try telemetry.settings(over: configuration.telemetry)
+        let recording = recordPath != nil || settings.enabled
+        let telemetryOn = telemetrySettings.metrics != nil || telemetrySettings.dashboard != nil
+        guard recording || telemetryOn else { return nil }
+        let recorder = loop.attachRecorder(decimation: recording ? settings.decimation : 1)
+        var sinks: [any RecordingSink] = []
+        var runTelemetry: RunTelemetry?
+        if telemetryOn {
+            // Servo health five times a second: counters and readings the tick has anyway.
+            let tap = loop.attachHealthTap(decimation: max(1, Int(configuration.loop.rateHz / 5)))
+            runTelemetry = try RunTelemetry.start(settings: telemetrySettings, loop: loop, recorder: recorder, tap: tap)
+            sinks.append(runTelemetry!.hub.sink)
         }
-        let recorder = loop.attachRecorder(decimation: settings.decimation)
-        let writer: RecordingWriter
-        do {
-            let format: RecordingFormat
-            if path.hasSuffix(".csv") {
-                format = .csv
-            } else {
-                format = .mcap(mcapContext(loop: loop, configuration: configuration, calibrationPath: calibrationPath))
+        var path: String?
+        if recording {
+            let file = recordingFilePath(configuration: configuration)
+            path = file
+            let directory = (file as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            writer = try RecordingWriter(
-                recorder: recorder, path: path, format: format, events: loop.supervisor.events,
-                describe: { [supervisor = loop.supervisor] in supervisor.describe($0) })
-        } catch {
-            throw ValidationError("cannot record to \(path): \(error)")
+            do {
+                if file.hasSuffix(".csv") {
+                    sinks.append(try CSVRecordingSink(path: file, recorder: recorder))
+                } else {
+                    sinks.append(
+                        try MCAPRecordingSink(
+                            path: file, recorder: recorder,
+                            context: mcapContext(
+                                loop: loop, configuration: configuration, calibrationPath: calibrationPath)))
+                }
+            } catch {
+                throw ValidationError("cannot record to \(file): \(error)")
+            }
         }
-        printError("recording to \(path)")
-        return RunRecording(path: path, recorder: recorder, writer: writer)
+        let writer = RecordingWriter(
+            recorder: recorder, path: path, sinks: sinks, events: loop.supervisor.events,
+            describe: { [supervisor = loop.supervisor] in supervisor.describe($0) })
+        if let path { printError("recording to \(path)") }
+        return RunRecording(path: path, recorder: recorder, writer: writer, telemetry: runTelemetry)
     }
 
     /// What an MCAP recording keeps besides the ticks: robot.yaml, the URDF, the calibration, the command line
@@ -115,28 +135,35 @@ struct RunOptions {
     }
 }
 
-/// A recording in progress: the loop's snapshot ring and the thread writing it to the file.
+/// A recording in progress: the loop's snapshot ring and the thread writing it to the file and to telemetry.
 final class RunRecording {
-    let path: String
+    /// The file, or nil when the thread feeds telemetry only.
+    let path: String?
     let recorder: TickRecorder
     let writer: RecordingWriter
+    let telemetry: RunTelemetry?
     private var result: (path: String, summary: String)?
+    private var finished = false
 
-    init(path: String, recorder: TickRecorder, writer: RecordingWriter) {
+    init(path: String?, recorder: TickRecorder, writer: RecordingWriter, telemetry: RunTelemetry? = nil) {
         self.path = path
         self.recorder = recorder
         self.writer = writer
+        self.telemetry = telemetry
     }
 
-    /// Drains the ring, flushes and closes the file (once; later calls return the same result). Call after
-    /// the loop stopped.
-    func finish() throws -> (path: String, summary: String) {
-        if let result { return result }
+    /// Drains the ring, flushes and closes the file (once; later calls return the same result), then stops the
+    /// telemetry servers. Call after the loop stopped. Nil without a file.
+    func finish() throws -> (path: String, summary: String)? {
+        if finished { return result }
+        finished = true
+        defer { telemetry?.stop() }
         do {
             try writer.close()
         } catch {
-            throw CommandFailure(writer.failure ?? "recording \(path): \(error)")
+            throw CommandFailure(writer.failure ?? "recording \(path ?? "telemetry"): \(error)")
         }
+        guard let path else { return nil }
         var summary = "\(path) (\(writer.ticksWritten) ticks"
         if recorder.dropped > 0 { summary += ", \(recorder.dropped) dropped: the writer fell behind" }
         summary += ")"

@@ -1,6 +1,7 @@
 import CAllocCounter
 import Foundation
 import SinewRuntime
+import Synchronization
 import Testing
 
 /// Runs the robot loop's stages and counts the loop thread's heap allocations between two ticks.
@@ -117,5 +118,44 @@ final class CountingBody: ControlTickBody, @unchecked Sendable {
         #expect(rig.loop.lifecycle.state == .safe)
         #expect(rig.loop.busErrorCount > 1_000)
         #expect(events.first?.contains("bus \"right\"") == true, "\(events)")
+    }
+
+    /// With telemetry on — the snapshot ring drained by the recorder's thread and the servo-health tap published every
+    /// tick (telemetry asks for it five times a second) and taken by another thread — the tick still allocates
+    /// nothing, and the tap carries the STS3215's voltage and temperature from the tick's own sync read.
+    @Test func tenThousandTicksWithTelemetryTapsWithoutAHeapAllocation() throws {
+        let rig = try SimulatedRig(wireTiming: false, runMarginNs: 200_000_000)
+        let recorder = rig.loop.attachRecorder(decimation: 1, capacity: 4096)
+        let writer = RecordingWriter(recorder: recorder, path: nil, sinks: [])
+        let tap = rig.loop.attachHealthTap(decimation: 1)
+        let reading = Atomic<Bool>(true)
+        let taken = Atomic<Int>(0)
+        let reader = Thread {
+            while reading.load(ordering: .relaxed) {
+                if tap.frames.take() { taken.add(1, ordering: .relaxed) }
+                usleep(200)
+            }
+        }
+        reader.start()
+        try rig.loop.lifecycle.configure()
+        try rig.loop.lifecycle.activate()
+        let body = CountingBody(loop: rig.loop, countFrom: 200, countTo: 10_200)
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(rate: .asFastAsPossible, maxTicks: 20_000), body: body)
+        let report = try scheduler.run()
+        reading.store(false, ordering: .relaxed)
+        try writer.close()
+        #expect(report.ticks >= 10_200)
+        #expect(body.allocationsAtEnd - body.allocationsAtStart == 0, "allocations on the loop thread")
+        #expect(taken.load(ordering: .relaxed) > 10)
+        tap.frames.take()
+        let frame = tap.frames.readSlot
+        #expect(frame.tick > 10_000)
+        #expect(tap.servos.count == 6 && tap.servos.allSatisfy { $0.readsVoltage && $0.readsTemperature })
+        for i in 0..<frame.servoCount {
+            #expect(frame.voltageV[i] > 5 && frame.voltageV[i] < 15, "servo \(i): \(frame.voltageV[i]) V")
+            #expect(frame.temperatureC[i] > 0 && frame.temperatureC[i] < 80, "servo \(i): \(frame.temperatureC[i]) °C")
+            #expect(frame.transactions[i] > 10_000)
+        }
     }
 }
