@@ -106,7 +106,11 @@ bench-lerobot: deps lerobot-env
 test: deps pyenv lerobot-env
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python \
-	  $(SWIFT) test -c $(CONFIG) --skip-build
+	  $(SWIFT) test -c $(CONFIG) --skip-build --skip LeRobotTests
+	@# LeRobot's SDKs wait a few milliseconds for a status packet and retry nothing: beside the rest of the suite on
+	@# two cores the virtual bus's thread can be late by more than that, so LeRobot's own suite runs after it, alone.
+	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python \
+	  $(SWIFT) test -c $(CONFIG) --skip-build --filter LeRobotTests
 	$(MAKE) --no-print-directory example
 	$(MAKE) --no-print-directory data-loop
 	$(MAKE) --no-print-directory lint

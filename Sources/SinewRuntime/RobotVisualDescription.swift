@@ -26,7 +26,13 @@ public struct RobotVisualDescription: Sendable {
 
     public init(urdf text: String, file: String) throws {
         let root = try XML.parse(text, file: file)
-        let directory = (file as NSString).deletingLastPathComponent
+        // The URDF's folder, by hand: Foundation's path calls trap on some paths ("" and "/" among them).
+        let directory: String
+        if let slash = file.lastIndex(of: "/") {
+            directory = slash == file.startIndex ? "/" : String(file[..<slash])
+        } else {
+            directory = ""
+        }
         var materials: [String: [Double]] = [:]
         func color(of material: XML.Element?) -> [Double]? {
             guard let material else { return nil }

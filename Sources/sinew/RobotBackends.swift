@@ -72,7 +72,8 @@ final class SimulatedRobot {
         if let absent = faults.servoIDs.first(where: { !faultedIDs.contains($0) }) {
             throw ValidationError(
                 "--fault names servo \(absent), which is on no bus"
-                    + (faultBus.map { " \"\($0)\"" } ?? "") + " of \(configuration.file)")
+                    + (faultBus.map { " \"\($0)\"" } ?? "") + " of \(configuration.file) (it serves IDs "
+                    + faultedIDs.sorted().map(String.init).joined(separator: ", ") + ")")
         }
         // Start from the middle of each joint's range: a pose every robot can hold.
         var start = model.midRangePositions

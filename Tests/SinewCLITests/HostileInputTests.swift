@@ -207,7 +207,7 @@ struct HostileInputTests {
     @Test func virtualRobotRefusesFaultsForServosItDoesNotHave() throws {
         let result = try runSinew(["virtual-bus", "--robot", Self.robot, "--fault", "silent=7"], within: 60)
         #expect(result.status != 0)
-        let message = "a fault names servo ID 7, which is not on the bus (it serves IDs 1, 2, 3, 4, 5, 6)"
+        let message = "--fault names servo 7, which is on no bus of \(Self.robot) (it serves IDs 1, 2, 3, 4, 5, 6)"
         #expect(result.stderr.contains(message), "\(result.stderr)")
     }
 

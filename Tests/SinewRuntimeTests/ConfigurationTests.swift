@@ -260,7 +260,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         ErrorCase(13, "    bus: can0", .unknownBus, 13, 10, "joints[0].bus"),
         ErrorCase(14, "    id: 254", .servoIDOutOfRange, 14, 9, "joints[0].id"),
         ErrorCase(14, "    id: one", .wrongType, 14, 9, "joints[0].id"),
-        ErrorCase(15, "    servo: sts3250", .unknownServoModel, 15, 12, "joints[0].servo"),
+        ErrorCase(15, "    servo: sts3299", .unknownServoModel, 15, 12, "joints[0].servo"),
         ErrorCase(15, "    servo: xl330-m288", .servoProtocolMismatch, 15, 12, "joints[0].servo"),
         ErrorCase(16, "    reducer: {ratio: 0}", .invalidValue, 16, 22, "joints[0].reducer.ratio"),
         ErrorCase(16, "    reducer: {ratio: [2]}", .wrongType, 16, 22, "joints[0].reducer.ratio"),
