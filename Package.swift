@@ -161,7 +161,8 @@ let package = Package(
         .executableTarget(
             name: "sinew-fuzz",
             dependencies: [
-                "SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewRecording", "SinewSim", "CRealtime",
+                "SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewRecording", "SinewSim",
+                "CRealtime",
             ],
             path: "Fuzz/ParserFuzz"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.

@@ -386,7 +386,8 @@ public final class VirtualBusServer: @unchecked Sendable {
             let count: Int
             do {
                 count = try port.transport.read(
-                    into: UnsafeMutableRawBufferPointer(rebasing: input[0..<roomBytes[0]]), spinUntil: MonotonicInstant(nanoseconds: spinUntil),
+                    into: UnsafeMutableRawBufferPointer(rebasing: input[0..<roomBytes[0]]),
+                    spinUntil: MonotonicInstant(nanoseconds: spinUntil),
                     deadline: MonotonicInstant(nanoseconds: deadline))
             } catch {
                 return !(error == .closed && port.terminal == nil)
@@ -411,7 +412,9 @@ public final class VirtualBusServer: @unchecked Sendable {
         lock.lock()
         // Any rate the client set, standard or not (termios2); one that cannot be read is noise to every servo
         // rather than the previous rate kept.
-        if followTerminalBaudRate, let terminal = port.terminal { port.bus.hostBaudRate = terminal.terminalBaudRate ?? 0 }
+        if followTerminalBaudRate, let terminal = port.terminal {
+            port.bus.hostBaudRate = terminal.terminalBaudRate ?? 0
+        }
         port.bus.receive(UnsafeRawBufferPointer(rebasing: input[0..<count]), atNs: now)
         lock.unlock()
     }
@@ -445,7 +448,9 @@ public final class VirtualBusServer: @unchecked Sendable {
                 sleeping = true
                 continue
             }
-            for p in 0..<ports.count { descriptors[p] = portClosed[p] || roomBytes[p] == 0 ? -1 : ports[p].transport.readinessDescriptor }
+            for p in 0..<ports.count {
+                descriptors[p] = portClosed[p] || roomBytes[p] == 0 ? -1 : ports[p].transport.readinessDescriptor
+            }
             _ = waitForAnyReadable(UnsafeBufferPointer(descriptors), events: events, deadlineNs: deadline)
             // What came is read in the next pass of the serving loop.
             return true
