@@ -103,14 +103,17 @@ bench-lerobot: deps lerobot-env
 	$(SWIFT) build -c release --product sinew
 	python3 Benchmarks/lerobot/measure.py
 
+TEST_ENV = SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python
+# Two suites run after the rest, one at a time. MultiBusTests runs robots with several buses in real time at
+# SCHED_FIFO priority, their I/O threads pinned to the cores: beside it, two cores leave the other tests' loops and
+# servers late. LeRobot's SDKs wait a few milliseconds for a status packet and retry nothing: the virtual bus's thread
+# must not share the machine with the rest of the suite.
+ALONE_SUITES := MultiBusTests|LeRobotTests
 test: deps pyenv lerobot-env
 	$(SWIFT) build -c $(CONFIG) --build-tests
-	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python \
-	  $(SWIFT) test -c $(CONFIG) --skip-build --skip LeRobotTests
-	@# LeRobot's SDKs wait a few milliseconds for a status packet and retry nothing: beside the rest of the suite on
-	@# two cores the virtual bus's thread can be late by more than that, so LeRobot's own suite runs after it, alone.
-	SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python \
-	  $(SWIFT) test -c $(CONFIG) --skip-build --filter LeRobotTests
+	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --skip '$(ALONE_SUITES)'
+	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter MultiBusTests
+	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter LeRobotTests
 	$(MAKE) --no-print-directory example
 	$(MAKE) --no-print-directory data-loop
 	$(MAKE) --no-print-directory lint
