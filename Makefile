@@ -104,15 +104,16 @@ bench-lerobot: deps lerobot-env
 	python3 Benchmarks/lerobot/measure.py
 
 TEST_ENV = SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python
-# Two suites run after the rest, one at a time. MultiBusTests runs robots with several buses in real time at
+# Three suites run after the rest, one at a time. MultiBusTests runs robots with several buses in real time at
 # SCHED_FIFO priority, their I/O threads pinned to the cores: beside it, two cores leave the other tests' loops and
-# servers late. LeRobot's SDKs wait a few milliseconds for a status packet and retry nothing: the virtual bus's thread
-# must not share the machine with the rest of the suite.
-ALONE_SUITES := MultiBusTests|LeRobotTests
+# servers late. The vendors' SDKs (RegisterWalkTests, and LeRobot's in LeRobotTests) wait a few milliseconds for a
+# status packet: the virtual bus's thread must not share the machine with the rest of the suite.
+ALONE_SUITES := MultiBusTests|RegisterWalkTests|LeRobotTests
 test: deps pyenv lerobot-env
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --skip '$(ALONE_SUITES)'
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter MultiBusTests
+	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter RegisterWalkTests
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter LeRobotTests
 	$(MAKE) --no-print-directory example
 	$(MAKE) --no-print-directory data-loop

@@ -24,6 +24,7 @@ non-zero on any failure.
 import argparse
 import json
 import sys
+import time
 
 # Goals bounded by a limit register: beyond it the X series answers Data Limit rather than Data Range.
 DYNAMIXEL_LIMITED_GOALS = {"Goal PWM", "Goal Current", "Goal Velocity"}
@@ -113,25 +114,29 @@ def main():
     alert = 0x80 if dynamixel else 0x00
 
     # The SDK gives a reply a few tens of ms; a test machine that stalls this process longer (other tests run
-    # beside it) makes a reply that came look lost. Such a transaction is asked again, once, and said so: a servo
-    # that stays silent still fails.
+    # beside it) makes a reply that came look lost. Such a transaction is asked again (up to three times, the late
+    # reply cleared from the port first), and said so: a servo that stays silent still fails.
     retries = []
 
     def read(address, length):
-        for attempt in range(2):
+        for attempt in range(4):
             data, result, error = packet.readTxRx(port, servo, address, length)
-            if result != sdk.COMM_RX_TIMEOUT or attempt == 1:
+            if result != sdk.COMM_RX_TIMEOUT or attempt == 3:
                 return data, result, error & ~alert
             retries.append(f"read {address}")
             print(f"note: read of {length} at {address} timed out; asking again")
+            time.sleep(0.05)
+            port.clearPort()
 
     def write(address, data):
-        for attempt in range(2):
+        for attempt in range(4):
             result, error = packet.writeTxRx(port, servo, address, len(data), data)
-            if result != sdk.COMM_RX_TIMEOUT or attempt == 1:
+            if result != sdk.COMM_RX_TIMEOUT or attempt == 3:
                 return result, error & ~alert
             retries.append(f"write {address}")
             print(f"note: write of {len(data)} at {address} timed out; asking again")
+            time.sleep(0.05)
+            port.clearPort()
 
     # A first exchange after the port opened can miss its reply on a loaded machine: one ping to settle.
     packet.ping(port, servo)
