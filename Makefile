@@ -3,10 +3,11 @@
 #   make test   installs what is missing, builds, runs every test and the format check
 SWIFT ?= swift
 CONFIG ?= release
-APT_PACKAGES := libeigen3-dev libserialport-dev libssl-dev libzstd-dev openssl pkg-config python3 python3-venv tmux
+APT_PACKAGES := cyclonedds-dev cyclonedds-tools iproute2 libeigen3-dev libserialport-dev libssl-dev libzstd-dev openssl \
+  pkg-config python3 python3-venv tmux
 BIN := .build/$(CONFIG)/sinew
 
-.PHONY: demo test deps build lint format clean pyenv install uninstall
+.PHONY: demo test deps build lint format clean pyenv install uninstall ros-idl
 
 deps:
 	@missing=""; \
@@ -186,3 +187,13 @@ check-lerobot-policies: build python312
 .PHONY: bench-recording
 bench-recording: build
 	$(BIN) bench recording --duration 60 --rate 1000 --servos 12
+
+# The ROS 2 message types Sinew speaks on DDS (Sources/CSinewDDS/idl/ros_messages.idl, written from the ROS 2 message
+# definitions), compiled to C by Cyclone DDS's idlc (cyclonedds-tools). The generated files are committed, so a build
+# never needs idlc; run this after changing the IDL (-t: no XTypes type information, matching by type name as ROS 2
+# does; -x final: @final, plain XCDR1).
+ros-idl: deps
+	cd Sources/CSinewDDS/idl && idlc -t -x final -o .. ros_messages.idl
+	mv Sources/CSinewDDS/ros_messages.h Sources/CSinewDDS/include/ros_messages.h
+	sed -i -e 's|Source: .*/Sources/CSinewDDS/|Source: Sources/CSinewDDS/|' -e 's|File name: \.\./|File name: |' \
+	  Sources/CSinewDDS/ros_messages.c Sources/CSinewDDS/include/ros_messages.h

@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "SinewPolicy", targets: ["SinewPolicy"]),
         .library(name: "SinewRuntime", targets: ["SinewRuntime"]),
         .library(name: "SinewRecording", targets: ["SinewRecording"]),
+        .library(name: "SinewROS", targets: ["SinewROS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -78,6 +79,11 @@ let package = Package(
         .target(name: "CRealtime"),
         // TLS for the remote-policy websocket (wss://): a thin C client over the system's OpenSSL (libssl-dev).
         .target(name: "CSinewTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // Cyclone DDS (Debian's cyclonedds-dev): the ROS 2 message types idlc generated from idl/ros_messages.idl
+        // (`make ros-idl`; the output is committed), a sertype that hands samples over as their bytes, and a thin API.
+        .target(
+            name: "CSinewDDS", exclude: ["idl"], cSettings: [.define("DDS_NDEBUG")],
+            linkerSettings: [.linkedLibrary("ddsc")]),
         .target(
             name: "SinewPolicy",
             dependencies: ["SinewCore", "SinewKinematics", "SinewFusion", "CPolicyNetwork", "CSinewTLS"]),
@@ -91,9 +97,15 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // ROS 2 on the DDS wire (Cyclone DDS): the robot's topics fed from the recorder's thread, commands into the
+        // policy layer and the e-stop sources.
+        .target(
+            name: "SinewROS",
+            dependencies: ["SinewCore", "SinewKinematics", "SinewPolicy", "SinewRuntime", "CSinewDDS"]),
         .executableTarget(
             name: "sinew",
             dependencies: [
+                "SinewROS",
                 "SinewCore",
                 "SinewKinematics",
                 "SinewFusion",
@@ -141,6 +153,9 @@ let package = Package(
                 "SinewTestSupport",
             ]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "SinewPolicy", "CAllocCounter"]),
+        .testTarget(
+            name: "SinewROSTests",
+            dependencies: ["SinewROS", "SinewRuntime", "SinewPolicy", "CSinewDDS", "CAllocCounter", "SinewTestSupport"]),
         .testTarget(name: "SinewPolicyTests", dependencies: ["SinewPolicy", "CAllocCounter", "SinewTestSupport"]),
         // The loop end to end on the simulator: the runtime and the simulator meet only through the bus bytes.
         .testTarget(

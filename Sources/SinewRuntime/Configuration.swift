@@ -25,6 +25,8 @@ public struct RobotConfiguration: Sendable, Equatable {
     public let calibrationPath: String?
     /// What only the simulator uses (`simulation:`): nil when robot.yaml has no such section.
     public let simulation: Simulation?
+    /// The robot on ROS 2's DDS wire (`ros:`; off unless enabled there or by `sinew run --ros`).
+    public internal(set) var ros = ROS()
 
     public init(
         name: String, file: String, modelPath: String, buses: [Bus], joints: [Joint],
@@ -51,9 +53,11 @@ public struct RobotConfiguration: Sendable, Equatable {
 
     /// The same robot with another policy (a front end's override, such as `sinew teleop`'s).
     public func replacingPolicy(_ policy: Policy) -> RobotConfiguration {
-        RobotConfiguration(
+        var copy = RobotConfiguration(
             name: name, file: file, modelPath: modelPath, buses: buses, joints: joints, loop: loop, policy: policy,
             safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath, simulation: simulation)
+        copy.ros = ros
+        return copy
     }
     public func jointIndex(named name: String) -> Int? { joints.firstIndex { $0.name == name } }
     /// The joints on one bus, in configuration order, with their index in `joints`.

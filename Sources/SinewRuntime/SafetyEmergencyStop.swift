@@ -14,6 +14,8 @@ public enum EmergencyStopSource: UInt8, Sendable, CustomStringConvertible {
     case keyboard
     /// `EmergencyStopSources.trigger(_:)` called by other code.
     case api
+    /// A sample on the robot's ROS 2 `estop` topic (docs/ros.md).
+    case ros
 
     public var detail: StaticString {
         switch self {
@@ -22,6 +24,7 @@ public enum EmergencyStopSource: UInt8, Sendable, CustomStringConvertible {
         case .socket: "socket"
         case .keyboard: "keyboard"
         case .api: "api"
+        case .ros: "ros"
         }
     }
 

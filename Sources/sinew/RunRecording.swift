@@ -13,6 +13,8 @@ struct RunOptions {
     var policyOverride: ((CheckedRobotConfiguration) throws -> RobotConfiguration.Policy)?
     /// The leader arm's port for a `teleop` policy on the pty or serial backend (overrides its robot.yaml's).
     var leaderPort: String?
+    /// `--ros` and its companions (override robot.yaml's `ros:`).
+    var ros = ROSRunOptions()
 
     /// The calibration to run with, if one is given here or in robot.yaml.
     func loadCalibration(configuration: RobotConfiguration) throws -> (file: CalibrationFile, path: String)? {
@@ -26,34 +28,48 @@ struct RunOptions {
         }
     }
 
-    /// Attaches a recorder to the loop and starts the writer thread when recording is on; call before the
-    /// scheduler starts. MCAP unless the path ends in `.csv`.
-    func startRecording(loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String? = nil) throws
-        -> RunRecording?
-    {
+    /// Attaches a recorder to the loop and starts the writer thread when recording is on, or when `liveSinks` (the
+    /// ROS 2 publisher) need the ticks; call before the scheduler starts. MCAP unless the path ends in `.csv`. With
+    /// live sinks every tick goes into the ring and the file sink keeps every `decimation`-th.
+    func startRecording(
+        loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String? = nil,
+        liveSinks: [any RecordingSink] = []
+    ) throws -> RunRecording? {
         let settings = configuration.recording
-        guard recordPath != nil || settings.enabled else { return nil }
-        let path = recordingFilePath(configuration: configuration)
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
-        let recorder = loop.attachRecorder(decimation: settings.decimation)
-        let writer: RecordingWriter
-        do {
-            let format: RecordingFormat
-            if path.hasSuffix(".csv") {
-                format = .csv
-            } else {
-                format = .mcap(mcapContext(loop: loop, configuration: configuration, calibrationPath: calibrationPath))
+        let recordingOn = recordPath != nil || settings.enabled
+        guard recordingOn || !liveSinks.isEmpty else { return nil }
+        let recorder = loop.attachRecorder(decimation: liveSinks.isEmpty ? settings.decimation : 1)
+        var sinks: [any RecordingSink] = []
+        var path: String?
+        if recordingOn {
+            let file = recordingFilePath(configuration: configuration)
+            path = file
+            let directory = (file as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            writer = try RecordingWriter(
-                recorder: recorder, path: path, format: format, events: loop.supervisor.events,
-                describe: { [supervisor = loop.supervisor] in supervisor.describe($0) })
-        } catch {
-            throw ValidationError("cannot record to \(path): \(error)")
+            do {
+                let sink: any RecordingSink
+                if file.hasSuffix(".csv") {
+                    sink = try CSVRecordingSink(path: file, recorder: recorder)
+                } else {
+                    sink = try MCAPRecordingSink(
+                        path: file, recorder: recorder,
+                        context: mcapContext(loop: loop, configuration: configuration, calibrationPath: calibrationPath))
+                }
+                sinks.append(
+                    liveSinks.isEmpty || settings.decimation == 1
+                        ? sink : DecimatedSink(sink, every: Int64(settings.decimation)))
+            } catch {
+                throw ValidationError("cannot record to \(file): \(error)")
+            }
         }
-        printError("recording to \(path)")
+        // Live sinks want each tick soon after it happened: a shorter poll than a file needs.
+        let writer = RecordingWriter(
+            recorder: recorder, path: path, sinks: sinks + liveSinks,
+            pollIntervalSeconds: liveSinks.isEmpty ? 0.005 : 0.001, events: loop.supervisor.events,
+            describe: { [supervisor = loop.supervisor] in supervisor.describe($0) })
+        if let path { printError("recording to \(path)") }
         return RunRecording(path: path, recorder: recorder, writer: writer)
     }
 
@@ -113,28 +129,54 @@ struct RunOptions {
     }
 }
 
-/// A recording in progress: the loop's snapshot ring and the thread writing it to the file.
+/// Passes on every `every`-th tick (and every start snapshot) to a file sink fed from a ring that holds them all.
+final class DecimatedSink: RecordingSink {
+    let base: any RecordingSink
+    let every: Int64
+    init(_ base: any RecordingSink, every: Int64) {
+        self.base = base
+        self.every = every
+    }
+    func write(_ snapshot: TickSnapshotSlot) throws(RecordingError) {
+        let header = snapshot.header.pointee
+        guard header.kind != .tick || header.tick % every == 0 else { return }
+        try base.write(snapshot)
+    }
+    func record(event: SafetyEvent, description: String) throws(RecordingError) {
+        try base.record(event: event, description: description)
+    }
+    func log(_ line: String, timeSeconds: Double) throws(RecordingError) { try base.log(line, timeSeconds: timeSeconds) }
+    func attach(name: String, mediaType: String, data: [UInt8]) throws(RecordingError) {
+        try base.attach(name: name, mediaType: mediaType, data: data)
+    }
+    func idle() throws(RecordingError) { try base.idle() }
+    func finish() throws(RecordingError) { try base.finish() }
+}
+
+/// A recording in progress: the loop's snapshot ring and the thread writing it to the file (and to live sinks;
+/// `path` is nil when only those take the ticks).
 final class RunRecording {
-    let path: String
+    let path: String?
     let recorder: TickRecorder
     let writer: RecordingWriter
     private var result: (path: String, summary: String)?
 
-    init(path: String, recorder: TickRecorder, writer: RecordingWriter) {
+    init(path: String?, recorder: TickRecorder, writer: RecordingWriter) {
         self.path = path
         self.recorder = recorder
         self.writer = writer
     }
 
-    /// Drains the ring, flushes and closes the file (once; later calls return the same result). Call after
-    /// the loop stopped.
-    func finish() throws -> (path: String, summary: String) {
+    /// Drains the ring, flushes and closes the file (once; later calls return the same result); nil without a file.
+    /// Call after the loop stopped.
+    func finish() throws -> (path: String, summary: String)? {
         if let result { return result }
         do {
             try writer.close()
         } catch {
-            throw CommandFailure(writer.failure ?? "recording \(path): \(error)")
+            throw CommandFailure(writer.failure ?? "recording \(path ?? "(live sinks)"): \(error)")
         }
+        guard let path else { return nil }
         var summary = "\(path) (\(writer.ticksWritten) ticks"
         if recorder.dropped > 0 { summary += ", \(recorder.dropped) dropped: the writer fell behind" }
         summary += ")"
