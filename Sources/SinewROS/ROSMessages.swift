@@ -199,3 +199,52 @@ public enum EmptyMessage {
         return w.bytes
     }
 }
+
+/// `diagnostic_msgs/DiagnosticStatus` (level OK 0, WARN 1, ERROR 2, STALE 3).
+public struct DiagnosticStatusMessage: Equatable, Sendable {
+    public var level: UInt8 = 0
+    public var name = ""
+    public var message = ""
+    public var hardwareID = ""
+    public var values: [(key: String, value: String)] = []
+    public init() {}
+
+    public static func == (a: DiagnosticStatusMessage, b: DiagnosticStatusMessage) -> Bool {
+        a.level == b.level && a.name == b.name && a.message == b.message && a.hardwareID == b.hardwareID
+            && a.values.map(\.key) == b.values.map(\.key) && a.values.map(\.value) == b.values.map(\.value)
+    }
+
+    /// The value of `key`, or nil.
+    public func value(_ key: String) -> String? { values.first { $0.key == key }?.value }
+}
+
+/// `diagnostic_msgs/DiagnosticArray` (what `sinew fleet status` reads from every robot).
+public struct DiagnosticArrayMessage: Equatable, Sendable {
+    public var header = ROSHeader()
+    public var status: [DiagnosticStatusMessage] = []
+    public init() {}
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CDRDecodeError) -> DiagnosticArrayMessage {
+        var r = try CDRReader(bytes)
+        var m = DiagnosticArrayMessage()
+        m.header = try ROSHeader.read(&r)
+        // A status is at least a byte and three empty strings and a count: 20 bytes; a key-value pair 10.
+        let n = try r.count("status", limit: 1024, minimumElementBytes: 20)
+        for _ in 0..<n {
+            var s = DiagnosticStatusMessage()
+            s.level = try r.uint8()
+            s.name = try r.string("status[].name")
+            s.message = try r.string("status[].message")
+            s.hardwareID = try r.string("status[].hardware_id")
+            let k = try r.count("status[].values", limit: 4096, minimumElementBytes: 10)
+            for _ in 0..<k {
+                let key = try r.string("status[].values[].key")
+                let value = try r.string("status[].values[].value")
+                s.values.append((key, value))
+            }
+            m.status.append(s)
+        }
+        try r.expectEnd()
+        return m
+    }
+}
