@@ -162,7 +162,7 @@ let package = Package(
             name: "SinewLoopTests",
             dependencies: [
                 "SinewRuntime", "SinewPolicy", "SinewSim", "SinewBus", "SinewDrivers", "SinewKinematics", "SinewFusion",
-                "SinewRecording", "CAllocCounter",
+                "SinewRecording", "SinewROS", "CAllocCounter",
             ]),
     ],
     swiftLanguageModes: [.v6],

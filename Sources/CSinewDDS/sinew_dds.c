@@ -19,7 +19,8 @@ const dds_topic_descriptor_t *sinew_ros_descriptor(sinew_ros_type type) {
 dds_entity_t sinew_dds_participant(uint32_t domain_id, const char *config_xml) {
   if (config_xml != NULL) {
     dds_entity_t domain = dds_create_domain(domain_id, config_xml);
-    if (domain < 0) return domain;
+    // A domain this process has already made keeps the configuration it was made with.
+    if (domain < 0 && domain != DDS_RETCODE_PRECONDITION_NOT_MET) return domain;
   }
   return dds_create_participant(domain_id, NULL, NULL);
 }

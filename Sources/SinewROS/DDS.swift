@@ -97,7 +97,9 @@ public final class DDSRawTaker {
         guard info.valid_data != 0 else { return true }
         let size = Int(info.size)
         buffer.withUnsafeBytes { raw in
-            body(UnsafeRawBufferPointer(rebasing: raw[0..<min(size, capacity)]), info.source_timestamp_ns, size > capacity)
+            body(
+                UnsafeRawBufferPointer(rebasing: raw[0..<min(size, capacity)]), info.source_timestamp_ns,
+                size > capacity)
         }
         return true
     }

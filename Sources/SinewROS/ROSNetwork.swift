@@ -12,9 +12,10 @@ public struct ROSNetworkSettings: Sendable, Equatable {
     public var peers: [String]
     public var multicast: Bool?
 
-    public init(domainID: Int = 0, namespace: String = "", interface: String? = nil, peers: [String] = [],
-        multicast: Bool? = nil)
-    {
+    public init(
+        domainID: Int = 0, namespace: String = "", interface: String? = nil, peers: [String] = [],
+        multicast: Bool? = nil
+    ) {
         self.domainID = domainID
         self.namespace = namespace
         self.interface = interface
@@ -62,7 +63,8 @@ public struct ROSNetworkSettings: Sendable, Equatable {
         var discovery = ""
         if !peers.isEmpty {
             // Unicast discovery sends to the ports of participant indices up to the maximum: enough for a fleet.
-            discovery += "<ParticipantIndex>auto</ParticipantIndex><MaxAutoParticipantIndex>32</MaxAutoParticipantIndex>"
+            discovery +=
+                "<ParticipantIndex>auto</ParticipantIndex><MaxAutoParticipantIndex>32</MaxAutoParticipantIndex>"
             discovery += "<Peers>" + peers.map { "<Peer address=\"\($0)\"/>" }.joined() + "</Peers>"
         }
         return "<CycloneDDS><Domain id=\"any\"><General>\(general)</General><Discovery>\(discovery)</Discovery>"

@@ -217,7 +217,8 @@ public final class ROSNode: @unchecked Sendable {
             return refuse("cmd: \(error)", malformed: true, trajectory: false)
         }
         guard let policy else {
-            return refuse("cmd: the robot's policy does not follow ROS 2 (policy: {type: ros})", malformed: false,
+            return refuse(
+                "cmd: the robot's policy does not follow ROS 2 (policy: {type: ros})", malformed: false,
                 trajectory: false)
         }
         var refusal: ROSCommandRefusal?

@@ -51,6 +51,8 @@ public final class ROSStatePublisher: RecordingSink {
     private var windowLatenessNs: [Int64] = []
     private var last = TickSnapshotHeader()
     private var wasSafe = false
+    /// The lifecycle state the last diagnostics message gave: a change is published at once, not at the next period.
+    private var diagnosedState: LifecycleState?
 
     let jointStatesCount = Atomic<Int>(0)
     let tfCount = Atomic<Int>(0)
@@ -141,7 +143,9 @@ public final class ROSStatePublisher: RecordingSink {
         guard h.kind == .tick else { return }
         let nowNs = Int64(h.wallTimeNs)
         let safe = h.state == .safe
-        if safe && !wasSafe { node.count { if $0.estopReceivedTick != nil && $0.safeStateTick == nil { $0.safeStateTick = h.tick } } }
+        if safe && !wasSafe {
+            node.count { if $0.estopReceivedTick != nil && $0.safeStateTick == nil { $0.safeStateTick = h.tick } }
+        }
         wasSafe = safe
         if windowStartNs == 0 { windowStartNs = nowNs }
         windowTicks += 1
@@ -157,7 +161,11 @@ public final class ROSStatePublisher: RecordingSink {
         if let imuWriter = node.imuWriter, h.imuValid, Self.due(&nextIMUNs, periodNs: imuPeriodNs, nowNs: nowNs) {
             publishIMU(h, stamp: stamp, writer: imuWriter)
         }
-        if Self.due(&nextDiagnosticsNs, periodNs: diagnosticsPeriodNs, nowNs: nowNs) {
+        if h.state != diagnosedState {
+            diagnosedState = h.state
+            nextDiagnosticsNs = nowNs + diagnosticsPeriodNs
+            publishDiagnostics(nowNs: nowNs, stamp: stamp)
+        } else if Self.due(&nextDiagnosticsNs, periodNs: diagnosticsPeriodNs, nowNs: nowNs) {
             publishDiagnostics(nowNs: nowNs, stamp: stamp)
         }
     }
@@ -189,7 +197,9 @@ public final class ROSStatePublisher: RecordingSink {
         for i in 0..<model.dofCount { urdfPositions[i] = 0 }
         for (j, index) in urdfIndex.enumerated() where index >= 0 { urdfPositions[index] = slot.positionRad[j] }
         for (i, joint) in model.joints.enumerated() {
-            if let mimic = joint.mimic { urdfPositions[i] = mimic.multiplier * urdfPositions[mimic.master] + mimic.offset }
+            if let mimic = joint.mimic {
+                urdfPositions[i] = mimic.multiplier * urdfPositions[mimic.master] + mimic.offset
+            }
         }
         workspace.forwardKinematics(UnsafeBufferPointer(urdfPositions))
         for (i, frame) in frames.enumerated() {

@@ -17,7 +17,8 @@ struct Fleet: ParsableCommand {
 
 struct FleetUp: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "up", abstract: "Start N simulated robots, each `sinew run --follow-ros` in a namespace of its own.")
+        commandName: "up",
+        abstract: "Start N simulated robots, each `sinew run --follow-ros` in a namespace of its own.")
 
     @Argument(help: "How many robots (1–32).")
     var count: Int
@@ -28,13 +29,16 @@ struct FleetUp: ParsableCommand {
     @Option(help: "Namespaces are PREFIX0, PREFIX1, … (default: the robot's name and '_').")
     var namespacePrefix: String?
 
-    @Option(name: .customLong("ros-domain-id"), help: "The DDS domain (default robot.yaml's, else $ROS_DOMAIN_ID, else 0).")
+    @Option(
+        name: .customLong("ros-domain-id"), help: "The DDS domain (default robot.yaml's, else $ROS_DOMAIN_ID, else 0).")
     var domainID: Int?
 
     @Option(help: "Stop each robot after this many seconds (default: until Ctrl-C).")
     var duration: Double?
 
-    @Option(help: "Where each robot's JSON report (NAME.json) and messages (NAME.log) go (default: a new temporary folder).")
+    @Option(
+        help: "Where each robot's JSON report (NAME.json) and messages (NAME.log) go (default: a new temporary folder)."
+    )
     var logDir: String?
 
     @Flag(help: "End with one JSON object: each robot's namespace, exit status and final state.")
@@ -125,7 +129,8 @@ struct FleetUp: ParsableCommand {
     }
 
     private func temporaryDirectory() -> String {
-        var template = Array(((NSTemporaryDirectory() as NSString).appendingPathComponent("sinew-fleet-XXXXXX")).utf8CString)
+        var template = Array(
+            ((NSTemporaryDirectory() as NSString).appendingPathComponent("sinew-fleet-XXXXXX")).utf8CString)
         return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
     }
 }
@@ -177,7 +182,8 @@ struct FleetStatus: ParsableCommand {
                         .array(
                             robots.map { r in
                                 .object([
-                                    ("namespace", .string(r.namespace)), ("state", r.state.map { .string($0) } ?? .null),
+                                    ("namespace", .string(r.namespace)),
+                                    ("state", r.state.map { .string($0) } ?? .null),
                                     ("safety_cause", r.safetyCause.map { .string($0) } ?? .null),
                                     ("policy", r.policy.map { .string($0) } ?? .null),
                                     ("loop_rate_hz", r.loopRateHz.map { .number($0) } ?? .null),
@@ -203,9 +209,12 @@ struct FleetStatus: ParsableCommand {
         for r in robots {
             var line = r.namespace.padding(toLength: max(12, r.namespace.count + 1), withPad: " ", startingAt: 0)
             line += (r.state ?? "?") + (r.safetyCause.map { " (\($0))" } ?? "")
-            line += String(format: "  loop %.0f Hz  wake p99 %.0f µs  bus errors %d  joint_states %.0f Hz",
+            line += String(
+                format: "  loop %.0f Hz  wake p99 %.0f µs  bus errors %d  joint_states %.0f Hz",
                 r.loopRateHz ?? 0, r.wakeP99Us ?? 0, r.busErrors ?? 0, r.jointStatesRateHz ?? 0)
-            line += "  " + zip(r.jointNames, r.positionRad).map { String(format: "%@ %+.3f", $0.0, $0.1) }
+            line +=
+                "  "
+                + zip(r.jointNames, r.positionRad).map { String(format: "%@ %+.3f", $0.0, $0.1) }
                 .joined(separator: ", ")
             print(line)
         }

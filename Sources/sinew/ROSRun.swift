@@ -11,18 +11,21 @@ struct ROSRunOptions: ParsableArguments {
         name: .customLong("ros"),
         help: ArgumentHelp(
             "Join ROS 2 on DDS (Cyclone DDS): publish joint_states, tf, diagnostics, robot_description (and imu), "
-                + "take estop and recover, and joint_trajectory and cmd with `policy: {type: ros}` (see --follow-ros)."))
+                + "take estop and recover, and joint_trajectory and cmd with `policy: {type: ros}` (see --follow-ros).")
+    )
     var enabled = false
 
     @Option(
         name: .customLong("ros-namespace"),
-        help: ArgumentHelp("The robot's ROS 2 namespace (topics /NAME/joint_states, …); default robot.yaml's, else the "
-            + "robot's name.", valueName: "name"))
+        help: ArgumentHelp(
+            "The robot's ROS 2 namespace (topics /NAME/joint_states, …); default robot.yaml's, else the "
+                + "robot's name.", valueName: "name"))
     var namespace: String?
 
     @Option(
         name: .customLong("ros-domain-id"),
-        help: ArgumentHelp("The DDS domain (default robot.yaml's ros.domain_id, else $ROS_DOMAIN_ID, else 0).",
+        help: ArgumentHelp(
+            "The DDS domain (default robot.yaml's ros.domain_id, else $ROS_DOMAIN_ID, else 0).",
             valueName: "id"))
     var domainID: Int?
 

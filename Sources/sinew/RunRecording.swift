@@ -55,7 +55,8 @@ struct RunOptions {
                 } else {
                     sink = try MCAPRecordingSink(
                         path: file, recorder: recorder,
-                        context: mcapContext(loop: loop, configuration: configuration, calibrationPath: calibrationPath))
+                        context: mcapContext(loop: loop, configuration: configuration, calibrationPath: calibrationPath)
+                    )
                 }
                 sinks.append(
                     liveSinks.isEmpty || settings.decimation == 1
@@ -145,7 +146,9 @@ final class DecimatedSink: RecordingSink {
     func record(event: SafetyEvent, description: String) throws(RecordingError) {
         try base.record(event: event, description: description)
     }
-    func log(_ line: String, timeSeconds: Double) throws(RecordingError) { try base.log(line, timeSeconds: timeSeconds) }
+    func log(_ line: String, timeSeconds: Double) throws(RecordingError) {
+        try base.log(line, timeSeconds: timeSeconds)
+    }
     func attach(name: String, mediaType: String, data: [UInt8]) throws(RecordingError) {
         try base.attach(name: name, mediaType: mediaType, data: data)
     }

@@ -191,10 +191,13 @@ def scenario(args):
     # The e-stop.
     robot.estop.write(r.Empty())
     out["estop_sent_ns"] = now_ns()
-    time.sleep(0.5)
-    diagnostics = robot.diagnostics.take(N=100)
-    if diagnostics and diagnostics[-1].status:
-        out["state_after_estop"] = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}.get("state")
+    # Diagnostics go out at once when the state changes: wait (at most 2 s) for the one that says safe.
+    end = time.time() + 2.0
+    while time.time() < end and out.get("state_after_estop") != "safe":
+        for d in robot.diagnostics.take(N=100):
+            if d.status:
+                out["state_after_estop"] = {kv.key: kv.value for kv in d.status[0].values}.get("state")
+        time.sleep(0.01)
     print(json.dumps(out))
     return 0
 

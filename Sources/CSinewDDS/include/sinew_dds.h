@@ -41,7 +41,8 @@ typedef enum sinew_ros_type {
 const dds_topic_descriptor_t *sinew_ros_descriptor(sinew_ros_type type);
 
 /// A participant on `domain_id`. `config_xml` (Cyclone's configuration, as CYCLONEDDS_URI would hold it) makes the
-/// domain with it first; NULL leaves Cyclone to its defaults and the CYCLONEDDS_URI environment variable.
+/// domain with it first (a domain this process made already keeps its first configuration); NULL leaves Cyclone to
+/// its defaults and the CYCLONEDDS_URI environment variable.
 /// Returns the participant (> 0) or a negative DDS return code.
 dds_entity_t sinew_dds_participant(uint32_t domain_id, const char *config_xml);
 
