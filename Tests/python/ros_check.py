@@ -1,12 +1,13 @@
 """A ROS 2 peer without ROS: PyPI cyclonedds in a process of its own, talking to a Sinew robot on the DDS wire the way
-ROS 2 nodes do (topics rt/NAMESPACE/name, types pkg::msg::dds_::Name_, XCDR1). Used by Tests/SinewCLITests/ROSTests.swift
-and Benchmarks; prints one JSON object on standard output.
+ROS 2 nodes do (topics rt/NAMESPACE/name, types pkg::msg::dds_::Name_, XCDR1). Used by
+Tests/SinewCLITests/ROSTests.swift and Benchmarks/ros/bench_ros.py; prints one JSON object on standard output.
 
   ros_check.py scenario  --namespace NS --domain N    discovery, joint_states, a trajectory followed, an e-stop
   ros_check.py faults    --namespace NS --domain N    a 1 kHz trajectory flood and malformed samples (raw writer)
   ros_check.py subscribe --namespace NS --domain N    a reliable joint_states reader that waits to be killed
   ros_check.py fleet     --domain N --count K         every robot's diagnostics and joint_states on a domain
   ros_check.py latency   --namespace NS --domain N    joint_states stamp → arrival here, and trajectory → tick
+  ros_check.py watch     --namespaces A,B --domain N  joint_states of several robots: samples and rate each
 
 The network comes from CYCLONEDDS_URI (the tests give loopback-only or unicast-peer configurations).
 With SINEW_EXIT_WITH_PARENT=1 the process ends when the one that started it does (the test runner).
@@ -25,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
+from cyclonedds.core import InstanceState, ReadCondition, SampleState, ViewState, WaitSet
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.idl import IdlStruct
 from cyclonedds.idl.types import sequence, uint8
@@ -32,6 +34,7 @@ import cyclonedds.idl.annotations as annotate
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
+from cyclonedds.util import duration
 
 import ros_types as r
 
@@ -142,7 +145,8 @@ def scenario(args):
     types = publications(dp, 0.5)
     out["types"] = {k: v for k, v in types.items() if k.startswith(topic_name(args.namespace, ""))}
     # joint_states for a second: names, values, rate.
-    robot.joint_states.take(N=10_000)
+    # The writers match before the loop starts: measure from the first sample on.
+    wait_for(lambda: len(robot.joint_states.take(N=10_000)) > 0, 10)
     t0 = time.time()
     samples = []
     while time.time() - t0 < 1.0:
@@ -152,6 +156,10 @@ def scenario(args):
     out["joint_states_rate_hz"] = len(samples) / span
     stamps = [s.header.stamp.sec + s.header.stamp.nanosec * 1e-9 for s in samples]
     out["stamp_rate_hz"] = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0
+    # Samples missed here: stamp steps longer than 1.5 periods of the median step.
+    steps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    median = steps[len(steps) // 2] if steps else 0
+    out["joint_states_gaps"] = sum(1 for d in steps if d > 1.5 * median)
     out["names"] = list(samples[-1].name) if samples else []
     first = list(samples[-1].position) if samples else []
     out["position_before"] = first
@@ -317,7 +325,9 @@ def fleet(args):
                 if ns not in readers:
                     readers[ns] = (
                         DataReader(dp, Topic(dp, name, r.DiagnosticArray, qos=r.qos()), qos=r.qos()),
-                        DataReader(dp, Topic(dp, topic_name(ns, "joint_states"), r.JointState, qos=r.qos()), qos=r.qos()),
+                        DataReader(
+                            dp, Topic(dp, topic_name(ns, "joint_states"), r.JointState, qos=r.qos()), qos=r.qos()
+                        ),
                     )
         for ns, (diag, js) in readers.items():
             entry = found.setdefault(ns, {"joint_states": 0})
@@ -333,42 +343,80 @@ def fleet(args):
 
 
 def latency(args):
-    """joint_states: its stamp (the tick's wall clock) to its arrival here; and trajectories sent while they run."""
+    """joint_states: its stamp (the wall clock of the tick it reports) to its arrival here, woken by a waitset as a
+    ROS 2 executor is; and a one-point trajectory every 20 ms (the robot reports when its tick took each one)."""
     dp = DomainParticipant(args.domain)
     robot = Robot(dp, args.namespace)
     if not wait_for(robot.matched, 15):
         print(json.dumps({"matched": False}))
         return 1
+    waitset = WaitSet(dp)
+    waitset.attach(ReadCondition(robot.joint_states, SampleState.Any | ViewState.Any | InstanceState.Any))
     delays = []
     end = time.time() + args.seconds
-    states = []
+    last = None
+    sent = 0
     next_trajectory = time.time()
     while time.time() < end:
+        waitset.wait(duration(milliseconds=5))
         for s in robot.joint_states.take(N=1000):
             arrival = now_ns()
             delays.append(arrival - (s.header.stamp.sec * 1_000_000_000 + s.header.stamp.nanosec))
-            states.append(s)
-        if states and time.time() >= next_trajectory:
-            here = list(states[-1].position)
+            last = s
+        if last is not None and time.time() >= next_trajectory:
             robot.trajectory.write(
                 r.JointTrajectory(
-                    joint_names=[states[-1].name[0]],
-                    points=[r.JointTrajectoryPoint(positions=[here[0]], time_from_start=r.Duration(0, 50_000_000))],
+                    joint_names=[last.name[0]],
+                    points=[r.JointTrajectoryPoint(positions=[last.position[0]], time_from_start=r.Duration(0, 0))],
                 )
             )
+            sent += 1
             next_trajectory += 0.02
-        time.sleep(0.0005)
     delays.sort()
     pick = lambda p: delays[min(len(delays) - 1, int(len(delays) * p))] * 1e-3 if delays else None
-    print(json.dumps({"samples": len(delays), "p50_us": pick(0.5), "p99_us": pick(0.99), "max_us": pick(1.0)}))
+    out = {"samples": len(delays), "p50_us": pick(0.5), "p99_us": pick(0.99), "max_us": pick(1.0)}
+    out["trajectories_sent"] = sent
+    print(json.dumps(out))
+    return 0
+
+
+def watch(args):
+    """joint_states of several robots (--namespaces a,b,…) taken for --seconds: samples and rate per robot."""
+    dp = DomainParticipant(args.domain)
+    readers = {
+        ns: DataReader(dp, Topic(dp, topic_name(ns, "joint_states"), r.JointState, qos=r.qos()), qos=r.qos())
+        for ns in args.namespaces.split(",")
+    }
+    waitset = WaitSet(dp)
+    for reader in readers.values():
+        waitset.attach(ReadCondition(reader, SampleState.Any | ViewState.Any | InstanceState.Any))
+    print(json.dumps({"ready": True}), flush=True)
+    counts = {ns: 0 for ns in readers}
+    first = {}
+    last = {}
+    end = time.time() + args.seconds
+    while time.time() < end:
+        waitset.wait(duration(milliseconds=5))
+        for ns, reader in readers.items():
+            n = len(reader.take(N=1000))
+            if n:
+                first.setdefault(ns, time.time())
+                last[ns] = time.time()
+            counts[ns] += n
+    # Between the first and the last arrival: the robots may start after this peer and end before it.
+    rates = {
+        ns: (counts[ns] - 1) / (last[ns] - first[ns]) if last.get(ns, 0) > first.get(ns, 0) else 0 for ns in readers
+    }
+    print(json.dumps({"samples": counts, "rate_hz": rates}))
     return 0
 
 
 def main():
     exit_with_parent()
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["scenario", "faults", "subscribe", "fleet", "latency"])
+    parser.add_argument("mode", choices=["scenario", "faults", "subscribe", "fleet", "latency", "watch"])
     parser.add_argument("--namespace", default="")
+    parser.add_argument("--namespaces", default="")
     parser.add_argument("--domain", type=int, default=0)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10)
@@ -377,9 +425,9 @@ def main():
     parser.add_argument("--malformed", type=int, default=40)
     parser.add_argument("--seed", type=int, default=17)
     args = parser.parse_args()
-    return {"scenario": scenario, "faults": faults, "subscribe": subscribe, "fleet": fleet, "latency": latency}[
-        args.mode
-    ](args)
+    modes = {"scenario": scenario, "faults": faults, "subscribe": subscribe, "fleet": fleet, "latency": latency}
+    modes["watch"] = watch
+    return modes[args.mode](args)
 
 
 if __name__ == "__main__":
