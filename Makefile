@@ -188,6 +188,13 @@ check-lerobot-policies: build python312
 bench-recording: build
 	$(BIN) bench recording --duration 60 --rate 1000 --servos 12
 
+# Sinew on ROS 2's DDS wire (release build, loopback only): tick state -> a subscriber in another process and
+# trajectory point -> the tick that uses it (p50/p99), and four robots at 500 Hz with joint_states at 500 Hz each:
+# wake-up lateness p99 with and without DDS, rounds alternating in one run — docs/ros2.md.
+.PHONY: bench-ros
+bench-ros: build pyenv
+	$(PYENV)/bin/python Benchmarks/ros/bench_ros.py --sinew $(BIN) --python $(PYENV)/bin/python
+
 # The ROS 2 message types Sinew speaks on DDS (Sources/CSinewDDS/idl/ros_messages.idl, written from the ROS 2 message
 # definitions), compiled to C by Cyclone DDS's idlc (cyclonedds-tools). The generated files are committed, so a build
 # never needs idlc; run this after changing the IDL (-t: no XTypes type information, matching by type name as ROS 2
