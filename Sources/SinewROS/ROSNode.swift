@@ -27,7 +27,7 @@ public struct ROSNodeReport: Sendable, Equatable {
     public init() {}
 }
 
-/// Sinew's robot on ROS 2's DDS wire (Cyclone DDS, ROS 2's topic and type conventions; docs/ros.md): one participant
+/// Sinew's robot on ROS 2's DDS wire (Cyclone DDS, ROS 2's topic and type conventions; docs/ros2.md): one participant
 /// with the robot's publications (fed by ``ROSStatePublisher`` on the recorder's thread) and its subscriptions,
 /// served by a thread of the node's own that hands commands to the policy (trajectories and targets into an
 /// ``ExternalCommandPolicy``'s triple buffers) and e-stops to the e-stop sources. Nothing here runs in the tick.

@@ -2,7 +2,7 @@ import Foundation
 import SinewCore
 
 extension RobotConfiguration {
-    /// robot.yaml's `ros:` section: the robot on ROS 2's DDS wire (docs/ros.md). Plain values; the `sinew` command
+    /// robot.yaml's `ros:` section: the robot on ROS 2's DDS wire (docs/ros2.md). Plain values; the `sinew` command
     /// builds the node from them.
     public struct ROS: Sendable, Equatable {
         /// Whether the run joins ROS 2 (`sinew run --ros` turns it on too).

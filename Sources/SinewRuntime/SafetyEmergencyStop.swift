@@ -14,7 +14,7 @@ public enum EmergencyStopSource: UInt8, Sendable, CustomStringConvertible {
     case keyboard
     /// `EmergencyStopSources.trigger(_:)` called by other code.
     case api
-    /// A sample on the robot's ROS 2 `estop` topic (docs/ros.md).
+    /// A sample on the robot's ROS 2 `estop` topic (docs/ros2.md).
     case ros
 
     public var detail: StaticString {

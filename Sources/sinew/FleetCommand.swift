@@ -10,7 +10,7 @@ struct Fleet: ParsableCommand {
             `sinew fleet up N` starts N `sinew run ROBOT --follow-ros` processes, robot i in namespace PREFIX<i> \
             (so101_0, so101_1, …) on one DDS domain, and waits for them (Ctrl-C or SIGTERM stops them all through \
             their safe state). `sinew fleet status` finds every robot on the domain by its diagnostics topic and \
-            shows its state, rate and joints, read from DDS as a ROS 2 tool would (docs/ros.md).
+            shows its state, rate and joints, read from DDS as a ROS 2 tool would (docs/ros2.md).
             """,
         subcommands: [FleetUp.self, FleetStatus.self])
 }

@@ -5,7 +5,7 @@ import SinewPolicy
 import SinewROS
 import SinewRuntime
 
-/// `sinew run`'s ROS 2 options (they override robot.yaml's `ros:`; docs/ros.md).
+/// `sinew run`'s ROS 2 options (they override robot.yaml's `ros:`; docs/ros2.md).
 struct ROSRunOptions: ParsableArguments {
     @Flag(
         name: .customLong("ros"),

@@ -1,6 +1,6 @@
 import SinewPolicy
 
-/// `policy: {type: ros}`: the robot follows what arrives over ROS 2 (docs/ros.md) — trajectories on
+/// `policy: {type: ros}`: the robot follows what arrives over ROS 2 (docs/ros2.md) — trajectories on
 /// `joint_trajectory` through the mixed-rate bridge, direct joint targets on `cmd` under the watchdog — and holds
 /// its pose until then (``ExternalCommandPolicy``). Needs the run to join ROS 2 (`ros.enabled`, or `sinew run --ros`).
 public struct ROSPolicyType: PolicyType {
