@@ -129,7 +129,8 @@ let package = Package(
         .executableTarget(
             name: "sinew-fuzz",
             dependencies: [
-                "SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewRecording", "CRealtime",
+                "SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewRecording", "SinewROS",
+                "CRealtime",
             ],
             path: "Fuzz/ParserFuzz"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.

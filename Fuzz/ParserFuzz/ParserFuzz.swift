@@ -3,6 +3,7 @@ import Foundation
 import SinewCore
 import SinewKinematics
 import SinewPolicy
+import SinewROS
 import SinewRecording
 import SinewRuntime
 
@@ -15,15 +16,16 @@ import SinewRuntime
 // motion CSV (robot.yaml's `simulation.motion`; then the motion sampled across its loop), 5 an MCAP file (read strictly
 // and leniently, every message, attachment and metadata record, every message as a ROS 2 JointState, the recording
 // as `sinew replay` loads it, then repaired: a repaired file must read whole), 6 a
-// policy server's msgpack frame (then its `actions` read as a numpy array); the rest of the input is the parser's text
-// or bytes.
+// policy server's msgpack frame (then its `actions` read as a numpy array), 7 a ROS 2 sample as it arrives over DDS
+// (decoded as each type the robot subscribes to; a trajectory or a target that decodes then checked and resampled as
+// the node does for the SO-101's joints); the rest of the input is the parser's text or bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
 /// bug the fuzzer looks for.
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 7 {
+    switch selector % 8 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -42,6 +44,8 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
         }
     case 5:
         fuzzMCAP([UInt8](body))
+    case 7:
+        fuzzROSSample(body)
     case 6:
         if let value = try? MessagePack.decode([UInt8](body), limits: MessagePackLimits(maximumBytes: 1 << 20)) {
             if let actions = value["actions"], let array = try? NumpyArray(actions) { _ = array.doubles() }
@@ -90,6 +94,24 @@ func fuzzMCAP(_ bytes: [UInt8]) {
     } catch {
         fatalError("the repaired file does not read: \(error)")
     }
+}
+
+/// The SO-101's joints and limits, as the ROS node checks what arrives against them.
+let fuzzIntake = ROSCommandIntake(
+    jointNames: ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"],
+    positionMinRad: [-1.92, -1.75, -1.69, -1.66, -2.74, -0.17],
+    positionMaxRad: [1.92, 1.75, 1.69, 1.66, 2.84, 1.75])
+let fuzzTrajectory = ExternalTrajectory(jointCount: 6, maxSteps: 6001)
+let fuzzTarget = ExternalTarget(jointCount: 6)
+
+/// A DDS sample's bytes through every decoder of the subscribed types, and what decodes through the intake.
+func fuzzROSSample(_ body: UnsafeRawBufferPointer) {
+    if let trajectory = try? JointTrajectoryMessage.decode(body) {
+        _ = try? fuzzIntake.fill(fuzzTrajectory, from: trajectory, stepNs: 10_000_000, nowWallNs: 1_000_000_000)
+    }
+    if let state = try? JointStateMessage.decode(body) { _ = try? fuzzIntake.fill(fuzzTarget, from: state) }
+    _ = try? DiagnosticArrayMessage.decode(body)
+    _ = try? EmptyMessage.decode(body)
 }
 
 #if FUZZING
@@ -147,7 +169,7 @@ func fuzzMCAP(_ bytes: [UInt8]) {
                     """
                     usage: sinew-fuzz FILE|DIR…
                     Replays fuzz inputs (first byte: 0 robot.yaml, 1 URDF, 2 e-stop message, 3 safetensors, 4 joint
-                    motion CSV, 5 MCAP, 6 msgpack frame) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
+                    motion CSV, 5 MCAP, 6 msgpack frame, 7 ROS 2 CDR sample) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
                     runs the real fuzzer (libFuzzer).
                     """)
                 exit(arguments.isEmpty ? 2 : 0)
