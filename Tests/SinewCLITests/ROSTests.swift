@@ -195,6 +195,41 @@ final class BackgroundChild: @unchecked Sendable {
         #expect(peer["state_after_estop"] as? String == "safe")
     }
 
+    /// Direct targets on `cmd` are followed under the watchdog: streamed at 100 Hz (a ramp of 0.1 rad over a second,
+    /// then held) the gripper reaches the last one (within 20 mrad); when they stop, the robot is in its safe state
+    /// (`staleCommand`) as the peer sees it within a second (watchdog_ms 50; diagnostics go out on the change; 52 ms
+    /// here); a `recover` sample brings it back to active.
+    @Test func directTargetsStopAtTheWatchdogAndRecover() throws {
+        let directory = temporaryFolder("ros-targets")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let domain = ROSTestNetwork.domain(0)
+        let robot = try ROSTestNetwork.robotYAML(
+            in: directory,
+            rosLines: ["enabled: true", "namespace: arm", "domain_id: \(domain)", "joint_states_rate_hz: 100"]
+                + ROSTestNetwork.loopbackLines)
+        let (report, peer, sinewErr, peerErr) = try Self.runWithPeer(
+            robot: robot, sinewArguments: ["--follow-ros", "--duration", "8"],
+            peerArguments: ["targets", "--namespace", "arm", "--domain", String(domain)], directory: directory)
+        let context = "sinew:\n\(sinewErr)\npeer:\n\(peerErr)\n\(peer)"
+        #expect(peer["matched"] as? Bool == true, "\(context)")
+        let goal = peer["gripper_goal_rad"] as? Double ?? .nan
+        let reached = peer["gripper_reached_rad"] as? Double ?? .infinity
+        let after = peer["after_stopping"] as? [String: Any] ?? [:]
+        let recovered = peer["after_recover"] as? [String: Any] ?? [:]
+        print(
+            "ros targets: \(peer["targets_sent"] ?? 0) sent, gripper at \(reached) rad for \(goal); after stopping "
+                + "\(after) in \(peer["safe_after_s"] ?? "?") s; after recover \(recovered)")
+        #expect(abs(reached - goal) < 0.02, "\(context)")
+        #expect(after["state"] as? String == "safe" && after["safety_cause"] as? String == "staleCommand", "\(context)")
+        #expect((peer["safe_after_s"] as? Double ?? 9) < 1.0)
+        #expect(recovered["state"] as? String == "active", "\(context)")
+        let ros = try #require(report["ros"] as? [String: Any], "\(report)")
+        #expect((ros["commands_accepted"] as? Int ?? 0) >= 100, "\(ros)")
+        #expect(ros["commands_refused"] as? Int == 0 && ros["recoveries_requested"] as? Int == 1, "\(ros)")
+        #expect(safetyCauses(in: report) == ["staleCommand"], "\(report)")
+        #expect(report["final_state"] as? String == "active", "\(report)")
+    }
+
     /// Faults: a reliable subscriber that is killed mid-run, a peer flooding trajectories at 1 kHz, and malformed
     /// samples from raw writers with the right type names. The loop keeps its rate (no safety event, ≥ 97 % of 500 Hz),
     /// every malformed sample is counted and refused, and the robot ends where it should (active).

@@ -4,6 +4,7 @@ Tests/SinewCLITests/ROSTests.swift and Benchmarks/ros/bench_ros.py; prints one J
 
   ros_check.py scenario  --namespace NS --domain N    discovery, joint_states, a trajectory followed, an e-stop
   ros_check.py faults    --namespace NS --domain N    a 1 kHz trajectory flood and malformed samples (raw writer)
+  ros_check.py targets   --namespace NS --domain N    cmd targets, then none (the watchdog), then recover
   ros_check.py subscribe --namespace NS --domain N    a reliable joint_states reader that waits to be killed
   ros_check.py fleet     --domain N --count K         every robot's diagnostics and joint_states on a domain
   ros_check.py latency   --namespace NS --domain N    joint_states stamp → arrival here, and trajectory → tick
@@ -241,6 +242,57 @@ def malformed_payloads(seed, count):
     return payloads
 
 
+def diagnosed(robot, want, timeout_s):
+    """The robot's diagnostics (state, safety_cause) once its state is `want`, or the last seen after `timeout_s`."""
+    seen = {}
+    end = time.time() + timeout_s
+    while time.time() < end:
+        for d in robot.diagnostics.take(N=100):
+            if d.status:
+                seen = {kv.key: kv.value for kv in d.status[0].values}
+        if seen.get("state") == want:
+            break
+        time.sleep(0.01)
+    return {"state": seen.get("state"), "safety_cause": seen.get("safety_cause")}
+
+
+def targets(args):
+    """Direct targets on cmd at 100 Hz for 1.5 s (the gripper to 0.1 rad from where it is), then none: the watchdog
+    takes the robot to its safe state; then a recover sample brings it back."""
+    dp = DomainParticipant(args.domain)
+    robot = Robot(dp, args.namespace)
+    out = {"matched": wait_for(robot.matched, 15)}
+    if not out["matched"]:
+        print(json.dumps(out))
+        return 1
+    states = []
+    wait_for(lambda: states.extend(robot.joint_states.take(N=1000)) or len(states) > 0, 10)
+    names = list(states[-1].name)
+    gripper = names.index("gripper")
+    start = states[-1].position[gripper]
+    goal = start + 0.1 if start < 1.0 else start - 0.1
+    out["gripper_start_rad"] = start
+    out["gripper_goal_rad"] = goal
+    sent = 0
+    begin = time.time()
+    while time.time() - begin < 1.5:
+        # A stream of targets moves as a teleoperation or a servo loop would: 0.1 rad over the first second.
+        along = min(1.0, time.time() - begin)
+        robot.cmd.write(r.JointState(name=["gripper"], position=[start + (goal - start) * along]))
+        sent += 1
+        time.sleep(0.01)
+    stopped = time.time()
+    reached = [s.position[gripper] for s in robot.joint_states.take(N=1000)]
+    out["targets_sent"] = sent
+    out["gripper_reached_rad"] = reached[-1] if reached else None
+    out["after_stopping"] = diagnosed(robot, "safe", 2.0)
+    out["safe_after_s"] = time.time() - stopped
+    robot.recover.write(r.Empty())
+    out["after_recover"] = diagnosed(robot, "active", 3.0)
+    print(json.dumps(out))
+    return 0
+
+
 def faults(args):
     dp = DomainParticipant(args.domain)
     robot = Robot(dp, args.namespace)
@@ -414,7 +466,7 @@ def watch(args):
 def main():
     exit_with_parent()
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["scenario", "faults", "subscribe", "fleet", "latency", "watch"])
+    parser.add_argument("mode", choices=["scenario", "faults", "subscribe", "fleet", "latency", "watch", "targets"])
     parser.add_argument("--namespace", default="")
     parser.add_argument("--namespaces", default="")
     parser.add_argument("--domain", type=int, default=0)
@@ -427,6 +479,7 @@ def main():
     args = parser.parse_args()
     modes = {"scenario": scenario, "faults": faults, "subscribe": subscribe, "fleet": fleet, "latency": latency}
     modes["watch"] = watch
+    modes["targets"] = targets
     return modes[args.mode](args)
 
 
