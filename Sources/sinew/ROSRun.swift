@@ -38,6 +38,11 @@ struct ROSRunOptions: ParsableArguments {
 
     init() {}
 
+    /// The options as plain values, for code that runs without the command line (`sinew teleop`, `sinew jog`).
+    var overrides: ROSOverrides {
+        ROSOverrides(enabled: enabled || followROS, namespace: namespace, domainID: domainID)
+    }
+
     func validate() throws {
         if let namespace {
             let trimmed = String(namespace.drop { $0 == "/" })
@@ -51,10 +56,19 @@ struct ROSRunOptions: ParsableArguments {
         }
     }
 
-    /// robot.yaml's configuration with these options applied.
+}
+
+/// What the command line changes of robot.yaml's `ros:` (plain values: a ``ROSRunOptions`` made outside argument
+/// parsing has no values to read, so the run's options carry these instead). None by default.
+struct ROSOverrides {
+    var enabled = false
+    var namespace: String?
+    var domainID: Int?
+
+    /// robot.yaml's configuration with these overrides applied.
     func applied(to configuration: RobotConfiguration) -> RobotConfiguration {
         var ros = configuration.ros
-        if enabled || followROS || namespace != nil || domainID != nil { ros.enabled = true }
+        if enabled || namespace != nil || domainID != nil { ros.enabled = true }
         if let namespace { ros.namespace = String(namespace.drop { $0 == "/" }) }
         if let domainID { ros.domainID = domainID }
         return configuration.replacingROS(ros)

@@ -96,7 +96,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         var options = RunOptions(calibrationPath: calibration, recordPath: record)
-        options.ros = ros
+        options.ros = ros.overrides
         if ros.followROS {
             options.policyOverride = { _ in RobotConfiguration.Policy(settings: ROSPolicySettings()) }
         }

@@ -14,7 +14,7 @@ struct RunOptions {
     /// The leader arm's port for a `teleop` policy on the pty or serial backend (overrides its robot.yaml's).
     var leaderPort: String?
     /// `--ros` and its companions (override robot.yaml's `ros:`).
-    var ros = ROSRunOptions()
+    var ros = ROSOverrides()
 
     /// The calibration to run with, if one is given here or in robot.yaml.
     func loadCalibration(configuration: RobotConfiguration) throws -> (file: CalibrationFile, path: String)? {

@@ -318,8 +318,9 @@ final class BackgroundChild: @unchecked Sendable {
     }
 
     /// Two hosts: two network namespaces joined by a veth pair (made here, removed after), multicast off and each
-    /// side's peer given. The robot runs in one; in the other a ROS 2 peer checks joint_states, has a trajectory
-    /// followed and stops it. Skipped, saying why, only where the machine refuses `ip netns`.
+    /// side's peer given. The robot runs in one, without a namespace (its topics are ROS 2's plain `rt/joint_states`,
+    /// …); in the other a ROS 2 peer checks joint_states, has a trajectory followed and stops it. Skipped, saying why,
+    /// only where the machine refuses `ip netns`.
     @Test func twoHostsOverUnicastPeers() throws {
         let suffix = String(getpid() % 100_000)
         let robotHost = "sinew-a-\(suffix)"
@@ -357,7 +358,7 @@ final class BackgroundChild: @unchecked Sendable {
         let robot = try ROSTestNetwork.robotYAML(
             in: directory,
             rosLines: [
-                "enabled: true", "namespace: arm", "domain_id: \(domain)", "interface: sva\(suffix)",
+                "enabled: true", "namespace: ''", "domain_id: \(domain)", "interface: sva\(suffix)",
                 "peers: [\(b)]", "multicast: false",
             ])
         let peerURI =
@@ -374,7 +375,7 @@ final class BackgroundChild: @unchecked Sendable {
         let peer = try BackgroundChild(
             executable: "/usr/sbin/ip",
             arguments: [
-                "netns", "exec", peerHost, python, Self.script, "scenario", "--namespace", "arm", "--domain",
+                "netns", "exec", peerHost, python, Self.script, "scenario", "--namespace", "", "--domain",
                 String(domain),
             ],
             environment: ["CYCLONEDDS_URI": peerURI], directory: directory)
@@ -388,6 +389,10 @@ final class BackgroundChild: @unchecked Sendable {
                 + "\(peerReport["tracking_max_rad"] ?? "?") rad; robot \(a) ended \(report["final_state"] ?? "?")")
         #expect(peerReport["matched"] as? Bool == true, "\(context)")
         #expect((peerReport["names"] as? [String])?.count == 6)
+        // Without a namespace the topics are ROS 2's plain ones: /joint_states is rt/joint_states.
+        let types = peerReport["types"] as? [String: String] ?? [:]
+        #expect(types["rt/joint_states"] == "sensor_msgs::msg::dds_::JointState_", "\(types)")
+        #expect(types["rt/joint_trajectory"] == "trajectory_msgs::msg::dds_::JointTrajectory_", "\(types)")
         #expect((peerReport["tracking_max_rad"] as? Double ?? 1) < 0.06, "\(context)")
         #expect((report["ros"] as? [String: Any])?["trajectories_accepted"] as? Int == 1)
         #expect(safetyCauses(in: report).first == "emergencyStop", "\(report)")
