@@ -474,7 +474,8 @@ private struct Parser {
         let fields = try YAMLFields(node, path: "ros", allowed: Keys.ros, reader: reader)
         var namespace: String?
         if let namespaceNode = fields["namespace"] {
-            let text = try reader.string(
+            // '' is a namespace too: none (topics /joint_states, …).
+            let text = try reader.scalarText(
                 namespaceNode, fields.childPath("namespace"), expected: RobotConfiguration.ROS.namespaceRule)
             let trimmed = String(text.drop { $0 == "/" })
             guard RobotConfiguration.ROS.isValidNamespace(trimmed) else {

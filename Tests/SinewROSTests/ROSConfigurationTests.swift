@@ -54,6 +54,13 @@ import Testing
         #expect(throws: ROSError.self) { try ROSNetworkSettings(configuration: c, environment: ["ROS_DOMAIN_ID": "x"]) }
     }
 
+    @Test func anEmptyNamespaceIsNone() throws {
+        let c = try Self.parse("ros: {enabled: true, namespace: ''}")
+        #expect(c.ros.namespace == "")
+        let network = try ROSNetworkSettings(configuration: c, environment: [:])
+        #expect(network.topic("joint_states") == "rt/joint_states" && network.rosName("cmd") == "/cmd")
+    }
+
     @Test func aMistypedKeyIsNamedWithItsLineAndASuggestion() {
         #expect {
             try Self.parse("ros:\n  enabled: true\n  namspace: arm\n")
