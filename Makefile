@@ -99,7 +99,8 @@ bench-pinocchio: deps pinocchio-venv
 	sh Benchmarks/kinematics-vs-pinocchio.sh
 
 # libFuzzer (the Swift toolchain's) on the parsers of outside input: robot.yaml, URDF, e-stop socket messages,
-# safetensors model files (the mlp policy), joint motion CSV files (robot.yaml's simulation.motion), MCAP recordings.
+# safetensors model files (the mlp policy), joint motion CSV files (robot.yaml's simulation.motion), MCAP recordings,
+# policy servers' msgpack frames, ROS 2 samples from DDS.
 # `make fuzz FUZZ_SECONDS=600`; seeds in Fuzz/corpus, findings kept in .build-fuzz/corpus, crashes in .build-fuzz/.
 .PHONY: fuzz
 FUZZ_SECONDS ?= 60
