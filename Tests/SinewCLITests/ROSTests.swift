@@ -335,6 +335,8 @@ final class BackgroundChild: @unchecked Sendable {
         defer {
             _ = runProcess("/usr/sbin/ip", ["netns", "delete", robotHost])
             _ = runProcess("/usr/sbin/ip", ["netns", "delete", peerHost])
+            // A veth pair not yet moved into its namespaces (a set-up step failed) is still here.
+            _ = runProcess("/usr/sbin/ip", ["link", "delete", "sva\(suffix)"])
         }
         let a = "10.199.\(getpid() % 200).1"
         let b = "10.199.\(getpid() % 200).2"
