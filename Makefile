@@ -3,12 +3,13 @@
 #   make test   installs what is missing, builds, runs every test and the format check
 SWIFT ?= swift
 CONFIG ?= release
-# chromium and prometheus (its promtool) check the dashboard and the metrics in `make test`.
-APT_PACKAGES := libeigen3-dev libserialport-dev libssl-dev libzstd-dev openssl pkg-config python3 python3-venv tmux \
-  chromium prometheus
+# chromium and prometheus (its promtool) check the dashboard and the metrics in `make test`; cyclonedds-dev is the DDS
+# library ROS 2 interoperability links (cyclonedds-tools' idlc for `make ros-idl`; iproute2's `ip netns` for a test).
+APT_PACKAGES := cyclonedds-dev cyclonedds-tools iproute2 libeigen3-dev libserialport-dev libssl-dev libzstd-dev openssl \
+  pkg-config python3 python3-venv tmux chromium prometheus
 BIN := .build/$(CONFIG)/sinew
 
-.PHONY: demo test deps build lint format clean pyenv install uninstall
+.PHONY: demo test deps build lint format clean pyenv install uninstall ros-idl
 
 deps:
 	@missing=""; \
@@ -181,7 +182,7 @@ bench-pinocchio: deps pinocchio-venv
 
 # libFuzzer (the Swift toolchain's) on the parsers of outside input: robot.yaml, URDF, e-stop socket messages,
 # safetensors model files (the mlp policy), joint motion CSV files (robot.yaml's simulation.motion), MCAP recordings,
-# task.yaml files and --range items.
+# task.yaml files and --range items, policy servers' msgpack frames, ROS 2 samples from DDS.
 # `make fuzz FUZZ_SECONDS=600`; seeds in Fuzz/corpus, findings kept in .build-fuzz/corpus, crashes in .build-fuzz/.
 .PHONY: fuzz
 FUZZ_SECONDS ?= 60
@@ -310,3 +311,20 @@ bench-sim: build
 bench-telemetry: build pyenv
 	$(PYENV)/bin/python Benchmarks/telemetry/cost.py --sinew $(BIN) --robot Hardware/robots/so101/robot.yaml \
 	  --windows 12 --window-s 10
+
+# Sinew on ROS 2's DDS wire (release build, loopback only): tick state -> a subscriber in another process and
+# trajectory point -> the tick that uses it (p50/p99), and four robots at 500 Hz with joint_states at 500 Hz each:
+# wake-up lateness p99 with and without DDS, rounds alternating in one run — docs/ros2.md.
+.PHONY: bench-ros
+bench-ros: build pyenv
+	$(PYENV)/bin/python Benchmarks/ros/bench_ros.py --sinew $(BIN) --python $(PYENV)/bin/python
+
+# The ROS 2 message types Sinew speaks on DDS (Sources/CSinewDDS/idl/ros_messages.idl, written from the ROS 2 message
+# definitions), compiled to C by Cyclone DDS's idlc (cyclonedds-tools). The generated files are committed, so a build
+# never needs idlc; run this after changing the IDL (-t: no XTypes type information, matching by type name as ROS 2
+# does; -x final: @final, plain XCDR1).
+ros-idl: deps
+	cd Sources/CSinewDDS/idl && idlc -t -x final -o .. ros_messages.idl
+	mv Sources/CSinewDDS/ros_messages.h Sources/CSinewDDS/include/ros_messages.h
+	sed -i -e 's|Source: .*/Sources/CSinewDDS/|Source: Sources/CSinewDDS/|' -e 's|File name: \.\./|File name: |' \
+	  Sources/CSinewDDS/ros_messages.c Sources/CSinewDDS/include/ros_messages.h

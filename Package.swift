@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "SinewRuntime", targets: ["SinewRuntime"]),
         .library(name: "SinewRecording", targets: ["SinewRecording"]),
         .library(name: "SinewTwin", targets: ["SinewTwin"]),
+        .library(name: "SinewROS", targets: ["SinewROS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -93,6 +94,11 @@ let package = Package(
         .target(name: "CRealtime"),
         // TLS for the remote-policy websocket (wss://): a thin C client over the system's OpenSSL (libssl-dev).
         .target(name: "CSinewTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // Cyclone DDS (Debian's cyclonedds-dev): the ROS 2 message types idlc generated from idl/ros_messages.idl
+        // (`make ros-idl`; the output is committed), a sertype that hands samples over as their bytes, and a thin API.
+        .target(
+            name: "CSinewDDS", exclude: ["idl"], cSettings: [.define("DDS_NDEBUG")],
+            linkerSettings: [.linkedLibrary("ddsc")]),
         .target(
             name: "SinewPolicy",
             dependencies: ["SinewCore", "SinewKinematics", "SinewFusion", "CPolicyNetwork", "CSinewTLS"]),
@@ -132,11 +138,17 @@ let package = Package(
             ],
             resources: [.embedInCode("Web")]
         ),
+        // ROS 2 on the DDS wire (Cyclone DDS): the robot's topics fed from the recorder's thread, commands into the
+        // policy layer and the e-stop sources.
+        .target(
+            name: "SinewROS",
+            dependencies: ["SinewCore", "SinewKinematics", "SinewPolicy", "SinewRuntime", "CSinewDDS"]),
         .executableTarget(
             name: "sinew",
             dependencies: [
                 "SinewTwin",
                 "SinewTelemetry",
+                "SinewROS",
                 "SinewRecording",
                 "SinewCore",
                 "SinewKinematics",
@@ -161,7 +173,7 @@ let package = Package(
         .executableTarget(
             name: "sinew-fuzz",
             dependencies: [
-                "SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewRecording", "SinewSim",
+                "SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewRecording", "SinewSim", "SinewROS",
                 "CRealtime",
             ],
             path: "Fuzz/ParserFuzz"),
@@ -188,6 +200,9 @@ let package = Package(
         .testTarget(
             name: "SinewTelemetryTests", dependencies: ["SinewTelemetry", "SinewRuntime", "SinewTestSupport"]),
         .testTarget(name: "SinewRuntimeTests", dependencies: ["SinewRuntime", "SinewPolicy", "CAllocCounter"]),
+        .testTarget(
+            name: "SinewROSTests",
+            dependencies: ["SinewROS", "SinewRuntime", "SinewPolicy", "CSinewDDS", "CAllocCounter", "SinewTestSupport"]),
         .testTarget(name: "SinewPolicyTests", dependencies: ["SinewPolicy", "CAllocCounter", "SinewTestSupport"]),
         // Tasks in lockstep episodes on the simulated robot, with domain randomisation (SinewTwin).
         .testTarget(
@@ -200,7 +215,7 @@ let package = Package(
             name: "SinewLoopTests",
             dependencies: [
                 "SinewRuntime", "SinewPolicy", "SinewSim", "SinewBus", "SinewDrivers", "SinewKinematics", "SinewFusion",
-                "SinewRecording", "CAllocCounter",
+                "SinewRecording", "SinewROS", "CAllocCounter",
             ]),
     ],
     swiftLanguageModes: [.v6],

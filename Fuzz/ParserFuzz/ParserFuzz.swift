@@ -3,6 +3,7 @@ import Foundation
 import SinewCore
 import SinewKinematics
 import SinewPolicy
+import SinewROS
 import SinewRecording
 import SinewRuntime
 import SinewSim
@@ -20,14 +21,16 @@ import SinewSim
 // its randomisation ranges drawn) and the same text as `--range` items, 8 `sinew virtual-bus`'s servo lists
 // (`--servos`, `--ids`, `--fault`), 9 the key bytes of `--hand keys`, 10 what the telemetry servers read from
 // outside (a listen address, where a request carries its token, a dashboard command, a token, and the text as a URDF
-// whose visual geometry the dashboard's 3D view gets); the rest of the input is the parser's text or bytes.
+// whose visual geometry the dashboard's 3D view gets), 11 a ROS 2 sample as it arrives over DDS (decoded as each
+// type the robot subscribes to; a trajectory or a target that decodes then checked and resampled as the node does for
+// the SO-101's joints); the rest of the input is the parser's text or bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
 /// bug the fuzzer looks for.
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 11 {
+    switch selector % 12 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -64,6 +67,8 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
         _ = DashboardCommand(message: text)
         _ = try? AccessToken(text)
         _ = try? RobotVisualDescription(urdf: text, file: "/nonexistent/fuzz.urdf")
+    case 11:
+        fuzzROSSample(body)
     case 6:
         if let value = try? MessagePack.decode([UInt8](body), limits: MessagePackLimits(maximumBytes: 1 << 20)) {
             if let actions = value["actions"], let array = try? NumpyArray(actions) { _ = array.doubles() }
@@ -132,6 +137,24 @@ func fuzzMCAP(_ bytes: [UInt8]) {
     }
 }
 
+/// The SO-101's joints and limits, as the ROS node checks what arrives against them.
+let fuzzIntake = ROSCommandIntake(
+    jointNames: ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"],
+    positionMinRad: [-1.92, -1.75, -1.69, -1.66, -2.74, -0.17],
+    positionMaxRad: [1.92, 1.75, 1.69, 1.66, 2.84, 1.75])
+let fuzzTrajectory = ExternalTrajectory(jointCount: 6, maxSteps: 6001)
+let fuzzTarget = ExternalTarget(jointCount: 6)
+
+/// A DDS sample's bytes through every decoder of the subscribed types, and what decodes through the intake.
+func fuzzROSSample(_ body: UnsafeRawBufferPointer) {
+    if let trajectory = try? JointTrajectoryMessage.decode(body) {
+        _ = try? fuzzIntake.fill(fuzzTrajectory, from: trajectory, stepNs: 10_000_000, nowWallNs: 1_000_000_000)
+    }
+    if let state = try? JointStateMessage.decode(body) { _ = try? fuzzIntake.fill(fuzzTarget, from: state) }
+    _ = try? DiagnosticArrayMessage.decode(body)
+    _ = try? EmptyMessage.decode(body)
+}
+
 #if FUZZING
     @_cdecl("LLVMFuzzerTestOneInput")
     public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -187,7 +210,7 @@ func fuzzMCAP(_ bytes: [UInt8]) {
                     """
                     usage: sinew-fuzz FILE|DIR…
                     Replays fuzz inputs (first byte: 0 robot.yaml, 1 URDF, 2 e-stop message, 3 safetensors, 4 joint
-                    motion CSV, 5 MCAP, 6 msgpack frame, 7 task.yaml) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
+                    motion CSV, 5 MCAP, 6 msgpack frame, 7 task.yaml, 8 virtual-bus options, 9 hand keys, 10 telemetry, 11 ROS 2 CDR sample) through Sinew's parsers, one by one; a crash names the input being run. `make fuzz`
                     runs the real fuzzer (libFuzzer).
                     """)
                 exit(arguments.isEmpty ? 2 : 0)

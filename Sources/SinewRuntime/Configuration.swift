@@ -27,6 +27,8 @@ public struct RobotConfiguration: Sendable, Equatable {
     public let calibrationPath: String?
     /// What only the simulator uses (`simulation:`): nil when robot.yaml has no such section.
     public let simulation: Simulation?
+    /// The robot on ROS 2's DDS wire (`ros:`; off unless enabled there or by `sinew run --ros`).
+    public internal(set) var ros = ROS()
 
     public init(
         name: String, file: String, modelPath: String, buses: [Bus], joints: [Joint],
@@ -55,20 +57,24 @@ public struct RobotConfiguration: Sendable, Equatable {
 
     /// The same robot with another policy (a front end's override, such as `sinew teleop`'s).
     public func replacingPolicy(_ policy: Policy) -> RobotConfiguration {
-        RobotConfiguration(
+        var copy = RobotConfiguration(
             name: name, file: file, modelPath: modelPath, buses: buses, joints: joints, loop: loop, policy: policy,
             safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath, simulation: simulation,
             telemetry: telemetry)
+        copy.ros = ros
+        return copy
     }
     /// The same robot read through `busIO` (`sinew bench loop` compares them; tests).
     public func replacingBusIO(_ busIO: BusIO) -> RobotConfiguration {
-        RobotConfiguration(
+        var copy = RobotConfiguration(
             name: name, file: file, modelPath: modelPath, buses: buses, joints: joints,
             loop: Loop(
                 rateHz: loop.rateHz, priority: loop.priority, cpu: loop.cpu, overrun: loop.overrun,
                 catchUpMax: loop.catchUpMax, busyPollUs: loop.busyPollUs, busIO: busIO),
             policy: policy, safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath,
-            simulation: simulation)
+            simulation: simulation, telemetry: telemetry)
+        copy.ros = ros
+        return copy
     }
     public func jointIndex(named name: String) -> Int? { joints.firstIndex { $0.name == name } }
     /// The joints on one bus, in configuration order, with their index in `joints`.

@@ -7,7 +7,7 @@ extension RobotConfiguration {
     enum Keys {
         static let root = [
             "name", "model", "buses", "joints", "loop", "policy", "safety", "recording", "imu", "calibration",
-            "simulation", "telemetry",
+            "simulation", "telemetry", "ros",
         ]
         static let bus = ["name", "protocol", "port", "baud", "reply_margin_ms", "retries"]
         static let joint = [
@@ -29,6 +29,10 @@ extension RobotConfiguration {
         static let mounting = ["xyz", "rpy"]
         static let simulation = ["motion"]
         static let telemetry = ["listen", "dashboard", "token_file"]
+        static let ros = [
+            "enabled", "namespace", "domain_id", "interface", "peers", "multicast", "joint_states_rate_hz",
+            "tf_rate_hz", "imu_rate_hz", "diagnostics_rate_hz",
+        ]
     }
 
     /// Reads and checks a `robot.yaml` file. The URDF path in it is resolved against the file's directory.
@@ -155,10 +159,12 @@ private struct Parser {
             try fields["telemetry"].map { node throws(ConfigurationError) in
                 try self.telemetry(node, baseDirectory: baseDirectory)
             } ?? .init()
-        return RobotConfiguration(
+        var configuration = RobotConfiguration(
             name: name, file: reader.file, modelPath: modelPath, buses: buses,
             joints: joints, loop: loop, policy: policy, safety: safety, recording: recording, imu: imu,
             calibrationPath: calibration, simulation: simulation, telemetry: telemetry)
+        if let node = fields["ros"] { configuration.ros = try ros(node, loop: loop) }
+        return configuration
     }
 
     // MARK: buses
@@ -484,6 +490,8 @@ private struct Parser {
             compression: try fields.word("compression", default: RobotConfiguration.RecordingCompression.zstd))
     }
 
+    }
+
     func telemetry(_ node: Node, baseDirectory: String) throws(ConfigurationError) -> RobotConfiguration.Telemetry {
         let fields = try YAMLFields(node, path: "telemetry", allowed: Keys.telemetry, reader: reader)
         func address(_ key: String) throws(ConfigurationError) -> ListenAddress? {
@@ -502,6 +510,68 @@ private struct Parser {
         }
         return RobotConfiguration.Telemetry(
             metrics: try address("listen"), dashboard: try address("dashboard"), tokenFile: tokenFile)
+    }
+
+    func ros(_ node: Node, loop: RobotConfiguration.Loop) throws(ConfigurationError) -> RobotConfiguration.ROS {
+        let fields = try YAMLFields(node, path: "ros", allowed: Keys.ros, reader: reader)
+        var namespace: String?
+        if let namespaceNode = fields["namespace"] {
+            // '' is a namespace too: none (topics /joint_states, …).
+            let text = try reader.scalarText(
+                namespaceNode, fields.childPath("namespace"), expected: RobotConfiguration.ROS.namespaceRule)
+            let trimmed = String(text.drop { $0 == "/" })
+            guard RobotConfiguration.ROS.isValidNamespace(trimmed) else {
+                throw reader.error(
+                    .invalidValue, namespaceNode, fields.childPath("namespace"),
+                    expected: RobotConfiguration.ROS.namespaceRule, found: "'\(text)'")
+            }
+            namespace = trimmed
+        }
+        var domainID: Int?
+        if fields["domain_id"] != nil {
+            let maximum = RobotConfiguration.ROS.maximumDomainID
+            domainID = try fields.int("domain_id", default: 0, where: { (0...maximum).contains($0) }, "in 0–\(maximum)")
+        }
+        var peers: [String] = []
+        if let peersNode = fields["peers"] {
+            let items = try reader.list(peersNode, fields.childPath("peers"), expected: "a list of addresses")
+            for (i, item) in items.enumerated() {
+                let address = try reader.string(
+                    item, "\(fields.childPath("peers"))[\(i)]", expected: "an address (a host name or an IP address)")
+                guard !address.isEmpty, !address.contains(where: { $0 == "<" || $0 == ">" || $0 == "\"" || $0 == "&" })
+                else {
+                    throw reader.error(
+                        .invalidValue, item, "\(fields.childPath("peers"))[\(i)]",
+                        expected: "an address (a host name or an IP address)")
+                }
+                peers.append(address)
+            }
+        }
+        var interface: String?
+        if let interfaceNode = fields["interface"] {
+            let text = try reader.string(
+                interfaceNode, fields.childPath("interface"), expected: "a network interface name or address")
+            guard !text.isEmpty, !text.contains(where: { $0 == "<" || $0 == ">" || $0 == "\"" || $0 == "&" }) else {
+                throw reader.error(
+                    .invalidValue, interfaceNode, fields.childPath("interface"),
+                    expected: "a network interface name (lo, eth0) or an address")
+            }
+            interface = text
+        }
+        let loopRate = loop.rateHz
+        let rate = { (key: String, value: Double, limit: Double) throws(ConfigurationError) -> Double in
+            try fields.double(
+                key, default: min(value, limit), unit: "Hz", where: { $0 > 0 && $0 <= limit },
+                "in (0, \(YAMLReader.text(limit))] (at most the loop's rate)")
+        }
+        return RobotConfiguration.ROS(
+            enabled: try fields.bool("enabled", default: false), namespace: namespace, domainID: domainID,
+            interface: interface, peers: peers,
+            multicast: fields["multicast"] == nil ? nil : try fields.bool("multicast", default: true),
+            jointStatesRateHz: try rate("joint_states_rate_hz", 100, loopRate),
+            tfRateHz: try rate("tf_rate_hz", 50, loopRate), imuRateHz: try rate("imu_rate_hz", 100, loopRate),
+            diagnosticsRateHz: try rate("diagnostics_rate_hz", 1, min(loopRate, 100)),
+            location: reader.location(node))
     }
 
     func imu(_ node: Node) throws(ConfigurationError) -> RobotConfiguration.IMU {

@@ -89,6 +89,7 @@ public enum PolicyTypes {
     public static let builtin: [any PolicyType] = [
         HoldPolicyType(), TrajectoryPolicyType(), CartesianPolicyType(), ImpedancePolicyType(),
         GravityCompensationPolicyType(), TeleopPolicyType(), JogPolicyType(), MLPPolicyType(), RemotePolicyType(),
+        ROSPolicyType(),
     ]
 
     /// `name — summary` per type, for help texts.

@@ -275,6 +275,11 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
 
     /// Status for other threads: RMS tracking error (rad), bit pattern of a Double.
     let trackingRMSBits = Atomic<UInt64>(0)
+    let tickIndexNow = Atomic<Int64>(-1)
+
+    /// The index of the tick running now, or of the last one (-1 before the first), as the scheduler counts them
+    /// in the present loop segment (any thread): where another thread notes what arrived when, in ticks.
+    public var currentTickIndex: Int64 { tickIndexNow.load(ordering: .relaxed) }
     let lifecycleStateRaw = Atomic<UInt8>(0)
 
     /// Recent wake-up lateness, written by the record stage, for live percentiles on other threads.
@@ -936,6 +941,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     }
 
     public func sense(_ tick: inout TickInfo) {
+        tickIndexNow.store(tick.index, ordering: .relaxed)
         // A sync write that failed in the previous tick's act stage counts here, like a failed read.
         busErrorsThisTick = 0
         failingBusIndex = -1

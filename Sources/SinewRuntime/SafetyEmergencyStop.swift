@@ -16,6 +16,8 @@ public enum EmergencyStopSource: UInt8, Sendable, CustomStringConvertible {
     case api
     /// The e-stop button of the web dashboard (`sinew run --dashboard`).
     case dashboard
+    /// A sample on the robot's ROS 2 `estop` topic (docs/ros2.md).
+    case ros
 
     public var detail: StaticString {
         switch self {
@@ -25,6 +27,7 @@ public enum EmergencyStopSource: UInt8, Sendable, CustomStringConvertible {
         case .keyboard: "keyboard"
         case .api: "api"
         case .dashboard: "dashboard"
+        case .ros: "ros"
         }
     }
 

@@ -81,6 +81,8 @@ struct Run: ParsableCommand {
             valueName: "path"))
     var record: String?
 
+    @OptionGroup var ros: ROSRunOptions
+
     @Flag(
         help: ArgumentHelp(
             "A remote policy may reach its server on another machine over plain ws:// (the token and the "
@@ -127,7 +129,14 @@ struct Run: ParsableCommand {
     func run() throws {
         var options = RunOptions(calibrationPath: calibration, recordPath: record)
         options.telemetry = telemetry.overrides
+        options.ros = ros.overrides
         options.environmentState = try environmentValues()
+        if ros.followROS && policy != nil {
+            throw ValidationError("--follow-ros and --policy both choose the policy: give one of them")
+        }
+        if ros.followROS {
+            options.policyOverride = { _ in RobotConfiguration.Policy(settings: ROSPolicySettings()) }
+        }
         let policyFile = policy
         if let policyFile {
             options.policyOverride = { checked in
@@ -231,7 +240,7 @@ enum RobotRun {
         } catch {
             throw RunFailure(stage: "load", message: "\(error)")
         }
-        var configuration = checked.configuration
+        var configuration = options.ros.applied(to: checked.configuration)
         let model = checked.model
         var warnings = checked.warnings
         if let override = options.policyOverride {
@@ -241,6 +250,12 @@ enum RobotRun {
             } catch {
                 throw RunFailure(stage: "load", message: "\(error)")
             }
+        }
+        if configuration.policy.settings is ROSPolicySettings && !configuration.ros.enabled {
+            throw RunFailure(
+                stage: "load",
+                message: "\(configurationPath): policy type `ros` follows ROS 2 topics: turn ROS 2 on (robot.yaml "
+                    + "`ros: {enabled: true}`, or `sinew run --ros`)")
         }
         for warning in warnings { printError("warning: \(warning)") }
         // A rate the buses cannot carry: the loop would overrun every tick and run slower than configured.
@@ -311,6 +326,8 @@ enum RobotRun {
         let calibration: (file: CalibrationFile, path: String)?
         let recording: RunRecording?
         let session: RobotSession
+        var rosNode: ROSRun?
+        defer { rosNode?.stop() }
         do {
             calibration = try options.loadCalibration(configuration: configuration)
             loop = try RobotLoop(
@@ -330,8 +347,16 @@ enum RobotRun {
             session = try RobotSession(loop: loop, fast: fast, durationS: duration)
             // The recording file is opened before any servo is touched: a path that cannot be written fails
             // here, with the robot still unpowered.
+            // ROS 2 joins before torque: a domain or network that cannot be joined stops the run unpowered.
+            if configuration.ros.enabled {
+                rosNode = try ROSRun(loop: loop, configuration: configuration, model: model)
+                notes += rosNode?.notes ?? []
+                for note in rosNode?.notes ?? [] { printError(note) }
+            }
             recording = try options.startRecording(
-                loop: loop, configuration: configuration, calibrationPath: calibration?.path)
+                loop: loop, configuration: configuration, calibrationPath: calibration?.path,
+                liveSinks: rosNode.map { [$0.publisher] } ?? [])
+            rosNode?.start()
             for note in notes { recording?.writer.log(note) }
         } catch {
             throw failure("configure", error)
@@ -492,6 +517,7 @@ enum RobotRun {
             ("shutdown_error", sessionOutcome.shutdownFailure.map { .string($0) } ?? .null),
             ("recoveries", .integer(session.recoveries)),
             ("remote", remoteJSON(loop)),
+            ("ros", rosNode?.json ?? .null),
             ("exit_status", .integer(Int(exitCode))),
         ])
         var summary = "\(configuration.name) (\(backend.rawValue)): \(report.ticks) ticks in "
@@ -517,6 +543,7 @@ enum RobotRun {
         if let imu = loop.imu, imuComparison.samples > 0 {
             summary += imuComparison.summary(link: imu.linkName, samplesReceived: imu.samplesReceived) + "\n"
         }
+        if let rosNode { summary += rosNode.summary + "\n" }
         switch sessionOutcome.stop {
         case .signal:
             // What the signal did to the robot: the safe state, then torque per joint as configured.

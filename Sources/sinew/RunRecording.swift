@@ -17,6 +17,8 @@ struct RunOptions {
     var environmentState: [Double]?
     /// `--metrics`, `--dashboard`, `--token-file` (override robot.yaml's `telemetry:`).
     var telemetry = TelemetryOverrides()
+    /// `--ros` and its companions (override robot.yaml's `ros:`).
+    var ros = ROSOverrides()
 
     /// The calibration to run with, if one is given here or in robot.yaml.
     func loadCalibration(configuration: RobotConfiguration) throws -> (file: CalibrationFile, path: String)? {
@@ -30,28 +32,34 @@ struct RunOptions {
         }
     }
 
-    /// Attaches a recorder to the loop and starts the writer thread when recording or telemetry is on; call before
-    /// the scheduler starts. MCAP unless the path ends in `.csv`. Telemetry (metrics, dashboard) is one more sink of
-    /// the same thread: with telemetry alone the thread runs without a file.
-    func startRecording(loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String? = nil) throws
-        -> RunRecording?
-    {
+    /// Attaches a recorder to the loop and starts the writer thread when recording or telemetry is on, or when
+    /// `liveSinks` (the ROS 2 publisher) need the ticks; call before the scheduler starts. MCAP unless the path ends
+    /// in `.csv`. Telemetry (metrics, dashboard) and the live sinks are more sinks of the same thread (without a
+    /// file, the thread feeds them alone); with any of them every tick goes into the ring and the file sink keeps
+    /// every `decimation`-th.
+    func startRecording(
+        loop: RobotLoop, configuration: RobotConfiguration, calibrationPath: String? = nil,
+        liveSinks: [any RecordingSink] = []
+    ) throws -> RunRecording? {
         let settings = configuration.recording
         let telemetrySettings = try telemetry.settings(over: configuration.telemetry)
-        let recording = recordPath != nil || settings.enabled
+        let recordingOn = recordPath != nil || settings.enabled
         let telemetryOn = telemetrySettings.metrics != nil || telemetrySettings.dashboard != nil
-        guard recording || telemetryOn else { return nil }
-        let recorder = loop.attachRecorder(decimation: recording ? settings.decimation : 1)
-        var sinks: [any RecordingSink] = []
+        guard recordingOn || telemetryOn || !liveSinks.isEmpty else { return nil }
+        let everyTick = telemetryOn || !liveSinks.isEmpty
+        let recorder = loop.attachRecorder(decimation: everyTick ? 1 : settings.decimation)
+        var live = liveSinks
         var runTelemetry: RunTelemetry?
         if telemetryOn {
             // Servo health five times a second: counters and readings the tick has anyway.
             let tap = loop.attachHealthTap(decimation: max(1, Int(configuration.loop.rateHz / 5)))
-            runTelemetry = try RunTelemetry.start(settings: telemetrySettings, loop: loop, recorder: recorder, tap: tap)
-            sinks.append(runTelemetry!.hub.sink)
+            let started = try RunTelemetry.start(settings: telemetrySettings, loop: loop, recorder: recorder, tap: tap)
+            runTelemetry = started
+            live.append(started.hub.sink)
         }
+        var sinks: [any RecordingSink] = []
         var path: String?
-        if recording {
+        if recordingOn {
             let file = recordingFilePath(configuration: configuration)
             path = file
             let directory = (file as NSString).deletingLastPathComponent
@@ -59,21 +67,26 @@ struct RunOptions {
                 try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
             do {
+                let sink: any RecordingSink
                 if file.hasSuffix(".csv") {
-                    sinks.append(try CSVRecordingSink(path: file, recorder: recorder))
+                    sink = try CSVRecordingSink(path: file, recorder: recorder)
                 } else {
-                    sinks.append(
-                        try MCAPRecordingSink(
-                            path: file, recorder: recorder,
-                            context: mcapContext(
-                                loop: loop, configuration: configuration, calibrationPath: calibrationPath)))
+                    sink = try MCAPRecordingSink(
+                        path: file, recorder: recorder,
+                        context: mcapContext(loop: loop, configuration: configuration, calibrationPath: calibrationPath)
+                    )
                 }
+                sinks.append(
+                    !everyTick || settings.decimation == 1
+                        ? sink : DecimatedSink(sink, every: Int64(settings.decimation)))
             } catch {
                 throw ValidationError("cannot record to \(file): \(error)")
             }
         }
+        // Live sinks want each tick soon after it happened: a shorter poll than a file needs.
         let writer = RecordingWriter(
-            recorder: recorder, path: path, sinks: sinks, events: loop.supervisor.events,
+            recorder: recorder, path: path, sinks: sinks + live,
+            pollIntervalSeconds: liveSinks.isEmpty ? 0.005 : 0.001, events: loop.supervisor.events,
             describe: { [supervisor = loop.supervisor] in supervisor.describe($0) })
         if let path { printError("recording to \(path)") }
         return RunRecording(path: path, recorder: recorder, writer: writer, telemetry: runTelemetry)
@@ -135,9 +148,36 @@ struct RunOptions {
     }
 }
 
-/// A recording in progress: the loop's snapshot ring and the thread writing it to the file and to telemetry.
+/// Passes on every `every`-th tick (and every start snapshot) to a file sink fed from a ring that holds them all.
+final class DecimatedSink: RecordingSink {
+    let base: any RecordingSink
+    let every: Int64
+    init(_ base: any RecordingSink, every: Int64) {
+        self.base = base
+        self.every = every
+    }
+    func write(_ snapshot: TickSnapshotSlot) throws(RecordingError) {
+        let header = snapshot.header.pointee
+        guard header.kind != .tick || header.tick % every == 0 else { return }
+        try base.write(snapshot)
+    }
+    func record(event: SafetyEvent, description: String) throws(RecordingError) {
+        try base.record(event: event, description: description)
+    }
+    func log(_ line: String, timeSeconds: Double) throws(RecordingError) {
+        try base.log(line, timeSeconds: timeSeconds)
+    }
+    func attach(name: String, mediaType: String, data: [UInt8]) throws(RecordingError) {
+        try base.attach(name: name, mediaType: mediaType, data: data)
+    }
+    func idle() throws(RecordingError) { try base.idle() }
+    func finish() throws(RecordingError) { try base.finish() }
+}
+
+/// A recording in progress: the loop's snapshot ring and the thread writing it to the file, to telemetry and to
+/// live sinks.
 final class RunRecording {
-    /// The file, or nil when the thread feeds telemetry only.
+    /// The file, or nil when the thread feeds telemetry or live sinks only.
     let path: String?
     let recorder: TickRecorder
     let writer: RecordingWriter
@@ -161,7 +201,7 @@ final class RunRecording {
         do {
             try writer.close()
         } catch {
-            throw CommandFailure(writer.failure ?? "recording \(path ?? "telemetry"): \(error)")
+            throw CommandFailure(writer.failure ?? "recording \(path ?? "(telemetry and live sinks)"): \(error)")
         }
         guard let path else { return nil }
         var summary = "\(path) (\(writer.ticksWritten) ticks"

@@ -18,7 +18,7 @@ struct Sinew: ParsableCommand {
         subcommands: [
             Demo.self, Run.self, Teleop.self, Jog.self, Calibrate.self, Kinematics.self, Fusion.self,
             VirtualBusCommand.self, ScanCommand.self, RecordingCommand.self, Replay.self, Sim.self, Record.self,
-            Dataset.self,
+            Dataset.self, Fleet.self,
             Bench.self,
         ]
     )

@@ -1,5 +1,7 @@
 import CAllocCounter
 import Foundation
+import SinewPolicy
+import SinewROS
 import SinewRuntime
 import Synchronization
 import Testing
@@ -158,4 +160,95 @@ final class CountingBody: ControlTickBody, @unchecked Sendable {
             #expect(frame.transactions[i] > 10_000)
         }
     }
+}
+
+/// The tick with ROS 2 on: the `ros` policy in the decide stage, the recorder's thread publishing every tick's
+/// joint_states (and tf, diagnostics) over DDS, and trajectories and direct targets arriving from another
+/// participant the whole time, taken by the tick from the policy's triple buffers — still no heap allocation on the
+/// loop thread.
+@Suite(.serialized) struct LoopAllocationWithROSTests {
+    @Test func tenThousandTicksWithDDSOnWithoutAHeapAllocation() throws {
+        let configuration =
+            "<CycloneDDS><Domain id=\"any\"><General><Interfaces><NetworkInterface name=\"lo\"/></Interfaces>"
+            + "<AllowMulticast>false</AllowMulticast></General><Discovery><ParticipantIndex>auto</ParticipantIndex>"
+            + "<MaxAutoParticipantIndex>32</MaxAutoParticipantIndex><Peers><Peer address=\"127.0.0.1\"/></Peers>"
+            + "</Discovery></Domain></CycloneDDS>"
+        let domain = 100 + Int(getpid() % 30) * 4 + 3
+        let names = try SimulatedRig().configuration.joints.map(\.name)
+        let policy = ExternalCommandPolicy(jointNames: names)
+        let rig = try SimulatedRig(wireTiming: false, runMarginNs: 200_000_000, policy: policy)
+        var settings = rig.configuration.ros
+        settings.enabled = true
+        settings.jointStatesRateHz = 500
+        let robot = rig.configuration.replacingROS(settings)
+        let network = ROSNetworkSettings(domainID: domain, namespace: "alloc")
+        var networkWithConfiguration = network
+        networkWithConfiguration.interface = "lo"
+        networkWithConfiguration.peers = ["127.0.0.1"]
+        networkWithConfiguration.multicast = false
+        #expect(networkWithConfiguration.cycloneConfiguration != nil)
+        let node = try ROSNode(
+            configuration: robot, model: rig.model, network: networkWithConfiguration,
+            estop: rig.loop.supervisor.emergencyStop, policy: policy,
+            tickIndex: { [loop = rig.loop] in loop.currentTickIndex })
+        let publisher = ROSStatePublisher(node: node, configuration: robot, model: rig.model, policyName: "ros")
+        let recorder = rig.loop.attachRecorder()
+        let writer = RecordingWriter(recorder: recorder, path: nil, sinks: [publisher], pollIntervalSeconds: 0.001)
+        node.start()
+        defer { node.stop() }
+        // The other side: a participant that streams trajectories and targets at the robot.
+        let peer = try DDSParticipant(domainID: domain, configuration: configuration)
+        let trajectoryWriter = try peer.rawWriter(
+            topic: network.topic("joint_trajectory"), typeName: ROSType.jointTrajectory, qos: .rosDefault)
+        let commandWriter = try peer.rawWriter(
+            topic: network.topic("cmd"), typeName: ROSType.jointState, qos: .rosDefault)
+        try rig.loop.lifecycle.configure()
+        try rig.loop.lifecycle.activate()
+        let body = CountingBody(loop: rig.loop, countFrom: 200, countTo: 10_200)
+        let stop = StopFlag()
+        // Near where the arm is, so no target is a step the guard refuses.
+        let base = rig.loop.supervisor.measuredPositionRad[0]
+        let sender = Thread {
+            var k = 0
+            while !stop.flag.load(ordering: .relaxed) {
+                k += 1
+                if k % 5 == 0 {
+                    peer.writeRaw(commandWriter, JointStateMessage(name: [names[0]], position: [base + 0.01]).encode())
+                } else {
+                    let message = JointTrajectoryMessage(
+                        jointNames: [names[0]],
+                        points: [
+                            JointTrajectoryPointMessage(positions: [base]),
+                            JointTrajectoryPointMessage(
+                                positions: [base + 0.02], timeFromStart: ROSTime(sec: 0, nanosec: 50_000_000)),
+                        ])
+                    peer.writeRaw(trajectoryWriter, message.encode())
+                }
+                usleep(2_000)
+            }
+        }
+        sender.start()
+        let scheduler = Scheduler(
+            configuration: SchedulerConfiguration(rate: .asFastAsPossible, maxTicks: 20_000), body: body)
+        let report = try scheduler.run()
+        stop.flag.store(true, ordering: .relaxed)
+        try writer.close()
+        let ros = node.report
+        print(
+            "DDS on: \(report.ticks) ticks, \(policy.trajectoriesTaken) trajectories and \(policy.targetsTaken) targets "
+                + "taken by the tick, \(publisher.publishedCounts["joint_states"] ?? 0) joint_states published; node \(ros)"
+        )
+        #expect(report.ticks >= 10_200)
+        #expect(body.allocationsAtEnd - body.allocationsAtStart == 0, "allocations on the loop thread")
+        #expect(policy.trajectoriesTaken > 10 && policy.targetsTaken > 2)
+        // joint_states goes out at its rate on the wall clock (500 Hz), and the ticks run as fast as they can.
+        #expect((publisher.publishedCounts["joint_states"] ?? 0) > 20)
+        #expect(
+            rig.loop.lifecycle.state == .active,
+            "\(rig.loop.supervisor.events.events.map(rig.loop.supervisor.describe))")
+    }
+}
+
+final class StopFlag: @unchecked Sendable {
+    let flag = Atomic<Bool>(false)
 }
