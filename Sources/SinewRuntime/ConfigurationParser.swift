@@ -490,8 +490,6 @@ private struct Parser {
             compression: try fields.word("compression", default: RobotConfiguration.RecordingCompression.zstd))
     }
 
-    }
-
     func telemetry(_ node: Node, baseDirectory: String) throws(ConfigurationError) -> RobotConfiguration.Telemetry {
         let fields = try YAMLFields(node, path: "telemetry", allowed: Keys.telemetry, reader: reader)
         func address(_ key: String) throws(ConfigurationError) -> ListenAddress? {
