@@ -8,14 +8,18 @@ import Synchronization
 /// The robot's state on ROS 2: a ``RecordingSink`` the recorder's thread feeds with the tick snapshots (so DDS never
 /// runs in the tick), publishing from them `joint_states` (every snapshot up to `ros.joint_states_rate_hz`), `tf`
 /// (every link in its parent's frame from forward kinematics of the measured joints), `imu` (the IMU's orientation
-/// estimate) and `diagnostics` (the loop's rate and lateness, bus errors, lifecycle and safety state, what the node
-/// counted). Messages are the idlc-generated C structs, filled in place from buffers made once.
+/// estimate, with its last angular velocity and specific force) and `diagnostics` (the loop's rate and lateness, bus
+/// errors, lifecycle and safety state, what the node counted; then one status per servo with its temperature and
+/// voltage from the loop's ``ServoHealthTap``, taken here on the recorder's thread). Messages are the idlc-generated
+/// C structs, filled in place from buffers made once.
 public final class ROSStatePublisher: RecordingSink {
     let node: ROSNode
     let configuration: RobotConfiguration
     let model: RobotModel
     let jointCount: Int
     let policyName: String
+    /// The loop's servo-health frames (nil: diagnostics say no servo was looked at). Read on this thread only.
+    let healthTap: ServoHealthTap?
 
     // joint_states
     private let names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
@@ -59,8 +63,14 @@ public final class ROSStatePublisher: RecordingSink {
     let imuCount = Atomic<Int>(0)
     let diagnosticsCount = Atomic<Int>(0)
 
-    public init(node: ROSNode, configuration: RobotConfiguration, model: RobotModel, policyName: String) {
+    /// - Parameter healthTap: the loop's tap (``RobotLoop/attachHealthTap(decimation:)``; telemetry may share it, being
+    ///   a sink of the same recorder's thread), for the servos' temperatures and voltages in `diagnostics`.
+    public init(
+        node: ROSNode, configuration: RobotConfiguration, model: RobotModel, policyName: String,
+        healthTap: ServoHealthTap? = nil
+    ) {
         self.node = node
+        self.healthTap = healthTap
         self.configuration = configuration
         self.model = model
         self.policyName = policyName
@@ -223,14 +233,22 @@ public final class ROSStatePublisher: RecordingSink {
         message.header = header(stamp, frame: imuFrame)
         let q = h.imuOrientation
         message.orientation = geometry_msgs_msg_dds__Quaternion_(x: q.1, y: q.2, z: q.3, w: q.0)
-        // The estimate's covariance is not computed (all zero: "unknown"); angular velocity and acceleration are not
-        // in the tick's snapshot: element 0 of their covariance at -1 says "no estimate", as sensor_msgs/Imu asks.
-        message.angular_velocity_covariance.0 = -1
-        message.linear_acceleration_covariance.0 = -1
+        // No covariance is computed: all zero, which sensor_msgs/Imu reads as "unknown". A field without data gets
+        // -1 in element 0 of its covariance ("no estimate", sensor_msgs/Imu's convention) and zeros.
+        if h.imuRatesValid {
+            let w = h.imuAngularVelocityRadPerS
+            let a = h.imuLinearAccelerationMPerS2
+            message.angular_velocity = geometry_msgs_msg_dds__Vector3_(x: w.0, y: w.1, z: w.2)
+            message.linear_acceleration = geometry_msgs_msg_dds__Vector3_(x: a.0, y: a.1, z: a.2)
+        } else {
+            message.angular_velocity_covariance.0 = -1
+            message.linear_acceleration_covariance.0 = -1
+        }
         if dds_write(writer, &message) >= 0 { imuCount.add(1, ordering: .relaxed) }
     }
 
-    /// The diagnostics of the window since the last message: one status for the robot, its values as text.
+    /// The diagnostics of the window since the last message: one status for the robot (first: what `sinew fleet`
+    /// reads), then one per servo; values as text.
     private func publishDiagnostics(nowNs: Int64, stamp: ROSTime) {
         let h = last
         let spanS = Double(max(1, nowNs - windowStartNs)) * 1e-9
@@ -243,6 +261,7 @@ public final class ROSStatePublisher: RecordingSink {
         let level: UInt8 = h.state == .active ? 0 : h.state == .safe ? 2 : 1
         var message = state
         if let cause = h.safetyCause { message += ": \(cause)" }
+        let servos = servoStatuses()
         let values: [(String, String)] = [
             ("state", state), ("safety_cause", h.safetyCause.map { "\($0)" } ?? ""),
             ("policy", policyName),
@@ -252,7 +271,7 @@ public final class ROSStatePublisher: RecordingSink {
             ("wake_lateness_p99_us", String(format: "%.1f", percentile(0.99))),
             ("wake_lateness_max_us", String(format: "%.1f", (sorted.last.map { Double($0) } ?? 0) * 1e-3)),
             ("overruns_in_a_row", "\(h.overrunsInARow)"), ("bus_errors_total", "\(h.busErrorTotal)"),
-            ("servo_temperatures", "not read (the loop's sync read covers position, velocity and current)"),
+            ("servo_temperature_max_c", servos.hottest),
             ("trajectories_accepted", "\(report.trajectoriesAccepted)"),
             ("trajectories_refused", "\(report.trajectoriesRefused)"),
             ("commands_accepted", "\(report.commandsAccepted)"), ("commands_refused", "\(report.commandsRefused)"),
@@ -262,6 +281,12 @@ public final class ROSStatePublisher: RecordingSink {
         windowStartNs = nowNs
         windowTicks = 0
         windowLatenessNs.removeAll(keepingCapacity: true)
+        let all: [DiagnosticStatusText] =
+            [
+                DiagnosticStatusText(
+                    level: level, name: "sinew: \(configuration.name)", message: message,
+                    hardwareID: configuration.name, values: values)
+            ] + servos.statuses
         var strings: [UnsafeMutablePointer<CChar>?] = []
         defer { for s in strings { free(s) } }
         func c(_ text: String) -> UnsafeMutablePointer<CChar> {
@@ -269,22 +294,101 @@ public final class ROSStatePublisher: RecordingSink {
             strings.append(s)
             return s
         }
-        let keyValues = UnsafeMutablePointer<diagnostic_msgs_msg_dds__KeyValue_>.allocate(capacity: values.count)
-        defer { keyValues.deallocate() }
-        for (i, kv) in values.enumerated() {
-            (keyValues + i).initialize(to: diagnostic_msgs_msg_dds__KeyValue_(key: c(kv.0), value: c(kv.1)))
+        var keyValueBuffers: [UnsafeMutablePointer<diagnostic_msgs_msg_dds__KeyValue_>] = []
+        defer { for b in keyValueBuffers { b.deallocate() } }
+        let statuses = UnsafeMutablePointer<diagnostic_msgs_msg_dds__DiagnosticStatus_>.allocate(capacity: all.count)
+        defer { statuses.deallocate() }
+        for (k, status) in all.enumerated() {
+            let keyValues = UnsafeMutablePointer<diagnostic_msgs_msg_dds__KeyValue_>.allocate(
+                capacity: max(1, status.values.count))
+            keyValueBuffers.append(keyValues)
+            for (i, kv) in status.values.enumerated() {
+                (keyValues + i).initialize(to: diagnostic_msgs_msg_dds__KeyValue_(key: c(kv.0), value: c(kv.1)))
+            }
+            let n = UInt32(status.values.count)
+            (statuses + k).initialize(
+                to: diagnostic_msgs_msg_dds__DiagnosticStatus_(
+                    level: status.level, name: c(status.name), message: c(status.message),
+                    hardware_id: c(status.hardwareID),
+                    values: dds_sequence_diagnostic_msgs_msg_dds__KeyValue_(
+                        _maximum: n, _length: n, _buffer: keyValues, _release: false)))
         }
-        var status = diagnostic_msgs_msg_dds__DiagnosticStatus_(
-            level: level, name: c("sinew: \(configuration.name)"), message: c(message),
-            hardware_id: c(configuration.name),
-            values: dds_sequence_diagnostic_msgs_msg_dds__KeyValue_(
-                _maximum: UInt32(values.count), _length: UInt32(values.count), _buffer: keyValues, _release: false))
-        withUnsafeMutablePointer(to: &status) { statusPointer in
-            var array = diagnostic_msgs_msg_dds__DiagnosticArray_(
-                header: header(stamp, frame: emptyText),
-                status: dds_sequence_diagnostic_msgs_msg_dds__DiagnosticStatus_(
-                    _maximum: 1, _length: 1, _buffer: statusPointer, _release: false))
-            if dds_write(node.diagnosticsWriter, &array) >= 0 { diagnosticsCount.add(1, ordering: .relaxed) }
-        }
+        let n = UInt32(all.count)
+        var array = diagnostic_msgs_msg_dds__DiagnosticArray_(
+            header: header(stamp, frame: emptyText),
+            status: dds_sequence_diagnostic_msgs_msg_dds__DiagnosticStatus_(
+                _maximum: n, _length: n, _buffer: statuses, _release: false))
+        if dds_write(node.diagnosticsWriter, &array) >= 0 { diagnosticsCount.add(1, ordering: .relaxed) }
     }
+
+    /// Degrees below the servo table's temperature limit (where the firmware cuts torque) at which a servo's status
+    /// turns WARN: early enough to rest the arm before the firmware stops it.
+    public static let temperatureWarningMarginC = 10.0
+
+    /// One status per servo from the tap's newest frame (taken here, on the recorder's thread), and the hottest
+    /// temperature read (text for the robot's status).
+    private func servoStatuses() -> (statuses: [DiagnosticStatusText], hottest: String) {
+        guard let healthTap else { return ([], "not taken (no servo-health tap on the loop)") }
+        let frames = healthTap.frames
+        _ = frames.take()
+        let frame = frames.readSlot
+        var statuses: [DiagnosticStatusText] = []
+        var hottest = -Double.infinity
+        for (i, servo) in healthTap.servos.enumerated() {
+            let warnAboveC = servo.temperatureLimitC - Self.temperatureWarningMarginC
+            var level: UInt8 = 0
+            var message = "ok"
+            let temperature: String
+            let voltage: String
+            if frame.tick < 0 {
+                (temperature, voltage) = ("no reading yet", "no reading yet")
+                message = "no reading yet"
+            } else {
+                let t = frame.temperatureC[i]
+                if servo.readsTemperature && t.isFinite {
+                    temperature = String(format: "%.0f", t)
+                    hottest = max(hottest, t)
+                    if t >= servo.temperatureLimitC {
+                        level = 2
+                        message = String(
+                            format: "%.0f °C: at the firmware's limit (%.0f °C)", t, servo.temperatureLimitC)
+                    } else if t >= warnAboveC {
+                        level = 1
+                        message = String(format: "%.0f °C: hot (warning above %.0f °C)", t, warnAboveC)
+                    }
+                } else {
+                    temperature = "not in the tick's read"
+                }
+                let v = frame.voltageV[i]
+                voltage = servo.readsVoltage && v.isFinite ? String(format: "%.1f", v) : "not in the tick's read"
+            }
+            let errors =
+                frame.timeouts[i] &+ frame.checksumErrors[i] &+ frame.otherErrors[i]
+            let values: [(String, String)] = [
+                ("bus", servo.bus), ("id", "\(servo.id)"), ("joint", servo.joint), ("model", servo.model),
+                ("temperature_c", temperature), ("temperature_warn_above_c", String(format: "%.0f", warnAboveC)),
+                ("temperature_limit_c", String(format: "%.0f", servo.temperatureLimitC)), ("voltage_v", voltage),
+                ("transactions", "\(frame.transactions[i])"), ("errors", "\(errors)"),
+                ("hardware_error_flags", "\(frame.hardwareErrorFlags[i])"), ("tick", "\(frame.tick)"),
+            ]
+            statuses.append(
+                DiagnosticStatusText(
+                    level: level, name: "sinew: \(configuration.name)/\(servo.bus)/\(servo.id) (\(servo.joint))",
+                    message: message, hardwareID: "\(configuration.name)/\(servo.bus)/\(servo.id)", values: values))
+        }
+        let summary =
+            hottest.isFinite
+            ? String(format: "%.0f", hottest)
+            : frame.tick < 0 ? "no reading yet" : "not in the tick's read"
+        return (statuses, summary)
+    }
+}
+
+/// One diagnostic_msgs/DiagnosticStatus as Swift text, before it becomes C strings for one write.
+struct DiagnosticStatusText {
+    var level: UInt8
+    var name: String
+    var message: String
+    var hardwareID: String
+    var values: [(String, String)]
 }

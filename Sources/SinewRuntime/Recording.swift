@@ -31,6 +31,12 @@ public struct TickSnapshotHeader: Sendable {
     /// The IMU's estimate of its link's orientation (w, x, y, z), when `imuValid`.
     public var imuOrientation: (Double, Double, Double, Double) = (1, 0, 0, 0)
     public var imuValid = false
+    /// The IMU's last sample in its link's frame (rotated through the mounting), when `imuRatesValid`: angular
+    /// velocity (rad/s) and specific force (m/s², what an accelerometer reads: gravity included, as sensor_msgs/Imu
+    /// wants its linear acceleration).
+    public var imuAngularVelocityRadPerS: (Double, Double, Double) = (0, 0, 0)
+    public var imuLinearAccelerationMPerS2: (Double, Double, Double) = (0, 0, 0)
+    public var imuRatesValid = false
     /// Bit j set: joint j's servo gave a valid reading this tick (joints beyond 64 are not tracked).
     public var freshJoints: UInt64 = .max
     /// Failed bus transactions counted against this tick, and since the loop was made.

@@ -287,7 +287,7 @@ public final class RobotLoop: ControlTickBody, LifecycleNode, @unchecked Sendabl
     /// Where the record stage pushes snapshots (see `attachRecorder`), and every how many ticks.
     public internal(set) var recorder: TickRecorder?
     var recordingDecimation: Int64 = 1
-    /// Where the record stage publishes the servos' health for telemetry (see `attachHealthTap`).
+    /// Where the record stage publishes the servos' health for telemetry and ROS 2 diagnostics (see `attachHealthTap`).
     public internal(set) var healthTap: ServoHealthTap?
     /// Duration of the previous tick's record stage as measured inside it, ns.
     var lastRecordStageNs: Int64 = 0

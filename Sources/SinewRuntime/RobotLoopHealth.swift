@@ -82,6 +82,8 @@ public final class ServoHealthTap: @unchecked Sendable {
         public var readsVoltage: Bool
         public var readsTemperature: Bool
         public var readsCurrent: Bool
+        /// The model's firmware temperature limit (the servo table's `temperatureLimitC`), °C.
+        public var temperatureLimitC: Double
     }
 
     public let servos: [Servo]
@@ -115,7 +117,13 @@ extension RobotLoop.BusLink {
 extension RobotLoop {
     /// Makes the record stage publish a ``ServoHealthFrame`` every `decimation` ticks (counters and readings it
     /// already has: no bus transaction is added). Call before the scheduler starts.
+    ///
+    /// A loop has one tap: a later call returns the tap already attached, with its decimation (a second tap would
+    /// leave the first one's reader with a frame that never changes). Its frames have one reader thread; every
+    /// reader on that thread (the recorder's: telemetry and the ROS 2 publisher are sinks of it) calls
+    /// `frames.take()` then reads `frames.readSlot`, which only a `take()` on that thread moves.
     public func attachHealthTap(decimation: Int) -> ServoHealthTap {
+        if let healthTap { return healthTap }
         var servos: [ServoHealthTap.Servo] = []
         var sources: [(bus: Int, slot: Int, joint: Int, voltage: RegisterSpec?, temperature: RegisterSpec?)] = []
         for (b, bus) in buses.enumerated() {
@@ -129,7 +137,7 @@ extension RobotLoop {
                     ServoHealthTap.Servo(
                         bus: bus.name, id: Int(bus.ids[slot]), joint: configuration.joints[bus.joints[slot]].name,
                         model: model.name, readsVoltage: voltage != nil, readsTemperature: temperature != nil,
-                        readsCurrent: current != nil))
+                        readsCurrent: current != nil, temperatureLimitC: model.physical.temperatureLimitC))
                 sources.append((b, slot, bus.joints[slot], voltage, temperature))
             }
         }

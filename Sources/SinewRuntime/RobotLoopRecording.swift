@@ -1,6 +1,7 @@
 import Foundation
 import SinewBus
 import SinewDrivers
+import SinewFusion
 
 extension RobotLoop {
     /// Makes the record stage push a snapshot every `decimation`-th tick into a new recorder, and returns
@@ -45,6 +46,14 @@ extension RobotLoop {
             let q = observation.linkOrientation
             header.imuOrientation = (q.w, q.x, q.y, q.z)
             header.imuValid = true
+            if let imu {
+                let sample = imu.lastSample
+                let w = imu.mountingInLink.rotate(sample.angularVelocityRadPerS)
+                let a = imu.mountingInLink.rotate(sample.specificForceMPerS2)
+                header.imuAngularVelocityRadPerS = (w.x, w.y, w.z)
+                header.imuLinearAccelerationMPerS2 = (a.x, a.y, a.z)
+                header.imuRatesValid = true
+            }
         }
         var fresh: UInt64 = 0
         for j in 0..<min(recorder.jointCount, 64) where supervisor.readingFresh[j] { fresh |= 1 << UInt64(j) }

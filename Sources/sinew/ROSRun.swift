@@ -87,8 +87,11 @@ final class ROSRun {
         node = try ROSNode(
             configuration: configuration, model: model, network: network,
             estop: loop.supervisor.emergencyStop, policy: policy, tickIndex: { [loop] in loop.currentTickIndex })
+        // The servos' temperatures and voltages for diagnostics: the loop's one health tap, shared with telemetry
+        // (both read it on the recorder's thread; `startRecording` asks for it with the same decimation).
+        let tap = loop.attachHealthTap(decimation: RunOptions.healthTapDecimation(configuration))
         publisher = ROSStatePublisher(
-            node: node, configuration: configuration, model: model, policyName: loop.policy.typeName)
+            node: node, configuration: configuration, model: model, policyName: loop.policy.typeName, healthTap: tap)
         var notes = [
             "ros: domain \(network.domainID), publishing \(network.rosName("joint_states")), "
                 + "\(network.rosName("tf")), \(network.rosName("diagnostics")), \(network.rosName("robot_description"))"

@@ -51,8 +51,8 @@ struct RunOptions {
         var live = liveSinks
         var runTelemetry: RunTelemetry?
         if telemetryOn {
-            // Servo health five times a second: counters and readings the tick has anyway.
-            let tap = loop.attachHealthTap(decimation: max(1, Int(configuration.loop.rateHz / 5)))
+            // The loop's one health tap (the ROS 2 publisher, made before, may have attached it already).
+            let tap = loop.attachHealthTap(decimation: Self.healthTapDecimation(configuration))
             let started = try RunTelemetry.start(settings: telemetrySettings, loop: loop, recorder: recorder, tap: tap)
             runTelemetry = started
             live.append(started.hub.sink)
@@ -90,6 +90,11 @@ struct RunOptions {
             describe: { [supervisor = loop.supervisor] in supervisor.describe($0) })
         if let path { printError("recording to \(path)") }
         return RunRecording(path: path, recorder: recorder, writer: writer, telemetry: runTelemetry)
+    }
+
+    /// Ticks between two servo-health frames: five a second, counters and readings the tick has anyway.
+    static func healthTapDecimation(_ configuration: RobotConfiguration) -> Int {
+        max(1, Int(configuration.loop.rateHz / 5))
     }
 
     /// What an MCAP recording keeps besides the ticks: robot.yaml, the URDF, the calibration, the command line

@@ -174,6 +174,34 @@ final class BackgroundChild: @unchecked Sendable {
         #expect((peer["tf_frames"] as? [String] ?? []).contains("gripper_frame_link"))
         #expect((peer["robot_description_bytes"] as? Int ?? 0) > 1000)
         #expect((peer["diagnostics"] as? [String: String])?["state"] == "active")
+        // Diagnostics carry each servo's temperature and voltage from the loop's servo-health tap: the six simulated
+        // STS3215s, read in the tick's own sync read.
+        let servos = peer["servo_diagnostics"] as? [[String: Any]] ?? []
+        let temperatures = servos.compactMap { ($0["temperature_c"] as? String).flatMap(Double.init) }
+        let voltages = servos.compactMap { ($0["voltage_v"] as? String).flatMap(Double.init) }
+        print(
+            "ros peer: servo diagnostics "
+                + servos.map {
+                    "\($0["bus"] ?? "?")/\($0["id"] ?? "?") \($0["joint"] ?? "?"): "
+                        + "\($0["temperature_c"] ?? "?") °C, \($0["voltage_v"] ?? "?") V, level \($0["level"] ?? "?")"
+                }
+                .joined(separator: "; "))
+        #expect(servos.map { $0["joint"] as? String } == names.map { Optional($0) }, "\(context)")
+        #expect(servos.allSatisfy { $0["model"] as? String == "sts3215" })
+        #expect(temperatures.count == 6 && temperatures.allSatisfy { $0 >= 20 && $0 <= 80 }, "\(servos)")
+        #expect(voltages.count == 6 && voltages.allSatisfy { $0 > 5 && $0 < 15 }, "\(servos)")
+        #expect(servos.allSatisfy { $0["temperature_warn_above_c"] as? String == "60" })
+        // The Imu has its angular velocity and linear acceleration (covariance element 0 not -1: data), the
+        // accelerometer reads gravity while the arm holds, and the gyroscope sees the gripper turn on the trajectory.
+        let covariance = peer["imu_covariance0"] as? [String: Double] ?? [:]
+        let gravity = peer["imu_acceleration_norm_still"] as? Double ?? 0
+        let turning = peer["imu_angular_speed_max_moving"] as? Double ?? 0
+        print(
+            "ros peer: imu \(peer["imu_samples"] ?? 0) samples, covariance[0] \(covariance), |a| still \(gravity) m/s², "
+                + "|ω| max moving \(turning) rad/s")
+        #expect(covariance["angular_velocity"] == 0 && covariance["linear_acceleration"] == 0, "\(context)")
+        #expect(gravity > 9.0 && gravity < 10.6, "\(context)")
+        #expect(turning > 0.1, "\(context)")
         let trackingMax = peer["tracking_max_rad"] as? Double ?? 1
         let finalError = peer["final_error_rad"] as? Double ?? 1
         print(

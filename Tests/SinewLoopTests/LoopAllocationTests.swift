@@ -163,7 +163,7 @@ final class CountingBody: ControlTickBody, @unchecked Sendable {
 }
 
 /// The tick with ROS 2 on: the `ros` policy in the decide stage, the recorder's thread publishing every tick's
-/// joint_states (and tf, diagnostics) over DDS, and trajectories and direct targets arriving from another
+/// joint_states (and tf, diagnostics with the servo-health tap's temperatures) over DDS, and trajectories and direct targets arriving from another
 /// participant the whole time, taken by the tick from the policy's triple buffers — still no heap allocation on the
 /// loop thread.
 @Suite(.serialized) struct LoopAllocationWithROSTests {
@@ -191,7 +191,10 @@ final class CountingBody: ControlTickBody, @unchecked Sendable {
             configuration: robot, model: rig.model, network: networkWithConfiguration,
             estop: rig.loop.supervisor.emergencyStop, policy: policy,
             tickIndex: { [loop = rig.loop] in loop.currentTickIndex })
-        let publisher = ROSStatePublisher(node: node, configuration: robot, model: rig.model, policyName: "ros")
+        // The servo-health tap too, every 10 ticks, taken by the publisher for its diagnostics.
+        let tap = rig.loop.attachHealthTap(decimation: 10)
+        let publisher = ROSStatePublisher(
+            node: node, configuration: robot, model: rig.model, policyName: "ros", healthTap: tap)
         let recorder = rig.loop.attachRecorder()
         let writer = RecordingWriter(recorder: recorder, path: nil, sinks: [publisher], pollIntervalSeconds: 0.001)
         node.start()
@@ -243,6 +246,7 @@ final class CountingBody: ControlTickBody, @unchecked Sendable {
         #expect(policy.trajectoriesTaken > 10 && policy.targetsTaken > 2)
         // joint_states goes out at its rate on the wall clock (500 Hz), and the ticks run as fast as they can.
         #expect((publisher.publishedCounts["joint_states"] ?? 0) > 20)
+        #expect((publisher.publishedCounts["diagnostics"] ?? 0) >= 1)
         #expect(
             rig.loop.lifecycle.state == .active,
             "\(rig.loop.supervisor.events.events.map(rig.loop.supervisor.describe))")

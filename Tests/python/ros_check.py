@@ -136,6 +136,14 @@ def expected(start, goal, duration_s, t):
     return [a + (b - a) * s for a, b in zip(start, goal)]
 
 
+def note_servo_diagnostics(out, messages):
+    """The per-servo statuses (after the robot's) of the newest message that has temperatures read."""
+    for d in messages:
+        servos = [{kv.key: kv.value for kv in st.values} | {"level": int(st.level)} for st in d.status[1:]]
+        if servos and all(sv.get("temperature_c", "").replace(".", "", 1).isdigit() for sv in servos):
+            out["servo_diagnostics"] = servos
+
+
 def scenario(args):
     dp = DomainParticipant(args.domain)
     robot = Robot(dp, args.namespace)
@@ -169,7 +177,19 @@ def scenario(args):
     out["diagnostics"] = (
         {kv.key: kv.value for kv in diagnostics[-1].status[0].values} if diagnostics and diagnostics[-1].status else {}
     )
-    out["imu_samples"] = len(robot.imu.take(N=1000))
+    note_servo_diagnostics(out, diagnostics)
+    imu = robot.imu.take(N=1000)
+    out["imu_samples"] = len(imu)
+    if imu:
+        m = imu[-1]
+        out["imu_covariance0"] = {
+            "orientation": m.orientation_covariance[0],
+            "angular_velocity": m.angular_velocity_covariance[0],
+            "linear_acceleration": m.linear_acceleration_covariance[0],
+        }
+        # Held still: the accelerometer reads gravity alone.
+        a = m.linear_acceleration
+        out["imu_acceleration_norm_still"] = math.sqrt(a.x * a.x + a.y * a.y + a.z * a.z)
     description = robot.description.take(N=1)
     out["robot_description_bytes"] = len(description[0].data) if description else 0
     # A trajectory of two joints (the others hold): out and back in 2 s each.
@@ -184,8 +204,13 @@ def scenario(args):
     robot.trajectory.write(msg)
     errors = []
     finals = None
+    robot.imu.take(N=1000)
+    rates = []
     end = time.time() + duration_s + 1.0
     while time.time() < end:
+        for m in robot.imu.take(N=1000):
+            w = m.angular_velocity
+            rates.append(math.sqrt(w.x * w.x + w.y * w.y + w.z * w.z))
         for s in robot.joint_states.take(N=1000):
             ts = s.header.stamp.sec * 1_000_000_000 + s.header.stamp.nanosec
             want = expected(start, goal, duration_s, (ts - sent) * 1e-9)
@@ -197,13 +222,17 @@ def scenario(args):
     out["tracking_rms_rad"] = math.sqrt(sum(e * e for e in errors) / len(errors)) if errors else None
     out["final_error_rad"] = max(abs(a - b) for a, b in zip(finals, goal)) if finals else None
     out["tracking_samples"] = len(errors)
+    # The gripper link turns with shoulder_pan: its gyroscope sees that in the Imu's angular velocity.
+    out["imu_angular_speed_max_moving"] = max(rates) if rates else None
     # The e-stop.
     robot.estop.write(r.Empty())
     out["estop_sent_ns"] = now_ns()
     # Diagnostics go out at once when the state changes: wait (at most 2 s) for the one that says safe.
     end = time.time() + 2.0
     while time.time() < end and out.get("state_after_estop") != "safe":
-        for d in robot.diagnostics.take(N=100):
+        taken = robot.diagnostics.take(N=100)
+        note_servo_diagnostics(out, taken)
+        for d in taken:
             if d.status:
                 out["state_after_estop"] = {kv.key: kv.value for kv in d.status[0].values}.get("state")
         time.sleep(0.01)
