@@ -223,6 +223,60 @@ final class BackgroundChild: @unchecked Sendable {
         #expect(peer["state_after_estop"] as? String == "safe")
     }
 
+    /// Telemetry and ROS 2 in one `sinew run` share the loop's one servo-health tap (a second tap would freeze the
+    /// first's frames): the peer's per-servo diagnostics come from frames that move on (their `tick` grows from
+    /// message to message), and the metrics scrape of the same run has the servos' temperatures too.
+    @Test func telemetryAndROSShareTheServoHealthTap() throws {
+        let directory = temporaryFolder("ros-telemetry")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let domain = ROSTestNetwork.domain(1)
+        let robot = try ROSTestNetwork.robotYAML(
+            in: directory,
+            rosLines: ["enabled: true", "namespace: hot", "domain_id: \(domain)", "diagnostics_rate_hz: 5"]
+                + ROSTestNetwork.loopbackLines)
+        let token = "ros-telemetry-test-token-0123456789"
+        let tokenPath = directory + "/token"
+        try (token + "\n").write(toFile: tokenPath, atomically: true, encoding: .utf8)
+        let sinew = try BackgroundChild(
+            executable: sinewExecutable,
+            arguments: [
+                "run", robot, "--json", "--duration", "6", "--metrics", "127.0.0.1:0", "--token-file", tokenPath,
+            ],
+            environment: ["CYCLONEDDS_URI": ROSTestNetwork.loopbackURI], directory: directory)
+        let peer = try BackgroundChild(
+            executable: try Self.python(),
+            arguments: [Self.script, "servos", "--namespace", "hot", "--domain", String(domain), "--seconds", "5"],
+            environment: ["CYCLONEDDS_URI": ROSTestNetwork.loopbackURI], directory: directory)
+        var port: Int?
+        let deadline = Date().addingTimeInterval(30)
+        while port == nil && Date() < deadline && sinew.process.isRunning {
+            for line in sinew.stderr.split(separator: "\n") where line.hasPrefix("metrics: http://127.0.0.1:") {
+                port = Int(line.dropFirst("metrics: http://127.0.0.1:".count).prefix { $0.isNumber })
+            }
+            usleep(50_000)
+        }
+        let metricsPort = try #require(port, "no metrics line:\n\(sinew.stderr)")
+        usleep(2_000_000)
+        let scrape = try httpRequest(
+            port: metricsPort, target: "/metrics", headers: ["Authorization": "Bearer \(token)"])
+        peer.wait(timeoutS: 30)
+        sinew.wait(timeoutS: 30)
+        let result = try #require(peer.json, "the peer printed nothing:\n\(peer.stdout)\n\(peer.stderr)")
+        let context = "sinew:\n\(sinew.stderr)\npeer:\n\(peer.stderr)\n\(result)"
+        let ticks = result["ticks"] as? [Int] ?? []
+        let servos = result["servo_diagnostics"] as? [[String: Any]] ?? []
+        let temperatures = servos.compactMap { ($0["temperature_c"] as? String).flatMap(Double.init) }
+        let scraped = scrape.text.split(separator: "\n").filter { $0.hasPrefix("sinew_servo_temperature_celsius{") }
+        print(
+            "ros + telemetry: diagnostics from servo-health ticks \(ticks.prefix(3))…\(ticks.suffix(2)), "
+                + "temperatures \(temperatures) °C; metrics: \(scraped.first ?? "none")")
+        #expect(ticks.count >= 5, "\(context)")
+        #expect(Set(ticks.filter { $0 >= 0 }).count >= 5, "the servo readings did not move on: \(ticks)")
+        #expect(temperatures.count == 6 && temperatures.allSatisfy { $0 >= 20 && $0 <= 80 }, "\(context)")
+        #expect(scrape.status == 200)
+        #expect(scraped.count == 6, "\(scrape.text.prefix(2000))")
+    }
+
     /// Direct targets on `cmd` are followed under the watchdog: streamed at 100 Hz (a ramp of 0.1 rad over a second,
     /// then held) the gripper reaches the last one (within 20 mrad); when they stop, the robot is in its safe state
     /// (`staleCommand`) as the peer sees it within a second (watchdog_ms 50; diagnostics go out on the change; 52 ms

@@ -6,6 +6,7 @@ Tests/SinewCLITests/ROSTests.swift and Benchmarks/ros/bench_ros.py; prints one J
   ros_check.py faults    --namespace NS --domain N    a 1 kHz trajectory flood and malformed samples (raw writer)
   ros_check.py targets   --namespace NS --domain N    cmd targets, then none (the watchdog), then recover
   ros_check.py subscribe --namespace NS --domain N    a reliable joint_states reader that waits to be killed
+  ros_check.py servos    --namespace NS --domain N --seconds S   per-servo diagnostics (temperature, voltage, tick)
   ros_check.py fleet     --domain N --count K         every robot's diagnostics and joint_states on a domain
   ros_check.py latency   --namespace NS --domain N    joint_states stamp → arrival here, and trajectory → tick
   ros_check.py watch     --namespaces A,B --domain N  joint_states of several robots: samples and rate each
@@ -492,10 +493,28 @@ def watch(args):
     return 0
 
 
+def servos(args):
+    """The robot's diagnostics for --seconds: every message's per-servo statuses (their `tick`, to see the readings
+    move on), the newest in full."""
+    dp = DomainParticipant(args.domain)
+    robot = Robot(dp, args.namespace)
+    out = {"ticks": []}
+    end = time.time() + args.seconds
+    while time.time() < end:
+        taken = robot.diagnostics.take(N=100)
+        note_servo_diagnostics(out, taken)
+        for d in taken:
+            if len(d.status) > 1:
+                out["ticks"].append(int({kv.key: kv.value for kv in d.status[1].values}.get("tick", "-1")))
+        time.sleep(0.05)
+    print(json.dumps(out))
+    return 0
+
+
 def main():
     exit_with_parent()
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["scenario", "faults", "subscribe", "fleet", "latency", "watch", "targets"])
+    parser.add_argument("mode", choices=["scenario", "faults", "subscribe", "fleet", "latency", "watch", "targets", "servos"])
     parser.add_argument("--namespace", default="")
     parser.add_argument("--namespaces", default="")
     parser.add_argument("--domain", type=int, default=0)
@@ -509,6 +528,7 @@ def main():
     modes = {"scenario": scenario, "faults": faults, "subscribe": subscribe, "fleet": fleet, "latency": latency}
     modes["watch"] = watch
     modes["targets"] = targets
+    modes["servos"] = servos
     return modes[args.mode](args)
 
 
