@@ -105,17 +105,19 @@ bench-lerobot: deps lerobot-env
 	python3 Benchmarks/lerobot/measure.py
 
 TEST_ENV = SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python
-# Three suites run after the rest, one at a time. MultiBusTests runs robots with several buses in real time at
-# SCHED_FIFO priority, their I/O threads pinned to the cores: beside it, two cores leave the other tests' loops and
-# servers late. The vendors' SDKs (RegisterWalkTests, and LeRobot's in LeRobotTests) wait a few milliseconds for a
-# status packet: the virtual bus's thread must not share the machine with the rest of the suite.
-ALONE_SUITES := MultiBusTests|RegisterWalkTests|LeRobotTests
+# Four groups run after the rest, one at a time. The suite's real-time runs hold SCHED_FIFO threads that busy-poll:
+# beside them on two cores a thread of ordinary priority can wait seconds. MultiBusTests (real time, I/O threads
+# pinned to the cores) would make the other tests' loops late; the vendors' SDKs (RegisterWalkTests, and LeRobot's
+# in LeRobotTests) wait a few milliseconds for a status packet; the telemetry servers' tests (SinewTelemetryTests)
+# time out when SwiftNIO's event loop does not run.
+ALONE_SUITES := MultiBusTests|RegisterWalkTests|LeRobotTests|SinewTelemetryTests
 test: deps pyenv lerobot-env
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --skip '$(ALONE_SUITES)'
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter MultiBusTests
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter RegisterWalkTests
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter LeRobotTests
+	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter SinewTelemetryTests
 	$(MAKE) --no-print-directory example
 	$(MAKE) --no-print-directory data-loop
 	$(MAKE) --no-print-directory lint
