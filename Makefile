@@ -258,7 +258,8 @@ bench-remote-policy: build python312
 	  --lerobot-script Benchmarks/remote_policy/lerobot_transport.py
 
 # LeRobot's ACT and diffusion policies (random weights, CPU torch from PyPI: a large download) served by
-# sinew_policy_server and driving the simulated SO-101 for 20 s each (Benchmarks/remote_policy/lerobot_policies_check.py).
+# sinew_policy_server and driving the simulated SO-101 for 20 s each (Benchmarks/remote_policy/lerobot_policies_check.py;
+# docs/remote-policies.md has the figures).
 LEROBOT_POLICY_VENV := .build/lerobot-policy-venv
 .PHONY: check-lerobot-policies
 check-lerobot-policies: build python312

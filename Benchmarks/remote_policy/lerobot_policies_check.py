@@ -34,6 +34,23 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 IMAGE = "observation.images.front"
 
 
+def _stats():
+    """Statistics as a dataset's would be, in LeRobot's units for the SO-101 (joints −100…100, gripper 0…100):
+    demonstrations that stayed within ±0.5 of the middle. The policies' processors normalise with them, so their
+    random outputs land near the middle of each joint's range, as a trained policy's land near its data. A random
+    diffusion policy draws every step anywhere in that band: with ±10 its steps exceed the joints' velocity limit,
+    with ±2 their effort limit, and the guard stops the arm, as it should."""
+    middle = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 50.0])
+    spread = torch.full((6,), 0.5)
+    joints = {"mean": middle, "std": spread / 2, "min": middle - spread, "max": middle + spread}
+    image = {key: torch.full((3, 1, 1), value) for key, value in
+             (("mean", 0.5), ("std", 0.25), ("min", 0.0), ("max", 1.0))}
+    return {"observation.state": joints, "action": dict(joints), IMAGE: image}
+
+
+STATS = _stats()
+
+
 def build(kind: str):
     features_in = {
         "observation.state": PolicyFeature(type=FeatureType.STATE, shape=(6,)),
@@ -51,18 +68,30 @@ def build(kind: str):
     from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
     from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
 
-    config = DiffusionConfig(input_features=features_in, output_features=features_out, horizon=16, n_action_steps=8,
-                             n_obs_steps=2, num_inference_steps=10, crop_shape=(84, 84),
+    # Sized for a CPU: the next chunk must arrive before the one running ends, so a chunk has to last well beyond an
+    # inference. With LeRobot's defaults for the SO-101 (10 denoising steps, 8 actions) inference takes 1.4 s on this
+    # 2-core machine against 0.27 s of chunk; with 2 steps and 28 actions of a 32-step horizon, ~0.3 s against 0.93 s.
+    config = DiffusionConfig(input_features=features_in, output_features=features_out, horizon=32, n_action_steps=28,
+                             n_obs_steps=2, num_inference_steps=2, crop_shape=(84, 84),
                              pretrained_backbone_weights=None, device="cpu")
-    return DiffusionPolicy(config), 8
+    return DiffusionPolicy(config), 28
 
 
 class Served:
     """The policy behind the protocol: the state in, a black image added, the chunk out; inference timed."""
 
-    def __init__(self, policy, steps):
-        self.policy = policy.eval()
-        self.adapter = LeRobotPolicy.from_policy(self.policy)
+    def __init__(self, policy, steps, checkpoint=None):
+        adapter = LeRobotPolicy.from_policy(policy.eval(), dataset_stats=STATS)
+        if checkpoint:
+            # Saved as LeRobot's training saves a checkpoint (the model, then its processors with their statistics)
+            # and loaded back from the directory, as `python -m sinew_policy_server --lerobot DIR` loads one.
+            policy.save_pretrained(checkpoint)
+            adapter.preprocessor.save_pretrained(checkpoint)
+            adapter.postprocessor.save_pretrained(checkpoint)
+            adapter = LeRobotPolicy(checkpoint)
+            assert adapter.preprocessor is not None, "the checkpoint's processors were not loaded"
+        self.adapter = adapter
+        self.policy = adapter.policy
         self.steps = steps
         self.times = []
         self.metadata = {"policy": policy.config.type, "weights": "random"}
@@ -98,13 +127,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sinew", default=os.path.join(REPO, ".build", "release", "sinew"))
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--policies", default="act,diffusion", help="comma-separated: act, diffusion")
     args = parser.parse_args()
     print("note: Sinew has no cameras yet; the policies' image feature gets a black 96x96 image", flush=True)
     results = {}
-    for kind in ("act", "diffusion"):
+    for kind in args.policies.split(","):
         policy, steps = build(kind)
-        served = Served(policy, steps)
         with tempfile.TemporaryDirectory() as scratch:
+            # ACT goes through a checkpoint directory, diffusion is served as built.
+            served = Served(policy, steps, checkpoint=os.path.join(scratch, "checkpoint") if kind == "act" else None)
             token = os.urandom(16).hex()
             with open(os.path.join(scratch, "token"), "w", encoding="utf-8") as f:
                 f.write(token + "\n")
@@ -134,8 +165,10 @@ def main():
             with open(robot, "w", encoding="utf-8") as f:
                 f.write(text)
             record = os.path.join(scratch, "run.csv")
-            run = subprocess.run([args.sinew, "run", robot, "--duration", str(args.seconds), "--json", "--record", record],
-                                 capture_output=True, text=True, check=False)
+            command = [args.sinew, "run", robot, "--duration", str(args.seconds), "--json", "--record", record]
+            run = subprocess.run(command, capture_output=True, text=True, check=False)
+            if os.environ.get("SINEW_CHECK_STDERR"):
+                print(run.stderr[-3000:], flush=True)
             report = json.loads(run.stdout.strip().split("\n")[-1])
             remote = report.get("remote") or {}
             times = sorted(served.times)
@@ -143,7 +176,7 @@ def main():
                 "infer_ms_p50": times[len(times) // 2] if times else None,
                 "infer_ms_p99": times[int(0.99 * (len(times) - 1))] if times else None,
                 "chunks_per_s": remote.get("chunks_received", 0) / args.seconds,
-                "chunks_refused": remote.get("chunks_refused"),
+                "chunks_refused": remote.get("chunks_refused"), "last_error": remote.get("last_error"),
                 "rms_jerk_rad_s3": rms_jerk(record, 500) if os.path.exists(record) else None,
                 "final_state": report.get("final_state"), "safety_events": report.get("safety_events"),
                 "tracking_rms_rad": report.get("tracking_rms_rad"),
@@ -154,3 +187,7 @@ def main():
 
 if __name__ == "__main__":
     main()
+    sys.stdout.flush()
+    # The server's daemon thread and PyTorch's own threads at interpreter teardown abort in C++ ("terminate called
+    # without an active exception"); the results are printed, so leave without the teardown.
+    os._exit(0)

@@ -1,6 +1,13 @@
 """A LeRobot `PreTrainedPolicy` behind the protocol: loaded from a local directory (never downloaded here),
 observations mapped into LeRobot's feature names, `predict_action_chunk` (or `select_action`) called, and the
-chunk returned as an H x D float32 array. Needs `lerobot` and `torch` installed (`pip install lerobot`)."""
+chunk returned as an H x D float32 array. Needs `lerobot` and `torch` installed (`pip install lerobot`).
+
+Since LeRobot 0.5 a checkpoint keeps its normalisation outside the model, in processor pipelines saved beside it
+(`policy_preprocessor.json`, `policy_postprocessor.json` and their statistics): the observation goes through the
+pre-processor and the chunk through the post-processor, or the policy would see unnormalised inputs and answer in
+normalised units. A checkpoint without them (older LeRobot) normalises inside the model."""
+
+import os
 
 import numpy as np
 
@@ -19,16 +26,31 @@ class LeRobotPolicy:
         self.device = device
         self.task = task
         self.metadata = {"policy": config.type, "path": path}
+        self.preprocessor = self.postprocessor = None
+        if os.path.exists(os.path.join(path, "policy_preprocessor.json")):
+            from lerobot.policies.factory import make_pre_post_processors
+
+            self.preprocessor, self.postprocessor = make_pre_post_processors(
+                config, pretrained_path=path, preprocessor_overrides={"device_processor": {"device": device}})
+            self.metadata["processors"] = "policy_preprocessor.json, policy_postprocessor.json"
 
     @classmethod
-    def from_policy(cls, policy, device="cpu", task=None):
-        """Wraps an already built policy (a freshly initialised one, for checks without a checkpoint)."""
+    def from_policy(cls, policy, device="cpu", task=None, dataset_stats=None):
+        """Wraps an already built policy (a freshly initialised one, for checks without a checkpoint); with
+        `dataset_stats` ({feature: {"mean", "std", "min", "max": tensors}}) its processors are made from them, as
+        LeRobot's training makes them from a dataset's."""
         self = cls.__new__(cls)
         self.policy = policy.to(device)
         self.policy.eval()
         self.device = device
         self.task = task
         self.metadata = {"policy": getattr(policy.config, "type", type(policy).__name__)}
+        self.preprocessor = self.postprocessor = None
+        if dataset_stats is not None:
+            from lerobot.policies.factory import make_pre_post_processors
+
+            self.preprocessor, self.postprocessor = make_pre_post_processors(
+                policy.config, dataset_stats=dataset_stats)
         return self
 
     def reset(self):
@@ -49,11 +71,18 @@ class LeRobotPolicy:
         if "task" not in batch:
             batch["task"] = [observation.get("prompt", self.task or "")]
         with torch.inference_mode():
+            if self.preprocessor is not None:
+                # The pipeline's batch also carries the transition's other fields (an empty action among them):
+                # the policy is given the observation and the task only.
+                batch = {k: v for k, v in self.preprocessor(batch).items()
+                         if k.startswith("observation.") or k == "task"}
             if hasattr(self.policy, "predict_action_chunk"):
                 self._remember(batch)
                 chunk = self.policy.predict_action_chunk(batch)
             else:
                 chunk = self.policy.select_action(batch).unsqueeze(1)
+            if self.postprocessor is not None:
+                chunk = self.postprocessor(chunk)
         return {"actions": chunk[0].detach().cpu().numpy().astype(np.float32)}
 
     def _remember(self, batch):
