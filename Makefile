@@ -105,12 +105,13 @@ bench-lerobot: deps lerobot-env
 	python3 Benchmarks/lerobot/measure.py
 
 TEST_ENV = SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python
-# Four groups run after the rest, one at a time. The suite's real-time runs hold SCHED_FIFO threads that busy-poll:
+# Five groups run after the rest, one at a time. The suite's real-time runs hold SCHED_FIFO threads that busy-poll:
 # beside them on two cores a thread of ordinary priority can wait seconds. MultiBusTests (real time, I/O threads
 # pinned to the cores) would make the other tests' loops late; the vendors' SDKs (RegisterWalkTests, and LeRobot's
 # in LeRobotTests) wait a few milliseconds for a status packet; the telemetry servers' tests (SinewTelemetryTests)
-# time out when SwiftNIO's event loop does not run.
-ALONE_SUITES := MultiBusTests|RegisterWalkTests|LeRobotTests|SinewTelemetryTests
+# time out when SwiftNIO's event loop does not run; the ROS 2 tests (ROSTests, SinewROSTests) hold a loop's rate and
+# an e-stop's tick against DDS threads of ordinary priority.
+ALONE_SUITES := MultiBusTests|RegisterWalkTests|LeRobotTests|SinewTelemetryTests|ROSTests
 test: deps pyenv lerobot-env
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --skip '$(ALONE_SUITES)'
@@ -118,6 +119,7 @@ test: deps pyenv lerobot-env
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter RegisterWalkTests
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter LeRobotTests
 	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter SinewTelemetryTests
+	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter ROSTests
 	$(MAKE) --no-print-directory example
 	$(MAKE) --no-print-directory data-loop
 	$(MAKE) --no-print-directory lint

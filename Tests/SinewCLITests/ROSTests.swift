@@ -357,9 +357,14 @@ final class BackgroundChild: @unchecked Sendable {
         #expect((report["achieved_hz"] as? Double ?? 0) >= 485, "\(report)")
         let sent = peer["malformed_sent"] as? Int ?? 0
         #expect(sent == 80)
-        #expect(ros["malformed_samples"] as? Int == sent, "\(ros)")
-        #expect((ros["trajectories_refused"] as? Int ?? 0) >= sent / 2)
-        #expect((ros["commands_refused"] as? Int ?? 0) >= sent / 2)
+        // Keep-last QoS (ROS 2's default): a reader thread late on a loaded machine can find a sample overwritten by
+        // the next one (a clean-clone CI run saw 79 of 80). Every sample that arrives is counted and refused.
+        let malformed = ros["malformed_samples"] as? Int ?? 0
+        #expect(malformed <= sent && malformed >= sent * 9 / 10, "\(ros)")
+        let refused = (ros["trajectories_refused"] as? Int ?? 0) + (ros["commands_refused"] as? Int ?? 0)
+        #expect(refused >= malformed, "\(ros)")
+        #expect((ros["trajectories_refused"] as? Int ?? 0) >= sent * 9 / 20)
+        #expect((ros["commands_refused"] as? Int ?? 0) >= sent * 9 / 20)
         #expect((ros["trajectories_accepted"] as? Int ?? 0) >= (peer["flood_sent"] as? Int ?? 0) / 2)
         #expect((ros["published"] as? [String: Int])?["joint_states"] ?? 0 > 2000)
     }

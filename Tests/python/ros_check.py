@@ -372,7 +372,7 @@ def faults(args):
         # The sequence's count is the message's header.stamp.sec; the bytes follow.
         raw_t.write(RawTrajectory(data=list(payload)))
         raw_c.write(RawJointState(data=list(payload)))
-        time.sleep(0.002)
+        time.sleep(0.005)
     out["malformed_sent"] = 2 * len(payloads)
     time.sleep(0.5)
     print(json.dumps(out))
