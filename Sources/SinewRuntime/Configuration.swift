@@ -15,8 +15,8 @@ public struct RobotConfiguration: Sendable, Equatable {
     public let buses: [Bus]
     /// Joints in configuration order; trajectory arrays and joint-indexed buffers use this order.
     public let joints: [Joint]
-    public let loop: Loop
-    public let policy: Policy
+    public internal(set) var loop: Loop
+    public internal(set) var policy: Policy
     public let safety: Safety
     public let recording: Recording
     /// Metrics and dashboard servers (`telemetry:`); both off unless set here or on the command line.
@@ -57,23 +57,14 @@ public struct RobotConfiguration: Sendable, Equatable {
 
     /// The same robot with another policy (a front end's override, such as `sinew teleop`'s).
     public func replacingPolicy(_ policy: Policy) -> RobotConfiguration {
-        var copy = RobotConfiguration(
-            name: name, file: file, modelPath: modelPath, buses: buses, joints: joints, loop: loop, policy: policy,
-            safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath, simulation: simulation,
-            telemetry: telemetry)
-        copy.ros = ros
+        var copy = self
+        copy.policy = policy
         return copy
     }
     /// The same robot read through `busIO` (`sinew bench loop` compares them; tests).
     public func replacingBusIO(_ busIO: BusIO) -> RobotConfiguration {
-        var copy = RobotConfiguration(
-            name: name, file: file, modelPath: modelPath, buses: buses, joints: joints,
-            loop: Loop(
-                rateHz: loop.rateHz, priority: loop.priority, cpu: loop.cpu, overrun: loop.overrun,
-                catchUpMax: loop.catchUpMax, busyPollUs: loop.busyPollUs, busIO: busIO),
-            policy: policy, safety: safety, recording: recording, imu: imu, calibrationPath: calibrationPath,
-            simulation: simulation, telemetry: telemetry)
-        copy.ros = ros
+        var copy = self
+        copy.loop.busIO = busIO
         return copy
     }
     public func jointIndex(named name: String) -> Int? { joints.firstIndex { $0.name == name } }
@@ -282,7 +273,7 @@ extension RobotConfiguration {
         /// isolated core: it saves a thread wake-up per bus transaction and burns that core meanwhile.
         public let busyPollUs: Double
         /// How the sense stage's sync reads of several buses overlap; default ``BusIO/poll``.
-        public let busIO: BusIO
+        public internal(set) var busIO: BusIO
 
         public init(
             rateHz: Double = 500, priority: Int = 80, cpu: Int? = nil, overrun: OverrunPolicy = .skip,
