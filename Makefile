@@ -111,15 +111,12 @@ TEST_ENV = SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CUR
 # in LeRobotTests) wait a few milliseconds for a status packet; the telemetry servers' tests (SinewTelemetryTests)
 # time out when SwiftNIO's event loop does not run; the ROS 2 tests (ROSTests, SinewROSTests) hold a loop's rate and
 # an e-stop's tick against DDS threads of ordinary priority.
-ALONE_SUITES := MultiBusTests|RegisterWalkTests|LeRobotTests|SinewTelemetryTests|ROSTests
+ALONE_SUITES := MultiBusTests RegisterWalkTests LeRobotTests SinewTelemetryTests ROSTests
+space := $(subst ,, )
 test: deps pyenv lerobot-env
 	$(SWIFT) build -c $(CONFIG) --build-tests
-	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --skip '$(ALONE_SUITES)'
-	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter MultiBusTests
-	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter RegisterWalkTests
-	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter LeRobotTests
-	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter SinewTelemetryTests
-	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter ROSTests
+	$(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --skip '$(subst $(space),|,$(ALONE_SUITES))'
+	for suite in $(ALONE_SUITES); do $(TEST_ENV) $(SWIFT) test -c $(CONFIG) --skip-build --filter $$suite || exit 1; done
 	$(MAKE) --no-print-directory example
 	$(MAKE) --no-print-directory data-loop
 	$(MAKE) --no-print-directory lint
