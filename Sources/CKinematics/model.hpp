@@ -138,6 +138,12 @@ struct sk_model {
     int nv;
 };
 
+namespace sk {
+// RNEA for a q whose joint placements (liR, lip) forward kinematics has just written into data.
+void rneaAfterKinematics(const sk_model *model, sk_data *data, const double *q, const double *v, const double *a,
+                         double *tau);
+}  // namespace sk
+
 struct sk_data {
     // Joint placement relative to the parent (liMi) and world pose (oMi) of each body.
     std::vector<sk::Mat3, Eigen::aligned_allocator<sk::Mat3>> liR, oR;

@@ -3,7 +3,9 @@
 
 using namespace sk;
 
-template <bool WithMotion>
+// PlacementsReady: liR/lip already hold the placements for q (forward kinematics just ran on the same q), so
+// the sines and cosines are not taken again.
+template <bool WithMotion, bool PlacementsReady = false>
 static void rneaImpl(const sk_model *model, sk_data *data, const double *q, const double *v, const double *a,
                      double *tau) {
     const int n = model->nv;
@@ -12,7 +14,7 @@ static void rneaImpl(const sk_model *model, sk_data *data, const double *q, cons
         const Body &b = model->bodies[i];
         Mat3 &R = data->liR[i];
         Vec3 &p = data->lip[i];
-        jointPlacement(b, q[i], R, p);
+        if (!PlacementsReady) jointPlacement(b, q[i], R, p);
         Vec3 &vl = data->vLin[i], &vw = data->vAng[i], &al = data->aLin[i], &aw = data->aAng[i];
         if (b.parent < 0) {
             vl.setZero();
@@ -69,4 +71,9 @@ extern "C" void sk_rnea(const sk_model *model, sk_data *data, const double *q, c
 
 extern "C" void sk_gravity(const sk_model *model, sk_data *data, const double *q, double *tau) {
     rneaImpl<false>(model, data, q, nullptr, nullptr, tau);
+}
+
+void sk::rneaAfterKinematics(const sk_model *model, sk_data *data, const double *q, const double *v, const double *a,
+                             double *tau) {
+    rneaImpl<true, true>(model, data, q, v, a, tau);
 }

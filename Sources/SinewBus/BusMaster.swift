@@ -69,6 +69,8 @@ public struct PingReply: Sendable, Equatable {
 /// Not thread-safe: one control thread owns a bus master.
 public final class BusMaster {
     public let transport: any ByteTransport
+    /// The transport when it runs in simulated time: the master's clock is then the simulation's.
+    private let simulatedTime: (any SimulatedTimeTransport)?
     public let busProtocol: BusProtocol
     // One control thread owns a bus master: the dynamic exclusivity checks on these would cost a
     // quarter of the 6-servo cycle.
@@ -107,6 +109,7 @@ public final class BusMaster {
         maximumPacketBytes: Int = 4096
     ) {
         self.transport = transport
+        simulatedTime = transport as? any SimulatedTimeTransport
         self.busProtocol = busProtocol
         self.timing = timing
         request = .allocate(byteCount: maximumPacketBytes, alignment: 8)
@@ -465,7 +468,7 @@ public final class BusMaster {
         if disconnectionErrno >= 0 {
             throw BusError(servoID: id, instruction: instruction, cause: .disconnected(errno: disconnectionErrno))
         }
-        let start = MonotonicInstant.now()
+        let start = now()
         let deadline = start.advanced(
             byNanoseconds: budgetNanoseconds(requestBytes: requestBytes, replyBytes: 0, replies: 0))
         do {
@@ -621,7 +624,14 @@ public final class BusMaster {
         // collide with them, so let the line go quiet first (bounded by that attempt's deadline): no byte
         // for 32 byte times (at least 200 µs).
         phase = .quieting
-        quietUntil = Swift.min(MonotonicInstant.now().advanced(byNanoseconds: quietNanoseconds), attemptDeadline)
+        quietUntil = Swift.min(now().advanced(byNanoseconds: quietNanoseconds), attemptDeadline)
+    }
+
+    /// The master's clock: CLOCK_MONOTONIC, or the simulation's for a transport in simulated time.
+    @inline(__always)
+    private func now() -> MonotonicInstant {
+        if let simulatedTime { return MonotonicInstant(nanoseconds: simulatedTime.simulatedNowNs) }
+        return .now()
     }
 
     private var quietNanoseconds: UInt64 {
@@ -664,7 +674,10 @@ public final class BusMaster {
                 var n = 0
                 var transportError: TransportError?
                 do {
-                    if mayWait {
+                    if mayWait && simulatedTime != nil {
+                        // Nothing to spin for: what will come is there now (and simulated time would not move on).
+                        n = try transport.read(into: buffer, deadline: attemptDeadline)
+                    } else if mayWait {
                         n = try transport.read(
                             into: buffer, spinFrom: spinFrom, spinUntil: spinUntil, deadline: attemptDeadline)
                     } else {
@@ -680,18 +693,18 @@ public final class BusMaster {
                 }
                 ready = false
                 if n == 0 {
-                    if mayWait || MonotonicInstant.now() >= attemptDeadline {
+                    if mayWait || now() >= attemptDeadline {
                         failed(deadlineError())
                         continue
                     }
                     return false
                 }
                 // One clock read per arrival serves both the replies' latency and the next deadline check.
-                lastArrival = MonotonicInstant.now()
+                lastArrival = now()
                 if busProtocol == .dynamixel { dynamixelDecoder.commit(n) } else { feetechDecoder.commit(n) }
             case .quieting:
-                let now = MonotonicInstant.now()
-                if now >= attemptDeadline {
+                let quietNow = now()
+                if quietNow >= attemptDeadline {
                     startAttempt()
                     continue
                 }
@@ -712,11 +725,10 @@ public final class BusMaster {
                 }
                 ready = false
                 if n > 0 {
-                    quietUntil = Swift.min(
-                        MonotonicInstant.now().advanced(byNanoseconds: quietNanoseconds), attemptDeadline)
+                    quietUntil = Swift.min(now().advanced(byNanoseconds: quietNanoseconds), attemptDeadline)
                     continue
                 }
-                if mayWait || now >= quietUntil {
+                if mayWait || quietNow >= quietUntil {
                     startAttempt()
                     continue
                 }
@@ -781,7 +793,7 @@ public final class BusMaster {
             feetechDecoder.resetStatistics()
             feetechDecoder.maximumPacketLength = longestReply
         }
-        let start = MonotonicInstant.now()
+        let start = now()
         let budget = budgetNanoseconds(requestBytes: requestBytes, replyBytes: replyBytes, replies: replies)
         let deadline = start.advanced(byNanoseconds: budget)
         // Busy polling covers the stretch around the replies' arrival: from `busyPoll` before the wire

@@ -134,6 +134,15 @@ extension ByteTransport {
     }
 }
 
+/// A transport in simulated time (a lockstep simulation): a read never waits (the bytes a request will bring are
+/// there at the first read, or none ever come) and time is the simulation's. A ``BusMaster`` over one keeps its
+/// deadlines, quiet periods and reply latencies on ``simulatedNowNs`` (reply latencies are then the simulated
+/// wire's) and reads no wall clock.
+public protocol SimulatedTimeTransport: ByteTransport {
+    /// The simulated now, ns since an epoch of the transport's own.
+    var simulatedNowNs: UInt64 { get }
+}
+
 /// Waits until one of `descriptors` (at most 64; ``ByteTransport/readinessDescriptor``s, -1 entries ignored)
 /// polls readable or hung up, or the CLOCK_MONOTONIC `deadlineNs` passes; `events[i]` receives what `ppoll`
 /// found on descriptor i (0: nothing). Returns how many had events, 0 at the deadline, -errno on failure.

@@ -38,7 +38,7 @@ public enum RegisterEncoding: Sendable, Hashable {
 
 extension RegisterEncoding {
     /// The decoded value of the low `size` bytes of `raw`.
-    @inlinable
+    @inlinable @inline(__always)
     public func decode(raw: UInt32, size: Int) -> Int64 {
         let bits = size * 8
         let masked = bits >= 32 ? UInt64(raw) : UInt64(raw) & ((1 << UInt64(bits)) - 1)
@@ -56,7 +56,7 @@ extension RegisterEncoding {
     }
 
     /// The raw bits of a decoded value in a `size`-byte field; magnitudes too large are clamped to it.
-    @inlinable
+    @inlinable @inline(__always)
     public func encode(_ value: Int64, size: Int) -> UInt32 {
         let bits = size * 8
         let mask: UInt64 = bits >= 32 ? 0xFFFF_FFFF : (1 << UInt64(bits)) - 1

@@ -10,7 +10,7 @@ import SinewCore
 /// The buses of one robot (``VirtualBusGroup``) share one simulated now (``group(_:)``): requests sent to
 /// several buses at the same moment travel their wires together, and reading them all takes the simulated
 /// time of the slowest, as on the real wires. Single-threaded; allocation-free after the first exchanges.
-public final class LockstepBusTransport: ByteTransport, SimulationClock {
+public final class LockstepBusTransport: SimulatedTimeTransport, SimulationClock {
     public let bus: VirtualBus
     private let time: LockstepTime
     /// Time between the host's write and its bytes going onto the wire, ns (a USB adapter's and its driver's
@@ -35,6 +35,8 @@ public final class LockstepBusTransport: ByteTransport, SimulationClock {
     }
 
     public var nanoseconds: UInt64 { time.nowNs - time.startNs }
+
+    public var simulatedNowNs: UInt64 { time.nowNs }
 
     public func advance(toNanoseconds nanoseconds: UInt64) {
         let target = time.startNs + nanoseconds

@@ -31,6 +31,14 @@ public enum AccessOutcome: Sendable, Equatable {
     case resultFail
 }
 
+/// Where a register's value sits and how it is coded: a trivial value (no reference inside), so that the
+/// firmware's register reads of every physics step copy no reference-counted storage.
+struct RegisterCodec {
+    var address: Int
+    var size: Int
+    var encoding: RegisterEncoding
+}
+
 /// A register's shape, without strings, for the simulation's inner loops.
 struct RegisterLayout {
     var address: Int
@@ -192,6 +200,12 @@ public final class VirtualServo {
     let registerAt: [Int16]
     /// The model's registers without their names and notes: what the hot path reads, free of ARC traffic.
     let layout: [RegisterLayout]
+    /// `layout`'s addresses, sizes and encodings, and `registerAt`, in memory of their own: what
+    /// ``value(_:)`` and ``setValue(_:_:)`` read on every physics step.
+    let codecs: UnsafeMutableBufferPointer<RegisterCodec>
+    let codecAt: UnsafeMutableBufferPointer<Int16>
+    /// Whether the physics moved the shaft since the present-value registers were last written.
+    var presentRegistersStale = false
     let littleEndian: Bool
     let countsPerRad: Double
     /// mA per count of the current registers (XM430: 2.69, XL330: 1, STS: 6.5).
@@ -261,6 +275,13 @@ public final class VirtualServo {
         }
         registerAt = index
         layout = model.registers.map(RegisterLayout.init)
+        codecs = .allocate(capacity: max(layout.count, 1))
+        for (n, register) in layout.enumerated() {
+            codecs.initializeElement(
+                at: n, to: RegisterCodec(address: register.address, size: register.size, encoding: register.encoding))
+        }
+        codecAt = .allocate(capacity: max(tableSize, 1))
+        _ = codecAt.initialize(from: index)
         countsPerRad = Double(model.countsPerTurn) / (2 * Double.pi)
         milliampsPerCurrentUnit = model.register(named: "Present Current")?.scale ?? 1
         motor = DCMotorGearModel(model.physical)
@@ -285,6 +306,8 @@ public final class VirtualServo {
     deinit {
         memory.deallocate()
         registered.deallocate()
+        codecs.deallocate()
+        codecAt.deallocate()
     }
 
     // MARK: Raw memory
@@ -312,21 +335,26 @@ public final class VirtualServo {
     /// The decoded value of the register at `address` (0 where the model has none).
     @inline(__always)
     func value(_ address: Int) -> Int64 {
-        guard address >= 0, registerAt[address] >= 0 else { return 0 }
-        let register = layout[Int(registerAt[address])]
-        return register.decode(raw: loadUnsigned(register.address, register.size))
+        guard address >= 0 else { return 0 }
+        let index = codecAt[address]
+        guard index >= 0 else { return 0 }
+        let codec = codecs[Int(index)]
+        return codec.encoding.decode(raw: loadUnsigned(codec.address, codec.size), size: codec.size)
     }
 
     @inline(__always)
     func setValue(_ address: Int, _ newValue: Int64) {
-        guard address >= 0, registerAt[address] >= 0 else { return }
-        let register = layout[Int(registerAt[address])]
-        storeUnsigned(register.address, register.size, register.encode(newValue))
+        guard address >= 0 else { return }
+        let index = codecAt[address]
+        guard index >= 0 else { return }
+        let codec = codecs[Int(index)]
+        storeUnsigned(codec.address, codec.size, codec.encoding.encode(newValue, size: codec.size))
     }
 
     /// The decoded value of a register by name, for tests and tools.
     public func registerValue(named name: String) -> Int64? {
         guard let register = model.register(named: name) else { return nil }
+        refreshPresentRegistersIfStale()
         return register.decode(raw: loadUnsigned(register.address, register.size))
     }
 
@@ -464,6 +492,7 @@ public final class VirtualServo {
     /// and answers with the bytes of its memory, 0 beyond the registers.
     func hostRead(address: Int, length: Int, into out: UnsafeMutablePointer<UInt8>) -> AccessOutcome {
         guard address >= 0, length >= 0 else { return .accessError }
+        refreshPresentRegistersIfStale()
         if address + length > tableSize {
             guard !isDynamixel else { return .accessError }
             for offset in 0..<length {
@@ -913,10 +942,21 @@ public final class VirtualServo {
         self.positionRad = positionRad
         self.velocityRadPerS = velocityRadPerS
         self.timeNs = timeNs
-        updatePresentRegisters()
+        // The present-value registers are refreshed when something reads them (``hostRead``,
+        // ``registerValue(named:)``), not on every physics step: a bus reads them once a tick, the physics
+        // steps several times between reads, and they only depend on the state left by the last step.
+        presentRegistersStale = true
+    }
+
+    /// The present-value registers from the state the last physics step left. Called before the control
+    /// table is read; writes none but the present-value registers.
+    @inline(__always)
+    func refreshPresentRegistersIfStale() {
+        if presentRegistersStale { updatePresentRegisters() }
     }
 
     func updatePresentRegisters() {
+        presentRegistersStale = false
         let actual = positionRad * countsPerRad
         let present = registerCountsFromActual(actual)
         setValue(map.presentPosition, present)
