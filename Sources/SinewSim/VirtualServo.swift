@@ -32,11 +32,11 @@ public enum AccessOutcome: Sendable, Equatable {
 }
 
 /// Where a register's value sits and how it is coded: a trivial value (no reference inside), so that the
-/// firmware's register reads of every physics step copy no reference-counted storage.
+/// firmware's register reads of every physics step copy no reference-counted storage. Size 0: no register.
 struct RegisterCodec {
-    var address: Int
-    var size: Int
-    var encoding: RegisterEncoding
+    var address: Int = 0
+    var size: Int = 0
+    var encoding: RegisterEncoding = .unsigned
 }
 
 /// A register's shape, without strings, for the simulation's inner loops.
@@ -200,10 +200,9 @@ public final class VirtualServo {
     let registerAt: [Int16]
     /// The model's registers without their names and notes: what the hot path reads, free of ARC traffic.
     let layout: [RegisterLayout]
-    /// `layout`'s addresses, sizes and encodings, and `registerAt`, in memory of their own: what
-    /// ``value(_:)`` and ``setValue(_:_:)`` read on every physics step.
-    let codecs: UnsafeMutableBufferPointer<RegisterCodec>
-    let codecAt: UnsafeMutableBufferPointer<Int16>
+    /// For each address of the table, the codec of the register covering it (size 0 in gaps), in memory of
+    /// its own: what ``value(_:)`` and ``setValue(_:_:)`` read on every physics step, one load per register.
+    let codecAt: UnsafeMutableBufferPointer<RegisterCodec>
     /// Whether the physics moved the shaft since the present-value registers were last written.
     var presentRegistersStale = false
     let littleEndian: Bool
@@ -275,13 +274,14 @@ public final class VirtualServo {
         }
         registerAt = index
         layout = model.registers.map(RegisterLayout.init)
-        codecs = .allocate(capacity: max(layout.count, 1))
-        for (n, register) in layout.enumerated() {
-            codecs.initializeElement(
-                at: n, to: RegisterCodec(address: register.address, size: register.size, encoding: register.encoding))
-        }
         codecAt = .allocate(capacity: max(tableSize, 1))
-        _ = codecAt.initialize(from: index)
+        codecAt.initialize(repeating: RegisterCodec())
+        for register in layout {
+            for address in register.address..<(register.address + register.size) {
+                codecAt[address] = RegisterCodec(
+                    address: register.address, size: register.size, encoding: register.encoding)
+            }
+        }
         countsPerRad = Double(model.countsPerTurn) / (2 * Double.pi)
         milliampsPerCurrentUnit = model.register(named: "Present Current")?.scale ?? 1
         motor = DCMotorGearModel(model.physical)
@@ -306,7 +306,6 @@ public final class VirtualServo {
     deinit {
         memory.deallocate()
         registered.deallocate()
-        codecs.deallocate()
         codecAt.deallocate()
     }
 
@@ -336,19 +335,28 @@ public final class VirtualServo {
     @inline(__always)
     func value(_ address: Int) -> Int64 {
         guard address >= 0 else { return 0 }
-        let index = codecAt[address]
-        guard index >= 0 else { return 0 }
-        let codec = codecs[Int(index)]
-        return codec.encoding.decode(raw: loadUnsigned(codec.address, codec.size), size: codec.size)
+        let codec = codecAt[address]
+        return codec.size == 0 ? 0 : codec.encoding.decode(raw: load(codec), size: codec.size)
     }
 
     @inline(__always)
     func setValue(_ address: Int, _ newValue: Int64) {
         guard address >= 0 else { return }
-        let index = codecAt[address]
-        guard index >= 0 else { return }
-        let codec = codecs[Int(index)]
+        let codec = codecAt[address]
+        guard codec.size > 0 else { return }
         storeUnsigned(codec.address, codec.size, codec.encoding.encode(newValue, size: codec.size))
+    }
+
+    /// A register's raw bits (sizes 1, 2 and 4 unrolled: the general loop is what every physics step would run).
+    @inline(__always)
+    func load(_ codec: RegisterCodec) -> UInt32 {
+        let p = memory + codec.address
+        switch (codec.size, littleEndian) {
+        case (1, _): return UInt32(p[0])
+        case (2, true): return UInt32(p[0]) | UInt32(p[1]) << 8
+        case (2, false): return UInt32(p[1]) | UInt32(p[0]) << 8
+        default: return loadUnsigned(codec.address, codec.size)
+        }
     }
 
     /// The decoded value of a register by name, for tests and tools.
