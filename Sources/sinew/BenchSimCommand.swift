@@ -31,10 +31,11 @@ struct SimBench: ParsableCommand {
     @Option(help: "The policy (default: trajectory).")
     var policy = "trajectory"
 
-    /// Enough that starting the worker processes (each loads the robot and the task) is a few per cent of the
-    /// parallel figure: with 4 episodes per job two jobs measured 1.2× one, with 60 about 1.85×.
+    /// Enough that starting the worker processes (each loads the robot and the task, ~0.05 s) is a few per cent
+    /// of the parallel figure: with 4 episodes per job two jobs measured 1.2× one. An episode takes ~20 ms since
+    /// the simulator got faster, so 80 keep a job near two seconds.
     @Option(help: "Episodes per job and repeat.")
-    var episodes = 40
+    var episodes = 80
 
     @Option(help: "Worker processes for the parallel figure.")
     var jobs = 2
