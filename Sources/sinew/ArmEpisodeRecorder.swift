@@ -1,0 +1,416 @@
+import Foundation
+import SinewRuntime
+import SinewTwin
+import Synchronization
+
+/// Something that rides along a `sinew run`-style run without touching the tick: sinks on the recorder's thread
+/// (fed every tick), the terminal's keys that are not the e-stop's, and a say in the status line and in when the
+/// run ends. `sinew record` on a real arm is one (``ArmEpisodeRecorder``).
+protocol RunCompanion: AnyObject, Sendable {
+    /// Sinks for the recorder's thread; each gets every tick.
+    var sinks: [any RecordingSink] { get }
+    /// What the companion's keys do, for the status line.
+    var keysHint: String { get }
+    /// A byte from the terminal that is neither an e-stop key nor the recover key (on the key-reading thread).
+    func keyByte(_ byte: UInt8)
+    /// The Esc key alone, told apart from the start of an arrow's sequence (on the key-reading thread).
+    func escapeKey()
+    /// On the monitor's thread, a few times a second: lines to print, the head of the status line, and whether the
+    /// run should end now.
+    func monitor() -> RunCompanionView
+}
+
+/// What a ``RunCompanion`` shows and asks for at one look of the monitor.
+struct RunCompanionView {
+    var lines: [String]
+    var status: String
+    var endRun: Bool
+}
+
+/// Teleoperated episodes on a real arm, as `lerobot-record` records them: episode i runs for up to the episode
+/// time; → ends it early and keeps it, ← discards it and records it again after a reset, Esc ends the session
+/// (the episode in progress is discarded; those kept are written). Between episodes a reset period goes by with
+/// teleoperation on and nothing recorded (→ skips it; ← during it discards the episode just kept and records it
+/// again at once, as LeRobot does, since LeRobot saves an episode only after its reset).
+///
+/// Threads: the key-reading thread only counts key presses (atomics); the recorder's thread takes each tick's
+/// snapshot, runs the episode state machine on the snapshot's loop time (so frame counts follow the loop, not
+/// this thread's scheduling), takes frames at the dataset's rate and keeps the episodes; the monitor's thread
+/// reads the phase through atomics and the events through a preallocated ring. The tick never sees any of it.
+final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable {
+    // @unchecked: the fields below the atomics belong to one thread each, as marked.
+
+    /// Phases, as the monitor sees them.
+    enum Phase: Int {
+        case waiting = 0, recording, reset, done
+    }
+
+    /// What happened, for the operator's lines (`Event.code`, the episode number in the high bits).
+    enum Event: Int {
+        case recordingStarted = 1, kept, discarded, resetStarted, discardedKept, robotNotActive, stoppedByEscape,
+            allRecorded
+    }
+
+    let episodesWanted: Int
+    let episodeTimeS: Double
+    let resetTimeS: Double
+    let fps: Int
+    let seed: UInt64
+    let setup: TwinSetup
+    let conversion: LeRobotJointConversion
+
+    // Key presses, counted by the key-reading thread; the recorder's thread takes them one at a time.
+    private let rightPresses = Atomic<Int>(0)
+    private let leftPresses = Atomic<Int>(0)
+    private let escapePresses = Atomic<Int>(0)
+    // The phase for the monitor.
+    private let phaseCode = Atomic<Int>(Phase.waiting.rawValue)
+    private let currentEpisode = Atomic<Int>(0)
+    private let remainingMs = Atomic<Int>(0)
+    private let keptCount = Atomic<Int>(0)
+    private let discardedCount = Atomic<Int>(0)
+    // Events: a ring the recorder's thread writes and the monitor reads (it may skip some if it falls far behind).
+    private static let eventCapacity = 256
+    private let events: UnsafeMutablePointer<Int>
+    private let eventsWritten = Atomic<Int>(0)
+
+    // The recorder's thread's own.
+    private var phase = Phase.waiting
+    /// After the robot leaves the active state mid-episode: the phase to go to once it is active again.
+    private var resumeWithReset = false
+    private var phaseStartS = 0.0
+    private var seenRight = 0
+    private var seenLeft = 0
+    private var seenEscape = 0
+    private var lastKeptBeforeReset = false
+    private var taskEpisode: (any TaskEpisode)?
+    private var nextFrame = 0
+    private var state: [[Double]] = []
+    private var action: [[Double]] = []
+    private var environment: [[Double]] = []
+    private var kept: [LeRobotEpisode] = []
+    private let positions: UnsafeMutableBufferPointer<Double>
+
+    // The key-reading thread's own: where it is in an arrow's escape sequence.
+    private var escapeState = 0
+
+    // The monitor's own.
+    private var eventsRead = 0
+
+    private let stoppedByEscape = Atomic<Bool>(false)
+    private let allRecorded = Atomic<Bool>(false)
+
+    /// Whether the session ended on its own: Esc, or every episode recorded.
+    var endedByEscape: Bool { stoppedByEscape.load(ordering: .acquiring) }
+    var recordedAll: Bool { allRecorded.load(ordering: .acquiring) }
+
+    /// Whether the run ended (a signal, a failure) with an episode in progress, which was not kept. Read after the
+    /// recorder's thread has ended.
+    private(set) var episodeCutShort = false
+
+    init(
+        setup: TwinSetup, conversion: LeRobotJointConversion, episodes: Int, episodeTimeS: Double, resetTimeS: Double,
+        fps: Int, seed: UInt64
+    ) {
+        self.setup = setup
+        self.conversion = conversion
+        episodesWanted = episodes
+        self.episodeTimeS = episodeTimeS
+        self.resetTimeS = resetTimeS
+        self.fps = fps
+        self.seed = seed
+        events = .allocate(capacity: Self.eventCapacity)
+        events.initialize(repeating: 0, count: Self.eventCapacity)
+        positions = .allocate(capacity: max(1, setup.configuration.joints.count))
+        positions.initialize(repeating: 0)
+    }
+
+    deinit {
+        events.deallocate()
+        positions.deallocate()
+    }
+
+    var sinks: [any RecordingSink] { [self] }
+
+    var keysHint: String { "→ end/skip, ← redo, Esc stop" }
+
+    /// The episodes kept, in order. Read after the recorder's thread has ended (`RunRecording.finish()`).
+    var keptEpisodes: [LeRobotEpisode] { kept }
+
+    /// Episodes recorded and thrown away (←, the robot leaving the active state, the session ending mid-episode).
+    var discardedEpisodes: Int { discardedCount.load(ordering: .relaxed) }
+
+    /// The seed of the episode with this index (0-based, among those kept): the task's goal is drawn from it.
+    func seed(ofEpisode index: Int) -> UInt64 { seed &+ UInt64(index) }
+
+    // MARK: Key-reading thread
+
+    func keyByte(_ byte: UInt8) {
+        switch (escapeState, byte) {
+        case (_, 0x1B): escapeState = 1
+        case (1, UInt8(ascii: "[")), (1, UInt8(ascii: "O")): escapeState = 2
+        case (2, UInt8(ascii: "C")):
+            escapeState = 0
+            rightPresses.add(1, ordering: .releasing)
+        case (2, UInt8(ascii: "D")):
+            escapeState = 0
+            leftPresses.add(1, ordering: .releasing)
+        case (2, _) where (0x30...0x3F).contains(byte):
+            break  // parameters of a longer sequence (Page Up: ESC [ 5 ~)
+        default: escapeState = 0
+        }
+    }
+
+    func escapeKey() {
+        escapeState = 0
+        escapePresses.add(1, ordering: .releasing)
+    }
+
+    // MARK: Recorder's thread
+
+    func write(_ snapshot: TickSnapshotSlot) throws(RecordingError) {
+        let header = snapshot.header.pointee
+        guard header.kind == .tick, phase != .done else { return }
+        let t = header.timeSeconds
+        // A recovery restarts the loop's clock.
+        if t < phaseStartS { phaseStartS = t }
+        let active = header.state == .active
+        let key = takeKey()
+        if key == .escape {
+            if phase == .recording { discard() }
+            stoppedByEscape.store(true, ordering: .releasing)
+            end(.stoppedByEscape)
+            return
+        }
+        switch phase {
+        case .waiting:
+            guard active else { return }
+            if resumeWithReset { startReset(at: t, afterKept: false) } else { startRecording(at: t) }
+        case .recording:
+            guard active else {
+                discard()
+                post(.robotNotActive)
+                enterWaiting(resetFirst: true)
+                return
+            }
+            let elapsedS = t - phaseStartS
+            if key == .left {
+                discard()
+                post(.discarded)
+                startReset(at: t, afterKept: false)
+                return
+            }
+            if key == .right || elapsedS >= episodeTimeS {
+                keep()
+                if kept.count == episodesWanted {
+                    allRecorded.store(true, ordering: .releasing)
+                    end(.allRecorded)
+                } else {
+                    startReset(at: t, afterKept: true)
+                }
+                return
+            }
+            takeFrame(snapshot, elapsedS: elapsedS)
+            remainingMs.store(Int((episodeTimeS - elapsedS) * 1000), ordering: .relaxed)
+        case .reset:
+            guard active else {
+                post(.robotNotActive)
+                enterWaiting(resetFirst: true)
+                return
+            }
+            if key == .left && lastKeptBeforeReset {
+                kept.removeLast()
+                keptCount.store(kept.count, ordering: .releasing)
+                discardedCount.add(1, ordering: .relaxed)
+                currentEpisode.store(kept.count, ordering: .relaxed)
+                post(.discardedKept)
+                startRecording(at: t)
+                return
+            }
+            let elapsedS = t - phaseStartS
+            if key == .right || key == .left || elapsedS >= resetTimeS {
+                startRecording(at: t)
+                return
+            }
+            remainingMs.store(Int((resetTimeS - elapsedS) * 1000), ordering: .relaxed)
+        case .done:
+            return
+        }
+    }
+
+    func finish() throws(RecordingError) {
+        // The run ended (Ctrl-C, SIGTERM, a failure) with an episode in progress: it is not kept.
+        if phase == .recording {
+            discard()
+            episodeCutShort = true
+            setPhase(.done)
+        }
+    }
+
+    private enum Key { case right, left, escape }
+
+    /// One key press at most per tick, oldest kind first: Esc, then ←, then →.
+    private func takeKey() -> Key? {
+        if escapePresses.load(ordering: .acquiring) > seenEscape {
+            seenEscape += 1
+            return .escape
+        }
+        if leftPresses.load(ordering: .acquiring) > seenLeft {
+            seenLeft += 1
+            return .left
+        }
+        if rightPresses.load(ordering: .acquiring) > seenRight {
+            seenRight += 1
+            return .right
+        }
+        return nil
+    }
+
+    private func setPhase(_ next: Phase) {
+        phase = next
+        phaseCode.store(next.rawValue, ordering: .releasing)
+    }
+
+    private func enterWaiting(resetFirst: Bool) {
+        resumeWithReset = resetFirst
+        setPhase(.waiting)
+    }
+
+    private func startRecording(at t: Double) {
+        let index = kept.count
+        let context = TaskEpisodeContext(
+            configuration: setup.configuration, model: setup.model,
+            startRad: setup.task.startPose(
+                configuration: setup.configuration, model: setup.model, seed: seed(ofEpisode: index)))
+        var random = TaskConfiguration.random(seed: seed(ofEpisode: index), stream: .task)
+        // The settings were checked against the robot when the task was loaded; an episode that still cannot be
+        // made (none has been seen) records no environment state rather than stopping the arm mid-session.
+        taskEpisode = try? setup.task.settings.makeEpisode(context, random: &random)
+        nextFrame = 0
+        state.removeAll(keepingCapacity: true)
+        action.removeAll(keepingCapacity: true)
+        environment.removeAll(keepingCapacity: true)
+        phaseStartS = t
+        lastKeptBeforeReset = false
+        currentEpisode.store(index, ordering: .relaxed)
+        remainingMs.store(Int(episodeTimeS * 1000), ordering: .relaxed)
+        setPhase(.recording)
+        post(.recordingStarted)
+    }
+
+    private func startReset(at t: Double, afterKept: Bool) {
+        phaseStartS = t
+        lastKeptBeforeReset = afterKept
+        resumeWithReset = false
+        remainingMs.store(Int(resetTimeS * 1000), ordering: .relaxed)
+        setPhase(.reset)
+        post(.resetStarted)
+    }
+
+    private func end(_ event: Event) {
+        setPhase(.done)
+        post(event)
+    }
+
+    private func takeFrame(_ snapshot: TickSnapshotSlot, elapsedS: Double) {
+        let n = conversion.jointNames.count
+        for j in 0..<n { positions[j] = snapshot.positionRad[j] }
+        _ = taskEpisode?.update(timeS: elapsedS, positionsRad: UnsafeBufferPointer(positions))
+        // Half a loop period early at most, so that a frame due exactly at a tick is taken at that tick.
+        let halfPeriodS = 0.5 / setup.configuration.loop.rateHz
+        guard elapsedS + halfPeriodS >= Double(nextFrame) / Double(fps) else { return }
+        state.append((0..<n).map { conversion.toDataset(snapshot.positionRad[$0], joint: $0) })
+        action.append((0..<n).map { conversion.toDataset(snapshot.targetRad[$0], joint: $0) })
+        environment.append(taskEpisode.map { Array($0.observation) } ?? [])
+        nextFrame += 1
+    }
+
+    private func keep() {
+        kept.append(
+            LeRobotEpisode(task: setup.task.instruction, state: state, action: action, environment: environment))
+        keptCount.store(kept.count, ordering: .releasing)
+        post(.kept)
+    }
+
+    private func discard() {
+        discardedCount.add(1, ordering: .relaxed)
+        state.removeAll(keepingCapacity: true)
+        action.removeAll(keepingCapacity: true)
+        environment.removeAll(keepingCapacity: true)
+    }
+
+    private func post(_ event: Event) {
+        let index = eventsWritten.load(ordering: .relaxed)
+        // The episode (0-based) and, for `kept`, its frame count ride along.
+        events[index % Self.eventCapacity] = event.rawValue | kept.count << 8 | (event == .kept ? state.count : 0) << 32
+        eventsWritten.store(index + 1, ordering: .releasing)
+    }
+
+    // MARK: Monitor's thread
+
+    func monitor() -> RunCompanionView {
+        var lines: [String] = []
+        let written = eventsWritten.load(ordering: .acquiring)
+        if written - eventsRead > Self.eventCapacity { eventsRead = written - Self.eventCapacity }
+        while eventsRead < written {
+            let code = events[eventsRead % Self.eventCapacity]
+            eventsRead += 1
+            if let line = describe(code) { lines.append(line) }
+        }
+        let episode = currentEpisode.load(ordering: .relaxed) + 1
+        let left = String(format: "%4.1f s left", Double(max(0, remainingMs.load(ordering: .relaxed))) / 1000)
+        let status: String
+        switch Phase(rawValue: phaseCode.load(ordering: .acquiring)) ?? .waiting {
+        case .waiting: status = "WAIT episode \(episode)/\(episodesWanted) (robot not active)"
+        case .recording: status = "REC episode \(episode)/\(episodesWanted) \(left) (→ keep, ← redo, Esc stop)"
+        case .reset: status = "RESET before episode \(episode)/\(episodesWanted) \(left) (→ skip, ← redo last, Esc stop)"
+        case .done: status = "DONE \(keptCount.load(ordering: .relaxed)) kept"
+        }
+        return RunCompanionView(lines: lines, status: status, endRun: phaseCode.load(ordering: .acquiring) == 3)
+    }
+
+    private func describe(_ code: Int) -> String? {
+        guard let event = Event(rawValue: code & 0xFF) else { return nil }
+        let keptSoFar = (code >> 8) & 0xFF_FFFF
+        let frames = code >> 32
+        let of = "/\(episodesWanted)"
+        switch event {
+        case .recordingStarted:
+            return "episode \(keptSoFar + 1)\(of): recording for up to \(seconds(episodeTimeS)) "
+                + "(→ ends it and keeps it, ← records it again, Esc ends the session)" + goal(ofEpisode: keptSoFar)
+        case .kept:
+            return "episode \(keptSoFar)\(of): kept, \(frames) frames (\(seconds(Double(frames) / Double(fps))))"
+        case .discarded:
+            return "episode \(keptSoFar + 1)\(of): discarded; it is recorded again after the reset"
+        case .discardedKept:
+            return "episode \(keptSoFar + 1)\(of): the episode before this reset is discarded; recording it again"
+        case .resetStarted:
+            return "reset: \(seconds(resetTimeS)) to set the scene up again (teleoperation goes on, nothing is "
+                + "recorded; → skips it), then episode \(keptSoFar + 1)\(of)"
+        case .robotNotActive:
+            return "the robot left the active state (e-stop or safety event): the episode in progress is discarded; "
+                + "r recovers, then a reset and the episode again"
+        case .stoppedByEscape: return "Esc: the recording session ends with \(keptSoFar) episode(s) kept"
+        case .allRecorded: return "all \(episodesWanted) episodes recorded"
+        }
+    }
+
+    private func seconds(_ value: Double) -> String { String(format: "%.1f s", value) }
+
+    /// The episode's goal for the operator (a reach target), drawn from its seed as the recorder's thread draws
+    /// it.
+    private func goal(ofEpisode index: Int) -> String {
+        let context = TaskEpisodeContext(
+            configuration: setup.configuration, model: setup.model,
+            startRad: setup.task.startPose(
+                configuration: setup.configuration, model: setup.model, seed: seed(ofEpisode: index)))
+        var random = TaskConfiguration.random(seed: seed(ofEpisode: index), stream: .task)
+        guard let episode = try? setup.task.settings.makeEpisode(context, random: &random) else { return "" }
+        let shown = episode.report.goal.filter { $0.1.count <= 6 }
+        guard !shown.isEmpty else { return "" }
+        return "\n  seed \(seed(ofEpisode: index)): "
+            + shown.map { name, values in
+                "\(name) [" + values.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "]"
+            }.joined(separator: ", ")
+    }
+}
