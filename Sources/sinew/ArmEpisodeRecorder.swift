@@ -189,7 +189,7 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
         case .recording:
             guard active else {
                 discard()
-                post(.robotNotActive)
+                post(.robotNotActive, detail: 1)
                 enterWaiting(resetFirst: true)
                 return
             }
@@ -273,6 +273,7 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
 
     private func enterWaiting(resetFirst: Bool) {
         resumeWithReset = resetFirst
+        currentEpisode.store(kept.count, ordering: .relaxed)
         setPhase(.waiting)
     }
 
@@ -302,6 +303,7 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
         phaseStartS = t
         lastKeptBeforeReset = afterKept
         resumeWithReset = false
+        currentEpisode.store(kept.count, ordering: .relaxed)
         remainingMs.store(Int(resetTimeS * 1000), ordering: .relaxed)
         setPhase(.reset)
         post(.resetStarted)
@@ -339,10 +341,12 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
         environment.removeAll(keepingCapacity: true)
     }
 
-    private func post(_ event: Event) {
+    /// - Parameter detail: rides along with the episodes kept so far: for `kept`, its frame count; for
+    ///   `robotNotActive`, 1 when an episode in progress was discarded.
+    private func post(_ event: Event, detail: Int = 0) {
         let index = eventsWritten.load(ordering: .relaxed)
-        // The episode (0-based) and, for `kept`, its frame count ride along.
-        events[index % Self.eventCapacity] = event.rawValue | kept.count << 8 | (event == .kept ? state.count : 0) << 32
+        let value = event == .kept ? state.count : detail
+        events[index % Self.eventCapacity] = event.rawValue | kept.count << 8 | value << 32
         eventsWritten.store(index + 1, ordering: .releasing)
     }
 
@@ -363,7 +367,8 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
         switch Phase(rawValue: phaseCode.load(ordering: .acquiring)) ?? .waiting {
         case .waiting: status = "WAIT episode \(episode)/\(episodesWanted) (robot not active)"
         case .recording: status = "REC episode \(episode)/\(episodesWanted) \(left) (→ keep, ← redo, Esc stop)"
-        case .reset: status = "RESET before episode \(episode)/\(episodesWanted) \(left) (→ skip, ← redo last, Esc stop)"
+        case .reset:
+            status = "RESET before episode \(episode)/\(episodesWanted) \(left) (→ skip, ← redo last, Esc stop)"
         case .done: status = "DONE \(keptCount.load(ordering: .relaxed)) kept"
         }
         return RunCompanionView(lines: lines, status: status, endRun: phaseCode.load(ordering: .acquiring) == 3)
@@ -372,7 +377,7 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
     private func describe(_ code: Int) -> String? {
         guard let event = Event(rawValue: code & 0xFF) else { return nil }
         let keptSoFar = (code >> 8) & 0xFF_FFFF
-        let frames = code >> 32
+        let frames = code >> 32  // or the detail of another event
         let of = "/\(episodesWanted)"
         switch event {
         case .recordingStarted:
@@ -388,8 +393,9 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
             return "reset: \(seconds(resetTimeS)) to set the scene up again (teleoperation goes on, nothing is "
                 + "recorded; → skips it), then episode \(keptSoFar + 1)\(of)"
         case .robotNotActive:
-            return "the robot left the active state (e-stop or safety event): the episode in progress is discarded; "
-                + "r recovers, then a reset and the episode again"
+            return "the robot left the active state (e-stop or safety event)"
+                + (frames == 1 ? ": episode \(keptSoFar + 1)\(of) in progress is discarded" : "")
+                + "; r recovers, then a reset and episode \(keptSoFar + 1)\(of)"
         case .stoppedByEscape: return "Esc: the recording session ends with \(keptSoFar) episode(s) kept"
         case .allRecorded: return "all \(episodesWanted) episodes recorded"
         }

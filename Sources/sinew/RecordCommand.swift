@@ -73,7 +73,8 @@ struct Record: ParsableCommand {
     var fps: Int?
 
     @Option(
-        help: "Which episodes to keep (simulation): success (default; more seeds are tried until enough succeed) or all.")
+        help:
+            "Which episodes to keep (simulation): success (default; more seeds are tried until enough succeed) or all.")
     var keep: KeptEpisodes?
 
     @Option(
@@ -137,7 +138,8 @@ struct Record: ParsableCommand {
                 (resetTimeS.map { "\($0)" }, "--reset-time-s"), (calibration, "--calibration"),
             ] where given != nil {
                 throw ValidationError(
-                    "\(name) is for a real arm (--backend pty or serial); simulated episodes last the task's time_limit_s")
+                    "\(name) is for a real arm (--backend pty or serial); simulated episodes last the task's time_limit_s"
+                )
             }
         } else {
             guard leader != nil else {
@@ -347,7 +349,7 @@ extension Record {
                 "\(dataset): \(kept.count) of \(episodes) episodes (\(kept.map { "\($0.state.count)" }.joined(separator: ", ")) "
                     + "frames at \(frameRate) fps), task \"\(setup.task.instruction)\", joints in \(units.rawValue); "
                     + "LeRobotDataset v3.0, checked")
-            print("  ended by \(endedBy); \(recorder.discardedEpisodes) episode(s) discarded\(cutShort)")
+            print("  the session ended: \(endedBy); \(recorder.discardedEpisodes) episode(s) discarded\(cutShort)")
         }
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
     }

@@ -10,7 +10,7 @@ import Testing
 
 /// `sinew record --backend pty --leader …`: teleoperated episodes on a "real" arm — the SO-101 follower and its
 /// leader each served by `sinew virtual-bus` on a pseudo-terminal, the leader moved by a hand along a motion file —
-/// with the operator's keys written into the pseudo-terminal that is `sinew record`'s terminal. Every key is sent
+/// (its pick-and-place demonstration, which stays inside the follower's limits) with the operator's keys written into the pseudo-terminal that is `sinew record`'s terminal. Every key is sent
 /// only once the line saying its phase has been printed, in a phase whose time limit is far off (600 s): nothing
 /// the test decides depends on how fast a loaded machine runs. The phases that end on their own (1.5 s episodes,
 /// 1 s resets) are waited for, with generous limits.
@@ -35,15 +35,16 @@ import Testing
         private var reader: Thread?
 
         init(_ name: String) throws {
-            dir = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "sinew-arm-record-\(name)-\(getpid())"
-            ).path
+            dir =
+                FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "sinew-arm-record-\(name)-\(getpid())"
+                ).path
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             follower = try SinewChild(["virtual-bus", "--robot", ArmRecordTests.robot, "--link-dir", dir])
             leader = try SinewChild([
                 "virtual-bus", "--robot", ArmRecordTests.leader, "--link-dir", dir, "--hand",
-                repositoryRoot + "/Hardware/robots/so101/motions/calibration-sweep.csv",
+                repositoryRoot + "/Hardware/robots/so101/motions/pick-and-place.csv",
             ])
             terminal = try PseudoTerminalTransport.createPair()
             try #require(follower.firstLine(within: 120)?.hasPrefix("arm /dev/pts/") == true, "\(follower.stderr)")
