@@ -259,4 +259,32 @@ import Testing
         try Self.checkDataset(dataset, report: report, printed: bench.text)
         #expect(try bench.followerTorque() == SafeExitTests.torqueAfterShutdown)
     }
+
+    /// The follower's bus goes away during episode 2 (its server killed): the run ends through the safe state on
+    /// its own, and episode 1, completed before, is still written; the episode in progress is not.
+    @Test func aBusThatFailsMidEpisodeKeepsTheEpisodesBefore() throws {
+        let bench = try Bench("bus")
+        defer { bench.stop() }
+        let dataset = bench.dir + "/dataset"
+        let output = bench.dir + "/report.json"
+        let process = try bench.record(
+            ["--episodes", "3", "--episode-time-s", "600", "--reset-time-s", "600"], dataset: dataset, output: output)
+        defer { Self.reap(process) }
+        #expect(bench.wait(for: "episode 1/3: recording"), "\(bench.text)")
+        try bench.press(Self.right)
+        #expect(bench.wait(for: "reset: 600.0 s"), "\(bench.text)")
+        try bench.press(Self.right)
+        #expect(bench.wait(for: "episode 2/3: recording"), "\(bench.text)")
+        bench.follower.kill()
+        #expect(Self.waitForExit(process, seconds: 180), "\(bench.text)")
+        bench.stop()
+        // 1 (the run failed) or 3 (shutdown could not reach the servos: their bus is gone), never a crash.
+        #expect([1, 3].contains(process.terminationStatus), "\(process.terminationStatus): \(bench.text)")
+        #expect(bench.text.contains("episode 2/3 in progress is discarded"), "\(bench.text)")
+        let report = try #require(
+            jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
+        #expect(report["episodes"] as? Int == 1)
+        #expect((report["ended_by"] as? String)?.contains("disconnected") == true, "\(report["ended_by"] ?? "")")
+        try Self.checkDataset(dataset, report: report, printed: bench.text)
+    }
 }
