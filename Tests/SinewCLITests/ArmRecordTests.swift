@@ -13,7 +13,9 @@ import Testing
 /// (its pick-and-place demonstration, which stays inside the follower's limits) with the operator's keys written into the pseudo-terminal that is `sinew record`'s terminal. Every key is sent
 /// only once the line saying its phase has been printed, in a phase whose time limit is far off (600 s): nothing
 /// the test decides depends on how fast a loaded machine runs. The phases that end on their own (1.5 s episodes,
-/// 1 s resets) are waited for, with generous limits.
+/// 1 s resets) are waited for, with generous limits. A session in which the robot leaves the active state unplanned
+/// (a server of ordinary priority stalled by a loaded machine past the bus's deadlines) is run again, up to three
+/// times, each retry printed; the third counts whatever happens.
 @Suite(.serialized) struct ArmRecordTests {
     static let robot = repositoryRoot + "/Hardware/robots/so101/robot.yaml"
     static let leader = repositoryRoot + "/Hardware/robots/so101/leader.yaml"
@@ -79,14 +81,42 @@ import Testing
 
         var text: String { lock.withLock { received } }
 
-        /// Waits until `marker` has appeared `count` times in what the session printed.
-        func wait(for marker: String, count: Int = 1, seconds: Double = 120) -> Bool {
+        /// Whether a session that leaves the active state may be run again (see `retryingSafeStates`).
+        var mayRetry = false
+        /// Whether the robot is meant to leave the active state in this session (its bus killed).
+        var safeStateExpected = false
+
+        /// Waits until `marker` has appeared `count` times in what the session printed; throws when it has not
+        /// within `seconds`, or at once when the robot left the active state unplanned and the session may be run
+        /// again.
+        func expectLine(_ marker: String, count: Int = 1, seconds: Double = 120) throws {
             let end = Date().addingTimeInterval(seconds)
             while Date() < end {
-                if text.components(separatedBy: marker).count - 1 >= count { return true }
+                let text = self.text
+                if text.components(separatedBy: marker).count - 1 >= count { return }
+                try checkActive(text)
                 usleep(50_000)
             }
-            return false
+            throw SessionFailure("no \"\(marker)\" (×\(count)) within \(Int(seconds)) s:\n\(text)")
+        }
+
+        /// Waits for `process` to end; throws as `expectLine` does.
+        func expectExit(_ process: Process, seconds: Double = 180) throws {
+            let end = Date().addingTimeInterval(seconds)
+            while process.isRunning && Date() < end {
+                try checkActive(text)
+                usleep(50_000)
+            }
+            guard !process.isRunning else {
+                throw SessionFailure("sinew record still runs after \(seconds) s:\n\(text)")
+            }
+            process.waitUntilExit()
+        }
+
+        private func checkActive(_ text: String) throws {
+            if mayRetry && !safeStateExpected && text.contains("the robot left the active state") {
+                throw RobotLeftActiveState(text: text)
+            }
         }
 
         func press(_ key: [UInt8]) throws {
@@ -129,12 +159,35 @@ import Testing
         }
     }
 
-    static func waitForExit(_ process: Process, seconds: Double) -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < end { usleep(50_000) }
-        if process.isRunning { return false }
-        process.waitUntilExit()
-        return true
+    struct SessionFailure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// A safety event the flow did not plan: on a machine loaded by other tests, a server of ordinary priority (the
+    /// leader's, the follower's) that stalls past the bus's deadlines; not what the test is about.
+    struct RobotLeftActiveState: Error, CustomStringConvertible {
+        var text: String
+        var description: String {
+            text.components(separatedBy: "\n").first { $0.contains("left the active state") }
+                ?? "the robot left the active state"
+        }
+    }
+
+    /// Runs `session` on a bench of its own, up to three times while the robot leaves the active state unplanned
+    /// (each retry printed with its cause); the third attempt's failures count whatever their cause.
+    static func retryingSafeStates(_ name: String, _ session: (Bench) throws -> Void) throws {
+        for attempt in 1...3 {
+            let bench = try Bench("\(name)-\(attempt)")
+            bench.mayRetry = attempt < 3
+            defer { bench.stop() }
+            do {
+                try session(bench)
+                return
+            } catch let error as RobotLeftActiveState {
+                print("sinew record (\(name)): the robot left the active state (\(error)); run again")
+            }
+        }
     }
 
     /// The dataset's frames and episodes (`python -m sinew_dataset dump`).
@@ -192,99 +245,102 @@ import Testing
     /// out too; → skips the reset; episode 2 runs out and the session ends by itself. The dataset holds two
     /// episodes (the discarded take is not in it), checked, and the arm is shut down as robot.yaml says.
     @Test func keysRedoAnEpisodeAndSkipAReset() throws {
-        let bench = try Bench("redo")
-        defer { bench.stop() }
-        let dataset = bench.dir + "/dataset"
-        let output = bench.dir + "/report.json"
-        let process = try bench.record(
-            ["--episodes", "2", "--episode-time-s", "1.5", "--reset-time-s", "600"], dataset: dataset, output: output)
-        defer { Self.reap(process) }
-        #expect(bench.wait(for: "episode 1/2: kept"), "\(bench.text)")
-        #expect(bench.wait(for: "reset: 600.0 s"), "\(bench.text)")
-        try bench.press(Self.left)
-        #expect(bench.wait(for: "the episode before this reset is discarded"), "\(bench.text)")
-        #expect(bench.wait(for: "episode 1/2: kept", count: 2), "\(bench.text)")
-        #expect(bench.wait(for: "reset: 600.0 s", count: 2), "\(bench.text)")
-        try bench.press(Self.right)
-        #expect(bench.wait(for: "episode 2/2: recording"), "\(bench.text)")
-        #expect(Self.waitForExit(process, seconds: 180), "\(bench.text)")
-        bench.stop()
-        #expect(process.terminationStatus == 0, "\(bench.text)")
-        let report = try #require(
-            jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
-        #expect(report["episodes"] as? Int == 2)
-        #expect(report["discarded"] as? Int == 1)
-        #expect(report["seeds"] as? [Int] == [0, 1])
-        #expect(report["ended_by"] as? String == "all episodes recorded")
-        // 1.5 s at 30 fps: 45 frames when the loop keeps its rate; fewer if the machine stalls it.
-        let lengths = try #require(report["episode_frames"] as? [Int])
-        #expect(lengths.count == 2 && lengths.allSatisfy { $0 > 10 && $0 <= 46 }, "\(lengths)")
-        #expect(bench.text.contains("all 2 episodes recorded"))
-        let run = try #require(report["run"] as? [String: Any])
-        #expect(run["final_state"] as? String == "active" && run["stopped_by"] as? String == "request", "\(run)")
-        try Self.checkDataset(dataset, report: report, printed: bench.text)
-        #expect(try bench.followerTorque() == SafeExitTests.torqueAfterShutdown)
+        try Self.retryingSafeStates("redo") { bench in
+            let dataset = bench.dir + "/dataset"
+            let output = bench.dir + "/report.json"
+            let process = try bench.record(
+                ["--episodes", "2", "--episode-time-s", "1.5", "--reset-time-s", "600"], dataset: dataset,
+                output: output)
+            defer { Self.reap(process) }
+            try bench.expectLine("episode 1/2: kept")
+            try bench.expectLine("reset: 600.0 s")
+            try bench.press(Self.left)
+            try bench.expectLine("the episode before this reset is discarded")
+            try bench.expectLine("episode 1/2: kept", count: 2)
+            try bench.expectLine("reset: 600.0 s", count: 2)
+            try bench.press(Self.right)
+            try bench.expectLine("episode 2/2: recording")
+            try bench.expectExit(process)
+            bench.stop()
+            #expect(process.terminationStatus == 0, "\(bench.text)")
+            let report = try #require(
+                jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
+            #expect(report["episodes"] as? Int == 2)
+            #expect(report["discarded"] as? Int == 1)
+            #expect(report["seeds"] as? [Int] == [0, 1])
+            #expect(report["ended_by"] as? String == "all episodes recorded")
+            // 1.5 s at 30 fps: 45 frames when the loop keeps its rate; fewer if the machine stalls it.
+            let lengths = try #require(report["episode_frames"] as? [Int])
+            #expect(lengths.count == 2 && lengths.allSatisfy { $0 > 10 && $0 <= 46 }, "\(lengths)")
+            #expect(bench.text.contains("all 2 episodes recorded"))
+            let run = try #require(report["run"] as? [String: Any])
+            #expect(run["final_state"] as? String == "active" && run["stopped_by"] as? String == "request", "\(run)")
+            try Self.checkDataset(dataset, report: report, printed: bench.text)
+            #expect(try bench.followerTorque() == SafeExitTests.torqueAfterShutdown)
+        }
     }
 
     /// 600 s episodes with 1 s resets: ← during episode 1 discards it, the reset runs out, → ends the new take
     /// early (kept), the reset runs out, and Esc during episode 2 ends the session: only episode 1 is written,
     /// the episode in progress is not.
     @Test func escapeEndsTheSessionKeepingTheEpisodesBefore() throws {
-        let bench = try Bench("escape")
-        defer { bench.stop() }
-        let dataset = bench.dir + "/dataset"
-        let output = bench.dir + "/report.json"
-        let process = try bench.record(
-            ["--episodes", "2", "--episode-time-s", "600", "--reset-time-s", "1"], dataset: dataset, output: output)
-        defer { Self.reap(process) }
-        #expect(bench.wait(for: "episode 1/2: recording"), "\(bench.text)")
-        try bench.press(Self.left)
-        #expect(bench.wait(for: "episode 1/2: discarded"), "\(bench.text)")
-        #expect(bench.wait(for: "episode 1/2: recording", count: 2), "\(bench.text)")
-        try bench.press(Self.right)
-        #expect(bench.wait(for: "episode 1/2: kept"), "\(bench.text)")
-        #expect(bench.wait(for: "episode 2/2: recording"), "\(bench.text)")
-        try bench.press(Self.escape)
-        #expect(bench.wait(for: "Esc: the recording session ends with 1 episode(s) kept"), "\(bench.text)")
-        #expect(Self.waitForExit(process, seconds: 180), "\(bench.text)")
-        bench.stop()
-        #expect(process.terminationStatus == 0, "\(bench.text)")
-        let report = try #require(
-            jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
-        #expect(report["episodes"] as? Int == 1)
-        #expect(report["discarded"] as? Int == 2, "the first take of episode 1 and episode 2 in progress")
-        #expect(report["ended_by"] as? String == "Esc")
-        let lengths = try #require(report["episode_frames"] as? [Int])
-        #expect(lengths.count == 1 && lengths[0] > 0, "\(lengths)")
-        try Self.checkDataset(dataset, report: report, printed: bench.text)
-        #expect(try bench.followerTorque() == SafeExitTests.torqueAfterShutdown)
+        try Self.retryingSafeStates("escape") { bench in
+            let dataset = bench.dir + "/dataset"
+            let output = bench.dir + "/report.json"
+            let process = try bench.record(
+                ["--episodes", "2", "--episode-time-s", "600", "--reset-time-s", "1"], dataset: dataset, output: output)
+            defer { Self.reap(process) }
+            try bench.expectLine("episode 1/2: recording")
+            try bench.press(Self.left)
+            try bench.expectLine("episode 1/2: discarded")
+            try bench.expectLine("episode 1/2: recording", count: 2)
+            try bench.press(Self.right)
+            try bench.expectLine("episode 1/2: kept")
+            try bench.expectLine("episode 2/2: recording")
+            try bench.press(Self.escape)
+            try bench.expectLine("Esc: the recording session ends with 1 episode(s) kept")
+            try bench.expectExit(process)
+            bench.stop()
+            #expect(process.terminationStatus == 0, "\(bench.text)")
+            let report = try #require(
+                jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
+            #expect(report["episodes"] as? Int == 1)
+            #expect(report["discarded"] as? Int == 2, "the first take of episode 1 and episode 2 in progress")
+            #expect(report["ended_by"] as? String == "Esc")
+            let lengths = try #require(report["episode_frames"] as? [Int])
+            #expect(lengths.count == 1 && lengths[0] > 0, "\(lengths)")
+            try Self.checkDataset(dataset, report: report, printed: bench.text)
+            #expect(try bench.followerTorque() == SafeExitTests.torqueAfterShutdown)
+        }
     }
 
     /// The follower's bus goes away during episode 2 (its server killed): the run ends through the safe state on
     /// its own, and episode 1, completed before, is still written; the episode in progress is not.
     @Test func aBusThatFailsMidEpisodeKeepsTheEpisodesBefore() throws {
-        let bench = try Bench("bus")
-        defer { bench.stop() }
-        let dataset = bench.dir + "/dataset"
-        let output = bench.dir + "/report.json"
-        let process = try bench.record(
-            ["--episodes", "3", "--episode-time-s", "600", "--reset-time-s", "600"], dataset: dataset, output: output)
-        defer { Self.reap(process) }
-        #expect(bench.wait(for: "episode 1/3: recording"), "\(bench.text)")
-        try bench.press(Self.right)
-        #expect(bench.wait(for: "reset: 600.0 s"), "\(bench.text)")
-        try bench.press(Self.right)
-        #expect(bench.wait(for: "episode 2/3: recording"), "\(bench.text)")
-        bench.follower.kill()
-        #expect(Self.waitForExit(process, seconds: 180), "\(bench.text)")
-        bench.stop()
-        // 1 (the run failed) or 3 (shutdown could not reach the servos: their bus is gone), never a crash.
-        #expect([1, 3].contains(process.terminationStatus), "\(process.terminationStatus): \(bench.text)")
-        #expect(bench.text.contains("episode 2/3 in progress is discarded"), "\(bench.text)")
-        let report = try #require(
-            jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
-        #expect(report["episodes"] as? Int == 1)
-        #expect((report["ended_by"] as? String)?.contains("disconnected") == true, "\(report["ended_by"] ?? "")")
-        try Self.checkDataset(dataset, report: report, printed: bench.text)
+        try Self.retryingSafeStates("bus") { bench in
+            bench.safeStateExpected = true
+            let dataset = bench.dir + "/dataset"
+            let output = bench.dir + "/report.json"
+            let process = try bench.record(
+                ["--episodes", "3", "--episode-time-s", "600", "--reset-time-s", "600"], dataset: dataset,
+                output: output)
+            defer { Self.reap(process) }
+            try bench.expectLine("episode 1/3: recording")
+            try bench.press(Self.right)
+            try bench.expectLine("reset: 600.0 s")
+            try bench.press(Self.right)
+            try bench.expectLine("episode 2/3: recording")
+            bench.follower.kill()
+            try bench.expectExit(process)
+            bench.stop()
+            // 1 (the run failed) or 3 (shutdown could not reach the servos: their bus is gone), never a crash.
+            #expect([1, 3].contains(process.terminationStatus), "\(process.terminationStatus): \(bench.text)")
+            #expect(bench.text.contains("episode 2/3 in progress is discarded"), "\(bench.text)")
+            let report = try #require(
+                jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
+            #expect(report["episodes"] as? Int == 1)
+            #expect((report["ended_by"] as? String)?.contains("disconnected") == true, "\(report["ended_by"] ?? "")")
+            try Self.checkDataset(dataset, report: report, printed: bench.text)
+        }
     }
 }
