@@ -174,6 +174,13 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
         let t = header.timeSeconds
         // A recovery restarts the loop's clock.
         if t < phaseStartS { phaseStartS = t }
+        // SIGINT, SIGTERM, SIGHUP: the guard stage takes the robot to its safe state before the shutdown; the session
+        // ends there, the episode in progress not kept.
+        if header.shutdownRequested {
+            try finish()
+            setPhase(.done)
+            return
+        }
         let active = header.state == .active
         let key = takeKey()
         if key == .escape {
@@ -200,7 +207,9 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
                 startReset(at: t, afterKept: false)
                 return
             }
-            if key == .right || elapsedS >= episodeTimeS {
+            // → on an episode without a frame yet (a second → queued behind the one that skipped the reset) is
+            // taken for a key bounce: an empty episode is no demonstration.
+            if (key == .right && !state.isEmpty) || elapsedS >= episodeTimeS {
                 keep()
                 if kept.count == episodesWanted {
                     allRecorded.store(true, ordering: .releasing)
@@ -249,7 +258,7 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
 
     private enum Key { case right, left, escape }
 
-    /// One key press at most per tick, oldest kind first: Esc, then ←, then →.
+    /// One key press at most per tick (queued presses are taken by the ticks after), Esc first, then ←, then →.
     private func takeKey() -> Key? {
         if escapePresses.load(ordering: .acquiring) > seenEscape {
             seenEscape += 1
@@ -371,7 +380,8 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
             status = "RESET before episode \(episode)/\(episodesWanted) \(left) (→ skip, ← redo last, Esc stop)"
         case .done: status = "DONE \(keptCount.load(ordering: .relaxed)) kept"
         }
-        return RunCompanionView(lines: lines, status: status, endRun: phaseCode.load(ordering: .acquiring) == 3)
+        return RunCompanionView(
+            lines: lines, status: status, endRun: phaseCode.load(ordering: .acquiring) == Phase.done.rawValue)
     }
 
     private func describe(_ code: Int) -> String? {

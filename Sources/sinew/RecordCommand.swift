@@ -294,14 +294,42 @@ extension Record {
                 + String(format: "up to %.1f s each, %.1f s resets between them. ", episodeTime, resetTime)
                 + "Keys: → ends the episode (kept) or skips the reset; ← records the episode again; Esc ends the "
                 + "session; e or space: e-stop; r: recover. Ctrl-C ends too. The episodes kept are written at the end.")
+        /// The episodes kept, written and checked (after the run: the arm is shut down by then).
+        func writeDataset(_ kept: [LeRobotEpisode], endedBy: String) throws {
+            let notes: [(String, String)] = [
+                ("robot", setup.configuration.name), ("task", setup.task.name),
+                ("task_type", setup.task.settings.typeName),
+                ("policy", "teleop (leader \((leaderPath as NSString).lastPathComponent))"),
+                ("seeds", kept.indices.map { String(recorder.seed(ofEpisode: $0)) }.joined(separator: ",")),
+                ("source", "sinew record (\(backend.rawValue), real time, teleoperated)"),
+                ("loop_rate_hz", "\(setup.configuration.loop.rateHz)"), ("episode_time_s", "\(episodeTime)"),
+                ("reset_time_s", "\(resetTime)"), ("discarded_episodes", "\(recorder.discardedEpisodes)"),
+                ("ended_by", endedBy), ("sinew_version", SinewVersion.number),
+            ]
+            let spec = LeRobotDatasetSpec(
+                fps: frameRate, robotType: setup.configuration.name, conversion: conversion,
+                environmentNames: setup.task.settings.observationNames(configuration: setup.configuration),
+                episodes: kept, notes: notes)
+            _ = try DatasetHelper.write(spec, to: dataset, python: python)
+        }
         let outcome: RunOutcome
         do {
             outcome = try RobotRun.run(
                 configurationPath: episodeOptions.robot, backend: backend, port: port, duration: nil,
                 statusLine: !json, options: options)
-        } catch let failure as RunFailure where json {
-            print(failure.json(robot: episodeOptions.robot, backend: backend).text)
-            throw ExitCode(RunExit.error)
+        } catch let failure as RunFailure {
+            // A failure after ticks ran (a loop thread that cannot restart after a recovery): what was kept is
+            // written all the same. Before the ticks nothing was recorded.
+            if !recorder.keptEpisodes.isEmpty {
+                try writeDataset(recorder.keptEpisodes, endedBy: "failure: \(failure.message)")
+                printError(
+                    "\(dataset): the \(recorder.keptEpisodes.count) episode(s) kept before the failure are written")
+            }
+            if json {
+                print(failure.json(robot: episodeOptions.robot, backend: backend).text)
+                throw ExitCode(RunExit.error)
+            }
+            throw failure
         }
         if !json { print(outcome.summary) }
         let kept = recorder.keptEpisodes
@@ -318,21 +346,7 @@ extension Record {
                 "no episode was kept (ended by \(endedBy); \(recorder.discardedEpisodes) discarded\(cutShort)): "
                     + "nothing was written to \(dataset)")
         }
-        let notes: [(String, String)] = [
-            ("robot", setup.configuration.name), ("task", setup.task.name),
-            ("task_type", setup.task.settings.typeName),
-            ("policy", "teleop (leader \((leaderPath as NSString).lastPathComponent))"),
-            ("seeds", kept.indices.map { String(recorder.seed(ofEpisode: $0)) }.joined(separator: ",")),
-            ("source", "sinew record (\(backend.rawValue), real time, teleoperated)"),
-            ("loop_rate_hz", "\(setup.configuration.loop.rateHz)"), ("episode_time_s", "\(episodeTime)"),
-            ("reset_time_s", "\(resetTime)"), ("discarded_episodes", "\(recorder.discardedEpisodes)"),
-            ("ended_by", endedBy), ("sinew_version", SinewVersion.number),
-        ]
-        let spec = LeRobotDatasetSpec(
-            fps: frameRate, robotType: setup.configuration.name, conversion: conversion,
-            environmentNames: setup.task.settings.observationNames(configuration: setup.configuration),
-            episodes: kept, notes: notes)
-        _ = try DatasetHelper.write(spec, to: dataset, python: python)
+        try writeDataset(kept, endedBy: endedBy)
         let frames = kept.reduce(0) { $0 + $1.state.count }
         if json {
             print(

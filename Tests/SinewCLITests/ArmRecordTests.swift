@@ -343,4 +343,33 @@ import Testing
             try Self.checkDataset(dataset, report: report, printed: bench.text)
         }
     }
+
+    /// Ctrl-C (SIGINT) during episode 2: the run ends through the safe state and the shutdown (exit 130), then
+    /// episode 1 is written; the episode in progress is not.
+    @Test func interruptWritesTheEpisodesKept() throws {
+        try Self.retryingSafeStates("sigint") { bench in
+            let dataset = bench.dir + "/dataset"
+            let output = bench.dir + "/report.json"
+            let process = try bench.record(
+                ["--episodes", "3", "--episode-time-s", "600", "--reset-time-s", "600"], dataset: dataset,
+                output: output)
+            defer { Self.reap(process) }
+            try bench.expectLine("episode 1/3: recording")
+            try bench.press(Self.right)
+            try bench.expectLine("reset: 600.0 s")
+            try bench.press(Self.right)
+            try bench.expectLine("episode 2/3: recording")
+            process.interrupt()
+            try bench.expectExit(process)
+            bench.stop()
+            #expect(process.terminationStatus == 130, "\(bench.text)")
+            #expect(!bench.text.contains("left the active state"), "a requested end is no safety event")
+            let report = try #require(
+                jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
+            #expect(report["episodes"] as? Int == 1)
+            #expect(report["ended_by"] as? String == "SIGINT")
+            try Self.checkDataset(dataset, report: report, printed: bench.text)
+            #expect(try bench.followerTorque() == SafeExitTests.torqueAfterShutdown)
+        }
+    }
 }
