@@ -283,7 +283,8 @@ extension Record {
         let episodeTime = episodeTimeS ?? Self.defaultEpisodeTimeS
         let resetTime = resetTimeS ?? Self.defaultResetTimeS
         let recorder = ArmEpisodeRecorder(
-            setup: setup, conversion: conversion, episodes: episodes, episodeTimeS: episodeTime,
+            configuration: setup.configuration, model: setup.model, task: setup.task, conversion: conversion,
+            episodes: episodes, episodeTimeS: episodeTime,
             resetTimeS: resetTime, fps: frameRate, seed: episodeOptions.seed)
         var options = RunOptions(calibrationPath: calibration)
         options.leaderPort = leaderPort

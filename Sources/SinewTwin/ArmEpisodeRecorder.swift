@@ -1,31 +1,7 @@
 import Foundation
+import SinewKinematics
 import SinewRuntime
-import SinewTwin
 import Synchronization
-
-/// Something that rides along a `sinew run`-style run without touching the tick: sinks on the recorder's thread
-/// (fed every tick), the terminal's keys that are not the e-stop's, and a say in the status line and in when the
-/// run ends. `sinew record` on a real arm is one (``ArmEpisodeRecorder``).
-protocol RunCompanion: AnyObject, Sendable {
-    /// Sinks for the recorder's thread; each gets every tick.
-    var sinks: [any RecordingSink] { get }
-    /// What the companion's keys do, for the status line.
-    var keysHint: String { get }
-    /// A byte from the terminal that is neither an e-stop key nor the recover key (on the key-reading thread).
-    func keyByte(_ byte: UInt8)
-    /// The Esc key alone, told apart from the start of an arrow's sequence (on the key-reading thread).
-    func escapeKey()
-    /// On the monitor's thread, a few times a second: lines to print, the head of the status line, and whether the
-    /// run should end now.
-    func monitor() -> RunCompanionView
-}
-
-/// What a ``RunCompanion`` shows and asks for at one look of the monitor.
-struct RunCompanionView {
-    var lines: [String]
-    var status: String
-    var endRun: Bool
-}
 
 /// Teleoperated episodes on a real arm, as `lerobot-record` records them: episode i runs for up to the episode
 /// time; → ends it early and keeps it, ← discards it and records it again after a reset, Esc ends the session
@@ -37,7 +13,7 @@ struct RunCompanionView {
 /// snapshot, runs the episode state machine on the snapshot's loop time (so frame counts follow the loop, not
 /// this thread's scheduling), takes frames at the dataset's rate and keeps the episodes; the monitor's thread
 /// reads the phase through atomics and the events through a preallocated ring. The tick never sees any of it.
-final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable {
+public final class ArmEpisodeRecorder: RecordingSink, @unchecked Sendable {
     // @unchecked: the fields below the atomics belong to one thread each, as marked.
 
     /// Phases, as the monitor sees them.
@@ -51,12 +27,17 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
             allRecorded
     }
 
-    let episodesWanted: Int
-    let episodeTimeS: Double
-    let resetTimeS: Double
-    let fps: Int
-    let seed: UInt64
-    let setup: TwinSetup
+    public let episodesWanted: Int
+    /// The longest episode and the reset between two, s.
+    public let episodeTimeS: Double
+    public let resetTimeS: Double
+    /// Dataset frames per second.
+    public let fps: Int
+    /// The first episode's seed (episode i's goal is drawn from seed + i).
+    public let seed: UInt64
+    let configuration: RobotConfiguration
+    let model: RobotModel
+    let task: TaskConfiguration
     let conversion: LeRobotJointConversion
 
     // Key presses, counted by the key-reading thread; the recorder's thread takes them one at a time.
@@ -101,18 +82,26 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
     private let allRecorded = Atomic<Bool>(false)
 
     /// Whether the session ended on its own: Esc, or every episode recorded.
-    var endedByEscape: Bool { stoppedByEscape.load(ordering: .acquiring) }
-    var recordedAll: Bool { allRecorded.load(ordering: .acquiring) }
+    public var endedByEscape: Bool { stoppedByEscape.load(ordering: .acquiring) }
+    public var recordedAll: Bool { allRecorded.load(ordering: .acquiring) }
 
     /// Whether the run ended (a signal, a failure) with an episode in progress, which was not kept. Read after the
     /// recorder's thread has ended.
-    private(set) var episodeCutShort = false
+    public private(set) var episodeCutShort = false
 
-    init(
-        setup: TwinSetup, conversion: LeRobotJointConversion, episodes: Int, episodeTimeS: Double, resetTimeS: Double,
-        fps: Int, seed: UInt64
+    /// Episodes of `task` on the robot of `configuration` and `model`, frames converted by `conversion`.
+    /// - Parameters:
+    ///   - episodes: how many to keep before the session ends by itself.
+    ///   - episodeTimeS: an episode's longest duration, s (> 0); `resetTimeS`: the reset between two, s (≥ 0).
+    ///   - fps: dataset frames per second.
+    public init(
+        configuration: RobotConfiguration, model: RobotModel, task: TaskConfiguration,
+        conversion: LeRobotJointConversion, episodes: Int, episodeTimeS: Double, resetTimeS: Double, fps: Int,
+        seed: UInt64
     ) {
-        self.setup = setup
+        self.configuration = configuration
+        self.model = model
+        self.task = task
         self.conversion = conversion
         episodesWanted = episodes
         self.episodeTimeS = episodeTimeS
@@ -121,7 +110,7 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
         self.seed = seed
         events = .allocate(capacity: Self.eventCapacity)
         events.initialize(repeating: 0, count: Self.eventCapacity)
-        positions = .allocate(capacity: max(1, setup.configuration.joints.count))
+        positions = .allocate(capacity: max(1, configuration.joints.count))
         positions.initialize(repeating: 0)
     }
 
@@ -130,22 +119,20 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
         positions.deallocate()
     }
 
-    var sinks: [any RecordingSink] { [self] }
-
-    var keysHint: String { "→ end/skip, ← redo, Esc stop" }
-
     /// The episodes kept, in order. Read after the recorder's thread has ended (`RunRecording.finish()`).
-    var keptEpisodes: [LeRobotEpisode] { kept }
+    public var keptEpisodes: [LeRobotEpisode] { kept }
 
     /// Episodes recorded and thrown away (←, the robot leaving the active state, the session ending mid-episode).
-    var discardedEpisodes: Int { discardedCount.load(ordering: .relaxed) }
+    public var discardedEpisodes: Int { discardedCount.load(ordering: .relaxed) }
 
     /// The seed of the episode with this index (0-based, among those kept): the task's goal is drawn from it.
-    func seed(ofEpisode index: Int) -> UInt64 { seed &+ UInt64(index) }
+    public func seed(ofEpisode index: Int) -> UInt64 { seed &+ UInt64(index) }
 
     // MARK: Key-reading thread
 
-    func keyByte(_ byte: UInt8) {
+    /// A byte from the operator's terminal (on the key-reading thread only): → and ← arrive as ESC [ C and ESC [ D
+    /// (or ESC O C/D), counted as presses.
+    public func keyByte(_ byte: UInt8) {
         switch (escapeState, byte) {
         case (_, 0x1B): escapeState = 1
         case (1, UInt8(ascii: "[")), (1, UInt8(ascii: "O")): escapeState = 2
@@ -161,14 +148,16 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
         }
     }
 
-    func escapeKey() {
+    /// The Esc key alone (the key reader told it from an arrow's ESC), on the key-reading thread only.
+    public func escapeKey() {
         escapeState = 0
         escapePresses.add(1, ordering: .releasing)
     }
 
     // MARK: Recorder's thread
 
-    func write(_ snapshot: TickSnapshotSlot) throws(RecordingError) {
+    /// Each tick's snapshot, on the recorder's thread: the episode state machine and the frames.
+    public func write(_ snapshot: TickSnapshotSlot) throws(RecordingError) {
         let header = snapshot.header.pointee
         guard header.kind == .tick, phase != .done else { return }
         let t = header.timeSeconds
@@ -247,7 +236,8 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
         }
     }
 
-    func finish() throws(RecordingError) {
+    /// The end of the run, on the recorder's thread: an episode in progress is not kept.
+    public func finish() throws(RecordingError) {
         // The run ended (Ctrl-C, SIGTERM, a failure) with an episode in progress: it is not kept.
         if phase == .recording {
             discard()
@@ -289,13 +279,13 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
     private func startRecording(at t: Double) {
         let index = kept.count
         let context = TaskEpisodeContext(
-            configuration: setup.configuration, model: setup.model,
-            startRad: setup.task.startPose(
-                configuration: setup.configuration, model: setup.model, seed: seed(ofEpisode: index)))
+            configuration: configuration, model: model,
+            startRad: task.startPose(
+                configuration: configuration, model: model, seed: seed(ofEpisode: index)))
         var random = TaskConfiguration.random(seed: seed(ofEpisode: index), stream: .task)
         // The settings were checked against the robot when the task was loaded; an episode that still cannot be
         // made (none has been seen) records no environment state rather than stopping the arm mid-session.
-        taskEpisode = try? setup.task.settings.makeEpisode(context, random: &random)
+        taskEpisode = try? task.settings.makeEpisode(context, random: &random)
         nextFrame = 0
         state.removeAll(keepingCapacity: true)
         action.removeAll(keepingCapacity: true)
@@ -328,7 +318,7 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
         for j in 0..<n { positions[j] = snapshot.positionRad[j] }
         _ = taskEpisode?.update(timeS: elapsedS, positionsRad: UnsafeBufferPointer(positions))
         // Half a loop period early at most, so that a frame due exactly at a tick is taken at that tick.
-        let halfPeriodS = 0.5 / setup.configuration.loop.rateHz
+        let halfPeriodS = 0.5 / configuration.loop.rateHz
         guard elapsedS + halfPeriodS >= Double(nextFrame) / Double(fps) else { return }
         state.append((0..<n).map { conversion.toDataset(snapshot.positionRad[$0], joint: $0) })
         action.append((0..<n).map { conversion.toDataset(snapshot.targetRad[$0], joint: $0) })
@@ -338,7 +328,7 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
 
     private func keep() {
         kept.append(
-            LeRobotEpisode(task: setup.task.instruction, state: state, action: action, environment: environment))
+            LeRobotEpisode(task: task.instruction, state: state, action: action, environment: environment))
         keptCount.store(kept.count, ordering: .releasing)
         post(.kept)
     }
@@ -361,7 +351,8 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
 
     // MARK: Monitor's thread
 
-    func monitor() -> RunCompanionView {
+    /// What happened since the last call, one line per event (the monitor's thread only).
+    public func newLines() -> [String] {
         var lines: [String] = []
         let written = eventsWritten.load(ordering: .acquiring)
         if written - eventsRead > Self.eventCapacity { eventsRead = written - Self.eventCapacity }
@@ -370,18 +361,23 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
             eventsRead += 1
             if let line = describe(code) { lines.append(line) }
         }
+        return lines
+    }
+
+    /// Whether the session has ended by itself (every episode recorded, or Esc): the run may stop.
+    public var isDone: Bool { phaseCode.load(ordering: .acquiring) == Phase.done.rawValue }
+
+    /// The head of the status line: the phase, episode i/N, the seconds left and the keys (any thread).
+    public var statusText: String {
         let episode = currentEpisode.load(ordering: .relaxed) + 1
         let left = String(format: "%4.1f s left", Double(max(0, remainingMs.load(ordering: .relaxed))) / 1000)
-        let status: String
         switch Phase(rawValue: phaseCode.load(ordering: .acquiring)) ?? .waiting {
-        case .waiting: status = "WAIT episode \(episode)/\(episodesWanted) (robot not active)"
-        case .recording: status = "REC episode \(episode)/\(episodesWanted) \(left) (→ keep, ← redo, Esc stop)"
+        case .waiting: return "WAIT episode \(episode)/\(episodesWanted) (robot not active)"
+        case .recording: return "REC episode \(episode)/\(episodesWanted) \(left) (→ keep, ← redo, Esc stop)"
         case .reset:
-            status = "RESET before episode \(episode)/\(episodesWanted) \(left) (→ skip, ← redo last, Esc stop)"
-        case .done: status = "DONE \(keptCount.load(ordering: .relaxed)) kept"
+            return "RESET before episode \(episode)/\(episodesWanted) \(left) (→ skip, ← redo last, Esc stop)"
+        case .done: return "DONE \(keptCount.load(ordering: .relaxed)) kept"
         }
-        return RunCompanionView(
-            lines: lines, status: status, endRun: phaseCode.load(ordering: .acquiring) == Phase.done.rawValue)
     }
 
     private func describe(_ code: Int) -> String? {
@@ -417,11 +413,11 @@ final class ArmEpisodeRecorder: RunCompanion, RecordingSink, @unchecked Sendable
     /// it.
     private func goal(ofEpisode index: Int) -> String {
         let context = TaskEpisodeContext(
-            configuration: setup.configuration, model: setup.model,
-            startRad: setup.task.startPose(
-                configuration: setup.configuration, model: setup.model, seed: seed(ofEpisode: index)))
+            configuration: configuration, model: model,
+            startRad: task.startPose(
+                configuration: configuration, model: model, seed: seed(ofEpisode: index)))
         var random = TaskConfiguration.random(seed: seed(ofEpisode: index), stream: .task)
-        guard let episode = try? setup.task.settings.makeEpisode(context, random: &random) else { return "" }
+        guard let episode = try? task.settings.makeEpisode(context, random: &random) else { return "" }
         let shown = episode.report.goal.filter { $0.1.count <= 6 }
         guard !shown.isEmpty else { return "" }
         return "\n  seed \(seed(ofEpisode: index)): "
