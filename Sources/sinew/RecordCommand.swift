@@ -51,8 +51,8 @@ struct Record: ParsableCommand {
             safe_state says), then the kept episodes are written and checked. A bus that fails mid-episode ends the \
             run the same way: the episodes completed before are written, the one in progress is not. No episode kept \
             is an error (exit 1) and writes nothing. The exit status is otherwise `sinew run`'s (130 after Ctrl-C, \
-            the dataset still written). --fps, --units, --gripper-joints, --seed, --python and --json apply; --keep, \
-            --mcap, --randomize and --range are for simulation.
+            the dataset still written). --fps, --units, --gripper-joints, --seed, --python and --json apply; --policy, \
+            --keep, --mcap, --randomize and --range are for simulation.
             Example: sinew record Hardware/robots/so101/robot.yaml --leader Hardware/robots/so101/leader.yaml \
             --backend serial --port /dev/sinew/so101 --leader-port /dev/sinew/so101-leader \
             --task Hardware/robots/so101/tasks/reach.yaml --episodes 20 --episode-time-s 30 --dataset ~/reach-demos
@@ -149,6 +149,10 @@ struct Record: ParsableCommand {
             if keep != nil { throw ValidationError("--keep is for simulation: on a real arm the keys decide") }
             if mcap != nil {
                 throw ValidationError("--mcap is for simulation; on a real arm `sinew teleop --record` records MCAP")
+            }
+            if episodeOptions.policy != "cartesian" {
+                throw ValidationError(
+                    "--policy is for simulation: on a real arm the leader (--leader) is the demonstrator")
             }
             if episodeOptions.randomize || !episodeOptions.ranges.isEmpty {
                 throw ValidationError("--randomize and --range change simulated physics: not on a real arm")
