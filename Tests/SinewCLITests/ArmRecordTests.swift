@@ -114,9 +114,9 @@ import Testing
         }
 
         private func checkActive(_ text: String) throws {
-            if mayRetry && !safeStateExpected && text.contains("the robot left the active state") {
-                throw RobotLeftActiveState(text: text)
-            }
+            guard !safeStateExpected && text.contains("the robot left the active state") else { return }
+            if mayRetry { throw RobotLeftActiveState(text: text) }
+            throw SessionFailure("the robot left the active state in the last attempt too:\n\(text)")
         }
 
         func press(_ key: [UInt8]) throws {
@@ -185,7 +185,7 @@ import Testing
                 try session(bench)
                 return
             } catch let error as RobotLeftActiveState {
-                print("sinew record (\(name)): the robot left the active state (\(error)); run again")
+                print("sinew record (\(name)): \(error); run again")
             }
         }
     }
