@@ -318,7 +318,6 @@ import Testing
     /// its own, and episode 1, completed before, is still written; the episode in progress is not.
     @Test func aBusThatFailsMidEpisodeKeepsTheEpisodesBefore() throws {
         try Self.retryingSafeStates("bus") { bench in
-            bench.safeStateExpected = true
             let dataset = bench.dir + "/dataset"
             let output = bench.dir + "/report.json"
             let process = try bench.record(
@@ -330,6 +329,7 @@ import Testing
             try bench.expectLine("reset: 600.0 s")
             try bench.press(Self.right)
             try bench.expectLine("episode 2/3: recording")
+            bench.safeStateExpected = true
             bench.follower.kill()
             try bench.expectExit(process)
             bench.stop()
