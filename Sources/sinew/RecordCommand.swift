@@ -336,6 +336,8 @@ extension Record {
             }
             throw failure
         }
+        // What happened after the monitor's last look (the recorder's thread has ended by now).
+        for line in recorder.newLines() { printError(line) }
         if !json { print(outcome.summary) }
         let kept = recorder.keptEpisodes
         var endedBy = outcome.stoppedBy
