@@ -185,7 +185,7 @@ public final class ArmEpisodeRecorder: RecordingSink, @unchecked Sendable {
         case .recording:
             guard active else {
                 discard()
-                post(.robotNotActive, detail: 1)
+                post(.robotNotActive, detail: 1 | Self.causeCode(header.safetyCause) << 1)
                 enterWaiting(resetFirst: true)
                 return
             }
@@ -212,7 +212,7 @@ public final class ArmEpisodeRecorder: RecordingSink, @unchecked Sendable {
             remainingMs.store(Int((episodeTimeS - elapsedS) * 1000), ordering: .relaxed)
         case .reset:
             guard active else {
-                post(.robotNotActive)
+                post(.robotNotActive, detail: Self.causeCode(header.safetyCause) << 1)
                 enterWaiting(resetFirst: true)
                 return
             }
@@ -341,7 +341,10 @@ public final class ArmEpisodeRecorder: RecordingSink, @unchecked Sendable {
     }
 
     /// - Parameter detail: rides along with the episodes kept so far: for `kept`, its frame count; for
-    ///   `robotNotActive`, 1 when an episode in progress was discarded.
+    ///   `robotNotActive`, bit 0 set when an episode in progress was discarded, above it ``causeCode(_:)``.
+    /// A safety cause as a small number (0: none) for an event's detail.
+    static func causeCode(_ cause: SafetyCause?) -> Int { cause.map { Int($0.rawValue) + 1 } ?? 0 }
+
     private func post(_ event: Event, detail: Int = 0) {
         let index = eventsWritten.load(ordering: .relaxed)
         let value = event == .kept ? state.count : detail
@@ -399,8 +402,9 @@ public final class ArmEpisodeRecorder: RecordingSink, @unchecked Sendable {
             return "reset: \(seconds(resetTimeS)) to set the scene up again (teleoperation goes on, nothing is "
                 + "recorded; → skips it), then episode \(keptSoFar + 1)\(of)"
         case .robotNotActive:
-            return "the robot left the active state (e-stop or safety event)"
-                + (frames == 1 ? ": episode \(keptSoFar + 1)\(of) in progress is discarded" : "")
+            let cause = (frames >> 1) > 0 ? SafetyCause(rawValue: UInt8(truncatingIfNeeded: (frames >> 1) - 1)) : nil
+            return "the robot left the active state (\(cause.map { "\($0)" } ?? "e-stop or safety event"))"
+                + (frames & 1 == 1 ? ": episode \(keptSoFar + 1)\(of) in progress is discarded" : "")
                 + "; r recovers, then a reset and episode \(keptSoFar + 1)\(of)"
         case .stoppedByEscape: return "Esc: the recording session ends with \(keptSoFar) episode(s) kept"
         case .allRecorded: return "all \(episodesWanted) episodes recorded"

@@ -28,6 +28,8 @@ import Testing
     final class Bench: @unchecked Sendable {
         // @unchecked: `received` is behind `lock`; the rest is set in init.
         let dir: String
+        /// The follower's robot.yaml (``lenientRobot()``).
+        let robot: String
         let follower: SinewChild
         let leader: SinewChild
         let terminal: PseudoTerminalTransport
@@ -43,7 +45,9 @@ import Testing
                 ).path
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            follower = try SinewChild(["virtual-bus", "--robot", ArmRecordTests.robot, "--link-dir", dir])
+            robot = dir + "/so101.yaml"
+            try ArmRecordTests.lenientRobot().write(toFile: robot, atomically: true, encoding: .utf8)
+            follower = try SinewChild(["virtual-bus", "--robot", robot, "--link-dir", dir])
             leader = try SinewChild([
                 "virtual-bus", "--robot", ArmRecordTests.leader, "--link-dir", dir, "--hand",
                 repositoryRoot + "/Hardware/robots/so101/motions/pick-and-place.csv",
@@ -138,7 +142,7 @@ import Testing
             _ = FileManager.default.createFile(atPath: output, contents: nil)
             let process = sinewProcess(
                 [
-                    "record", ArmRecordTests.robot, "--leader", ArmRecordTests.leader, "--backend", "pty", "--port",
+                    "record", robot, "--leader", ArmRecordTests.leader, "--backend", "pty", "--port",
                     dir + "/arm", "--leader-port", dir + "/leader", "--task", ArmRecordTests.reach, "--dataset",
                     dataset, "--python", python, "--json",
                 ] + extra)
@@ -149,6 +153,23 @@ import Testing
             try process.run()
             return process
         }
+    }
+
+    /// The shipped SO-101 with a loop of 100 Hz, a watchdog of 500 ms and a budget of 50 bus errors: the session's
+    /// flow is under test here, not the loop's real-time margins (on a machine busy with other tests, the shipped
+    /// 500 Hz, 50 ms and 5 put the arm in its safe state — overrun, staleCommand, busErrors — in about one session
+    /// in three; the runtime's margins have tests of their own). Joints, servos and safe states are the shipped ones.
+    static func lenientRobot() throws -> String {
+        var text = try String(contentsOfFile: robot, encoding: .utf8)
+        for (shipped, lenient) in [
+            ("model: so101.urdf", "model: \(repositoryRoot)/Hardware/robots/so101/so101.urdf"),
+            ("rate_hz: 500\n  priority: 80", "rate_hz: 100\n  priority: 80"), ("watchdog_ms: 50", "watchdog_ms: 500"),
+            ("bus_error_budget: 5", "bus_error_budget: 50"),
+        ] {
+            try #require(text.contains(shipped), "robot.yaml no longer says \(shipped)")
+            text = text.replacingOccurrences(of: shipped, with: lenient)
+        }
+        return text
     }
 
     /// Ends `process` (SIGKILL) if it still runs: a failed expectation must not leave it behind.
