@@ -105,13 +105,14 @@ bench-lerobot: deps lerobot-env
 	python3 Benchmarks/lerobot/measure.py
 
 TEST_ENV = SINEW_PYTHON=$(CURDIR)/$(PYENV)/bin/python SINEW_LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python
-# Five groups run after the rest, one at a time. The suite's real-time runs hold SCHED_FIFO threads that busy-poll:
+# Six groups run after the rest, one at a time. The suite's real-time runs hold SCHED_FIFO threads that busy-poll:
 # beside them on two cores a thread of ordinary priority can wait seconds. MultiBusTests (real time, I/O threads
 # pinned to the cores) would make the other tests' loops late; the vendors' SDKs (RegisterWalkTests, and LeRobot's
 # in LeRobotTests) wait a few milliseconds for a status packet; the telemetry servers' tests (SinewTelemetryTests)
 # time out when SwiftNIO's event loop does not run; the ROS 2 tests (ROSTests, SinewROSTests) hold a loop's rate and
-# an e-stop's tick against DDS threads of ordinary priority.
-ALONE_SUITES := MultiBusTests RegisterWalkTests LeRobotTests SinewTelemetryTests ROSTests
+# an e-stop's tick against DDS threads of ordinary priority; the real-arm recording sessions (ArmRecordTests) hold
+# a FIFO loop against two virtual servers of ordinary priority for up to a minute each.
+ALONE_SUITES := MultiBusTests RegisterWalkTests LeRobotTests SinewTelemetryTests ROSTests ArmRecordTests
 space := $(subst ,, )
 test: deps pyenv lerobot-env
 	$(SWIFT) build -c $(CONFIG) --build-tests

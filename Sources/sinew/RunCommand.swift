@@ -218,6 +218,8 @@ struct RunOutcome {
     var json: JSONValue
     var summary: String
     var exitCode: Int32
+    /// What ended the loop (`duration`, `request`, `SIGINT`, `failure: …`), as the JSON's `stopped_by`.
+    var stoppedBy = ""
 }
 
 /// The `sinew run` and `sinew demo` front end: opens the backend, builds the loop and hands the run to the
@@ -355,7 +357,7 @@ enum RobotRun {
             }
             recording = try options.startRecording(
                 loop: loop, configuration: configuration, calibrationPath: calibration?.path,
-                liveSinks: rosNode.map { [$0.publisher] } ?? [])
+                liveSinks: (rosNode.map { [$0.publisher] } ?? []) + (options.companion?.sinks ?? []))
             rosNode?.start()
             for note in notes { recording?.writer.log(note) }
         } catch {
@@ -368,11 +370,22 @@ enum RobotRun {
         // A jog policy takes the terminal's other keys (arrows, pages, letters) as its commands.
         let jogKeys = (loop.policy as? JogPolicy).map { JogKeyFeed(input: $0.input) }
         var onOtherByte: (@Sendable (UInt8) -> Void)?
+        var onEscape: (@Sendable () -> Void)?
         if let jogKeys { onOtherByte = { byte in jogKeys.feed(byte) } }
+        let companion = options.companion
+        if let companion {
+            onOtherByte = { byte in companion.keyByte(byte) }
+            onEscape = { companion.escapeKey() }
+        }
         let keys = TerminalKeys(
             onEmergencyStop: { estop.pressKeyboardStop() }, onRecover: { estop.requestRecovery() },
-            onOtherByte: onOtherByte)
+            onOtherByte: onOtherByte, onEscape: onEscape)
         if jogKeys != nil, keys.isActive { printError(JogKeyDecoder.hint) }
+        if let companion, !keys.isActive {
+            printError(
+                "note: standard input is not this run's terminal in the foreground: its keys (\(companion.keysHint)) "
+                    + "are not read; Ctrl-C or SIGTERM ends the run")
+        }
         session.onNotice = { [recording] notice in
             writeStandardError("\r\u{1B}[K")
             printError(notice)
@@ -403,6 +416,17 @@ enum RobotRun {
                 },
                 monitor: { progress in
                     recording?.telemetry?.hub.overrunsSoFar(progress.overruns)
+                    var companionStatus = ""
+                    if let companion {
+                        let view = companion.monitor()
+                        for line in view.lines {
+                            status.finish()
+                            printError(line)
+                            recording?.writer.log(line)
+                        }
+                        if view.endRun { session.requestStop() }
+                        companionStatus = view.status + "  "
+                    }
                     if let imu = loop.imu,
                         let truth = simulated?.imu?.trueLinkOrientation(atSampleTimeS: imu.publishedSampleTimeS)
                     {
@@ -423,7 +447,7 @@ enum RobotRun {
                     // Most important first: a narrow terminal cuts the end of the line.
                     let state = "\(loop.observedState)"
                     let line =
-                        state + String(repeating: " ", count: max(1, 7 - state.count))
+                        companionStatus + state + String(repeating: " ", count: max(1, 7 - state.count))
                         + String(
                             format: "%5.1f s %6.1f Hz  tracking %5.1f mrad  overruns %lld  bus errors %d  "
                                 + "wake p50/p99 %3.0f/%3.0f µs", progress.elapsedS,
@@ -568,7 +592,7 @@ enum RobotRun {
             summary +=
                 "\n  safety events:\n" + events.map { "    " + loop.supervisor.describe($0) }.joined(separator: "\n")
         }
-        return RunOutcome(json: json, summary: summary, exitCode: exitCode)
+        return RunOutcome(json: json, summary: summary, exitCode: exitCode, stoppedBy: stoppedBy)
     }
 }
 

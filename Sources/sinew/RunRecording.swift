@@ -19,6 +19,8 @@ struct RunOptions {
     var telemetry = TelemetryOverrides()
     /// `--ros` and its companions (override robot.yaml's `ros:`).
     var ros = ROSOverrides()
+    /// What rides along the run (`sinew record` on a real arm: the episodes, their keys and status).
+    var companion: (any RunCompanion)?
 
     /// The calibration to run with, if one is given here or in robot.yaml.
     func loadCalibration(configuration: RobotConfiguration) throws -> (file: CalibrationFile, path: String)? {

@@ -62,20 +62,7 @@ struct Teleop: ParsableCommand {
         let leaderPath = leader
         var options = RunOptions(calibrationPath: calibration, recordPath: record)
         options.leaderPort = leaderPort
-        options.policyOverride = { checked in
-            let leader = try RobotConfiguration.load(contentsOf: leaderPath)
-            let names = Set(leader.joints.map(\.name))
-            let pairs = checked.configuration.joints.map(\.name).filter(names.contains)
-            guard !pairs.isEmpty else {
-                throw ValidationError(
-                    "\(leaderPath) shares no joint name with \(checked.configuration.file); map them in robot.yaml's "
-                        + "policy (type: teleop, joints: {follower: leader})")
-            }
-            return RobotConfiguration.Policy(
-                settings: TeleopPolicySettings(
-                    leaderPath: leaderPath, leader: leader,
-                    joints: pairs.map { TeleopPolicySettings.Pair(follower: $0, leader: $0) }))
-        }
+        options.policyOverride = { checked in try teleopPolicy(leaderPath: leaderPath, follower: checked) }
         try runWithPolicy(
             robot: robot, backend: backend, port: port, duration: duration, json: json, fast: fast, options: options)
     }
@@ -152,6 +139,22 @@ struct Jog: ParsableCommand {
         try runWithPolicy(
             robot: robot, backend: backend, port: port, duration: duration, json: json, fast: false, options: options)
     }
+}
+
+/// The `teleop` policy with the leader arm of `leaderPath`, its joints paired with the follower's by name.
+func teleopPolicy(leaderPath: String, follower checked: CheckedRobotConfiguration) throws -> RobotConfiguration.Policy {
+    let leader = try RobotConfiguration.load(contentsOf: leaderPath)
+    let names = Set(leader.joints.map(\.name))
+    let pairs = checked.configuration.joints.map(\.name).filter(names.contains)
+    guard !pairs.isEmpty else {
+        throw ValidationError(
+            "\(leaderPath) shares no joint name with \(checked.configuration.file); map them in robot.yaml's "
+                + "policy (type: teleop, joints: {follower: leader})")
+    }
+    return RobotConfiguration.Policy(
+        settings: TeleopPolicySettings(
+            leaderPath: leaderPath, leader: leader,
+            joints: pairs.map { TeleopPolicySettings.Pair(follower: $0, leader: $0) }))
 }
 
 /// `sinew run`'s ending for the commands that run a robot with a policy of their own choosing.

@@ -22,12 +22,18 @@ final class TerminalKeys: @unchecked Sendable {
     /// Whether keys are read (standard input is this process's controlling terminal, in the foreground).
     let isActive: Bool
 
+    /// How long the reader waits after an ESC byte for the rest of a key's sequence (an arrow sends ESC [ C at
+    /// once) before it takes the ESC for the Esc key alone, ms.
+    static let escapeWaitMs: Int32 = 60
+
     /// Starts reading keys; `onEmergencyStop` and `onRecover` run on the reader thread for each of their keys,
     /// `onOtherByte` for every other byte (a jog policy's keys) — for every byte with `allBytes` (a terminal
-    /// that is no run's e-stop, such as `sinew virtual-bus --hand keys`).
+    /// that is no run's e-stop, such as `sinew virtual-bus --hand keys`). With `onEscape`, an ESC byte that no
+    /// other byte follows within `escapeWaitMs` is the Esc key: `onEscape` runs instead of `onOtherByte`.
     init(
         onEmergencyStop: @escaping @Sendable () -> Void, onRecover: @escaping @Sendable () -> Void = {},
-        onOtherByte: (@Sendable (UInt8) -> Void)? = nil, allBytes: Bool = false
+        onOtherByte: (@Sendable (UInt8) -> Void)? = nil, onEscape: (@Sendable () -> Void)? = nil,
+        allBytes: Bool = false
     ) {
         guard Self.standardInputIsAForegroundTerminal,
             tcgetattr(STDIN_FILENO, &savedMode) == 0
@@ -55,7 +61,9 @@ final class TerminalKeys: @unchecked Sendable {
                 guard poll(&descriptor, 1, 100) == 1 else { continue }
                 // End of input or an error (the terminal went away): stop reading, the run goes on.
                 guard read(STDIN_FILENO, &byte, 1) == 1 else { break }
-                if allBytes {
+                if byte == 0x1B, let onEscape, poll(&descriptor, 1, Self.escapeWaitMs) != 1 {
+                    onEscape()
+                } else if allBytes {
                     onOtherByte?(byte)
                 } else if Self.emergencyStopKeys.contains(byte) {
                     onEmergencyStop()
