@@ -173,7 +173,10 @@ public final class ArmEpisodeRecorder: RecordingSink, @unchecked Sendable {
         let active = header.state == .active
         let key = takeKey()
         if key == .escape {
-            if phase == .recording { discard() }
+            // As lerobot-record (0.6.1) does: the episode Esc cuts short is kept, unless it has no frame yet.
+            if phase == .recording {
+                if state.isEmpty { discard() } else { keep() }
+            }
             stoppedByEscape.store(true, ordering: .releasing)
             end(.stoppedByEscape)
             return

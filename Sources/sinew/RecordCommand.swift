@@ -42,7 +42,7 @@ struct Record: ParsableCommand {
             the terminal the command runs in: → (Right arrow) ends the episode early and keeps it, or skips the \
             reset; ← (Left arrow) discards the episode and records it again after a reset (during a reset: discards \
             the episode just kept and records it again at once); Esc ends the session (the episode in progress is \
-            discarded, those kept are written); e or space: e-stop; r: recover (an episode the robot leaves the \
+            kept as far as it got, as lerobot-record does; Ctrl-C and SIGTERM discard it); e or space: e-stop; r: recover (an episode the robot leaves the \
             active state in is discarded and recorded again). The status line shows the phase, episode i/N and the \
             seconds left; a line is printed at each change, with the episode's goal drawn from its seed (seed + i: \
             a reach target, the task's observation.environment_state). Frames as in simulation: the measured \

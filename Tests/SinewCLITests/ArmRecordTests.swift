@@ -302,9 +302,9 @@ import Testing
     }
 
     /// 600 s episodes with 1 s resets: ← during episode 1 discards it, the reset runs out, → ends the new take
-    /// early (kept), the reset runs out, and Esc during episode 2 ends the session: only episode 1 is written,
-    /// the episode in progress is not.
-    @Test func escapeEndsTheSessionKeepingTheEpisodesBefore() throws {
+    /// early (kept), the reset runs out, and Esc during episode 2 ends the session: episode 2 is kept as far as it
+    /// got (lerobot-record keeps the episode Esc cuts short too), and both are written.
+    @Test func escapeEndsTheSessionKeepingTheEpisodeItCuts() throws {
         try Self.retryingSafeStates("escape") { bench in
             let dataset = bench.dir + "/dataset"
             let output = bench.dir + "/report.json"
@@ -319,17 +319,18 @@ import Testing
             try bench.expectLine("episode 1/2: kept")
             try bench.expectLine("episode 2/2: recording")
             try bench.press(Self.escape)
-            try bench.expectLine("Esc: the recording session ends with 1 episode(s) kept")
+            try bench.expectLine("episode 2/2: kept")
+            try bench.expectLine("Esc: the recording session ends with 2 episode(s) kept")
             try bench.expectExit(process)
             bench.stop()
             #expect(process.terminationStatus == 0, "\(bench.text)")
             let report = try #require(
                 jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
-            #expect(report["episodes"] as? Int == 1)
-            #expect(report["discarded"] as? Int == 2, "the first take of episode 1 and episode 2 in progress")
+            #expect(report["episodes"] as? Int == 2)
+            #expect(report["discarded"] as? Int == 1, "the first take of episode 1")
             #expect(report["ended_by"] as? String == "Esc")
             let lengths = try #require(report["episode_frames"] as? [Int])
-            #expect(lengths.count == 1 && lengths[0] > 0, "\(lengths)")
+            #expect(lengths.count == 2 && lengths.allSatisfy { $0 > 0 }, "\(lengths)")
             try Self.checkDataset(dataset, report: report, printed: bench.text)
             #expect(try bench.followerTorque() == SafeExitTests.torqueAfterShutdown)
         }

@@ -91,7 +91,7 @@ import Testing
 
     /// ← while recording discards the episode and a reset follows; → skips the reset; → ends an episode early (kept);
     /// ← during the reset after it discards that episode and records it again at once; Esc ends the session, the
-    /// episode in progress discarded.
+    /// episode in progress kept as far as it got (as lerobot-record keeps it).
     @Test func keysDecideEpisodes() throws {
         let session = Session(episodes: 3, episodeTimeS: 600, resetTimeS: 600)
         session.ticks(50)
@@ -118,12 +118,12 @@ import Testing
         session.ticks(1)
         #expect(session.recorder.isDone && session.recorder.endedByEscape)
         let lines = try session.close()
-        #expect(session.recorder.keptEpisodes.map(\.state.count) == [3])
-        #expect(session.recorder.discardedEpisodes == 3, "the first take, the take ← discarded in the reset, episode 2")
+        #expect(session.recorder.keptEpisodes.map(\.state.count) == [3, 3], "20 ticks of episode 2: 0.01, 0.1, 0.2 s")
+        #expect(session.recorder.discardedEpisodes == 2, "the first take and the take ← discarded in the reset")
         #expect(lines.contains("episode 1/3: discarded; it is recorded again after the reset"), "\(lines)")
         #expect(
             lines.contains("episode 1/3: the episode before this reset is discarded; recording it again"), "\(lines)")
-        #expect(lines.last == "Esc: the recording session ends with 1 episode(s) kept", "\(lines)")
+        #expect(lines.last == "Esc: the recording session ends with 2 episode(s) kept", "\(lines)")
     }
 
     /// A second → queued behind the one that skipped a reset finds an episode without a frame: it is ignored, no
