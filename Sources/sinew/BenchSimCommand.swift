@@ -130,11 +130,13 @@ struct SimBench: ParsableCommand {
                 format: "  Sinew, whole stack, %d processes %7.1f×  (runs: %@; %.2f× one process)", jobs, jobsFigure,
                 runs(parallel), core > 0 ? jobsFigure / core : 0))
         if let mujocoFigure {
+            // Padded to the Sinew lines' column, whatever the version's length.
+            let label = "  MuJoCo \((mujocoReport["mujoco_version"] as? String) ?? "?"), physics alone"
             print(
-                String(
-                    format: "  MuJoCo %@, physics alone        %7.1f×  (runs: %@; Sinew per core is %.2f× MuJoCo)",
-                    (mujocoReport["mujoco_version"] as? String) ?? "?", mujocoFigure, runs(mujoco), core / mujocoFigure)
-            )
+                label.padding(toLength: max(label.count, 34), withPad: " ", startingAt: 0)
+                    + String(
+                        format: "%7.1f×  (runs: %@; Sinew per core is %.2f× MuJoCo)", mujocoFigure, runs(mujoco),
+                        core / mujocoFigure))
         } else {
             print("  MuJoCo: not run (no Python with mujoco: `make bench-sim`, or --python)")
         }
