@@ -174,7 +174,7 @@ let package = Package(
             name: "sinew-fuzz",
             dependencies: [
                 "SinewCore", "SinewRuntime", "SinewKinematics", "SinewPolicy", "SinewRecording", "SinewSim", "SinewROS",
-                "CRealtime",
+                "SinewTwin", "CRealtime",
             ],
             path: "Fuzz/ParserFuzz"),
         // Test-only: counts heap allocations per thread by defining malloc & co. itself.

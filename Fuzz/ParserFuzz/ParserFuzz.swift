@@ -7,6 +7,7 @@ import SinewROS
 import SinewRecording
 import SinewRuntime
 import SinewSim
+import SinewTwin
 
 // The parsers of what comes from outside — robot.yaml, URDF, the e-stop socket's messages, the `mlp` policy's
 // safetensors files, joint motion CSV files, MCAP recordings — under libFuzzer
@@ -23,14 +24,15 @@ import SinewSim
 // outside (a listen address, where a request carries its token, a dashboard command, a token, and the text as a URDF
 // whose visual geometry the dashboard's 3D view gets), 11 a ROS 2 sample as it arrives over DDS (decoded as each
 // type the robot subscribes to; a trajectory or a target that decodes then checked and resampled as the node does for
-// the SO-101's joints); the rest of the input is the parser's text or bytes.
+// the SO-101's joints), 12 the key bytes `sinew record` reads on a real arm (its arrow-key decoder); the rest of the
+// input is the parser's text or bytes.
 
 /// Runs one input through its parser. Errors are expected (they are values); a crash, a trap or a hang is the
 /// bug the fuzzer looks for.
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     guard let selector = data.first else { return }
     let body = UnsafeRawBufferPointer(rebasing: data.dropFirst())
-    switch selector % 12 {
+    switch selector % 13 {
     case 0:
         let text = String(decoding: body, as: UTF8.self)
         _ = try? RobotConfiguration.parse(text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
@@ -82,6 +84,12 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
     case 9:
         var decoder = ManualHandKeyDecoder()
         for byte in body { _ = decoder.feed(byte) }
+    case 12:
+        // A BEL byte stands for the Esc key told apart by the terminal reader's timing, which resets the decoder.
+        var decoder = EpisodeKeyDecoder()
+        for byte in body {
+            if decoder.feed(byte) == nil && byte == 0x07 { decoder.reset() }
+        }
     default:
         if let file = try? SafeTensorsFile(bytes: [UInt8](body), file: "fuzz.safetensors") {
             for tensor in file.tensors where tensor.dtype.isReadableAsDouble { _ = try? file.values(tensor.name) }

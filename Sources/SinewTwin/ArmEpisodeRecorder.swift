@@ -73,7 +73,7 @@ public final class ArmEpisodeRecorder: RecordingSink, @unchecked Sendable {
     private let positions: UnsafeMutableBufferPointer<Double>
 
     // The key-reading thread's own: where it is in an arrow's escape sequence.
-    private var escapeState = 0
+    private var keyDecoder = EpisodeKeyDecoder()
 
     // The monitor's own.
     private var eventsRead = 0
@@ -133,24 +133,16 @@ public final class ArmEpisodeRecorder: RecordingSink, @unchecked Sendable {
     /// A byte from the operator's terminal (on the key-reading thread only): → and ← arrive as ESC [ C and ESC [ D
     /// (or ESC O C/D), counted as presses.
     public func keyByte(_ byte: UInt8) {
-        switch (escapeState, byte) {
-        case (_, 0x1B): escapeState = 1
-        case (1, UInt8(ascii: "[")), (1, UInt8(ascii: "O")): escapeState = 2
-        case (2, UInt8(ascii: "C")):
-            escapeState = 0
-            rightPresses.add(1, ordering: .releasing)
-        case (2, UInt8(ascii: "D")):
-            escapeState = 0
-            leftPresses.add(1, ordering: .releasing)
-        case (2, _) where (0x30...0x3F).contains(byte):
-            break  // parameters of a longer sequence (Page Up: ESC [ 5 ~)
-        default: escapeState = 0
+        switch keyDecoder.feed(byte) {
+        case .right: rightPresses.add(1, ordering: .releasing)
+        case .left: leftPresses.add(1, ordering: .releasing)
+        case nil: break
         }
     }
 
     /// The Esc key alone (the key reader told it from an arrow's ESC), on the key-reading thread only.
     public func escapeKey() {
-        escapeState = 0
+        keyDecoder.reset()
         escapePresses.add(1, ordering: .releasing)
     }
 
@@ -432,4 +424,37 @@ public final class ArmEpisodeRecorder: RecordingSink, @unchecked Sendable {
                 "\(name) [" + values.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "]"
             }.joined(separator: ", ")
     }
+}
+
+/// The arrow keys of a terminal, byte by byte: → and ← arrive as ESC [ C and ESC [ D (ESC O C/D in application
+/// cursor mode); the bytes of longer sequences (Page Up: ESC [ 5 ~) and everything else press nothing. Its input
+/// is whatever the terminal sends, so it is fuzzed (`sinew-fuzz` selector 12).
+public struct EpisodeKeyDecoder: Sendable {
+    public enum Arrow: Sendable, Equatable { case right, left }
+
+    // 0: plain bytes; 1: after ESC; 2: after ESC [ or ESC O.
+    private var state = 0
+
+    public init() {}
+
+    /// Feeds one byte; returns the arrow it completes, if any.
+    public mutating func feed(_ byte: UInt8) -> Arrow? {
+        switch (state, byte) {
+        case (_, 0x1B): state = 1
+        case (1, UInt8(ascii: "[")), (1, UInt8(ascii: "O")): state = 2
+        case (2, UInt8(ascii: "C")):
+            state = 0
+            return .right
+        case (2, UInt8(ascii: "D")):
+            state = 0
+            return .left
+        case (2, _) where (0x30...0x3F).contains(byte):
+            break  // parameters of a longer sequence (Page Up: ESC [ 5 ~)
+        default: state = 0
+        }
+        return nil
+    }
+
+    /// Forgets a sequence in progress (the Esc key alone was told apart from it).
+    public mutating func reset() { state = 0 }
 }
