@@ -52,6 +52,25 @@ public enum TransportError: Error, Sendable, Equatable {
     case serialPort(call: String, code: Int32, message: String)
 }
 
+extension TransportError: CustomStringConvertible {
+    /// What went wrong, in words (the port's path where the error carries it).
+    public var description: String {
+        switch self {
+        case .system(let call, let errno): return "\(call) failed: \(String(cString: strerror(errno)))"
+        case .closed: return "the other end of the in-process pipe is closed"
+        case .disconnected(let errno):
+            return errno == 0
+                ? "port disconnected (hang-up)" : "port disconnected (\(String(cString: strerror(errno))))"
+        case .writeTimeout(let written): return "write timed out after \(written) byte(s)"
+        case .notFound(let what): return "no such port: \(what)"
+        case .inUse(let path):
+            return "\(path) is in use: another program holds its lock (another sinew, or a tool that locks its port)"
+        case .unsupportedBaudRate(let rate): return "the port or its driver refuses \(rate) bit/s"
+        case .serialPort(let call, let code, let message): return "libserialport \(call) failed (\(code)): \(message)"
+        }
+    }
+}
+
 /// Bytes in and out of a half-duplex servo bus. Implementations: ``SerialPortTransport`` (real ports
 /// through libserialport), ``PseudoTerminalTransport`` (termios on a pty) and ``BytePipeEnd`` (in-process).
 /// One thread uses a transport at a time; nothing here blocks past the deadline it is given.

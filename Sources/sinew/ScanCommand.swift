@@ -225,12 +225,10 @@ struct ScanCommand: ParsableCommand {
 
     static func describe(_ error: TransportError) -> String {
         switch error {
-        case .notFound(let what): return "no such port: \(what)"
         case .inUse(let what):
             return "\(what) is in use by another program (a running `sinew run`?): one master per bus"
-        case .system(let call, let code): return "\(call) failed: \(String(cString: strerror(code)))"
         case .serialPort(_, _, let message) where !message.isEmpty: return message
-        default: return "\(error)"
+        default: return error.description
         }
     }
 
