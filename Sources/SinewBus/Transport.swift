@@ -56,7 +56,10 @@ extension TransportError: CustomStringConvertible {
     /// What went wrong, in words (the port's path where the error carries it).
     public var description: String {
         switch self {
-        case .system(let call, let errno): return "\(call) failed: \(String(cString: strerror(errno)))"
+        case .system(let call, let errno):
+            // ENOTTY from a terminal call: the path is a file or device, not a serial port (`--port /dev/null`).
+            let hint = errno == ENOTTY ? " (not a serial port or terminal)" : ""
+            return "\(call) failed: \(String(cString: strerror(errno)))\(hint)"
         case .closed: return "the other end of the in-process pipe is closed"
         case .disconnected(let errno):
             return errno == 0
