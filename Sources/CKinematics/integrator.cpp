@@ -46,10 +46,8 @@ extern "C" void sk_semi_implicit_step(const sk_model *model, sk_data *data, cons
     if (n == 0) return;
     Eigen::MatrixXd &A = data->stepMatrix;
     sk_crba(model, data, q, A.data());
-    // Bias b(q, v): RNEA with zero acceleration, on the joint placements CRBA's kinematics left. stepRhs doubles
-    // as the zero vector for a moment.
-    data->stepRhs.setZero();
-    rneaAfterKinematics(model, data, q, v, data->stepRhs.data(), data->stepBias.data());
+    // Bias b(q, v): RNEA with zero acceleration, on the joint placements CRBA's kinematics left.
+    rneaAfterKinematics(model, data, q, v, data->zeroAcceleration.data(), data->stepBias.data());
     for (int i = 0; i < n; ++i) A(i, i) += armature[i];
     // Right-hand side (M + armature) v + dt (tau + damping v - b), before the damping enters A.
     double *rhs = data->stepSolution.data();

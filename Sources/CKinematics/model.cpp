@@ -106,10 +106,9 @@ extern "C" sk_data *sk_data_create(const sk_model *model) {
     data->Dinv.assign(n, 0.0);
     data->u.assign(n, 0.0);
     data->stepMatrix = Eigen::MatrixXd::Zero(n, n);
-    data->stepRhs = Eigen::VectorXd::Zero(n);
     data->stepSolution = Eigen::VectorXd::Zero(n);
     data->stepBias = Eigen::VectorXd::Zero(n);
-    data->stepFactor = Eigen::LLT<Eigen::MatrixXd>(static_cast<Eigen::Index>(n));
+    data->zeroAcceleration = Eigen::VectorXd::Zero(n);
     data->ikQ.assign(n, 0.0);
     data->ikQTrial.assign(n, 0.0);
     data->ikStep.assign(n, 0.0);

@@ -159,8 +159,9 @@ struct sk_data {
     std::vector<double> Dinv, u;
     // Simulation step scratch: system matrix and its factorisation, sized once.
     Eigen::MatrixXd stepMatrix;
-    Eigen::VectorXd stepRhs, stepSolution, stepBias;
-    Eigen::LLT<Eigen::MatrixXd> stepFactor;
+    Eigen::VectorXd stepSolution, stepBias;
+    // Zero joint accelerations, for the step's bias RNEA (never written after creation).
+    Eigen::VectorXd zeroAcceleration;
     // Inverse-kinematics scratch.
     std::vector<double> ikQ, ikQTrial, ikStep, ikJacobian, ikReduced, ikLower, ikUpper;
     std::vector<int> ikActive;
