@@ -121,9 +121,6 @@ public final class BytePipeEnd: ByteTransport, @unchecked Sendable {
         while true {
             let n = try readAvailable(into: buffer)
             if n > 0 { return n }
-            // A deadline at the epoch is a poll (``ByteTransport/readAvailable(into:)``): nothing is here, and
-            // the eventfd could only say so again, at the price of two system calls.
-            if deadline.nanoseconds == 0 { return 0 }
             let r = sinew_wait_readable(incoming.dataEvent, deadline.nanoseconds)
             if r < 0 { throw .system(call: "ppoll", errno: -r) }
             if r == 2 { throw .closed }
