@@ -165,21 +165,13 @@ struct Record: ParsableCommand {
         let keep = self.keep ?? .success
         var loaded = try episodeOptions.load()
         if let leader {
-            let leaderConfiguration: RobotConfiguration
             do {
-                leaderConfiguration = try RobotConfiguration.load(contentsOf: leader)
+                loaded.policy = .settings(try teleopSettings(leaderPath: leader, follower: loaded.setup.configuration))
+            } catch let error as ValidationError {
+                throw error
             } catch {
                 throw CommandFailure("\(error)")
             }
-            let names = Set(leaderConfiguration.joints.map(\.name))
-            let pairs = loaded.setup.configuration.joints.map(\.name).filter(names.contains)
-            guard !pairs.isEmpty else {
-                throw ValidationError("\(leader) shares no joint name with \(loaded.setup.configuration.file)")
-            }
-            loaded.policy = .settings(
-                TeleopPolicySettings(
-                    leaderPath: leader, leader: leaderConfiguration,
-                    joints: pairs.map { TeleopPolicySettings.Pair(follower: $0, leader: $0) }))
         }
         let setup = loaded.setup
         let frameRate = fps ?? setup.task.fps
@@ -216,13 +208,10 @@ struct Record: ParsableCommand {
         }
         let simulatedS = Double(kept.reduce(0) { $0 + $1.state.count }) / Double(frameRate)
         var notes: [(String, String)] = [
-            ("robot", setup.configuration.name), ("task", setup.task.name),
-            ("task_type", setup.task.settings.typeName),
             ("policy", leader.map { "teleop (leader \(($0 as NSString).lastPathComponent))" } ?? episodeOptions.policy),
             ("seeds", seeds.map(String.init).joined(separator: ",")),
             ("randomized", loaded.randomization == nil ? "false" : "true"),
-            ("source", "sinew record (simulated, lockstep)"), ("loop_rate_hz", "\(setup.configuration.loop.rateHz)"),
-            ("sinew_version", SinewVersion.number),
+            ("source", "sinew record (simulated, lockstep)"),
         ]
         if let randomization = loaded.randomization {
             notes.append(
@@ -234,11 +223,7 @@ struct Record: ParsableCommand {
                     .joined(separator: ",")
                 ))
         }
-        let spec = LeRobotDatasetSpec(
-            fps: frameRate, robotType: setup.configuration.name, conversion: conversion,
-            environmentNames: setup.task.settings.observationNames(configuration: setup.configuration),
-            episodes: kept, notes: notes)
-        _ = try DatasetHelper.write(spec, to: dataset, python: python)
+        try writeDataset(kept, setup: setup, frameRate: frameRate, conversion: conversion, notes: notes)
         let wallS = Double(MonotonicInstant.now().nanoseconds - start) * 1e-9
         let frames = kept.reduce(0) { $0 + $1.state.count }
         if json {
@@ -300,22 +285,15 @@ extension Record {
                 + "Keys: → ends the episode (kept) or skips the reset; ← records the episode again; Esc ends the "
                 + "session; e or space: e-stop; r: recover. Ctrl-C ends too. The episodes kept are written at the end.")
         /// The episodes kept, written and checked (after the run: the arm is shut down by then).
-        func writeDataset(_ kept: [LeRobotEpisode], endedBy: String) throws {
+        func writeKept(_ kept: [LeRobotEpisode], endedBy: String) throws {
             let notes: [(String, String)] = [
-                ("robot", setup.configuration.name), ("task", setup.task.name),
-                ("task_type", setup.task.settings.typeName),
                 ("policy", "teleop (leader \((leaderPath as NSString).lastPathComponent))"),
                 ("seeds", kept.indices.map { String(recorder.seed(ofEpisode: $0)) }.joined(separator: ",")),
                 ("source", "sinew record (\(backend.rawValue), real time, teleoperated)"),
-                ("loop_rate_hz", "\(setup.configuration.loop.rateHz)"), ("episode_time_s", "\(episodeTime)"),
-                ("reset_time_s", "\(resetTime)"), ("discarded_episodes", "\(recorder.discardedEpisodes)"),
-                ("ended_by", endedBy), ("sinew_version", SinewVersion.number),
+                ("episode_time_s", "\(episodeTime)"), ("reset_time_s", "\(resetTime)"),
+                ("discarded_episodes", "\(recorder.discardedEpisodes)"), ("ended_by", endedBy),
             ]
-            let spec = LeRobotDatasetSpec(
-                fps: frameRate, robotType: setup.configuration.name, conversion: conversion,
-                environmentNames: setup.task.settings.observationNames(configuration: setup.configuration),
-                episodes: kept, notes: notes)
-            _ = try DatasetHelper.write(spec, to: dataset, python: python)
+            try writeDataset(kept, setup: setup, frameRate: frameRate, conversion: conversion, notes: notes)
         }
         let outcome: RunOutcome
         do {
@@ -326,7 +304,7 @@ extension Record {
             // A failure after ticks ran (a loop thread that cannot restart after a recovery): what was kept is
             // written all the same. Before the ticks nothing was recorded.
             if !recorder.keptEpisodes.isEmpty {
-                try writeDataset(recorder.keptEpisodes, endedBy: "failure: \(failure.message)")
+                try writeKept(recorder.keptEpisodes, endedBy: "failure: \(failure.message)")
                 printError(
                     "\(dataset): the \(recorder.keptEpisodes.count) episode(s) kept before the failure are written")
             }
@@ -353,7 +331,7 @@ extension Record {
                 "no episode was kept (ended by \(endedBy); \(recorder.discardedEpisodes) discarded\(cutShort)): "
                     + "nothing was written to \(dataset)")
         }
-        try writeDataset(kept, endedBy: endedBy)
+        try writeKept(kept, endedBy: endedBy)
         let frames = kept.reduce(0) { $0 + $1.state.count }
         if json {
             print(
@@ -376,6 +354,25 @@ extension Record {
     }
 
     /// The joints' conversion into the dataset's units (`--units`, `--gripper-joints`).
+    /// Writes and checks the dataset of `episodes`: the notes every recording carries (robot, task, loop rate,
+    /// version) around the run's own `notes`.
+    func writeDataset(
+        _ episodes: [LeRobotEpisode], setup: TwinSetup, frameRate: Int, conversion: LeRobotJointConversion,
+        notes: [(String, String)]
+    ) throws {
+        let spec = LeRobotDatasetSpec(
+            fps: frameRate, robotType: setup.configuration.name, conversion: conversion,
+            environmentNames: setup.task.settings.observationNames(configuration: setup.configuration),
+            episodes: episodes,
+            notes: [
+                ("robot", setup.configuration.name), ("task", setup.task.name),
+                ("task_type", setup.task.settings.typeName),
+            ] + notes + [
+                ("loop_rate_hz", "\(setup.configuration.loop.rateHz)"), ("sinew_version", SinewVersion.number),
+            ])
+        _ = try DatasetHelper.write(spec, to: dataset, python: python)
+    }
+
     func jointConversion(_ setup: TwinSetup) throws -> LeRobotJointConversion {
         let gripperNames = gripperJoints.map { $0.split(separator: ",").map(String.init) }
         for name in gripperNames ?? [] where setup.configuration.jointIndex(named: name) == nil {

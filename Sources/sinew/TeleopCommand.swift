@@ -143,18 +143,22 @@ struct Jog: ParsableCommand {
 
 /// The `teleop` policy with the leader arm of `leaderPath`, its joints paired with the follower's by name.
 func teleopPolicy(leaderPath: String, follower checked: CheckedRobotConfiguration) throws -> RobotConfiguration.Policy {
+    RobotConfiguration.Policy(settings: try teleopSettings(leaderPath: leaderPath, follower: checked.configuration))
+}
+
+/// The `teleop` policy's settings: the leader arm of `leaderPath`, its joints paired with the follower's by name.
+func teleopSettings(leaderPath: String, follower: RobotConfiguration) throws -> TeleopPolicySettings {
     let leader = try RobotConfiguration.load(contentsOf: leaderPath)
     let names = Set(leader.joints.map(\.name))
-    let pairs = checked.configuration.joints.map(\.name).filter(names.contains)
+    let pairs = follower.joints.map(\.name).filter(names.contains)
     guard !pairs.isEmpty else {
         throw ValidationError(
-            "\(leaderPath) shares no joint name with \(checked.configuration.file); map them in robot.yaml's "
+            "\(leaderPath) shares no joint name with \(follower.file); map them in robot.yaml's "
                 + "policy (type: teleop, joints: {follower: leader})")
     }
-    return RobotConfiguration.Policy(
-        settings: TeleopPolicySettings(
-            leaderPath: leaderPath, leader: leader,
-            joints: pairs.map { TeleopPolicySettings.Pair(follower: $0, leader: $0) }))
+    return TeleopPolicySettings(
+        leaderPath: leaderPath, leader: leader,
+        joints: pairs.map { TeleopPolicySettings.Pair(follower: $0, leader: $0) })
 }
 
 /// `sinew run`'s ending for the commands that run a robot with a policy of their own choosing.
