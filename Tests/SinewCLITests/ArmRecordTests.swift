@@ -134,9 +134,27 @@ import Testing
             return try (1...6).map { id in try bus.read(id: ServoID(id), address: 40, length: 1)[0] }
         }
 
+        /// Where the session writes its dataset, and its JSON report.
+        var dataset: String { dir + "/dataset" }
+        var output: String { dir + "/report.json" }
+
+        /// The session's JSON report, once it has ended.
+        func report() throws -> [String: Any] {
+            try #require(jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(text)")
+        }
+
+        /// Episode 1 ended early with →, its reset skipped with →, until episode 2 of `episodes` records.
+        func keepEpisodeOneAndStartTwo(of episodes: Int) throws {
+            try expectLine("episode 1/\(episodes): recording")
+            try press(ArmRecordTests.right)
+            try expectLine("reset: 600.0 s")
+            try press(ArmRecordTests.right)
+            try expectLine("episode 2/\(episodes): recording")
+        }
+
         /// `sinew record` on the two pseudo-terminals, its standard input and error this test's terminal, its
-        /// standard output (the JSON report) a file.
-        func record(_ extra: [String], dataset: String, output: String) throws -> Process {
+        /// standard output (the JSON report) ``output``, its dataset ``dataset``.
+        func record(_ extra: [String]) throws -> Process {
             let python = try testPython(importing: ["pyarrow", "numpy"])
             let secondary = try #require(FileHandle(forUpdatingAtPath: terminal.path))
             _ = FileManager.default.createFile(atPath: output, contents: nil)
@@ -267,11 +285,8 @@ import Testing
     /// episodes (the discarded take is not in it), checked, and the arm is shut down as robot.yaml says.
     @Test func keysRedoAnEpisodeAndSkipAReset() throws {
         try Self.retryingSafeStates("redo") { bench in
-            let dataset = bench.dir + "/dataset"
-            let output = bench.dir + "/report.json"
             let process = try bench.record(
-                ["--episodes", "2", "--episode-time-s", "1.5", "--reset-time-s", "600"], dataset: dataset,
-                output: output)
+                ["--episodes", "2", "--episode-time-s", "1.5", "--reset-time-s", "600"])
             defer { Self.reap(process) }
             try bench.expectLine("episode 1/2: kept")
             try bench.expectLine("reset: 600.0 s")
@@ -284,8 +299,7 @@ import Testing
             try bench.expectExit(process)
             bench.stop()
             #expect(process.terminationStatus == 0, "\(bench.text)")
-            let report = try #require(
-                jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
+            let report = try bench.report()
             #expect(report["episodes"] as? Int == 2)
             #expect(report["discarded"] as? Int == 1)
             #expect(report["seeds"] as? [Int] == [0, 1])
@@ -296,7 +310,7 @@ import Testing
             #expect(bench.text.contains("all 2 episodes recorded"))
             let run = try #require(report["run"] as? [String: Any])
             #expect(run["final_state"] as? String == "active" && run["stopped_by"] as? String == "request", "\(run)")
-            try Self.checkDataset(dataset, report: report, printed: bench.text)
+            try Self.checkDataset(bench.dataset, report: report, printed: bench.text)
             #expect(try bench.followerTorque() == SafeExitTests.torqueAfterShutdown)
         }
     }
@@ -306,10 +320,8 @@ import Testing
     /// got (lerobot-record keeps the episode Esc cuts short too), and both are written.
     @Test func escapeEndsTheSessionKeepingTheEpisodeItCuts() throws {
         try Self.retryingSafeStates("escape") { bench in
-            let dataset = bench.dir + "/dataset"
-            let output = bench.dir + "/report.json"
             let process = try bench.record(
-                ["--episodes", "2", "--episode-time-s", "600", "--reset-time-s", "1"], dataset: dataset, output: output)
+                ["--episodes", "2", "--episode-time-s", "600", "--reset-time-s", "1"])
             defer { Self.reap(process) }
             try bench.expectLine("episode 1/2: recording")
             try bench.press(Self.left)
@@ -324,14 +336,13 @@ import Testing
             try bench.expectExit(process)
             bench.stop()
             #expect(process.terminationStatus == 0, "\(bench.text)")
-            let report = try #require(
-                jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
+            let report = try bench.report()
             #expect(report["episodes"] as? Int == 2)
             #expect(report["discarded"] as? Int == 1, "the first take of episode 1")
             #expect(report["ended_by"] as? String == "Esc")
             let lengths = try #require(report["episode_frames"] as? [Int])
             #expect(lengths.count == 2 && lengths.allSatisfy { $0 > 0 }, "\(lengths)")
-            try Self.checkDataset(dataset, report: report, printed: bench.text)
+            try Self.checkDataset(bench.dataset, report: report, printed: bench.text)
             #expect(try bench.followerTorque() == SafeExitTests.torqueAfterShutdown)
         }
     }
@@ -340,17 +351,10 @@ import Testing
     /// its own, and episode 1, completed before, is still written; the episode in progress is not.
     @Test func aBusThatFailsMidEpisodeKeepsTheEpisodesBefore() throws {
         try Self.retryingSafeStates("bus") { bench in
-            let dataset = bench.dir + "/dataset"
-            let output = bench.dir + "/report.json"
             let process = try bench.record(
-                ["--episodes", "3", "--episode-time-s", "600", "--reset-time-s", "600"], dataset: dataset,
-                output: output)
+                ["--episodes", "3", "--episode-time-s", "600", "--reset-time-s", "600"])
             defer { Self.reap(process) }
-            try bench.expectLine("episode 1/3: recording")
-            try bench.press(Self.right)
-            try bench.expectLine("reset: 600.0 s")
-            try bench.press(Self.right)
-            try bench.expectLine("episode 2/3: recording")
+            try bench.keepEpisodeOneAndStartTwo(of: 3)
             bench.safeStateExpected = true
             bench.follower.kill()
             try bench.expectExit(process)
@@ -358,11 +362,10 @@ import Testing
             // 1 (the run failed) or 3 (shutdown could not reach the servos: their bus is gone), never a crash.
             #expect([1, 3].contains(process.terminationStatus), "\(process.terminationStatus): \(bench.text)")
             #expect(bench.text.contains("episode 2/3 in progress is discarded"), "\(bench.text)")
-            let report = try #require(
-                jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
+            let report = try bench.report()
             #expect(report["episodes"] as? Int == 1)
             #expect((report["ended_by"] as? String)?.contains("disconnected") == true, "\(report["ended_by"] ?? "")")
-            try Self.checkDataset(dataset, report: report, printed: bench.text)
+            try Self.checkDataset(bench.dataset, report: report, printed: bench.text)
         }
     }
 
@@ -370,27 +373,19 @@ import Testing
     /// episode 1 is written; the episode in progress is not.
     @Test func interruptWritesTheEpisodesKept() throws {
         try Self.retryingSafeStates("sigint") { bench in
-            let dataset = bench.dir + "/dataset"
-            let output = bench.dir + "/report.json"
             let process = try bench.record(
-                ["--episodes", "3", "--episode-time-s", "600", "--reset-time-s", "600"], dataset: dataset,
-                output: output)
+                ["--episodes", "3", "--episode-time-s", "600", "--reset-time-s", "600"])
             defer { Self.reap(process) }
-            try bench.expectLine("episode 1/3: recording")
-            try bench.press(Self.right)
-            try bench.expectLine("reset: 600.0 s")
-            try bench.press(Self.right)
-            try bench.expectLine("episode 2/3: recording")
+            try bench.keepEpisodeOneAndStartTwo(of: 3)
             process.interrupt()
             try bench.expectExit(process)
             bench.stop()
             #expect(process.terminationStatus == 130, "\(bench.text)")
             #expect(!bench.text.contains("left the active state"), "a requested end is no safety event")
-            let report = try #require(
-                jsonObject((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""), "\(bench.text)")
+            let report = try bench.report()
             #expect(report["episodes"] as? Int == 1)
             #expect(report["ended_by"] as? String == "SIGINT")
-            try Self.checkDataset(dataset, report: report, printed: bench.text)
+            try Self.checkDataset(bench.dataset, report: report, printed: bench.text)
             #expect(try bench.followerTorque() == SafeExitTests.torqueAfterShutdown)
         }
     }
